@@ -1,0 +1,136 @@
+"""Families on the waiting list, their main applicants, staff users and device sessions."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+from accounts.validators import mask_id_number, mask_mobile
+
+
+class User(AbstractUser):
+    """A login. Staff log in to the admin with a password; applicants through an identity
+    provider, so their users have no usable password."""
+
+    class Meta:
+        verbose_name = "用户"
+        verbose_name_plural = "用户"
+
+
+class Layout(models.TextChoices):
+    STUDIO = "studio", "单间"
+    ONE_BED = "1b1l", "一房一厅"
+    TWO_BED = "2b1l", "两房一厅"
+    THREE_BED = "3b1l", "三房一厅"
+
+
+class Applicant(models.Model):
+    """The main applicant (主申请人) of a family: the one person who logs in and signs."""
+
+    user = models.OneToOneField(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="applicant"
+    )
+    real_name = models.CharField("姓名", max_length=50)
+    # Stored in full (identity providers match on it); shown masked everywhere.
+    id_number = models.CharField("身份证号码", max_length=18, unique=True)
+    mobile = models.CharField("登记手机号码", max_length=11)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "主申请人"
+        verbose_name_plural = "主申请人"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(mobile__regex=r"^1[3-9][0-9]{9}$"), name="applicant_mobile_format"
+            ),
+            models.CheckConstraint(
+                condition=Q(id_number__regex=r"^[0-9]{17}[0-9X]$"), name="applicant_id_format"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.real_name}（{self.id_number_masked}）"
+
+    @property
+    def id_number_masked(self) -> str:
+        return mask_id_number(self.id_number)
+
+    @property
+    def mobile_masked(self) -> str:
+        return mask_mobile(self.mobile)
+
+
+class Family(models.Model):
+    """A household on the waiting list (选房家庭)."""
+
+    rank = models.PositiveIntegerField("排位号", unique=True)
+    household_size = models.PositiveSmallIntegerField("家庭人数")
+    eligible_layouts = models.JSONField("可选户型", default=list)
+    main_applicant = models.OneToOneField(
+        Applicant, on_delete=models.PROTECT, related_name="family", verbose_name="主申请人"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "选房家庭"
+        verbose_name_plural = "选房家庭"
+        ordering = ["rank"]
+        constraints = [
+            models.CheckConstraint(condition=Q(household_size__gte=1), name="family_size_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"排位 {self.rank} · {self.main_applicant.real_name}"
+
+    @property
+    def eligible_layout_labels(self) -> list[str]:
+        return [Layout(code).label for code in self.eligible_layouts if code in Layout.values]
+
+
+class DeviceSession(models.Model):
+    """One row per applicant login. At most one is active per user: logging in elsewhere
+    ends the previous one with a reason the old device is told on its next request."""
+
+    class EndReason(models.TextChoices):
+        LOGOUT = "logout", "已退出"
+        REPLACED = "replaced", "已在其他设备登录"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="device_sessions")
+    session_key = models.CharField(max_length=64, unique=True)
+    ip = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+    provider = models.CharField(max_length=20)
+    created_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+
+    class Meta:
+        verbose_name = "登录设备"
+        verbose_name_plural = "登录设备"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"], condition=Q(ended_at__isnull=True), name="one_active_device"
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True, end_reason="")
+                | (Q(ended_at__isnull=False) & ~Q(end_reason="")),
+                name="device_end_reason_with_end",
+            ),
+        ]
+
+
+class AuditEntry(models.Model):
+    """Append-only record of what staff (and the system on their behalf) did."""
+
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
+    action = models.CharField(max_length=60)
+    target = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict)
+    ip = models.CharField(max_length=64, blank=True)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "操作日志"
+        verbose_name_plural = "操作日志"
+        ordering = ["-at", "-id"]

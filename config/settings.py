@@ -1,0 +1,282 @@
+"""Anju settings: one module, every knob read from the environment.
+
+Each variable is documented in `.env.example`. The defaults give the embedded quick start:
+SQLite under var/, the in-memory channel layer, the console SMS provider, DEBUG on.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("ANJU_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+DEBUG = env_bool("DEBUG", True)
+
+
+def _secret_key() -> str:
+    key = os.environ.get("SECRET_KEY", "")
+    if key:
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off.")
+    # Development: generate once and keep it under var/ so sessions survive restarts.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# The public origin of the site, used in links sent by SMS and encoded in QR codes.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "accounts",
+    "sms",
+    "selection",
+    "signing",
+    "mobile_api",
+    "realtime",
+    "h5",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.SingleDeviceMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'anju.sqlite3'}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default serves a few people trying the demo; WAL and a busy timeout keep
+    # the server and the clock from tripping over each other's writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+# Redis is optional for the embedded quick start; set REDIS_URL in production and tests.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+def redis_host(url: str) -> dict:
+    """Connection options for channels-redis, spelled out on purpose.
+
+    redis-py 8 defaults to a 100-connection pool that raises instead of waiting and a 5 s
+    socket timeout; under load the first turns websocket handshakes into HTTP 500s and the
+    second kills idle consumers blocked on a read. A large pool, no read timeout on the
+    long-lived receive, a bounded connect timeout and health checks keep consumers alive.
+    """
+    return {
+        "address": url,
+        "max_connections": env_int("REDIS_MAX_CONNECTIONS", 10_000),
+        "socket_timeout": None,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+        "retry_on_timeout": True,
+    }
+
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [redis_host(REDIS_URL)],
+                "prefix": os.environ.get("REDIS_PREFIX", "anju"),
+                "capacity": 1500,
+                "expiry": 30,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("REDIS_PREFIX", "anju"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = os.environ.get("LANGUAGE_CODE", "zh-hans")
+LANGUAGES = [("zh-hans", "简体中文")]
+TIME_ZONE = os.environ.get("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+# Front-end packages come from the npm registry (`npm ci` in the Makefile), never a CDN.
+NODE_MODULES = BASE_DIR / "node_modules"
+STATICFILES_DIRS = [("vendor/weui", NODE_MODULES / "weui" / "dist" / "style")]
+WHITENOISE_USE_FINDERS = DEBUG
+MEDIA_ROOT = VAR_DIR / "private"  # never served by the web server; views check ownership
+
+# Sessions: cookie-based auth for the H5 pages, CSRF and origin checks kept on.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_FAILURE_VIEW = "mobile_api.errors.csrf_failure"
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
+)
+USE_X_FORWARDED_HOST = env_bool("BEHIND_PROXY", False)
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+LOGIN_URL = "/h5/login/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["mobile_api.auth.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "mobile_api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {
+        "login": os.environ.get("THROTTLE_LOGIN", "30/min"),
+        "sms_send": os.environ.get("THROTTLE_SMS_SEND", "10/min"),
+    },
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "安居 Anju API",
+    "DESCRIPTION": "网上选房与网上签约 — applicant API. Errors: "
+    '{"error": {"code", "message", "fields"}}.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# SMS: provider "console" (development) or "tencent" (Tencent Cloud SMS API 3.0).
+SMS = {
+    "PROVIDER": os.environ.get("SMS_PROVIDER", "console"),
+    "CODE_TTL_SECONDS": env_int("SMS_CODE_TTL_SECONDS", 300),
+    "RESEND_COOLDOWN_SECONDS": env_int("SMS_RESEND_COOLDOWN_SECONDS", 60),
+    "MAX_ATTEMPTS": env_int("SMS_MAX_ATTEMPTS", 5),
+    "DAILY_CAP_PER_PHONE": env_int("SMS_DAILY_CAP_PER_PHONE", 10),
+    "HOURLY_CAP_PER_IP": env_int("SMS_HOURLY_CAP_PER_IP", 30),
+    "MAX_SEND_ATTEMPTS": env_int("SMS_MAX_SEND_ATTEMPTS", 6),
+    "TENCENT": {
+        "ENDPOINT": os.environ.get("SMS_TENCENT_ENDPOINT", "https://sms.tencentcloudapi.com"),
+        "REGION": os.environ.get("SMS_TENCENT_REGION", "ap-guangzhou"),
+        "SECRET_ID": os.environ.get("SMS_TENCENT_SECRET_ID", ""),
+        "SECRET_KEY": os.environ.get("SMS_TENCENT_SECRET_KEY", ""),
+        "SDK_APP_ID": os.environ.get("SMS_TENCENT_SDK_APP_ID", ""),
+        "SIGN_NAME": os.environ.get("SMS_TENCENT_SIGN_NAME", ""),
+        # Template ids per message kind, "kind=id,kind=id".
+        "TEMPLATES": dict(
+            item.split("=", 1) for item in env_list("SMS_TENCENT_TEMPLATES", "") if "=" in item
+        ),
+        "TIMEOUT_SECONDS": env_int("SMS_TENCENT_TIMEOUT_SECONDS", 5),
+    },
+}
+
+# Identity: the development provider (ID number + SMS code) is always on; the OIDC adapter for
+# the province's unified identity platform is on when OIDC_ISSUER is set.
+OIDC = {
+    "ISSUER": os.environ.get("OIDC_ISSUER", ""),
+    "CLIENT_ID": os.environ.get("OIDC_CLIENT_ID", ""),
+    "CLIENT_SECRET": os.environ.get("OIDC_CLIENT_SECRET", ""),
+    "SCOPES": os.environ.get("OIDC_SCOPES", "openid profile"),
+    "ID_NUMBER_CLAIM": os.environ.get("OIDC_ID_NUMBER_CLAIM", "id_card_no"),
+    "NAME_CLAIM": os.environ.get("OIDC_NAME_CLAIM", "name"),
+    "TIMEOUT_SECONDS": env_int("OIDC_TIMEOUT_SECONDS", 5),
+}
+DEV_LOGIN_ENABLED = env_bool("DEV_LOGIN_ENABLED", True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}

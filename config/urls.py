@@ -1,0 +1,25 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from mobile_api.health import healthz
+
+admin.site.site_header = "安居 · 选房签约管理后台"
+admin.site.site_title = "安居管理后台"
+admin.site.index_title = "工作人员首页"
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("mobile_api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("h5.urls")),
+]
+
+if settings.DEBUG:
+    urlpatterns.append(path("dev/", include("h5.dev_urls")))
+
+handler404 = "h5.views.not_found"
+handler500 = "h5.views.server_error"

@@ -1,0 +1,1 @@
+"""Small shared pieces of the domain layer: errors, request context. No Django apps here."""

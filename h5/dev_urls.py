@@ -1,0 +1,9 @@
+"""DEBUG-only pages for people trying the demo (mounted under /dev/ only when DEBUG)."""
+
+from django.urls import path
+
+from h5 import dev_views
+
+urlpatterns = [
+    path("sms/", dev_views.sms_inbox, name="dev-sms"),
+]

@@ -1,0 +1,66 @@
+"""Mobile pages. They render templates and read through selectors; every write goes through
+the API (mobile_api), so no business rule lives here."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from accounts.models import Applicant
+from mobile_api.errors import SESSION_ENDED, json_404, json_500
+
+
+def _applicant(request) -> Applicant | None:
+    if not request.user.is_authenticated:
+        return None
+    return Applicant.objects.filter(user=request.user).select_related("family").first()
+
+
+def _to_login(request) -> HttpResponseRedirect:
+    reason = getattr(request, "anju_session_ended", None)
+    url = settings.LOGIN_URL + (f"?reason={reason}" if reason else "")
+    return HttpResponseRedirect(url)
+
+
+@ensure_csrf_cookie
+def login_page(request):
+    reason = request.GET.get("reason", "")
+    notice = SESSION_ENDED[reason][1] if reason in SESSION_ENDED else ""
+    if _applicant(request) is not None:
+        return HttpResponseRedirect("/h5/")
+    return render(
+        request,
+        "h5/login.html",
+        {
+            "notice": notice,
+            "dev_login": settings.DEV_LOGIN_ENABLED,
+            "oidc_enabled": bool(settings.OIDC["ISSUER"]),
+            "debug": settings.DEBUG,
+        },
+    )
+
+
+@ensure_csrf_cookie
+def home_page(request):
+    applicant = _applicant(request)
+    if applicant is None:
+        return _to_login(request)
+    return render(request, "h5/home.html", {"applicant": applicant, "family": applicant.family})
+
+
+def root(request):
+    return HttpResponseRedirect("/h5/")
+
+
+def not_found(request, exception=None):
+    if request.path.startswith("/api/"):
+        return json_404(request)
+    return render(request, "h5/error.html", {"title": "页面不存在"}, status=404)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return json_500(request)
+    return render(request, "h5/error.html", {"title": "系统繁忙，请稍后再试"}, status=500)
