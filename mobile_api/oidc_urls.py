@@ -1,0 +1,3 @@
+app_name = "oidc"
+
+urlpatterns: list = []  # filled by the OIDC adapter

@@ -1,0 +1,73 @@
+"""Shared fixtures and the rule for missing services.
+
+Tests that need a real PostgreSQL, Redis or Chromium are marked `postgres`, `redis` or
+`browser`. When the service is missing they skip with a line naming it; under CI (CI=true)
+they fail instead, so a green CI run always exercised the real parts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+
+from tests.factories import FamilyFactory  # noqa: F401  (import check: factories load)
+
+CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def _redis_answers() -> bool:
+    if not settings.REDIS_URL:
+        return False
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+        return True
+    except redis.RedisError:
+        return False
+
+
+def _missing(item) -> str | None:
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if item.get_closest_marker("postgres") and "postgresql" not in engine:
+        return "PostgreSQL (set DATABASE_URL to a PostgreSQL database)"
+    if item.get_closest_marker("redis") and not _redis_answers():
+        return f"Redis (REDIS_URL={settings.REDIS_URL or 'unset'} does not answer)"
+    if item.get_closest_marker("browser") and not shutil.which(CHROMIUM):
+        return f"Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        missing = _missing(item)
+        if missing is None:
+            continue
+        if CI:
+            item.add_marker(
+                pytest.mark.usefixtures("_fail_missing_service")
+            )  # fail at setup with the reason
+            item.user_properties.append(("missing", missing))
+        else:
+            item.add_marker(pytest.mark.skip(reason=f"needs {missing}"))
+
+
+@pytest.fixture
+def _fail_missing_service(request):
+    missing = dict(request.node.user_properties).get("missing")
+    pytest.fail(f"CI requires {missing}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    # Throttle counters live in the cache; every test starts from zero.
+    cache.clear()
+    yield
+    cache.clear()
