@@ -187,6 +187,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
 # Front-end packages come from the npm registry (`npm ci` in the Makefile), never a CDN.
 NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [("vendor/weui", NODE_MODULES / "weui" / "dist" / "style")]

@@ -47,7 +47,9 @@ def home_page(request):
     applicant = _applicant(request)
     if applicant is None:
         return _to_login(request)
-    return render(request, "h5/home.html", {"applicant": applicant, "family": applicant.family})
+    # An applicant imported without a family still gets a page (it says to contact staff).
+    family = getattr(applicant, "family", None)
+    return render(request, "h5/home.html", {"applicant": applicant, "family": family})
 
 
 def root(request):
@@ -57,10 +59,10 @@ def root(request):
 def not_found(request, exception=None):
     if request.path.startswith("/api/"):
         return json_404(request)
-    return render(request, "h5/error.html", {"title": "页面不存在"}, status=404)
+    return render(request, "h5/error.html", {"title": "页面不存在", "code": 404}, status=404)
 
 
 def server_error(request):
     if request.path.startswith("/api/"):
         return json_500(request)
-    return render(request, "h5/error.html", {"title": "系统繁忙，请稍后再试"}, status=500)
+    return render(request, "h5/error.html", {"title": "系统繁忙，请稍后再试", "code": 500}, status=500)

@@ -57,7 +57,7 @@ class LoginCodeSendApi(APIView):
 
 
 class MeOutputSerializer(serializers.Serializer):
-    real_name = serializers.CharField(source="real_name")
+    real_name = serializers.CharField()
     id_number_masked = serializers.CharField()
     mobile_masked = serializers.CharField()
     family = serializers.SerializerMethodField()

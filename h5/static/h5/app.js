@@ -1,0 +1,157 @@
+/* Anju H5 shared helpers: the JSON API, the CSRF cookie, form errors, the resend countdown.
+ * Plain modern JS, no build step. Exposed as window.Anju. */
+(() => {
+  "use strict";
+
+  const LOGIN_URL = "/h5/login/";
+  const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
+
+  function cookie(name) {
+    for (const part of document.cookie ? document.cookie.split(";") : []) {
+      const [key, ...rest] = part.trim().split("=");
+      if (key === name) return decodeURIComponent(rest.join("="));
+    }
+    return "";
+  }
+
+  function csrfToken() {
+    return cookie("csrftoken");
+  }
+
+  function errorBody(code, message, extra = {}) {
+    return { error: { code, message, fields: {} }, ...extra };
+  }
+
+  /* Call the API. Resolves with the parsed JSON (null for an empty body); rejects with the
+   * API's error body {error: {code, message, fields}} plus `status` and `retryAfter`.
+   * A session ended by a login on another device goes straight to the login page. */
+  async function api(method, url, body) {
+    method = method.toUpperCase();
+    const headers = { Accept: "application/json" };
+    const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    if (!SAFE_METHODS.has(method)) headers["X-CSRFToken"] = csrfToken();
+
+    let response;
+    try {
+      response = await fetch(url, init);
+    } catch {
+      throw errorBody("network_error", "网络连接失败，请检查网络后重试", { status: 0 });
+    }
+    const text = await response.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = null;
+      }
+    }
+    if (response.ok) return data;
+
+    const failure =
+      data && data.error ? data : errorBody(`http_${response.status}`, "系统繁忙，请稍后再试");
+    failure.status = response.status;
+    failure.retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10) || null;
+    if (response.status === 401 && failure.error.code === "session_replaced") {
+      failure.redirecting = true;
+      window.location.replace(`${LOGIN_URL}?reason=replaced`);
+    }
+    throw failure;
+  }
+
+  /* Form errors: the message under the form, field messages next to their fields
+   * ([data-error-for=name] inside the cell [data-field=name]). */
+  function clearErrors(form) {
+    for (const el of form.querySelectorAll("[data-error-for]")) {
+      el.textContent = "";
+      el.hidden = true;
+    }
+    for (const cell of form.querySelectorAll("[data-field]")) {
+      cell.classList.remove("weui-cell_warn");
+      const input = cell.querySelector("input, textarea, select");
+      if (input) input.removeAttribute("aria-invalid");
+    }
+    const summary = form.querySelector("#form-error");
+    if (summary) {
+      summary.textContent = "";
+      summary.hidden = true;
+    }
+  }
+
+  function showErrors(form, failure) {
+    clearErrors(form);
+    const error = (failure && failure.error) || errorBody("error", "系统繁忙，请稍后再试").error;
+    const unplaced = [];
+    for (const [name, messages] of Object.entries(error.fields || {})) {
+      const slot = form.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
+      if (!slot) {
+        unplaced.push(...messages);
+        continue;
+      }
+      slot.textContent = messages.join("；");
+      slot.hidden = false;
+      const cell = form.querySelector(`[data-field="${CSS.escape(name)}"]`);
+      if (cell) {
+        cell.classList.add("weui-cell_warn");
+        const input = cell.querySelector("input, textarea, select");
+        if (input) input.setAttribute("aria-invalid", "true");
+      }
+    }
+    const summary = form.querySelector("#form-error");
+    if (summary) {
+      const extra = unplaced.filter((m) => m !== error.message);
+      summary.textContent = [error.message, ...extra].join("；");
+      summary.hidden = false;
+    }
+    const firstBad = form.querySelector('[aria-invalid="true"]');
+    if (firstBad) firstBad.focus();
+  }
+
+  /* Disable `button` for `seconds`, showing 「重新获取(59s)」; then re-enable it with
+   * `doneLabel`. Counts against a deadline, so a throttled background tab stays right.
+   * Returns a function that stops the countdown early. */
+  function countdown(button, seconds, { doneLabel = "重新获取", format } = {}) {
+    const label = format || ((left) => `重新获取(${left}s)`);
+    const deadline = Date.now() + seconds * 1000;
+    let timer = null;
+    const finish = () => {
+      clearInterval(timer);
+      button.disabled = false;
+      button.classList.remove("weui-btn_disabled");
+      button.textContent = doneLabel;
+    };
+    const tick = () => {
+      const left = Math.ceil((deadline - Date.now()) / 1000);
+      if (left <= 0) {
+        finish();
+        return;
+      }
+      button.textContent = label(left);
+    };
+    button.disabled = true;
+    button.classList.add("weui-btn_disabled");
+    tick();
+    timer = setInterval(tick, 250);
+    return finish;
+  }
+
+  /* Mark a button busy (disabled, optional label) or give it back its own label. */
+  function setBusy(button, on, busyLabel) {
+    if (on) {
+      button.dataset.label = button.textContent;
+      if (busyLabel) button.textContent = busyLabel;
+      button.setAttribute("aria-busy", "true");
+    } else {
+      if (button.dataset.label) button.textContent = button.dataset.label;
+      button.removeAttribute("aria-busy");
+    }
+    button.disabled = on;
+    button.classList.toggle("weui-btn_disabled", on);
+  }
+
+  window.Anju = { api, cookie, csrfToken, clearErrors, showErrors, countdown, setBusy, LOGIN_URL };
+})();

@@ -1,0 +1,74 @@
+/* Login page: ID number + SMS code through the JSON API (development identity provider). */
+(() => {
+  "use strict";
+
+  const { api, clearErrors, showErrors, countdown, setBusy } = window.Anju;
+  const form = document.getElementById("login-form");
+  if (!form) return; // only the identity platform button is on the page
+
+  const idInput = form.querySelector("#id_number");
+  const codeInput = form.querySelector("#code");
+  const sendButton = form.querySelector("#send-code");
+  const loginButton = form.querySelector("#login-btn");
+  const info = form.querySelector("#form-info");
+
+  const idNumber = () => idInput.value.replace(/[\s-]/g, "").toUpperCase();
+
+  function missing(field, message) {
+    return { error: { code: "required", message, fields: { [field]: [message] } } };
+  }
+
+  function showInfo(text) {
+    info.textContent = text;
+    info.hidden = !text;
+  }
+
+  sendButton.addEventListener("click", async () => {
+    if (sendButton.disabled) return;
+    clearErrors(form);
+    showInfo("");
+    if (!idNumber()) {
+      showErrors(form, missing("id_number", "请输入身份证号码"));
+      return;
+    }
+    setBusy(sendButton, true, "发送中…");
+    try {
+      const data = await api("POST", "/api/v1/auth/sms-code/", { id_number: idNumber() });
+      const minutes = Math.max(1, Math.round(data.expires_in / 60));
+      showInfo(`${data.message}，${minutes}分钟内有效。`);
+      countdown(sendButton, data.resend_after);
+      codeInput.focus();
+    } catch (failure) {
+      if (failure.redirecting) return;
+      setBusy(sendButton, false);
+      showErrors(form, failure);
+      if (failure.error.code === "sms_resend_too_soon" && failure.retryAfter) {
+        countdown(sendButton, failure.retryAfter);
+      }
+    }
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (loginButton.disabled) return;
+    clearErrors(form);
+    if (!idNumber()) {
+      showErrors(form, missing("id_number", "请输入身份证号码"));
+      return;
+    }
+    const code = codeInput.value.trim();
+    if (!code) {
+      showErrors(form, missing("code", "请输入6位数字验证码"));
+      return;
+    }
+    setBusy(loginButton, true, "正在登录…");
+    try {
+      await api("POST", "/api/v1/auth/login/", { id_number: idNumber(), code });
+      window.location.replace("/h5/");
+    } catch (failure) {
+      if (failure.redirecting) return;
+      setBusy(loginButton, false);
+      showErrors(form, failure);
+    }
+  });
+})();

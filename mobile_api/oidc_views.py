@@ -1,0 +1,72 @@
+"""Login through the province's unified identity platform (广东省统一身份认证平台).
+
+Browser redirects rather than JSON: `start` sends the browser to the platform, `callback`
+receives it back, logs the applicant in and sends it to the H5 home page. Every refusal
+renders the H5 error page with the Chinese message as its title and the stable code.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from accounts.identity.base import applicant_for_identity
+from accounts.identity.oidc import OidcProvider, OidcProviderError
+from core.errors import DomainError
+from mobile_api.auth import session_login_applicant
+from mobile_api.errors import KIND_STATUS
+
+logger = logging.getLogger("anju.identity")
+
+HOME_URL = "/h5/"
+
+
+def _error_page(request, exc: DomainError):
+    # 502 only when the platform itself failed; a refusal caused by the request is a 4xx.
+    status = 502 if isinstance(exc, OidcProviderError) and exc.upstream else KIND_STATUS[exc.kind]
+    logger.info("OIDC login refused: %s (HTTP %s)", exc.code, status)
+    return render(
+        request, "h5/error.html", {"title": exc.message, "code": exc.code}, status=status
+    )
+
+
+def _redirect_uri(request) -> str:
+    # Behind a proxy the absolute URI relies on BEHIND_PROXY; REDIRECT_URI pins it instead.
+    return settings.OIDC.get("REDIRECT_URI") or request.build_absolute_uri(
+        reverse("oidc:callback")
+    )
+
+
+@never_cache
+@require_GET
+def oidc_start(request):
+    """Remember a pending login in the session and redirect to the platform."""
+    try:
+        url = OidcProvider().begin(store=request.session, redirect_uri=_redirect_uri(request))
+    except DomainError as exc:
+        return _error_page(request, exc)
+    return HttpResponseRedirect(url)
+
+
+@never_cache
+@require_GET
+def oidc_callback(request):
+    """Check the platform's answer, log the applicant in on this device, go home.
+
+    The platform is called before any database write, so no transaction is open while it
+    answers; the session's pending state is consumed even when the login then fails.
+    """
+    provider = OidcProvider()
+    try:
+        identity = provider.complete(store=request.session, params=request.GET.dict())
+        applicant = applicant_for_identity(identity=identity)
+    except DomainError as exc:
+        return _error_page(request, exc)
+    session_login_applicant(request, applicant, provider=provider.name)
+    return HttpResponseRedirect(HOME_URL)

@@ -1,0 +1,238 @@
+"""Browser tests: Debian's Chromium, driven by Playwright's sync API, against a live daphne.
+
+- `daphne_server` (session): daphne in a subprocess on a free port, pointed at pytest-django's
+  test database, started once and stopped before the test database is dropped.
+- `live_url`: the server's base URL for one test, with `transactional_db`, so that what the
+  test writes is committed (visible to the server) and what the server writes is visible to
+  the test; the tables are flushed after each test.
+- `page`: a phone (390×844 @3x, touch, zh-CN, Asia/Shanghai) in a fresh browser. The test
+  fails if the page raised an uncaught JavaScript error or asked anything of another host.
+- `orm`: runs Django ORM code while Playwright is active (see its docstring).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+from django.conf import settings
+from django.db import connection, connections
+
+from tests.conftest import CHROMIUM, CI
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "test-results"
+STARTUP_SECONDS = 30
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "zh-CN",
+    "timezone_id": "Asia/Shanghai",
+}
+
+
+def _unavailable(reason: str) -> None:
+    # The rule of tests/conftest.py: skip locally, fail under CI.
+    if CI:
+        pytest.fail(f"CI requires {reason}", pytrace=False)
+    pytest.skip(f"needs {reason}")
+
+
+def _test_database_url() -> str:
+    """DATABASE_URL for the test database pytest-django created (its name is only known
+    once it exists)."""
+    db = connection.settings_dict
+    engine = db["ENGINE"]
+    if "postgresql" in engine:
+        auth = quote(db["USER"] or "", safe="")
+        if db["PASSWORD"]:
+            auth += ":" + quote(db["PASSWORD"], safe="")
+        host = db["HOST"] or "localhost"
+        port = f":{db['PORT']}" if db["PORT"] else ""
+        return f"postgres://{auth}{'@' if auth else ''}{host}{port}/{quote(db['NAME'], safe='')}"
+    if "sqlite" in engine and not connection.is_in_memory_db():
+        return f"sqlite:///{db['NAME']}"
+    _unavailable(
+        "PostgreSQL for the browser tests (set DATABASE_URL): the live server runs in "
+        "another process, which cannot see an in-memory SQLite test database"
+    )
+    raise AssertionError("unreachable")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (local URL)
+            return response.status == 200
+    except urllib.error.HTTPError as exc:
+        # 503 "degraded": up, but Redis or the database does not answer; keep waiting.
+        exc.close()
+        return False
+    except OSError:  # refused while daphne binds, reset, timeout
+        return False
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
+    """Start daphne on the test database; yield its base URL; stop it."""
+    if not shutil.which(CHROMIUM):
+        _unavailable(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": _test_database_url(),
+        "DATABASE_CONN_MAX_AGE": "0",  # no idle connection may hold up the flush between tests
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "1",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_COOKIES": "0",
+        "SMS_PROVIDER": "console",
+        "DEV_LOGIN_ENABLED": "1",
+        "OIDC_ISSUER": "",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+    command.append("config.asgi:application")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 (fixed command)
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    base_url = f"http://127.0.0.1:{port}"
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not _healthy(f"{base_url}/healthz"):
+        # Waiting on the process doubles as the pause between polls and notices a crash.
+        try:
+            process.wait(timeout=0.1)
+        except subprocess.TimeoutExpired:
+            pass
+        else:
+            pytest.fail(
+                f"daphne exited with {process.returncode} before answering /healthz:\n"
+                + log_path.read_text(errors="replace")[-4000:],
+                pytrace=False,
+            )
+        if time.monotonic() > deadline:
+            stop()
+            pytest.fail(
+                f"daphne did not answer {base_url}/healthz within {STARTUP_SECONDS} s:\n"
+                + log_path.read_text(errors="replace")[-4000:],
+                pytrace=False,
+            )
+    try:
+        yield base_url
+    finally:
+        stop()
+
+
+@pytest.fixture
+def live_url(daphne_server, transactional_db) -> str:
+    return daphne_server
+
+
+@pytest.fixture
+def orm(transactional_db) -> Iterator[Callable[..., Any]]:
+    """`orm(fn, *args, **kwargs)` runs `fn` in a worker thread and returns its result.
+
+    Playwright's sync API keeps its asyncio loop marked as running on the test's thread, so
+    Django refuses ORM calls there (SynchronousOnlyOperation). A worker thread has no running
+    loop; its own database connection sees the committed data of `transactional_db` and is
+    closed at the end. This keeps Django's async-safety check on (no
+    DJANGO_ALLOW_ASYNC_UNSAFE)."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orm")
+
+    def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return executor.submit(fn, *args, **kwargs).result(timeout=30)
+
+    try:
+        yield run
+    finally:
+        executor.submit(connections.close_all).result(timeout=30)
+        executor.shutdown(wait=True)
+
+
+@pytest.fixture
+def page(live_url) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    origin = urlsplit(live_url).netloc
+    foreign: list[str] = []
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(base_url=live_url, **PHONE)
+        context.set_default_timeout(10_000)
+        tab = context.new_page()
+        tab.on(
+            "request",
+            lambda request: (
+                None
+                if request.url.startswith("data:") or urlsplit(request.url).netloc == origin
+                else foreign.append(request.url)
+            ),
+        )
+        tab.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            yield tab
+        finally:
+            context.close()
+            browser.close()
+    assert not errors, f"uncaught JavaScript errors: {errors}"
+    assert not foreign, f"the page requested other hosts (CDN, fonts?): {foreign}"
+
+
+@pytest.fixture
+def screenshot(page) -> Callable[[str], Path]:
+    """Save a full-page screenshot to test-results/<name>.png (gitignored)."""
+
+    def take(name: str) -> Path:
+        RESULTS.mkdir(exist_ok=True)
+        path = RESULTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

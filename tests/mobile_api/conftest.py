@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from sms.models import DevInboxMessage
+
+
+class ApiClient:
+    """A browser-like client: CSRF enforced, token read from the cookie the pages set."""
+
+    def __init__(self, ip: str = "10.1.1.1"):
+        self.client = Client(enforce_csrf_checks=True, REMOTE_ADDR=ip, HTTP_USER_AGENT="pytest")
+        self.client.get("/h5/login/")
+
+    @property
+    def csrf(self) -> str:
+        return self.client.cookies["csrftoken"].value
+
+    def post(self, url, data=None, *, csrf=True, headers=None, **extra):
+        headers = {**({"X-CSRFToken": self.csrf} if csrf else {}), **(headers or {})}
+        return self.client.post(
+            url, data or {}, content_type="application/json", headers=headers, **extra
+        )
+
+    def get(self, url, **extra):
+        return self.client.get(url, **extra)
+
+    def login(self, applicant) -> None:
+        self.post("/api/v1/auth/sms-code/", {"id_number": applicant.id_number})
+        response = self.post(
+            "/api/v1/auth/login/", {"id_number": applicant.id_number, "code": last_code(applicant.mobile)}
+        )
+        assert response.status_code == 200, response.content
+
+
+def last_code(phone: str) -> str:
+    text = DevInboxMessage.objects.filter(phone=phone).order_by("-id").first().text
+    return re.search(r"验证码为(\d{6})", text).group(1)
+
+
+def error_code(response) -> str:
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "fields"}
+    return body["error"]["code"]
+
+
+@pytest.fixture
+def api():
+    return ApiClient()
+
+
+@pytest.fixture
+def make_api():
+    return ApiClient
