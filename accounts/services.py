@@ -8,10 +8,10 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Applicant, AuditEntry, DeviceSession, User
-from accounts.validators import id_number_clean
+from accounts.models import Applicant, AuditEntry, DeviceSession, Family, Layout, User
+from accounts.validators import id_number_clean, mobile_clean
 from core.context import RequestContext
-from core.errors import DomainError
+from core.errors import DomainError, ValidationFailed
 from sms import crypto
 from sms.models import Purpose
 from sms.services import sms_code_send, sms_code_verify
@@ -123,7 +123,9 @@ def device_session_status(*, session_key: str) -> str | None:
     found = row.first()
     if found is None:
         return "unknown"
-    return found["end_reason"] or None if found["ended_at"] else None
+    if found["ended_at"] is None:
+        return None
+    return found["end_reason"] or "unknown"
 
 
 def audit_record(
@@ -143,3 +145,38 @@ def audit_record(
         ip=ip,
         at=now or timezone.now(),
     )
+
+
+def family_upsert(
+    *,
+    rank: int,
+    household_size: int,
+    eligible_layouts: list[str],
+    real_name: str,
+    id_number: str,
+    mobile: str,
+) -> tuple[Family, bool]:
+    """Create or update a family and its main applicant, keyed by the ID number.
+
+    Validates the ID number and mobile (`invalid_id_number`, `invalid_mobile`) and the
+    layouts (`invalid_layout`). Returns (family, created)."""
+    number = id_number_clean(id_number)
+    phone = mobile_clean(mobile)
+    unknown = [code for code in eligible_layouts if code not in Layout.values]
+    if unknown:
+        raise ValidationFailed(
+            "invalid_layout", "户型不正确", fields={"eligible_layouts": [", ".join(unknown)]}
+        )
+    with transaction.atomic():
+        applicant, _ = Applicant.objects.update_or_create(
+            id_number=number, defaults={"real_name": real_name.strip(), "mobile": phone}
+        )
+        family, created = Family.objects.update_or_create(
+            main_applicant=applicant,
+            defaults={
+                "rank": rank,
+                "household_size": household_size,
+                "eligible_layouts": list(eligible_layouts),
+            },
+        )
+    return family, created

@@ -189,7 +189,9 @@ def sms_message_queue(
         created_at=now,
         expires_at=expires_at,
     )
-    transaction.on_commit(lambda: sms_message_deliver(message_id=message.pk))
+    # robust: a provider failure must never turn the committed request into an error; the
+    # outbox row stays due and the sweeper retries it.
+    transaction.on_commit(lambda: sms_message_deliver(message_id=message.pk), robust=True)
     return message
 
 
@@ -240,9 +242,10 @@ def sms_message_deliver(*, message_id: int, now: datetime | None = None) -> SmsM
             params=params,
             text=texts.render(message.kind, params),
         )
-    except SmsSendError as exc:
-        message.last_error = str(exc)[:500]
-        if exc.retryable and message.attempts < _conf("MAX_SEND_ATTEMPTS"):
+    except Exception as exc:  # a provider bug is a failed attempt, recorded and retried
+        retryable = exc.retryable if isinstance(exc, SmsSendError) else True
+        message.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+        if retryable and message.attempts < _conf("MAX_SEND_ATTEMPTS"):
             delay = RETRY_BACKOFF_SECONDS[min(message.attempts, len(RETRY_BACKOFF_SECONDS)) - 1]
             message.status = SmsMessage.Status.RETRY
             message.next_attempt_at = now + timedelta(seconds=delay)

@@ -66,6 +66,12 @@ def _fail_missing_service(request):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's 1M iterations cost ~0.5 s a staff login; tests check permissions, not hashing.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
     # Throttle counters live in the cache; every test starts from zero.
     cache.clear()

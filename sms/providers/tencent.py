@@ -31,9 +31,9 @@ CONTENT_TYPE = "application/json; charset=utf-8"
 SIGNED_HEADERS = "content-type;host"
 
 # Error codes a later attempt can get past: Tencent's own faults and rate limits. Everything
-# else (AuthFailure, InvalidParameter*, MissingParameter, UnsupportedOperation, UnauthorizedOperation,
-# FailedOperation.* such as a blacklisted number or an unapproved template, ...) needs a person
-# or a different request, so the outbox stops at once.
+# else (AuthFailure, InvalidParameter*, MissingParameter, UnsupportedOperation,
+# UnauthorizedOperation, FailedOperation.* such as a blacklisted number or an unapproved
+# template, ...) needs a person or a different request, so the outbox stops at once.
 _RETRYABLE_PREFIXES = ("InternalError", "RequestLimitExceeded", "ServiceUnavailable")
 # LimitExceeded.* are frequency limits (30 s, 1 h, delivery frequency), except the daily caps,
 # which do not lift within the outbox's retry window, and the per-request count limits.

@@ -31,7 +31,8 @@ class ApiClient:
     def login(self, applicant) -> None:
         self.post("/api/v1/auth/sms-code/", {"id_number": applicant.id_number})
         response = self.post(
-            "/api/v1/auth/login/", {"id_number": applicant.id_number, "code": last_code(applicant.mobile)}
+            "/api/v1/auth/login/",
+            {"id_number": applicant.id_number, "code": last_code(applicant.mobile)},
         )
         assert response.status_code == 200, response.content
 

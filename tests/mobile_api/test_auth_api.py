@@ -26,7 +26,9 @@ def test_login_end_to_end(api, family):
     applicant = family.main_applicant
     sent = api.post(SEND, {"id_number": applicant.id_number.lower()})
     assert sent.status_code == 202 and sent.json()["resend_after"] == 60
-    response = api.post(LOGIN, {"id_number": applicant.id_number, "code": last_code(applicant.mobile)})
+    response = api.post(
+        LOGIN, {"id_number": applicant.id_number, "code": last_code(applicant.mobile)}
+    )
     assert response.status_code == 200
     me = api.get(ME).json()
     assert me["real_name"] == "王小明" and me["family"]["rank"] == 7
@@ -40,8 +42,13 @@ def test_unknown_id_number_looks_exactly_like_a_registered_one(api, family):
     unknown = api.post(SEND, {"id_number": id_number_for(999)})
     assert (known.status_code, known.json()) == (unknown.status_code, unknown.json())
     login_unknown = api.post(LOGIN, {"id_number": id_number_for(999), "code": "123456"})
-    login_wrong = api.post(LOGIN, {"id_number": family.main_applicant.id_number, "code": "000000"
-                                   if last_code(family.main_applicant.mobile) != "000000" else "111111"})
+    login_wrong = api.post(
+        LOGIN,
+        {
+            "id_number": family.main_applicant.id_number,
+            "code": "000000" if last_code(family.main_applicant.mobile) != "000000" else "111111",
+        },
+    )
     assert login_unknown.status_code == login_wrong.status_code == 400
     assert error_code(login_unknown) == error_code(login_wrong) == "sms_code_invalid"
     assert SmsMessage.objects.count() == 1  # only the registered number got a message
@@ -62,8 +69,9 @@ def test_wrong_shape_is_400(api, body):
 
 
 def test_malformed_json_and_wrong_content_type(api):
-    bad = api.client.post(SEND, "{nope", content_type="application/json",
-                          headers={"X-CSRFToken": api.csrf})
+    bad = api.client.post(
+        SEND, "{nope", content_type="application/json", headers={"X-CSRFToken": api.csrf}
+    )
     assert bad.status_code == 400 and error_code(bad) == "malformed_request"
     form = api.client.post(SEND, {"id_number": "x"}, headers={"X-CSRFToken": api.csrf})
     assert form.status_code == 415 and error_code(form) == "unsupported_media_type"
@@ -80,8 +88,11 @@ def test_missing_csrf_token_is_refused_for_anonymous_and_logged_in(api, family):
 
 
 def test_foreign_origin_is_refused(api, family):
-    response = api.post(SEND, {"id_number": family.main_applicant.id_number},
-                        headers={"Origin": "https://evil.example"})
+    response = api.post(
+        SEND,
+        {"id_number": family.main_applicant.id_number},
+        headers={"Origin": "https://evil.example"},
+    )
     assert response.status_code == 403 and error_code(response) == "csrf_failed"
     assert not SmsCode.objects.exists()
 
@@ -98,8 +109,13 @@ def test_reused_code_is_refused(make_api, family):
     first = make_api()
     first.login(family.main_applicant)
     second = make_api()
-    response = second.post(LOGIN, {"id_number": family.main_applicant.id_number,
-                                   "code": last_code(family.main_applicant.mobile)})
+    response = second.post(
+        LOGIN,
+        {
+            "id_number": family.main_applicant.id_number,
+            "code": last_code(family.main_applicant.mobile),
+        },
+    )
     assert response.status_code == 400 and error_code(response) == "sms_code_used"
 
 
@@ -111,18 +127,24 @@ def test_resend_too_soon_is_429_with_retry_after(api, family):
 
 
 def test_too_many_requests_from_one_ip_are_throttled(api, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"login": "3/min", "sms_send": "3/min"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"login": "3/min", "sms_send": "3/min"},
+    }
     from rest_framework.settings import api_settings
     from rest_framework.throttling import SimpleRateThrottle
 
     api_settings.reload()
     SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
     try:
-        codes = [api.post(LOGIN, {"id_number": id_number_for(i), "code": "123456"}).status_code
-                 for i in range(4)]
+        codes = [
+            api.post(LOGIN, {"id_number": id_number_for(i), "code": "123456"}).status_code
+            for i in range(4)
+        ]
         assert codes == [400, 400, 400, 429]
-        assert error_code(api.post(LOGIN, {"id_number": id_number_for(5), "code": "1"})) == "throttled"
+        assert (
+            error_code(api.post(LOGIN, {"id_number": id_number_for(5), "code": "1"})) == "throttled"
+        )
     finally:
         settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK}
         api_settings.reload()

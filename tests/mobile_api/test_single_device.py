@@ -102,7 +102,9 @@ def test_the_database_refuses_two_active_devices():
     from accounts.services import applicant_user_ensure
 
     user = applicant_user_ensure(applicant=family.main_applicant).user
-    DeviceSession.objects.create(user=user, session_key="a", provider="t", created_at=timezone.now())
+    DeviceSession.objects.create(
+        user=user, session_key="a", provider="t", created_at=timezone.now()
+    )
     with pytest.raises(IntegrityError):
         DeviceSession.objects.create(
             user=user, session_key="b", provider="t", created_at=timezone.now()
@@ -135,7 +137,9 @@ def test_control_without_the_user_lock_two_logins_collide(monkeypatch):
 
     def login(i: int) -> None:
         try:
-            device_session_start(user=user, session_key=f"c-{i}", provider="t", ctx=RequestContext())
+            device_session_start(
+                user=user, session_key=f"c-{i}", provider="t", ctx=RequestContext()
+            )
         except BaseException as exc:
             errors.append(exc)
         finally:

@@ -27,7 +27,9 @@ async def test_same_origin_socket_gets_server_time_and_answers_pings():
     assert hello["type"] == "hello" and abs(hello["server_time"] - time.time() * 1000) < 5000
     await ws.send_json_to({"type": "ping", "t0": 123})
     pong = await ws.receive_json_from()
-    assert pong["type"] == "pong" and pong["t0"] == 123 and pong["server_time"] >= hello["server_time"]
+    assert (
+        pong["type"] == "pong" and pong["t0"] == 123 and pong["server_time"] >= hello["server_time"]
+    )
     await ws.disconnect()
 
 

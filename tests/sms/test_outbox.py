@@ -11,7 +11,12 @@ from django.db import transaction
 
 from sms.models import DevInboxMessage, SmsMessage
 from sms.providers import SmsSendError
-from sms.services import STALE_CLAIM_SECONDS, sms_message_deliver, sms_message_queue, sms_outbox_run_due
+from sms.services import (
+    STALE_CLAIM_SECONDS,
+    sms_message_deliver,
+    sms_message_queue,
+    sms_outbox_run_due,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T0 = datetime(2026, 1, 20, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -43,8 +48,11 @@ def flaky(settings):
 def queue(now=T0, expires_at=None):
     with time_machine.travel(now, tick=False), transaction.atomic():
         return sms_message_queue(
-            phone="13800138000", kind="verify_code", params=["123456", "5", "登录"],
-            expires_at=expires_at, now=now,
+            phone="13800138000",
+            kind="verify_code",
+            params=["123456", "5", "登录"],
+            expires_at=expires_at,
+            now=now,
         )
 
 
@@ -53,7 +61,7 @@ def test_failure_is_recorded_then_retried_after_backoff(flaky):
     message = queue()
     message.refresh_from_db()
     assert message.status == SmsMessage.Status.RETRY
-    assert message.last_error == "gateway said no" and message.attempts == 1
+    assert message.last_error == "SmsSendError: gateway said no" and message.attempts == 1
     assert message.next_attempt_at == T0 + timedelta(seconds=5)
     assert sms_outbox_run_due(now=T0 + timedelta(seconds=4)) == 0
     assert sms_outbox_run_due(now=T0 + timedelta(seconds=5)) == 1
@@ -105,3 +113,14 @@ def test_a_claim_left_by_a_dead_process_is_taken_back(flaky, monkeypatch):
     assert sms_outbox_run_due(now=T0 + timedelta(seconds=STALE_CLAIM_SECONDS + 1)) == 1
     message.refresh_from_db()
     assert message.status == SmsMessage.Status.SENT and len(flaky.sent) == 1
+
+
+def test_a_provider_crash_is_a_recorded_retryable_failure_not_an_error(flaky, monkeypatch):
+    def crash(self, **kwargs):
+        raise KeyError("bug in provider")
+
+    monkeypatch.setattr(FlakyProvider, "send", crash)
+    message = queue()  # the after-commit delivery must not raise into the request
+    message.refresh_from_db()
+    assert message.status == SmsMessage.Status.RETRY
+    assert message.last_error.startswith("KeyError")

@@ -31,7 +31,9 @@ def last_code(phone=PHONE) -> str:
     return re.search(r"验证码为(\d{6})", text).group(1)
 
 
-def verify(code, now=T0 + timedelta(seconds=10), *, subject="s1", phone=PHONE, purpose=Purpose.LOGIN):
+def verify(
+    code, now=T0 + timedelta(seconds=10), *, subject="s1", phone=PHONE, purpose=Purpose.LOGIN
+):
     sms_code_verify(purpose=purpose, subject=subject, phone=phone, code=code, now=now)
 
 
