@@ -1,0 +1,52 @@
+# 安居 Anju — the two commands of the README's Quick start are `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: demo test install lint serve format clean
+
+## Install, migrate, load demo data and serve everything on the embedded default.
+demo: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_load
+	@$(PY) manage.py demo_banner --host $(HOST) --port $(PORT)
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
+
+## The whole suite (installs what the tests need; see scripts/test.sh).
+test: install
+	@bash scripts/test.sh
+
+install: $(VENV)/.synced node_modules/.installed
+
+# uv is pinned and installed into a private tools venv from PyPI; it then builds .venv from
+# uv.lock exactly (--frozen), so every machine gets the same versions in about 2 s.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	UV_PYTHON=$(PYTHON) $(UV) sync --frozen --quiet
+	@touch $@
+
+# Front-end packages (WeUI) from the npm registry, exactly as locked; never a CDN.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) $(TOOLS) node_modules var/static

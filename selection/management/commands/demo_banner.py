@@ -1,0 +1,42 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from selection.demo import STAFF_PASSWORD, demo_id_number
+
+
+class Command(BaseCommand):
+    help = "Print the demo's URLs and how to log in (used by `make demo`)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", default="8000")
+
+    def handle(self, *args, host: str, port: str, **options):
+        base = f"http://{host}:{port}"
+        database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+        layer = "Redis" if settings.REDIS_URL else "in-memory"
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    "安居 Anju demo is starting "
+                    f"(database: {database}, channel layer: {layer}, SMS: {settings.SMS['PROVIDER']})",
+                    f"  手机页面 H5 pages    {base}/h5/   (open in a phone-sized window)",
+                    f"  管理后台 Staff admin {base}/admin/",
+                    f"  接口文档 API docs    {base}/api/docs/",
+                    f"  模拟短信 Demo SMS    {base}/dev/sms/",
+                    f"  健康检查 Health      {base}/healthz",
+                    "",
+                    "Log in as a demo family (rank 1):",
+                    f"  1. open {base}/h5/login/ and enter ID number {demo_id_number(1)}",
+                    "  2. tap 获取验证码, then read the 6-digit code at "
+                    f"{base}/dev/sms/ and tap 登录",
+                    "  other demo families: rank 2 "
+                    f"{demo_id_number(2)}, rank 21 (second session) {demo_id_number(21)}",
+                    "Log in as staff at /admin/ with user operator, reviewer or supervisor, "
+                    f"password {STAFF_PASSWORD}",
+                    "Stop with Ctrl-C.",
+                    "",
+                ]
+            )
+        )
