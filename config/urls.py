@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -16,11 +15,10 @@ urlpatterns = [
     path("auth/oidc/", include("mobile_api.oidc_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Development pages answer 404 unless DEBUG is on (checked per request, in the views).
+    path("dev/", include("h5.dev_urls")),
     path("", include("h5.urls")),
 ]
-
-if settings.DEBUG:
-    urlpatterns.append(path("dev/", include("h5.dev_urls")))
 
 handler404 = "h5.views.not_found"
 handler500 = "h5.views.server_error"
