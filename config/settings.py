@@ -270,6 +270,8 @@ OIDC = {
     "ID_NUMBER_CLAIM": os.environ.get("OIDC_ID_NUMBER_CLAIM", "id_card_no"),
     "NAME_CLAIM": os.environ.get("OIDC_NAME_CLAIM", "name"),
     "TIMEOUT_SECONDS": env_int("OIDC_TIMEOUT_SECONDS", 5),
+    # Fixed callback URL registered with the platform; empty = built from the request.
+    "REDIRECT_URI": os.environ.get("OIDC_REDIRECT_URI", ""),
 }
 DEV_LOGIN_ENABLED = env_bool("DEV_LOGIN_ENABLED", True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.models import Applicant
@@ -24,6 +25,9 @@ def _to_login(request) -> HttpResponseRedirect:
     return HttpResponseRedirect(url)
 
 
+# never_cache: a login page holds the CSRF token, and after logout (or a login on another
+# device) the back button must not show a cached home page with the family's details.
+@never_cache
 @ensure_csrf_cookie
 def login_page(request):
     reason = request.GET.get("reason", "")
@@ -42,6 +46,7 @@ def login_page(request):
     )
 
 
+@never_cache
 @ensure_csrf_cookie
 def home_page(request):
     applicant = _applicant(request)
@@ -65,4 +70,6 @@ def not_found(request, exception=None):
 def server_error(request):
     if request.path.startswith("/api/"):
         return json_500(request)
-    return render(request, "h5/error.html", {"title": "系统繁忙，请稍后再试", "code": 500}, status=500)
+    return render(
+        request, "h5/error.html", {"title": "系统繁忙，请稍后再试", "code": 500}, status=500
+    )

@@ -31,16 +31,15 @@ def _error_page(request, exc: DomainError):
     # 502 only when the platform itself failed; a refusal caused by the request is a 4xx.
     status = 502 if isinstance(exc, OidcProviderError) and exc.upstream else KIND_STATUS[exc.kind]
     logger.info("OIDC login refused: %s (HTTP %s)", exc.code, status)
-    return render(
-        request, "h5/error.html", {"title": exc.message, "code": exc.code}, status=status
-    )
+    if status >= 500 and request.session.modified:
+        # SessionMiddleware does not save on a 5xx; the spent state must stay spent.
+        request.session.save()
+    return render(request, "h5/error.html", {"title": exc.message, "code": exc.code}, status=status)
 
 
 def _redirect_uri(request) -> str:
     # Behind a proxy the absolute URI relies on BEHIND_PROXY; REDIRECT_URI pins it instead.
-    return settings.OIDC.get("REDIRECT_URI") or request.build_absolute_uri(
-        reverse("oidc:callback")
-    )
+    return settings.OIDC.get("REDIRECT_URI") or request.build_absolute_uri(reverse("oidc:callback"))
 
 
 @never_cache

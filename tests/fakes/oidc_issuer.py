@@ -10,6 +10,7 @@ Tests steer it through plain attributes: `identity`, `claims_update`, `header_up
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import secrets
@@ -32,6 +33,12 @@ def new_key(alg: str = "RS256"):
     if alg == "ES256":
         return ec.generate_private_key(ec.SECP256R1())
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@functools.cache
+def shared_key(alg: str = "RS256"):
+    """One key per algorithm for the whole run: RSA key generation is the slow part."""
+    return new_key(alg)
 
 
 def public_jwk(key, *, kid: str, alg: str) -> dict[str, Any]:
@@ -60,7 +67,7 @@ class FakeIssuer:
         self.client_id = client_id
         self.client_secret = client_secret
         self.kid = "key-1"
-        self.key = new_key(alg)
+        self.key = shared_key(alg)
         self.jwks: list[dict[str, Any]] = [public_jwk(self.key, kid=self.kid, alg=alg)]
         # The person who logs in at the authorization endpoint.
         self.identity: dict[str, Any] = {"sub": "gd-0001", "id_card_no": "", "name": "测试"}
