@@ -21,7 +21,7 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("accounts", "applicant"): _EDIT,
         ("selection", "round"): _EDIT,
         ("selection", "session"): _EDIT,
-        ("selection", "sessionfamily"): (*_EDIT, "delete"),
+        ("selection", "seat"): (*_EDIT, "delete"),
         ("selection", "unit"): _EDIT,
     },
     REVIEWER: {

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from mobile_api import accounts_api
+from mobile_api import selection_api as sel
 
 app_name = "api"
 
@@ -9,4 +10,51 @@ urlpatterns = [
     path("auth/login/", accounts_api.LoginApi.as_view(), name="login"),
     path("auth/logout/", accounts_api.LogoutApi.as_view(), name="logout"),
     path("me/", accounts_api.MeApi.as_view(), name="me"),
+    path("selection/rounds/", sel.RoundListApi.as_view(), name="selection-rounds"),
+    path("selection/<int:round_id>/state/", sel.StateApi.as_view(), name="selection-state"),
+    path(
+        "selection/<int:round_id>/declaration/<str:phase>/",
+        sel.DeclarationApi.as_view(),
+        name="selection-declaration",
+    ),
+    path("selection/<int:round_id>/units/", sel.UnitListApi.as_view(), name="selection-units"),
+    path(
+        "selection/<int:round_id>/unit-filters/",
+        sel.UnitFiltersApi.as_view(),
+        name="selection-unit-filters",
+    ),
+    path("selection/<int:round_id>/cart/<str:kind>/", sel.CartApi.as_view(), name="cart"),
+    path(
+        "selection/<int:round_id>/cart/<str:kind>/items/",
+        sel.CartItemAddApi.as_view(),
+        name="cart-add",
+    ),
+    path(
+        "selection/<int:round_id>/cart/<str:kind>/items/<int:unit_id>/",
+        sel.CartItemRemoveApi.as_view(),
+        name="cart-remove",
+    ),
+    path(
+        "selection/<int:round_id>/cart/<str:kind>/items/<int:unit_id>/move/",
+        sel.CartItemMoveApi.as_view(),
+        name="cart-move",
+    ),
+    path(
+        "selection/<int:round_id>/formal/enter/", sel.FormalEnterApi.as_view(), name="formal-enter"
+    ),
+    path("selection/<int:round_id>/formal/sync/", sel.CartSyncApi.as_view(), name="formal-sync"),
+    path("selection/<int:round_id>/confirm/", sel.ConfirmApi.as_view(), name="confirm"),
+    path(
+        "selection/<int:round_id>/give-up/intent/",
+        sel.GiveUpIntentApi.as_view(),
+        name="give-up-intent",
+    ),
+    path("selection/<int:round_id>/give-up/", sel.GiveUpApi.as_view(), name="give-up"),
+    path(
+        "selection/<int:round_id>/supplementary/",
+        sel.SupplementaryApplyApi.as_view(),
+        name="supplementary-apply",
+    ),
+    path("selection/<int:round_id>/result/", sel.ResultApi.as_view(), name="selection-result"),
+    path("broadcast/<int:round_id>/", sel.BroadcastApi.as_view(), name="broadcast"),
 ]

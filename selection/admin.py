@@ -1,11 +1,11 @@
 from django.contrib import admin
 
 from accounts.admin import AuditedModelAdmin
-from selection.models import Round, Session, SessionFamily, Unit
+from selection.models import Round, Seat, Session, Unit
 
 
-class SessionFamilyInline(admin.TabularInline):
-    model = SessionFamily
+class SeatInline(admin.TabularInline):
+    model = Seat
     raw_id_fields = ("family",)
     extra = 0
 
@@ -19,7 +19,7 @@ class RoundAdmin(AuditedModelAdmin):
 class SessionAdmin(AuditedModelAdmin):
     list_display = ("__str__", "kind", "starts_at", "ends_at", "status")
     list_filter = ("round", "kind", "status")
-    inlines = [SessionFamilyInline]
+    inlines = [SeatInline]
 
 
 @admin.register(Unit)

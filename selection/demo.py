@@ -16,7 +16,7 @@ from stdnum.cn import ric
 from accounts.models import Family, Layout, User
 from accounts.roles import ROLE_LABELS
 from accounts.services import family_upsert
-from selection.models import Orientation, Round, Session, SessionFamily, Unit
+from selection.models import Orientation, Round, Seat, Session, Unit
 
 ROUND_NAME = "2026年第一批公共租赁住房网上选房（演示）"
 FAMILY_COUNT = 100
@@ -130,7 +130,7 @@ def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
                 },
             )
             for family in families[start : start + SESSION_SIZE]:
-                SessionFamily.objects.get_or_create(session=session, family=family)
+                Seat.objects.get_or_create(session=session, family=family)
         staff = {}
         for role, label in ROLE_LABELS.items():
             user, created = User.objects.get_or_create(

@@ -1,7 +1,8 @@
-"""Selection rounds, their sessions and units.
+"""Selection: rounds, sessions and their seats, units, carts, declarations, allocations,
+give-ups, supplementary applications and the append-only allocation ledger.
 
-The foundation holds what the demo data needs; carts, allocations, the ledger and the
-supplementary flow come with the selection issue.
+The database guards the invariants as well as the services: a unit has at most one
+allocation, a family at most one per round, a unit's status agrees with its allocation.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ class Round(models.Model):
     preselect_starts_at = models.DateTimeField("预选开始时间")
     cart_limit = models.PositiveSmallIntegerField("购物车上限", default=5)
     window_seconds = models.PositiveIntegerField("正选时长（秒）", default=120)
+    supplementary_grace_seconds = models.PositiveIntegerField(
+        "补选申请截止（当天最后一场正选结束后，秒）", default=180
+    )
     deposit_months = models.PositiveSmallIntegerField("押金（月租金倍数）", default=2)
+    lease_years = models.PositiveSmallIntegerField("租期（年）", default=3)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -50,7 +55,7 @@ class Round(models.Model):
 
 
 class Session(models.Model):
-    """A session (场次): families of a rank block select inside [starts_at, ends_at)."""
+    """A session (场次): its families select inside [starts_at, ends_at)."""
 
     class Kind(models.TextChoices):
         FORMAL = "formal", "正选场次"
@@ -63,36 +68,59 @@ class Session(models.Model):
 
     round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="sessions")
     order = models.PositiveIntegerField("场次序号")
-    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.FORMAL)
+    kind = models.CharField("类型", max_length=20, choices=Kind.choices, default=Kind.FORMAL)
     starts_at = models.DateTimeField("开始时间")
     ends_at = models.DateTimeField("结束时间")
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SCHEDULED)
-    families = models.ManyToManyField(Family, through="SessionFamily", related_name="sessions")
+    status = models.CharField(
+        "状态", max_length=20, choices=Status.choices, default=Status.SCHEDULED
+    )
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    families = models.ManyToManyField(Family, through="Seat", related_name="sessions")
 
     class Meta:
         verbose_name = "选房场次"
         verbose_name_plural = "选房场次"
         ordering = ["round", "order"]
+        indexes = [models.Index(fields=["status", "ends_at"]), models.Index(fields=["starts_at"])]
         constraints = [
             models.UniqueConstraint(fields=["round", "order"], name="session_order_unique"),
             models.CheckConstraint(
                 condition=Q(ends_at__gt=F("starts_at")), name="session_ends_after_start"
             ),
+            models.CheckConstraint(
+                condition=~Q(status="closed") | Q(closed_at__isnull=False),
+                name="session_closed_has_time",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.round.name} 第{self.order}场"
+        return f"{self.round.name} 第{self.order}场（{self.get_kind_display()}）"
 
 
-class SessionFamily(models.Model):
+class Seat(models.Model):
+    """A family's place in a session, and how the session ended for it."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "", "未结束"
+        CONFIRMED = "confirmed", "已确认选房"
+        AUTO_ASSIGNED = "auto", "系统自动选定"
+        NO_UNIT = "no_unit", "意向房源均已被选"
+        ABSENT = "absent", "未参加正选"
+        GAVE_UP = "gave_up", "主动放弃"
+
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="seats")
-    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="session_seats")
+    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="seats")
+    # The family entered selection: acknowledged the declaration and opened the formal page
+    # inside the window. Auto-assign covers entered families only.
+    entered_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
 
     class Meta:
         verbose_name = "场次家庭"
         verbose_name_plural = "场次家庭"
         constraints = [
-            models.UniqueConstraint(fields=["session", "family"], name="session_family_unique")
+            models.UniqueConstraint(fields=["session", "family"], name="seat_unique"),
         ]
 
 
@@ -112,12 +140,15 @@ class Unit(models.Model):
     orientation = models.CharField("朝向", max_length=2, choices=Orientation.choices)
     area = models.DecimalField("建筑面积（㎡）", max_digits=7, decimal_places=2)
     monthly_rent = models.DecimalField("月租金（元）", max_digits=9, decimal_places=2)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.AVAILABLE)
+    status = models.CharField(
+        "状态", max_length=20, choices=Status.choices, default=Status.AVAILABLE
+    )
 
     class Meta:
         verbose_name = "房源"
         verbose_name_plural = "房源"
         ordering = ["round", "building", "number"]
+        indexes = [models.Index(fields=["round", "status"])]
         constraints = [
             models.UniqueConstraint(fields=["round", "building", "number"], name="unit_unique"),
             models.CheckConstraint(condition=Q(area__gt=0), name="unit_area_positive"),
@@ -126,3 +157,150 @@ class Unit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.building}栋{self.number}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.building}-{self.number}"
+
+
+class Declaration(models.Model):
+    """The applicant ticked 「上述条款，我已阅知」: which text, when, from where."""
+
+    class Phase(models.TextChoices):
+        PRE = "pre", "预选"
+        FORMAL = "formal", "正选"
+
+    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="declarations")
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="declarations")
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, null=True, blank=True)
+    phase = models.CharField(max_length=10, choices=Phase.choices)
+    text_version = models.CharField(max_length=64)  # sha256 of the declaration text shown
+    at = models.DateTimeField()
+    ip = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+
+    class Meta:
+        verbose_name = "声明确认"
+        verbose_name_plural = "声明确认"
+        indexes = [models.Index(fields=["family", "round", "phase"])]
+
+
+class CartItem(models.Model):
+    """One unit in a family's pre-selection or formal cart, at a 1-based position."""
+
+    class Kind(models.TextChoices):
+        PRE = "pre", "预选"
+        FORMAL = "formal", "正选"
+
+    family = models.ForeignKey(Family, on_delete=models.CASCADE, related_name="cart_items")
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="cart_items")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="cart_items")
+    position = models.PositiveSmallIntegerField()
+    added_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "购物车房源"
+        verbose_name_plural = "购物车房源"
+        ordering = ["family", "kind", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["family", "round", "kind", "unit"], name="cart_unit_once"
+            ),
+        ]
+
+
+class Allocation(models.Model):
+    """A unit allocated to a family. At most one per unit and one per family per round,
+    enforced by the database; written only together with a ledger entry."""
+
+    class How(models.TextChoices):
+        CONFIRMED = "confirmed", "家庭确认正选"
+        AUTO = "auto", "系统自动选定"
+        STAFF = "staff", "工作人员分配"
+
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="allocations")
+    unit = models.OneToOneField(Unit, on_delete=models.PROTECT, related_name="allocation")
+    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="allocations")
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="allocations")
+    how = models.CharField(max_length=20, choices=How.choices)
+    at = models.DateTimeField()
+    ledger_seq = models.PositiveBigIntegerField(unique=True)
+    # A confirm's client-supplied key: a repeated click with the same key gets the same answer.
+    idempotency_key = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = "选房结果"
+        verbose_name_plural = "选房结果"
+        constraints = [
+            models.UniqueConstraint(fields=["round", "family"], name="one_unit_per_family"),
+        ]
+
+
+class GiveUp(models.Model):
+    """主动放弃: explicit, asked twice, irreversible; bars supplementary selection."""
+
+    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="give_ups")
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="give_ups")
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, null=True, blank=True)
+    at = models.DateTimeField()
+    ip = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+
+    class Meta:
+        verbose_name = "主动放弃"
+        verbose_name_plural = "主动放弃"
+        constraints = [
+            models.UniqueConstraint(fields=["round", "family"], name="one_give_up_per_family"),
+        ]
+
+
+class SupplementaryApplication(models.Model):
+    """补选申请, and the supplementary session staff scheduled for it."""
+
+    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="supplementary")
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="supplementary")
+    applied_at = models.DateTimeField()
+    session = models.ForeignKey(
+        Session, on_delete=models.SET_NULL, null=True, blank=True, related_name="applications"
+    )
+    ip = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+
+    class Meta:
+        verbose_name = "补选申请"
+        verbose_name_plural = "补选申请"
+        constraints = [
+            models.UniqueConstraint(fields=["round", "family"], name="one_application_per_family"),
+        ]
+
+
+class LedgerEntry(models.Model):
+    """Append-only allocation ledger: each row carries the previous row's hash and its own
+    hash over canonical JSON, so an edited or removed row is detected (`ledger_verify`)."""
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="ledger")
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, null=True, blank=True)
+    kind = models.CharField(max_length=40)
+    at = models.DateTimeField()
+    payload = models.JSONField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = "选房日志"
+        verbose_name_plural = "选房日志"
+        ordering = ["seq"]
+
+
+class LedgerHead(models.Model):
+    """The single row that serialises ledger appends: locked last in every transaction that
+    appends, holding the latest seq and hash."""
+
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+    class Meta:
+        verbose_name = "选房日志链头"
+        verbose_name_plural = "选房日志链头"

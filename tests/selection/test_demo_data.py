@@ -3,7 +3,7 @@ from django.contrib.auth.models import Group
 
 from accounts.models import Family, User
 from selection.demo import demo_data_load
-from selection.models import Session, SessionFamily, Unit
+from selection.models import Seat, Session, Unit
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +14,7 @@ def test_demo_data_loads_twice_without_duplicates():
         Unit.objects.count(),
         Family.objects.count(),
         Session.objects.count(),
-        SessionFamily.objects.count(),
+        Seat.objects.count(),
         User.objects.filter(is_staff=True).count(),
     )
     demo_data_load()
@@ -22,7 +22,7 @@ def test_demo_data_loads_twice_without_duplicates():
         Unit.objects.count(),
         Family.objects.count(),
         Session.objects.count(),
-        SessionFamily.objects.count(),
+        Seat.objects.count(),
         User.objects.filter(is_staff=True).count(),
     )
     assert counts == again == (200, 100, 5, 100, 3)

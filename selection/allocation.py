@@ -1,0 +1,385 @@
+"""Allocation: confirm (确认正选), session open/close with auto-assign, give up (主动放弃).
+
+Lock order, everywhere: session row (close only) → family rows (ascending id) → unit rows
+(ascending id) → ledger head. The ledger head's holder never waits for anything else, and no
+one takes a family after a unit, so these services cannot deadlock one another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core import signing
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Family
+from core.context import RequestContext
+from core.errors import Conflict, NotAllowed, ValidationFailed
+from selection.carts import UnitNotFound
+from selection.ledger import LedgerWriter
+from selection.models import Allocation, CartItem, GiveUp, Seat, Session, Unit
+from selection.phases import family_state, require_formal
+
+GIVE_UP_SALT = "anju.selection.give_up"
+GIVE_UP_TOKEN_SECONDS = 120
+
+
+def _clock(at: datetime) -> str:
+    return timezone.localtime(at).strftime("%H:%M:%S")
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    allocation: Allocation
+    created: bool
+
+
+def _unit_taken(unit: Unit) -> Conflict:
+    return Conflict("unit_taken", f"房源{unit.label}已被其他家庭选定，请从购物车中选择其他房源")
+
+
+def selection_confirm(
+    *, family: Family, round_id: int, unit_id: int, idempotency_key: str, now: datetime
+) -> ConfirmResult:
+    """确认正选: allocate `unit_id` from the family's formal cart to the family, atomically and
+    irreversibly. The first valid confirmation of a unit wins.
+
+    Locks the family row, then the unit row, then the ledger head. A repeat (same key or the
+    same unit) returns the existing allocation with created=False. Raises the phase errors,
+    `not_entered`, `unit_not_in_cart`, `unit_not_found`, `unit_taken` (409: someone was
+    first), `already_allocated` (409: this family confirmed another unit).
+    """
+    state = family_state(family=family, round_id=round_id, now=now)
+    if state.allocation is not None:
+        return _repeat(state.allocation, unit_id, idempotency_key)
+    seat = require_formal(state)
+    if seat.entered_at is None:
+        raise NotAllowed("not_entered", "请先勾选声明并进入正选页面")
+    if not CartItem.objects.filter(
+        family=family, round_id=round_id, kind=CartItem.Kind.FORMAL, unit_id=unit_id
+    ).exists():
+        raise NotAllowed("unit_not_in_cart", "只能从正选购物车中选择房源")
+    with transaction.atomic():
+        Family.objects.select_for_update().filter(pk=family.pk).first()
+        existing = Allocation.objects.filter(round_id=round_id, family=family).first()
+        if existing is not None:
+            return _repeat(existing, unit_id, idempotency_key)
+        unit = Unit.objects.select_for_update().filter(pk=unit_id, round_id=round_id).first()
+        if unit is None:
+            raise UnitNotFound()
+        if unit.status != Unit.Status.AVAILABLE:
+            raise _unit_taken(unit)
+        if Session.objects.filter(pk=seat.session_id, status=Session.Status.CLOSED).exists():
+            raise NotAllowed("window_closed", "您的正选时间已结束")
+        ledger = LedgerWriter(now=now)
+        seq = ledger.append(
+            round_id=round_id,
+            session_id=seat.session_id,
+            kind="confirm",
+            payload={
+                "family": family.pk,
+                "rank": family.rank,
+                "unit": unit.pk,
+                "unit_label": unit.label,
+                "how": Allocation.How.CONFIRMED,
+                "idempotency_key": idempotency_key,
+            },
+        )
+        ledger.flush()
+        allocation = Allocation.objects.create(
+            round_id=round_id,
+            unit=unit,
+            family=family,
+            session_id=seat.session_id,
+            how=Allocation.How.CONFIRMED,
+            at=now,
+            ledger_seq=seq,
+            idempotency_key=idempotency_key,
+        )
+        unit.status = Unit.Status.TAKEN
+        unit.save(update_fields=["status"])
+        Seat.objects.filter(pk=seat.pk).update(outcome=Seat.Outcome.CONFIRMED)
+    return ConfirmResult(allocation, True)
+
+
+def _repeat(existing: Allocation, unit_id: int, key: str) -> ConfirmResult:
+    if existing.unit_id == unit_id or (key and existing.idempotency_key == key):
+        return ConfirmResult(existing, False)
+    raise Conflict("already_allocated", "您已确认选房结果，不可更改")
+
+
+# ------------------------------------------------------------------------- the clock side
+
+
+def sessions_open_due(*, now: datetime) -> list[int]:
+    """Mark scheduled sessions whose window has started as open. A conditional update, so
+    two clocks open each session once. Returns the ids this call opened."""
+    opened = []
+    due = Session.objects.filter(
+        status=Session.Status.SCHEDULED, starts_at__lte=now, ends_at__gt=now
+    ).values_list("pk", flat=True)
+    for session_id in due:
+        if Session.objects.filter(pk=session_id, status=Session.Status.SCHEDULED).update(
+            status=Session.Status.OPEN, opened_at=now
+        ):
+            opened.append(session_id)
+    return opened
+
+
+@dataclass
+class CloseReport:
+    session_id: int
+    assigned: list[tuple[int, int]] = field(default_factory=list)  # (family id, unit id)
+    no_unit: list[int] = field(default_factory=list)
+    absent: list[int] = field(default_factory=list)
+    explanations: dict[int, str] = field(default_factory=dict)
+
+
+def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
+    """Close a session whose window has ended, exactly once, and auto-assign.
+
+    Every family that entered and neither confirmed nor gave up gets the first unit of its
+    formal cart, in cart order, that nobody holds; families are processed in rank order.
+    Families that never entered lose their pre-selection (预选结果作废). Each family's outcome
+    and explanation ("#1 3-1202 taken at 10:02:03 (seq 48211); #2 assigned") goes to the
+    ledger. Locks the session row (a second clock waits, then finds it closed and returns
+    None), the session's families, the candidate units, then the ledger head.
+    """
+    with transaction.atomic():
+        session = Session.objects.select_for_update().filter(pk=session_id).first()
+        if session is None or session.status == Session.Status.CLOSED or now < session.ends_at:
+            return None
+        report = CloseReport(session_id)
+        seats = list(
+            Seat.objects.filter(session=session).select_related("family").order_by("family__rank")
+        )
+        family_ids = sorted(seat.family_id for seat in seats)
+        list(
+            Family.objects.select_for_update()
+            .filter(pk__in=family_ids)
+            .order_by("pk")
+            .values_list("pk")
+        )
+        allocated = set(
+            Allocation.objects.filter(
+                round_id=session.round_id, family_id__in=family_ids
+            ).values_list("family_id", flat=True)
+        )
+        gave_up = set(
+            GiveUp.objects.filter(round_id=session.round_id, family_id__in=family_ids).values_list(
+                "family_id", flat=True
+            )
+        )
+        pending = [
+            seat
+            for seat in seats
+            if seat.family_id not in allocated and seat.family_id not in gave_up
+        ]
+        entered = [seat for seat in pending if seat.entered_at is not None]
+        absent = [seat for seat in pending if seat.entered_at is None]
+
+        carts: dict[int, list[int]] = {seat.family_id: [] for seat in entered}
+        for family_id, unit_id in (
+            CartItem.objects.filter(
+                round_id=session.round_id, kind=CartItem.Kind.FORMAL, family_id__in=list(carts)
+            )
+            .order_by("family_id", "position", "id")
+            .values_list("family_id", "unit_id")
+        ):
+            carts[family_id].append(unit_id)
+        unit_ids = sorted({unit_id for cart in carts.values() for unit_id in cart})
+        units = {
+            unit.pk: unit
+            for unit in Unit.objects.select_for_update().filter(pk__in=unit_ids).order_by("pk")
+        }
+        taken = {
+            a.unit_id: (a.at, a.ledger_seq)
+            for a in Allocation.objects.filter(unit_id__in=unit_ids).only(
+                "unit_id", "at", "ledger_seq"
+            )
+        }
+
+        ledger = LedgerWriter(now=now)
+        new_allocations, newly_taken = [], []
+        outcomes: dict[str, list[int]] = {Seat.Outcome.AUTO_ASSIGNED: [], Seat.Outcome.NO_UNIT: []}
+        for seat in entered:
+            family = seat.family
+            steps, chosen = [], None
+            for index, unit_id in enumerate(carts[seat.family_id], start=1):
+                unit = units[unit_id]
+                if unit.status == Unit.Status.AVAILABLE and unit_id not in taken:
+                    chosen = unit
+                    steps.append(f"#{index} {unit.label} assigned")
+                    break
+                if unit_id in taken:
+                    at, seq = taken[unit_id]
+                    steps.append(f"#{index} {unit.label} taken at {_clock(at)} (seq {seq})")
+                else:
+                    steps.append(f"#{index} {unit.label} not available ({unit.status})")
+            explanation = "; ".join(steps) or "formal cart empty"
+            seq = ledger.append(
+                round_id=session.round_id,
+                session_id=session.pk,
+                kind="auto_assign" if chosen else "no_unit",
+                payload={
+                    "family": family.pk,
+                    "rank": family.rank,
+                    "cart": carts[seat.family_id],
+                    "unit": chosen.pk if chosen else None,
+                    "unit_label": chosen.label if chosen else None,
+                    "explanation": explanation,
+                },
+            )
+            report.explanations[family.pk] = explanation
+            if chosen:
+                taken[chosen.pk] = (now, seq)
+                chosen.status = Unit.Status.TAKEN
+                newly_taken.append(chosen.pk)
+                new_allocations.append(
+                    Allocation(
+                        round_id=session.round_id,
+                        unit=chosen,
+                        family=family,
+                        session=session,
+                        how=Allocation.How.AUTO,
+                        at=now,
+                        ledger_seq=seq,
+                    )
+                )
+                outcomes[Seat.Outcome.AUTO_ASSIGNED].append(seat.pk)
+                report.assigned.append((family.pk, chosen.pk))
+            else:
+                outcomes[Seat.Outcome.NO_UNIT].append(seat.pk)
+                report.no_unit.append(family.pk)
+
+        absent_ids = [seat.family_id for seat in absent]
+        voided: dict[int, list[int]] = {family_id: [] for family_id in absent_ids}
+        for family_id, unit_id in (
+            CartItem.objects.filter(
+                round_id=session.round_id, kind=CartItem.Kind.PRE, family_id__in=absent_ids
+            )
+            .order_by("family_id", "position")
+            .values_list("family_id", "unit_id")
+        ):
+            voided[family_id].append(unit_id)
+        for seat in absent:
+            ledger.append(
+                round_id=session.round_id,
+                session_id=session.pk,
+                kind="absent",
+                payload={
+                    "family": seat.family_id,
+                    "rank": seat.family.rank,
+                    "voided_pre_cart": voided[seat.family_id],
+                },
+            )
+            report.absent.append(seat.family_id)
+        ledger.append(
+            round_id=session.round_id,
+            session_id=session.pk,
+            kind="session_close",
+            payload={
+                "session": session.pk,
+                "order": session.order,
+                "auto_assigned": len(report.assigned),
+                "no_unit": len(report.no_unit),
+                "absent": len(report.absent),
+                "confirmed_before": len(allocated & set(family_ids)),
+                "gave_up": len(gave_up & set(family_ids)),
+            },
+        )
+        ledger.flush()
+        Allocation.objects.bulk_create(new_allocations)
+        Unit.objects.filter(pk__in=newly_taken).update(status=Unit.Status.TAKEN)
+        for outcome, seat_ids in outcomes.items():
+            Seat.objects.filter(pk__in=seat_ids).update(outcome=outcome)
+        Seat.objects.filter(pk__in=[seat.pk for seat in absent]).update(outcome=Seat.Outcome.ABSENT)
+        CartItem.objects.filter(
+            round_id=session.round_id, kind=CartItem.Kind.PRE, family_id__in=absent_ids
+        ).delete()
+        session.status = Session.Status.CLOSED
+        session.closed_at = now
+        session.save(update_fields=["status", "closed_at"])
+    return report
+
+
+def sessions_close_due(*, now: datetime) -> list[CloseReport]:
+    """Close every session whose window has ended, oldest first."""
+    reports = []
+    for session_id in (
+        Session.objects.filter(ends_at__lte=now)
+        .exclude(status=Session.Status.CLOSED)
+        .order_by("ends_at", "pk")
+        .values_list("pk", flat=True)
+    ):
+        report = session_close(session_id=session_id, now=now)
+        if report is not None:
+            reports.append(report)
+    return reports
+
+
+# ------------------------------------------------------------------------------ give up
+
+
+def give_up_intent(*, family: Family, round_id: int, now: datetime) -> str:
+    """The first of the two askings: checks that giving up is possible and returns a token
+    the second asking must bring back within GIVE_UP_TOKEN_SECONDS."""
+    state = family_state(family=family, round_id=round_id, now=now)
+    _check_can_give_up(state)
+    return signing.dumps({"f": family.pk, "r": round_id}, salt=GIVE_UP_SALT)
+
+
+def _check_can_give_up(state) -> None:
+    if state.allocation is not None:
+        raise Conflict("already_allocated", "您已选定房源，不能放弃")
+    if state.current is None and state.upcoming is None:
+        raise NotAllowed("window_closed", "您的选房场次已结束")
+
+
+def selection_give_up(
+    *, family: Family, round_id: int, token: str, ctx: RequestContext, now: datetime
+) -> GiveUp:
+    """主动放弃, confirmed by the token from `give_up_intent`. Irreversible; the family gets no
+    unit and cannot apply for supplementary selection. Idempotent once given up.
+    Raises `give_up_token_invalid`, `already_allocated`, `window_closed`."""
+    try:
+        data = signing.loads(token or "", salt=GIVE_UP_SALT, max_age=GIVE_UP_TOKEN_SECONDS)
+    except signing.BadSignature:
+        raise ValidationFailed("give_up_token_invalid", "确认已过期，请重新操作") from None
+    if data != {"f": family.pk, "r": round_id}:
+        raise ValidationFailed("give_up_token_invalid", "确认已过期，请重新操作")
+    state = family_state(family=family, round_id=round_id, now=now)
+    existing = GiveUp.objects.filter(round_id=round_id, family=family).first()
+    if existing is not None:
+        return existing
+    _check_can_give_up(state)
+    with transaction.atomic():
+        Family.objects.select_for_update().filter(pk=family.pk).first()
+        if Allocation.objects.filter(round_id=round_id, family=family).exists():
+            raise Conflict("already_allocated", "您已选定房源，不能放弃")
+        seat = state.current or state.upcoming
+        give_up = GiveUp.objects.create(
+            family=family,
+            round_id=round_id,
+            session=seat.session if seat else None,
+            at=now,
+            ip=ctx.ip,
+            user_agent=ctx.user_agent,
+        )
+        Seat.objects.filter(
+            family=family,
+            session__round_id=round_id,
+            outcome=Seat.Outcome.PENDING,
+            session__ends_at__gt=now,
+        ).update(outcome=Seat.Outcome.GAVE_UP)
+        ledger = LedgerWriter(now=now)
+        ledger.append(
+            round_id=round_id,
+            session_id=seat.session_id if seat else None,
+            kind="give_up",
+            payload={"family": family.pk, "rank": family.rank},
+        )
+        ledger.flush()
+    return give_up

@@ -1,0 +1,65 @@
+"""The selection clock: opens sessions whose window started and closes (auto-assigns)
+sessions whose window ended, with no request arriving. Runs as `manage.py selection_clock`
+(one or more processes: the services make every transition exactly once) or, in the
+embedded quick start, as a thread inside the server (ANJU_CLOCK_IN_PROCESS=1)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+from django.db import OperationalError, close_old_connections
+from django.utils import timezone
+
+from selection.allocation import CloseReport, sessions_close_due, sessions_open_due
+
+logger = logging.getLogger("anju.clock")
+TICK_SECONDS = 0.25  # closes each due session within about a quarter of a second
+
+
+def clock_tick(*, now: datetime | None = None) -> tuple[list[int], list[CloseReport]]:
+    now = now or timezone.now()
+    opened = sessions_open_due(now=now)
+    closed = sessions_close_due(now=now)
+    for session_id in opened:
+        logger.info("session %s opened", session_id)
+    for report in closed:
+        logger.info(
+            "session %s closed: %d auto-assigned, %d without unit, %d absent",
+            report.session_id,
+            len(report.assigned),
+            len(report.no_unit),
+            len(report.absent),
+        )
+    return opened, closed
+
+
+def clock_run(*, stop: threading.Event, tick: float = TICK_SECONDS) -> None:
+    """Tick until `stop` is set. A failing tick (database away, a deadlock victim) is logged
+    and retried on the next tick: every transition is idempotent."""
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            clock_tick()
+        except OperationalError as exc:
+            logger.warning("clock tick failed, retrying: %s", exc)
+        except Exception:
+            logger.exception("clock tick crashed, retrying")
+        stop.wait(tick)
+
+
+_thread: threading.Thread | None = None
+
+
+def clock_start_in_process() -> None:
+    """The embedded quick start's clock: a daemon thread inside the server process."""
+    global _thread
+    if _thread is None:
+        _thread = threading.Thread(
+            target=clock_run,
+            kwargs={"stop": threading.Event()},
+            name="selection-clock",
+            daemon=True,
+        )
+        _thread.start()

@@ -1,0 +1,20 @@
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from selection.clock import TICK_SECONDS, clock_run
+
+
+class Command(BaseCommand):
+    help = "Open and close selection sessions on time (auto-assign at each deadline)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tick", type=float, default=TICK_SECONDS)
+
+    def handle(self, *args, tick: float, **options):
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        self.stdout.write(f"selection clock running (tick {tick}s)")
+        clock_run(stop=stop, tick=tick)

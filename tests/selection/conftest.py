@@ -1,0 +1,104 @@
+"""A small round to select in, with time pinned around its sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from accounts.models import Family, Layout
+from core.context import RequestContext
+from selection import carts
+from selection.models import Round, Seat, Session, Unit
+from selection.phases import family_state
+from tests.factories import FamilyFactory
+
+TZ = ZoneInfo("Asia/Shanghai")
+PRE_START = datetime(2026, 3, 2, 9, 0, tzinfo=TZ)
+S1_START = datetime(2026, 3, 3, 9, 30, tzinfo=TZ)
+WINDOW = timedelta(seconds=120)
+CTX = RequestContext(ip="10.0.0.9", user_agent="pytest")
+
+
+@dataclass
+class World:
+    round: Round
+    sessions: list[Session]
+    units: list[Unit]
+    families: list[Family]
+
+    def unit(self, label: str) -> Unit:
+        building, number = label.split("-")
+        return next(u for u in self.units if u.building == building and u.number == number)
+
+
+def make_world(
+    *,
+    families: int = 4,
+    units: int = 6,
+    sessions: int = 2,
+    per_session: int | None = None,
+    cart_limit: int = 5,
+) -> World:
+    rnd = Round.objects.create(
+        name=f"测试批次{Round.objects.count() + 1}",
+        preselect_starts_at=PRE_START,
+        cart_limit=cart_limit,
+        window_seconds=120,
+    )
+    made_units = [
+        Unit.objects.create(
+            round=rnd,
+            building="3",
+            number=f"{1201 + i}",
+            floor=12,
+            layout=Layout.ONE_BED,
+            orientation="S",
+            area=Decimal("45.20"),
+            monthly_rent=Decimal("1469"),
+        )
+        for i in range(units)
+    ]
+    made_families = [
+        FamilyFactory(rank=100 * (Round.objects.count()) + i + 1, eligible_layouts=[Layout.ONE_BED])
+        for i in range(families)
+    ]
+    per_session = per_session or max(1, families // sessions)
+    made_sessions = []
+    for index in range(sessions):
+        start = S1_START + index * timedelta(minutes=5)
+        session = Session.objects.create(
+            round=rnd, order=index + 1, starts_at=start, ends_at=start + WINDOW
+        )
+        for family in made_families[index * per_session : (index + 1) * per_session]:
+            Seat.objects.create(session=session, family=family)
+        made_sessions.append(session)
+    return World(rnd, made_sessions, made_units, made_families)
+
+
+def declare(family: Family, rnd: Round, phase: str, now: datetime) -> None:
+    state = family_state(family=family, round_id=rnd.pk, now=now)
+    _, version = carts.declaration_current(state=state, phase=phase)
+    carts.declaration_acknowledge(
+        family=family, round_id=rnd.pk, phase=phase, version=version, ctx=CTX, now=now
+    )
+
+
+def preselect(family: Family, rnd: Round, units: list[Unit], now: datetime = PRE_START) -> None:
+    declare(family, rnd, "pre", now)
+    for unit in units:
+        carts.cart_add(family=family, round_id=rnd.pk, kind="pre", unit_id=unit.pk, now=now)
+
+
+def enter(family: Family, rnd: Round, session: Session, now: datetime | None = None) -> None:
+    now = now or session.starts_at
+    declare(family, rnd, "formal", now)
+    carts.formal_enter(family=family, round_id=rnd.pk, now=now)
+
+
+@pytest.fixture
+def world(db) -> World:
+    return make_world()
