@@ -1,7 +1,10 @@
 """Staff roles as admin groups, and what each may do.
 
-operator (操作员): schedules rounds and sessions, imports units and families, watches a session.
-reviewer (审核员): reviews signatures and seals agreements; reads families and results.
+operator (操作员): schedules rounds and sessions, imports units and families, watches a session,
+    exports results (admin views check add_unit / add_family+change_family / add_session+add_seat
+    for the staff tools, view rights for export and the live view; see selection.admin_views).
+reviewer (审核员): reviews signatures and seals agreements; reads families and results, exports
+    results and watches a session, but cannot import or schedule.
 supervisor (主管): everything the other two do, plus the audit trail and SMS records.
 """
 
@@ -23,6 +26,8 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("selection", "session"): _EDIT,
         ("selection", "seat"): (*_EDIT, "delete"),
         ("selection", "unit"): _EDIT,
+        ("selection", "allocation"): ("view",),
+        ("selection", "supplementaryapplication"): ("view",),
     },
     REVIEWER: {
         ("accounts", "family"): ("view",),
@@ -30,6 +35,8 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("selection", "round"): ("view",),
         ("selection", "session"): ("view",),
         ("selection", "unit"): ("view",),
+        ("selection", "allocation"): ("view",),
+        ("selection", "supplementaryapplication"): ("view",),
     },
 }
 ROLE_PERMISSIONS[SUPERVISOR] = {

@@ -191,7 +191,10 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing 
 # Front-end packages come from the npm registry (`npm ci` in the Makefile), never a CDN.
 NODE_MODULES = BASE_DIR / "node_modules"
 STATICFILES_DIRS = [("vendor/weui", NODE_MODULES / "weui" / "dist" / "style")]
+# Development serves static files straight from the finders (no collectstatic) and looks
+# them up per request instead of indexing every file when the middleware starts.
 WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = VAR_DIR / "private"  # never served by the web server; views check ownership
 
 # Sessions: cookie-based auth for the H5 pages, CSRF and origin checks kept on.

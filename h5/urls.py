@@ -1,5 +1,6 @@
 from django.urls import path
 
+from h5 import selection_views as sel
 from h5 import views
 
 app_name = "h5"
@@ -8,4 +9,17 @@ urlpatterns = [
     path("", views.root),
     path("h5/", views.home_page, name="home"),
     path("h5/login/", views.login_page, name="login"),
+    path("h5/selection/", sel.selection_index, name="selection"),
+    path("h5/selection/result/", sel.selection_result_latest, name="selection-result-latest"),
+    path("h5/selection/<int:round_id>/", sel.selection_round, name="selection-round"),
+    path(
+        "h5/selection/<int:round_id>/declaration/<str:phase>/",
+        sel.selection_declaration,
+        name="selection-declaration",
+    ),
+    path("h5/selection/<int:round_id>/pre/", sel.selection_pre, name="selection-pre"),
+    path("h5/selection/<int:round_id>/formal/", sel.selection_formal, name="selection-formal"),
+    path("h5/selection/<int:round_id>/result/", sel.selection_result, name="selection-result"),
+    path("h5/broadcast/", sel.broadcast_index, name="broadcast-index"),
+    path("h5/broadcast/<int:round_id>/", sel.broadcast_page, name="broadcast"),
 ]

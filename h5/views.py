@@ -11,6 +11,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.models import Applicant
 from mobile_api.errors import SESSION_ENDED, json_404, json_500
+from selection import selectors
 
 
 def _applicant(request) -> Applicant | None:
@@ -54,7 +55,13 @@ def home_page(request):
         return _to_login(request)
     # An applicant imported without a family still gets a page (it says to contact staff).
     family = getattr(applicant, "family", None)
-    return render(request, "h5/home.html", {"applicant": applicant, "family": family})
+    latest = selectors.family_rounds(family=family).first() if family else None
+    broadcast_url = f"/h5/broadcast/{latest.pk}/" if latest else "/h5/broadcast/"
+    return render(
+        request,
+        "h5/home.html",
+        {"applicant": applicant, "family": family, "broadcast_url": broadcast_url},
+    )
 
 
 def root(request):

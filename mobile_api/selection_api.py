@@ -17,7 +17,7 @@ from core.errors import DomainError
 from mobile_api.auth import IsApplicant
 from mobile_api.schema import ERROR_RESPONSES
 from selection import allocation, carts, selectors, supplementary
-from selection.models import CartItem, Declaration, Orientation, Unit
+from selection.models import Allocation, CartItem, Declaration, Orientation, Unit
 from selection.phases import family_state
 
 
@@ -54,6 +54,7 @@ class CartSerializer(serializers.Serializer):
     kind = serializers.CharField()
     limit = serializers.IntegerField()
     items = CartItemSerializer(many=True)
+    server_time_ms = serializers.IntegerField(read_only=True, required=False)
 
 
 def _cart_response(request, round_id: int, kind: str, items=None) -> Response:
@@ -63,9 +64,13 @@ def _cart_response(request, round_id: int, kind: str, items=None) -> Response:
         if items is not None
         else selectors.cart_list(family=family, round_id=round_id, kind=kind)
     )
-    state = family_state(family=family, round_id=round_id, now=timezone.now())
+    now = timezone.now()
+    state = family_state(family=family, round_id=round_id, now=now)
     return Response(
-        CartSerializer({"kind": kind, "limit": state.round.cart_limit, "items": items}).data
+        {
+            **CartSerializer({"kind": kind, "limit": state.round.cart_limit, "items": items}).data,
+            **_server_time(now),
+        }
     )
 
 
@@ -355,7 +360,7 @@ class CartSyncApi(APIView):
         diff = carts.cart_sync_preview(
             family=_family(request), round_id=round_id, now=timezone.now()
         )
-        return Response(self.DiffSerializer(diff).data)
+        return Response({**self.DiffSerializer(diff).data, **_server_time(timezone.now())})
 
     @extend_schema(request=None, responses={200: CartSerializer, **ERROR_RESPONSES})
     def post(self, request, round_id: int):
@@ -396,7 +401,7 @@ class ConfirmApi(APIView):
             now=timezone.now(),
         )
         return Response(
-            AllocationSerializer(result.allocation).data,
+            {**AllocationSerializer(result.allocation).data, **_server_time(timezone.now())},
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
@@ -547,6 +552,7 @@ class BroadcastApi(APIView):
                         "unit": f"{f['unit__building']}-{f['unit__number']}",
                         "layout_label": labels["layout"][f["unit__layout"]],
                         "how": f["how"],
+                        "how_label": Allocation.How(f["how"]).label,
                         "at": f["at"].isoformat(),
                         "seq": f["ledger_seq"],
                     }

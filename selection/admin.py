@@ -1,7 +1,14 @@
-from django.contrib import admin
+"""Staff admin for selection. The round page carries the staff tools (import units and
+families, schedule sessions, supplementary sessions, export results) and the session page a
+live view; the pages themselves live in selection.admin_views."""
 
-from accounts.admin import AuditedModelAdmin
-from selection.models import Round, Seat, Session, Unit
+from django.contrib import admin
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from accounts.admin import AuditedModelAdmin, ReadOnlyAdmin
+from selection import admin_views
+from selection.models import Allocation, Round, Seat, Session, SupplementaryApplication, Unit
 
 
 class SeatInline(admin.TabularInline):
@@ -14,12 +21,52 @@ class SeatInline(admin.TabularInline):
 class RoundAdmin(AuditedModelAdmin):
     list_display = ("name", "preselect_starts_at", "cart_limit", "window_seconds")
 
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+
+        def tool(route: str, view, name: str, **kwargs):
+            def page(request, object_id):
+                return view(self, request, object_id, **kwargs)
+
+            return path(f"<path:object_id>/{route}/", wrap(page), name=f"selection_round_{name}")
+
+        return [
+            tool("import-units", admin_views.import_view, "import_units", kind="units"),
+            tool("import-families", admin_views.import_view, "import_families", kind="families"),
+            tool("schedule", admin_views.schedule_view, "schedule"),
+            tool("supplementary", admin_views.supplementary_view, "supplementary"),
+            tool("export", admin_views.export_view, "export"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "round_tools": admin_views.round_tools(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
 
 @admin.register(Session)
 class SessionAdmin(AuditedModelAdmin):
-    list_display = ("__str__", "kind", "starts_at", "ends_at", "status")
+    list_display = ("__str__", "kind", "starts_at", "ends_at", "status", "live_link")
     list_filter = ("round", "kind", "status")
     inlines = [SeatInline]
+
+    def get_urls(self):
+        def live(request, object_id):
+            return admin_views.session_live_view(self, request, object_id)
+
+        return [
+            path(
+                "<path:object_id>/live/",
+                self.admin_site.admin_view(live),
+                name="selection_session_live",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="实时监控")
+    def live_link(self, session):
+        url = reverse("admin:selection_session_live", args=[session.pk])
+        return format_html('<a href="{}">实时监控</a>', url)
 
 
 @admin.register(Unit)
@@ -27,3 +74,21 @@ class UnitAdmin(AuditedModelAdmin):
     list_display = ("__str__", "floor", "layout", "orientation", "area", "monthly_rent", "status")
     list_filter = ("round", "building", "layout", "orientation", "status")
     search_fields = ("building", "number")
+
+
+@admin.register(Allocation)
+class AllocationAdmin(ReadOnlyAdmin):
+    """选房结果: written only by the selection services, with its ledger entry."""
+
+    list_display = ("ledger_seq", "round", "family", "unit", "session", "how", "at")
+    list_filter = ("round", "how")
+    search_fields = ("=family__rank", "unit__building", "unit__number")
+    list_select_related = ("round", "family__main_applicant", "unit", "session__round")
+
+
+@admin.register(SupplementaryApplication)
+class SupplementaryApplicationAdmin(ReadOnlyAdmin):
+    list_display = ("round", "family", "applied_at", "session")
+    list_filter = ("round",)
+    search_fields = ("=family__rank",)
+    list_select_related = ("round", "family__main_applicant", "session__round")

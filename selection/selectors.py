@@ -21,6 +21,14 @@ from selection.models import (
 from selection.phases import FamilyState, family_state, formal_day_deadline
 
 
+def round_list_public(*, limit: int = 20) -> list[Round]:
+    return list(Round.objects.order_by("-preselect_starts_at")[:limit])
+
+
+def round_get(*, round_id: int) -> Round | None:
+    return Round.objects.filter(pk=round_id).first()
+
+
 def family_rounds(*, family: Family) -> QuerySet[Round]:
     return (
         Round.objects.filter(sessions__seats__family=family)

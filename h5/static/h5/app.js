@@ -153,5 +153,122 @@
     button.classList.toggle("weui-btn_disabled", on);
   }
 
-  window.Anju = { api, cookie, csrfToken, clearErrors, showErrors, countdown, setBusy, LOGIN_URL };
+  /* Build an element: el("p", {class: "x", text: "…"}, child, …). Text is always set as
+   * text, never parsed as HTML. */
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "text") node.textContent = value;
+      else if (key === "class") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else if (value === true) node.setAttribute(key, "");
+      else node.setAttribute(key, value);
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  let dialogCount = 0;
+
+  /* A WeUI dialog. `body` is text or a node; `buttons` [{label, value, kind}] with kind
+   * default | primary | warn. Resolves with the tapped button's value. */
+  function dialog({ title = "", body = "", buttons = [{ label: "确定", value: true }] } = {}) {
+    return new Promise((resolve) => {
+      const id = `anju-dialog-${++dialogCount}`;
+      const previous = document.activeElement;
+      const close = (value) => {
+        root.remove();
+        document.removeEventListener("keydown", onKey);
+        if (previous && previous.isConnected && typeof previous.focus === "function") {
+          previous.focus({ preventScroll: true });
+        }
+        resolve(value);
+      };
+      const onKey = (event) => {
+        if (event.key === "Escape") close(buttons.length > 1 ? buttons[0].value : true);
+      };
+      const buttonNodes = buttons.map((button) =>
+        el("button", {
+          type: "button",
+          class: `weui-dialog__btn weui-dialog__btn_${button.kind || "primary"} anju-dialog__btn`,
+          text: button.label,
+          onclick: () => close(button.value),
+        }),
+      );
+      const root = el(
+        "div",
+        {
+          class: "anju-dialog",
+          role: "dialog",
+          "aria-modal": "true",
+          "aria-labelledby": title ? `${id}-title` : null,
+          "aria-describedby": `${id}-body`,
+        },
+        el("div", { class: "weui-mask" }),
+        el(
+          "div",
+          { class: "weui-dialog" },
+          title
+            ? el(
+                "div",
+                { class: "weui-dialog__hd" },
+                el("strong", { class: "weui-dialog__title", id: `${id}-title`, text: title }),
+              )
+            : null,
+          el("div", { class: "weui-dialog__bd anju-dialog__bd", id: `${id}-body` }, body),
+          el("div", { class: "weui-dialog__ft" }, buttonNodes),
+        ),
+      );
+      document.body.append(root);
+      document.addEventListener("keydown", onKey);
+      buttonNodes[buttonNodes.length - 1].focus({ preventScroll: true });
+    });
+  }
+
+  /* The one-button dialog for a refusal or a notice. */
+  function alert(message, { title = "", label = "知道了" } = {}) {
+    return dialog({ title, body: message, buttons: [{ label, value: true }] });
+  }
+
+  let toastTimer = null;
+
+  /* A WeUI text toast that goes away by itself. */
+  function toast(text, { ms = 1500 } = {}) {
+    let root = document.getElementById("anju-toast");
+    if (!root) {
+      root = el(
+        "div",
+        { id: "anju-toast", role: "status", "aria-live": "polite" },
+        el("div", { class: "weui-toast__wrp" }, el("div", { class: "weui-toast weui-toast_text" },
+          el("p", { class: "weui-toast__content" }))),
+      );
+      document.body.append(root);
+    }
+    root.querySelector(".weui-toast__content").textContent = text;
+    root.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => {
+      root.hidden = true;
+    }, ms);
+  }
+
+  window.Anju = {
+    api,
+    cookie,
+    csrfToken,
+    clearErrors,
+    showErrors,
+    countdown,
+    setBusy,
+    el,
+    dialog,
+    alert,
+    toast,
+    LOGIN_URL,
+  };
 })();

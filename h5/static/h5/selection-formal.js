@@ -1,0 +1,322 @@
+/* 正选: entering (POST …/formal/enter/ is what counts as "entered"), the countdown by server
+ * time, 同步预选房源 with its diff, the formal cart, 确认正选 (asked twice, idempotent per
+ * unit for this page load) and 主动放弃 (asked twice). */
+(() => {
+  "use strict";
+
+  const { el, dialog, toast, setBusy } = window.Anju;
+  const { sel } = window.Anju;
+  const { call, clock, fmt, showFailure, notice, renderCart, renderUnits, unitName } = sel;
+  const rid = sel.roundId();
+  const api = `/api/v1/selection/${rid}`;
+  const resultUrl = `/h5/selection/${rid}/result/`;
+  const $ = (id) => document.getElementById(id);
+  const form = $("filters");
+  const confirmButton = $("confirm-btn");
+  const giveUpButton = $("give-up-btn");
+
+  let endsAt = 0;
+  let sessionLabel = "正选进行中";
+  let ended = false;
+  let cart = { kind: "formal", limit: 0, items: [] };
+  let preCount = 0;
+  let units = [];
+  let selected = null;
+  let busy = false;
+  const keys = new Map(); // unit id → idempotency key, reused on a retry of the same unit
+
+  const inCart = () => new Set(cart.items.map((item) => item.unit.id));
+  const itemOf = (unitId) => cart.items.find((item) => item.unit.id === unitId);
+
+  function drawConfirm() {
+    const item = selected && itemOf(selected);
+    const ready = Boolean(item && item.unit.status === "available") && !ended;
+    confirmButton.disabled = !ready;
+    confirmButton.classList.toggle("weui-btn_disabled", !ready);
+    confirmButton.textContent = ready ? `确认正选 ${unitName(item.unit)}` : "确认正选";
+  }
+
+  function drawCart() {
+    if (selected && !itemOf(selected)) selected = null;
+    $("cart-count").textContent = `${cart.items.length}/${cart.limit}`;
+    renderCart($("cart"), cart, {
+      onMove: move,
+      onRemove: remove,
+      pick: (unitId) => {
+        selected = unitId;
+        drawConfirm();
+      },
+      selected,
+    });
+    const banner = $("sync-banner");
+    banner.hidden = !(cart.items.length === 0 && preCount > 0);
+    $("sync-banner-text").textContent = `您有${preCount}套预选房源，可点击【确认同步】同步至正选购物车。`;
+    drawConfirm();
+  }
+
+  function drawUnits() {
+    renderUnits($("units"), units, {
+      inCart: inCart(),
+      full: cart.items.length >= cart.limit,
+      onSelect: add,
+      onlyOpen: form.elements.only_open.checked,
+    });
+  }
+
+  function draw() {
+    drawCart();
+    drawUnits();
+  }
+
+  async function loadUnits() {
+    units = await call("GET", `${api}/units/${sel.unitsQuery(form, { available: "true" })}`);
+    drawUnits();
+  }
+
+  function tick() {
+    const left = endsAt - clock.now();
+    const value = $("countdown");
+    value.textContent = `剩余 ${fmt.mmss(left)}`;
+    const last = left <= 30_000;
+    $("countdown-bar").classList.toggle("anju-countdown_last", last);
+    $("countdown-label").textContent = last ? "最后30秒，请尽快确认" : sessionLabel;
+    if (left <= 0 && !ended) windowEnded();
+  }
+
+  async function windowEnded() {
+    ended = true;
+    drawConfirm();
+    await dialog({
+      title: "正选时间已结束",
+      body: "系统将按购物车中的意向排序，为您自动选定未被其他家庭选定的第一序位房源。",
+      buttons: [{ label: "查看选房结果", value: true }],
+    });
+    window.location.replace(resultUrl);
+  }
+
+  /* One change at a time; the formal cart is redrawn from the API's answer. */
+  async function change(request, done) {
+    if (busy || ended) return;
+    busy = true;
+    try {
+      cart = await request();
+      draw();
+      if (done) toast(done);
+    } catch (failure) {
+      await handle(failure);
+    } finally {
+      busy = false;
+    }
+  }
+
+  async function handle(failure) {
+    await showFailure(failure);
+    const code = failure.error && failure.error.code;
+    if (code === "already_allocated" || code === "window_closed" || code === "gave_up") {
+      window.location.replace(resultUrl);
+    } else if (code === "unit_taken") {
+      await loadUnits();
+    }
+  }
+
+  const add = (unitId) =>
+    change(
+      () => call("POST", `${api}/cart/formal/items/`, { unit_id: unitId }),
+      "已加入购物车",
+    );
+  const move = (unitId, direction) =>
+    change(() => call("POST", `${api}/cart/formal/items/${unitId}/move/`, { direction }));
+  const remove = (unitId) =>
+    change(() => call("DELETE", `${api}/cart/formal/items/${unitId}/`), "已删除");
+
+  function list(items) {
+    return el(
+      "ol",
+      { class: "anju-dialog__list" },
+      items.map((item) => el("li", { text: unitName(item.unit) })),
+    );
+  }
+
+  /* 同步预选房源: show what the sync would overwrite, then overwrite on 「确认同步」. */
+  async function syncCart() {
+    if (busy || ended) return;
+    busy = true;
+    try {
+      const diff = await call("GET", `${api}/formal/sync/`);
+      const body = el("div", { class: "anju-sync-diff" });
+      if (diff.removed.length) {
+        body.append(
+          el("p", { text: "以下正选页面新选择的房源将被预选房源覆盖：" }),
+          el(
+            "ul",
+            { class: "anju-dialog__list anju-dialog__list_removed" },
+            diff.removed.map((item) => el("li", { text: unitName(item.unit) })),
+          ),
+        );
+      }
+      if (diff.pre.length) {
+        body.append(el("p", { text: "同步后的意向排序：" }), list(diff.pre));
+      } else {
+        body.append(el("p", { text: "预选购物车为空，同步后正选购物车将被清空。" }));
+      }
+      const ok = await dialog({
+        title: "同步预选房源",
+        body,
+        buttons: [
+          { label: "取消", value: false, kind: "default" },
+          { label: "确认同步", value: true },
+        ],
+      });
+      if (!ok) return;
+      cart = await call("POST", `${api}/formal/sync/`);
+      draw();
+      toast("已同步预选房源");
+    } catch (failure) {
+      await handle(failure);
+    } finally {
+      busy = false;
+    }
+  }
+
+  /* 确认正选: asked a second time; the key makes a repeated tap the same request. */
+  async function confirmUnit() {
+    const item = selected && itemOf(selected);
+    if (!item || busy || ended) return;
+    const name = unitName(item.unit);
+    const ok = await dialog({
+      title: "确认正选",
+      body: `提交后选房结果不可更改，确认选定 ${name} 吗？`,
+      buttons: [
+        { label: "取消", value: false, kind: "default" },
+        { label: "确认选定", value: true },
+      ],
+    });
+    if (!ok || ended) return;
+    const unitId = item.unit.id;
+    if (!keys.has(unitId)) keys.set(unitId, sel.randomKey());
+    busy = true;
+    setBusy(confirmButton, true, "正在提交…");
+    try {
+      await call("POST", `${api}/confirm/`, { unit_id: unitId, idempotency_key: keys.get(unitId) });
+      window.location.replace(resultUrl);
+    } catch (failure) {
+      setBusy(confirmButton, false);
+      busy = false;
+      if (failure.error && failure.error.code === "unit_taken") {
+        item.unit.status = "taken";
+        selected = null;
+        drawCart();
+        await showFailure(failure);
+        await loadUnits();
+        return;
+      }
+      await handle(failure);
+      drawConfirm();
+    }
+  }
+
+  /* 主动放弃: two askings, the second bringing back the server's token. */
+  async function giveUp() {
+    if (busy || ended) return;
+    const first = await dialog({
+      title: "主动放弃",
+      body: "确定要主动放弃本次选房吗？",
+      buttons: [
+        { label: "取消", value: false, kind: "default" },
+        { label: "放弃选房", value: true, kind: "warn" },
+      ],
+    });
+    if (!first) return;
+    busy = true;
+    try {
+      const { token } = await call("POST", `${api}/give-up/intent/`);
+      const second = await dialog({
+        title: "再次确认",
+        body: "放弃后不能申请补选，确定放弃？",
+        buttons: [
+          { label: "再想想", value: false, kind: "default" },
+          { label: "确定放弃", value: true, kind: "warn" },
+        ],
+      });
+      if (!second) return;
+      await call("POST", `${api}/give-up/`, { token });
+      window.location.replace(resultUrl);
+    } catch (failure) {
+      await handle(failure);
+    } finally {
+      busy = false;
+    }
+  }
+
+  async function start() {
+    const page = $("page");
+    let entered;
+    try {
+      entered = await call("POST", `${api}/formal/enter/`);
+    } catch (failure) {
+      $("loading").hidden = true;
+      const code = failure.error && failure.error.code;
+      if (code === "declaration_required") {
+        window.location.replace(`/h5/selection/${rid}/declaration/formal/`);
+        return;
+      }
+      if (code === "already_allocated" || code === "gave_up") {
+        window.location.replace(resultUrl);
+        return;
+      }
+      if (failure.status === 401 || failure.redirecting) {
+        await showFailure(failure);
+        return;
+      }
+      notice(page.parentElement, {
+        title: (failure.error && failure.error.message) || "无法进入正选",
+        desc: code === "window_not_open" ? "请在您的正选时间开始后，勾选声明并进入正选页面。" : "",
+        links: [
+          ["返回", `/h5/selection/${rid}/`],
+          ["我的选房结果", resultUrl],
+        ],
+      });
+      return;
+    }
+    endsAt = Date.parse(entered.session.ends_at);
+    sessionLabel = `第${entered.session.order}场 · 正选进行中`;
+    tick();
+    setInterval(tick, 250);
+    try {
+      const [filters, formal, pre] = await Promise.all([
+        call("GET", `${api}/unit-filters/`),
+        call("GET", `${api}/cart/formal/`),
+        call("GET", `${api}/cart/pre/`),
+      ]);
+      sel.fillFilters(form, filters);
+      cart = formal;
+      preCount = pre.items.length;
+      units = await call("GET", `${api}/units/?available=true`);
+      $("loading").hidden = true;
+      page.hidden = false;
+      draw();
+    } catch (failure) {
+      $("loading").hidden = true;
+      await handle(failure);
+    }
+  }
+
+  form.addEventListener("change", async (event) => {
+    if (event.target.name === "only_open") {
+      drawUnits();
+      return;
+    }
+    try {
+      await loadUnits();
+    } catch (failure) {
+      await handle(failure);
+    }
+  });
+  form.addEventListener("submit", (event) => event.preventDefault());
+  $("sync-btn").addEventListener("click", syncCart);
+  $("sync-now").addEventListener("click", syncCart);
+  confirmButton.addEventListener("click", confirmUnit);
+  giveUpButton.addEventListener("click", giveUp);
+
+  start();
+})();

@@ -1,0 +1,137 @@
+/* 预选: filters, the unit list with 【选择】, the pre-selection cart with 上移 / 下移 / 置顶 /
+ * 删除. Every change goes to the API; the page redraws from what it answers. */
+(() => {
+  "use strict";
+
+  const { toast } = window.Anju;
+  const { sel } = window.Anju;
+  const { call, fmt, showFailure, notice, renderCart, renderUnits } = sel;
+  const rid = sel.roundId();
+  const api = `/api/v1/selection/${rid}`;
+  const $ = (id) => document.getElementById(id);
+  const form = $("filters");
+
+  let cart = { kind: "pre", limit: 0, items: [] };
+  let units = [];
+  let busy = false;
+
+  const inCart = () => new Set(cart.items.map((item) => item.unit.id));
+
+  function drawCart() {
+    $("cart-count").textContent = `${cart.items.length}/${cart.limit}`;
+    renderCart($("cart"), cart, { onMove: move, onRemove: remove });
+  }
+
+  function drawUnits() {
+    renderUnits($("units"), units, {
+      inCart: inCart(),
+      full: cart.items.length >= cart.limit,
+      onSelect: add,
+      onlyOpen: form.elements.only_open.checked,
+    });
+  }
+
+  function draw() {
+    drawCart();
+    drawUnits();
+  }
+
+  async function loadUnits() {
+    units = await call("GET", `${api}/units/${sel.unitsQuery(form)}`);
+    drawUnits();
+  }
+
+  /* One change at a time: a second tap while the first is on its way is ignored. */
+  async function change(request, done) {
+    if (busy) return;
+    busy = true;
+    try {
+      cart = await request();
+      draw();
+      if (done) toast(done);
+    } catch (failure) {
+      await showFailure(failure);
+      if (failure.error && failure.error.code === "unit_taken") await loadUnits();
+    } finally {
+      busy = false;
+    }
+  }
+
+  function add(unitId) {
+    return change(() => call("POST", `${api}/cart/pre/items/`, { unit_id: unitId }), "已加入购物车");
+  }
+
+  function move(unitId, direction) {
+    return change(() =>
+      call("POST", `${api}/cart/pre/items/${unitId}/move/`, { direction }),
+    );
+  }
+
+  function remove(unitId) {
+    return change(() => call("DELETE", `${api}/cart/pre/items/${unitId}/`), "已删除");
+  }
+
+  async function start() {
+    const page = $("page");
+    try {
+      const state = await call("GET", `${api}/state/`);
+      if (state.phase !== "pre") {
+        $("loading").hidden = true;
+        const links =
+          state.phase === "formal"
+            ? [
+                ["去选房", `/h5/selection/${rid}/declaration/formal/`],
+                ["返回", `/h5/selection/${rid}/`],
+              ]
+            : [["返回", `/h5/selection/${rid}/`]];
+        notice(page.parentElement, {
+          title: state.phase === "not_started" ? "预选尚未开始" : "预选已结束",
+          desc:
+            state.phase === "not_started"
+              ? `预选将于${fmt.dateTime(state.round.preselect_starts_at)}开始`
+              : state.phase === "formal"
+                ? "您的正选时间已开始，请勾选声明后进入正选页面"
+                : "",
+          links,
+        });
+        return;
+      }
+      if (!state.declared_pre) {
+        window.location.replace(`/h5/selection/${rid}/declaration/pre/`);
+        return;
+      }
+      const next = state.next_session;
+      $("phasebar").textContent = next
+        ? `预选进行中 · 您的正选时间 ${fmt.window(next)}`
+        : "预选进行中";
+      const [filters, current] = await Promise.all([
+        call("GET", `${api}/unit-filters/`),
+        call("GET", `${api}/cart/pre/`),
+      ]);
+      sel.fillFilters(form, filters);
+      cart = current;
+      units = await call("GET", `${api}/units/`);
+      $("loading").hidden = true;
+      page.hidden = false;
+      draw();
+    } catch (failure) {
+      $("loading").hidden = true;
+      await showFailure(failure);
+    }
+  }
+
+  form.addEventListener("change", async (event) => {
+    if (event.target.name === "only_open") {
+      drawUnits();
+      return;
+    }
+    try {
+      await loadUnits();
+    } catch (failure) {
+      await showFailure(failure);
+    }
+  });
+  form.addEventListener("submit", (event) => event.preventDefault());
+
+  start();
+})();

@@ -1,0 +1,232 @@
+/* 我的选房结果: the allocation or each session's outcome, supplementary status, 【补选申请】
+ * when the API says the family may apply, 【去签约】 once a unit is allocated. */
+(() => {
+  "use strict";
+
+  const { el, dialog, toast, setBusy } = window.Anju;
+  const { sel } = window.Anju;
+  const { call, fmt, showFailure, unitName, unitDesc } = sel;
+  const rid = sel.roundId();
+  const api = `/api/v1/selection/${rid}`;
+  const root = document.getElementById("result");
+
+  /* A seat's outcome once the session has one; before that, where the session stands by
+   * server time. */
+  function sessionStatus(session) {
+    if (session.outcome) return session.outcome_label;
+    const now = sel.clock.now();
+    if (now < Date.parse(session.starts_at)) return "未开始";
+    if (now < Date.parse(session.ends_at)) return "进行中";
+    return "正在确定结果";
+  }
+
+  function row(label, value, attrs = {}) {
+    return el(
+      "div",
+      { class: "weui-form-preview__item" },
+      el("dt", { class: "weui-form-preview__label", text: label }),
+      el("dd", { class: "weui-form-preview__value", text: value, ...attrs }),
+    );
+  }
+
+  function allocationCard(allocation) {
+    const unit = allocation.unit;
+    return el(
+      "div",
+      { class: "weui-form-preview anju-card", "aria-label": "选定房源", id: "allocation" },
+      el(
+        "div",
+        { class: "weui-form-preview__hd" },
+        el(
+          "div",
+          { class: "weui-form-preview__item" },
+          el("span", { class: "weui-form-preview__label", text: "选定房源" }),
+          el("em", { class: "weui-form-preview__value", id: "allocated-unit", text: unitName(unit) }),
+        ),
+      ),
+      el(
+        "dl",
+        { class: "weui-form-preview__bd" },
+        row("房源信息", unitDesc(unit)),
+        row("确定方式", allocation.how_label, { id: "allocation-how" }),
+        row("确定时间", fmt.dateTime(allocation.at)),
+        row("结果编号", String(allocation.ledger_seq)),
+      ),
+    );
+  }
+
+  function message(icon, title, desc) {
+    return el(
+      "div",
+      { class: "weui-msg anju-result-msg" },
+      el("div", { class: "weui-msg__icon-area" }, el("i", { class: `${icon} weui-icon_msg` })),
+      el(
+        "div",
+        { class: "weui-msg__text-area" },
+        el("h2", { class: "weui-msg__title", id: "result-title", text: title }),
+        desc ? el("p", { class: "weui-msg__desc", text: desc }) : null,
+      ),
+    );
+  }
+
+  function headline(result) {
+    if (result.allocation) {
+      return message("weui-icon-success", "选房成功", "请尽快办理网上签约。");
+    }
+    if (result.gave_up) return message("weui-icon-info", "您已主动放弃本次选房", "主动放弃选房的家庭不能申请补选。");
+    switch (result.phase) {
+      case "not_started":
+      case "pre":
+        return message("weui-icon-waiting", "尚未开始正选", "请在您的正选时间内进入选房。");
+      case "formal":
+        return message("weui-icon-waiting", "正选进行中", "请在正选时间内确认选房。");
+      default:
+        return message("weui-icon-info", "未选定房源", "");
+    }
+  }
+
+  function sessionsList(sessions) {
+    if (!sessions.length) return null;
+    return el(
+      "section",
+      { "aria-labelledby": "sessions-title" },
+      el("h3", { class: "weui-cells__title anju-section-title", id: "sessions-title", text: "选房场次" }),
+      el(
+        "div",
+        { class: "weui-cells anju-inset" },
+        sessions.map((session) =>
+          el(
+            "div",
+            { class: "weui-cell" },
+            el(
+              "div",
+              { class: "weui-cell__bd" },
+              el("p", {
+                text: `第${session.order}场${session.kind === "supplementary" ? "（补选）" : ""}`,
+              }),
+              el("p", { class: "weui-cell__desc", text: fmt.window(session) }),
+            ),
+            el("div", { class: "weui-cell__ft", text: sessionStatus(session) }),
+          ),
+        ),
+      ),
+    );
+  }
+
+  function supplementary(result) {
+    const info = result.supplementary;
+    const cells = [];
+    if (info.applied_at) {
+      cells.push(["补选申请", `已申请（${fmt.dateTime(info.applied_at)}）`]);
+      cells.push([
+        "补选场次",
+        info.session ? fmt.window(info.session) : "请于当天正选场次结束后登录查看",
+      ]);
+    } else if (info.can_apply) {
+      cells.push(["申请截止", fmt.dateTime(info.deadline)]);
+    }
+    if (!cells.length) return null;
+    const section = el(
+      "section",
+      { id: "supplementary", "aria-labelledby": "supplementary-title" },
+      el("h3", { class: "weui-cells__title anju-section-title", id: "supplementary-title", text: "补选" }),
+      el(
+        "div",
+        { class: "weui-cells anju-inset" },
+        cells.map(([label, value]) =>
+          el(
+            "div",
+            { class: "weui-cell" },
+            el("div", { class: "weui-cell__bd", text: label }),
+            el("div", { class: "weui-cell__ft", text: value }),
+          ),
+        ),
+      ),
+    );
+    if (info.can_apply) {
+      section.append(
+        el(
+          "div",
+          { class: "weui-btn-area anju-btn-area" },
+          el("button", {
+            type: "button",
+            class: "weui-btn weui-btn_primary",
+            id: "supplementary-btn",
+            text: "补选申请",
+            onclick: (event) => apply(event.currentTarget, info.deadline),
+          }),
+        ),
+      );
+    }
+    return section;
+  }
+
+  async function apply(button, deadline) {
+    const ok = await dialog({
+      title: "补选申请",
+      body: `补选申请截止时间为${fmt.dateTime(deadline)}。补选场次及时间请于当天正选场次结束后登录系统查看。确认申请补选吗？`,
+      buttons: [
+        { label: "取消", value: false, kind: "default" },
+        { label: "确认申请", value: true },
+      ],
+    });
+    if (!ok) return;
+    setBusy(button, true, "正在提交…");
+    try {
+      await call("POST", `${api}/supplementary/`);
+      toast("已提交补选申请");
+      await load();
+    } catch (failure) {
+      setBusy(button, false);
+      await showFailure(failure);
+    }
+  }
+
+  function actions(result) {
+    if (result.allocation) {
+      return el(
+        "div",
+        { class: "weui-btn-area anju-btn-area" },
+        el("a", { role: "button", class: "weui-btn weui-btn_primary", href: "/h5/signing/", text: "去签约" }),
+      );
+    }
+    if (result.phase === "formal") {
+      return el(
+        "div",
+        { class: "weui-btn-area anju-btn-area" },
+        el("a", {
+          role: "button",
+          class: "weui-btn weui-btn_primary",
+          href: `/h5/selection/${rid}/declaration/formal/`,
+          text: "去选房",
+        }),
+      );
+    }
+    return null;
+  }
+
+  async function load() {
+    try {
+      const result = await call("GET", `${api}/result/`);
+      root.replaceChildren(
+        ...[
+          headline(result),
+          result.allocation ? allocationCard(result.allocation) : null,
+          actions(result),
+          sessionsList(result.sessions),
+          supplementary(result),
+        ].filter(Boolean),
+      );
+      if (window.location.hash === "#supplementary") {
+        const target = document.getElementById("supplementary");
+        if (target) target.scrollIntoView();
+      }
+    } catch (failure) {
+      await showFailure(failure);
+    } finally {
+      document.getElementById("loading").hidden = true;
+    }
+  }
+
+  load();
+})();

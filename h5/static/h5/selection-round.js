@@ -1,0 +1,114 @@
+/* 网上选房 for one round: the phase by server time, the family's session, and the way on. */
+(() => {
+  "use strict";
+
+  const { sel } = window.Anju;
+  const { call, clock, fmt, showFailure } = sel;
+  const rid = sel.roundId();
+  const base = `/h5/selection/${rid}`;
+  const $ = (id) => document.getElementById(id);
+
+  const PHASES = {
+    not_started: "预选未开始",
+    pre: "预选进行中",
+    formal: "正选进行中",
+    allocated: "已选定房源",
+    gave_up: "已主动放弃",
+    ended: "选房场次已结束",
+  };
+
+  let state = null;
+  let refreshTimer = null;
+
+  function sessionOf(state, result) {
+    if (state.session) return state.session;
+    if (state.next_session) return state.next_session;
+    const sessions = (result && result.sessions) || [];
+    return sessions.length ? sessions[sessions.length - 1] : null;
+  }
+
+  function tips(state) {
+    const next = state.next_session;
+    switch (state.phase) {
+      case "not_started":
+        return `预选将于${fmt.dateTime(state.round.preselect_starts_at)}开始。`;
+      case "pre":
+        return next
+          ? `请于${fmt.dateTime(next.starts_at)}正选开始前完成预选；正选开始后，请勾选声明并进入正选页面确认选房。`
+          : "请完成预选。";
+      case "formal":
+        return `您的正选时间剩余 ${fmt.mmss(Date.parse(state.session.ends_at) - clock.now())}，请立即开始选房。`;
+      case "allocated":
+        return "您已选定房源，可查看选房结果并办理签约。";
+      case "gave_up":
+        return "您已主动放弃本次选房。";
+      default:
+        return "您的选房场次已结束，可查看选房结果。";
+    }
+  }
+
+  function startTarget(state) {
+    if (state.phase === "pre") return `${base}/declaration/pre/`;
+    if (state.phase === "formal") return `${base}/declaration/formal/`;
+    return "";
+  }
+
+  function render(result) {
+    $("phase").textContent = PHASES[state.phase] || state.phase;
+    const session = sessionOf(state, result);
+    $("session-time").textContent = session
+      ? `第${session.order}场 ${fmt.window(session)}`
+      : "暂未安排";
+    $("window-length").textContent = `${Math.round(state.round.window_seconds / 60)}分钟`;
+    $("cart-limit").textContent = `${state.round.cart_limit}套`;
+    $("phase-tips").textContent = tips(state);
+    const start = $("start-btn");
+    const target = startTarget(state);
+    start.disabled = !target;
+    start.classList.toggle("weui-btn_disabled", !target);
+    start.dataset.target = target;
+    $("supplementary-btn").hidden = !(result && result.supplementary.can_apply);
+  }
+
+  /* At the next boundary (pre-selection opens, the session opens or closes) read the
+   * state again, so the page moves on without a refresh. */
+  function scheduleRefresh() {
+    clearTimeout(refreshTimer);
+    const at =
+      state.phase === "not_started"
+        ? state.round.preselect_starts_at
+        : state.phase === "pre" && state.next_session
+          ? state.next_session.starts_at
+          : state.phase === "formal"
+            ? state.session.ends_at
+            : null;
+    if (!at) return;
+    const wait = Date.parse(at) - clock.now() + 500;
+    if (wait > 0 && wait < 6 * 3600 * 1000) refreshTimer = setTimeout(load, wait);
+  }
+
+  async function load() {
+    try {
+      state = await call("GET", `/api/v1/selection/${rid}/state/`);
+      const result = await call("GET", `/api/v1/selection/${rid}/result/`);
+      render(result);
+      tick();
+      scheduleRefresh();
+    } catch (failure) {
+      await showFailure(failure);
+    }
+  }
+
+  function tick() {
+    if (!clock.synced) return;
+    $("server-clock").textContent = `服务器时间 ${fmt.time(clock.now())}`;
+    if (state && state.phase === "formal") $("phase-tips").textContent = tips(state);
+  }
+
+  $("start-btn").addEventListener("click", (event) => {
+    const target = event.currentTarget.dataset.target;
+    if (target) window.location.assign(target);
+  });
+  setInterval(tick, 500);
+  load();
+})();
