@@ -116,6 +116,19 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+# Under ASGI each request runs in its own thread and so opens its own connection: a burst of
+# N requests needs N connections (PostgreSQL refuses them past max_connections, 100 by
+# default) and pays the connection setup on every request. Django's psycopg pool bounds and
+# reuses them (requires the psycopg[pool] extra); DATABASE_CONN_MAX_AGE must then stay 0.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0)
+if DATABASE_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(env_int("DATABASE_POOL_MIN_SIZE", 2), DATABASE_POOL_MAX_SIZE),
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        # Seconds a request waits for a free connection before it fails.
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves a few people trying the demo; WAL and a busy timeout keep
     # the server and the clock from tripping over each other's writes.

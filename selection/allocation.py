@@ -344,13 +344,13 @@ def selection_give_up(
     """主动放弃, confirmed by the token from `give_up_intent`. Irreversible; the family gets no
     unit and cannot apply for supplementary selection. Idempotent once given up.
     Raises `give_up_token_invalid`, `already_allocated`, `window_closed`."""
+    state = family_state(family=family, round_id=round_id, now=now)
     try:
         data = signing.loads(token or "", salt=GIVE_UP_SALT, max_age=GIVE_UP_TOKEN_SECONDS)
     except signing.BadSignature:
         raise ValidationFailed("give_up_token_invalid", "确认已过期，请重新操作") from None
     if data != {"f": family.pk, "r": round_id}:
         raise ValidationFailed("give_up_token_invalid", "确认已过期，请重新操作")
-    state = family_state(family=family, round_id=round_id, now=now)
     existing = GiveUp.objects.filter(round_id=round_id, family=family).first()
     if existing is not None:
         return existing

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import OperationalError, close_old_connections
@@ -35,13 +36,21 @@ def clock_tick(*, now: datetime | None = None) -> tuple[list[int], list[CloseRep
     return opened, closed
 
 
-def clock_run(*, stop: threading.Event, tick: float = TICK_SECONDS) -> None:
+def clock_run(
+    *,
+    stop: threading.Event,
+    tick: float = TICK_SECONDS,
+    after_tick: Callable[[list[int], list[CloseReport]], None] | None = None,
+) -> None:
     """Tick until `stop` is set. A failing tick (database away, a deadlock victim) is logged
-    and retried on the next tick: every transition is idempotent."""
+    and retried on the next tick: every transition is idempotent. `after_tick` hears what
+    each tick opened and closed (the realtime layer and tests listen here)."""
     while not stop.is_set():
         try:
             close_old_connections()
-            clock_tick()
+            opened, closed = clock_tick()
+            if after_tick is not None:
+                after_tick(opened, closed)
         except OperationalError as exc:
             logger.warning("clock tick failed, retrying: %s", exc)
         except Exception:

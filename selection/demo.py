@@ -5,7 +5,7 @@ running it again updates in place and never duplicates."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import Group
@@ -21,6 +21,8 @@ from selection.models import Orientation, Round, Seat, Session, Unit
 ROUND_NAME = "2026年第一批公共租赁住房网上选房（演示）"
 FAMILY_COUNT = 100
 SESSION_SIZE = 20
+FIRST_SESSION_IN_MINUTES = 5
+SESSION_GAP_MINUTES = 5
 STAFF_PASSWORD = "anju-demo-2026"  # noqa: S105  (demo only; printed by `make demo`)
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
@@ -84,13 +86,13 @@ def _layouts_for(size: int) -> list[str]:
 
 def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
     now = now or timezone.now()
-    today = timezone.localtime(now).date()
-    tz = timezone.get_current_timezone()
     with transaction.atomic():
         rnd, _ = Round.objects.get_or_create(
-            name=ROUND_NAME,
-            defaults={"preselect_starts_at": datetime.combine(today, time(9, 0), tz)},
+            name=ROUND_NAME, defaults={"preselect_starts_at": now - timedelta(hours=1)}
         )
+        if rnd.preselect_starts_at > now:
+            rnd.preselect_starts_at = now - timedelta(hours=1)
+            rnd.save(update_fields=["preselect_starts_at"])
         for building, layout, floors, per_floor, area, orientations in BUILDINGS:
             for floor in floors:
                 for index in range(per_floor):
@@ -118,17 +120,26 @@ def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
                 mobile=f"139{rank:08d}",
             )
             families.append(family)
-        first_start = datetime.combine(today + timedelta(days=1), time(9, 30), tz)
+        # Someone trying the demo gets pre-selection now and the first session in a few
+        # minutes. A rerun moves sessions that have not started yet; played ones are kept.
+        first_start = (now + timedelta(minutes=FIRST_SESSION_IN_MINUTES)).replace(
+            second=0, microsecond=0
+        )
         for order, start in enumerate(range(0, FAMILY_COUNT, SESSION_SIZE), start=1):
-            starts_at = first_start + timedelta(minutes=5 * (order - 1))
-            session, _ = Session.objects.get_or_create(
-                round=rnd,
-                order=order,
-                defaults={
-                    "starts_at": starts_at,
-                    "ends_at": starts_at + timedelta(seconds=rnd.window_seconds),
-                },
+            starts_at = first_start + timedelta(minutes=SESSION_GAP_MINUTES * (order - 1))
+            window = {
+                "starts_at": starts_at,
+                "ends_at": starts_at + timedelta(seconds=rnd.window_seconds),
+            }
+            session, created = Session.objects.get_or_create(
+                round=rnd, order=order, defaults=window
             )
+            if (
+                not created
+                and session.status == Session.Status.SCHEDULED
+                and not session.seats.filter(entered_at__isnull=False).exists()
+            ):
+                Session.objects.filter(pk=session.pk).update(**window)
             for family in families[start : start + SESSION_SIZE]:
                 Seat.objects.get_or_create(session=session, family=family)
         staff = {}

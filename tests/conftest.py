@@ -77,3 +77,11 @@ def _clean_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def world(db):
+    """A round with 4 families in 2 sessions and 6 units (tests/worlds.py)."""
+    from tests.worlds import make_world
+
+    return make_world()

@@ -11,7 +11,7 @@ from django.db import connection
 from selection import allocation
 from selection.ledger import ledger_verify
 from selection.models import Allocation, CartItem, LedgerEntry, Seat
-from tests.selection.conftest import make_world
+from tests.worlds import make_world
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

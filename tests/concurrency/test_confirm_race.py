@@ -17,7 +17,7 @@ from accounts.services import applicant_user_ensure
 from selection import allocation, carts
 from selection.ledger import ledger_verify
 from selection.models import Allocation, CartItem, LedgerEntry, Seat
-from tests.selection.conftest import enter, make_world, preselect
+from tests.worlds import enter, make_world, preselect
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -15,7 +15,7 @@ from selection.ledger import ledger_verify
 from selection.models import Allocation, CartItem, Seat, Unit
 from selection.replay import session_replay
 from tests.factories import FamilyFactory
-from tests.selection.conftest import make_world
+from tests.worlds import make_world
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,7 @@ from selection.imports import (
 )
 from selection.models import Round, Seat, Session, Unit
 from tests.factories import FamilyFactory, UserFactory, id_number_for
-from tests.selection.conftest import PRE_START, TZ
+from tests.worlds import PRE_START, TZ
 
 pytestmark = pytest.mark.django_db
 

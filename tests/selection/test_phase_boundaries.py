@@ -11,7 +11,7 @@ from core.errors import DomainError
 from selection import allocation, carts, supplementary
 from selection.models import Allocation, SupplementaryApplication
 from selection.selectors import my_result
-from tests.selection.conftest import CTX, PRE_START, declare, enter, preselect
+from tests.worlds import CTX, PRE_START, declare, enter, preselect
 
 S = timedelta(seconds=1)
 pytestmark = pytest.mark.django_db

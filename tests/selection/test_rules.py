@@ -12,7 +12,7 @@ from core.errors import DomainError
 from selection import allocation, carts, supplementary
 from selection.ledger import ledger_verify
 from selection.models import Allocation, CartItem, GiveUp, LedgerEntry, Seat, Unit
-from tests.selection.conftest import CTX, PRE_START, declare, enter, make_world, preselect
+from tests.worlds import CTX, PRE_START, declare, enter, make_world, preselect
 
 pytestmark = pytest.mark.django_db
 S = timedelta(seconds=1)

@@ -3,7 +3,7 @@ from datetime import timedelta
 from selection import allocation, carts
 from selection.ledger import ledger_verify
 from selection.models import Allocation, Seat
-from tests.selection.conftest import enter, preselect
+from tests.worlds import enter, preselect
 
 
 def test_pre_select_enter_sync_confirm_then_close(world):

@@ -19,7 +19,7 @@ from selection import allocation, carts
 from selection.imports import RESULT_HEADERS
 from selection.models import Seat, Session, SupplementaryApplication, Unit
 from tests.factories import FamilyFactory, id_number_for
-from tests.selection.conftest import enter, preselect
+from tests.worlds import enter, preselect
 
 pytestmark = pytest.mark.django_db
 

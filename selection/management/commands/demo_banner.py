@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
-from selection.demo import STAFF_PASSWORD, demo_id_number
+from selection.demo import ROUND_NAME, STAFF_PASSWORD, demo_id_number
+from selection.models import Round
 
 
 class Command(BaseCommand):
@@ -13,6 +15,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: str, **options):
         base = f"http://{host}:{port}"
+        rnd = Round.objects.filter(name=ROUND_NAME).first()
+        schedule = [
+            f"  第{s.order}场 {timezone.localtime(s.starts_at):%H:%M}–"
+            f"{timezone.localtime(s.ends_at):%H:%M:%S} ({s.get_status_display()})"
+            for s in (rnd.sessions.order_by("order") if rnd else [])
+        ]
         database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         layer = "Redis" if settings.REDIS_URL else "in-memory"
         self.stdout.write(
@@ -33,6 +41,10 @@ class Command(BaseCommand):
                     f"{base}/dev/sms/ and tap 登录",
                     "  other demo families: rank 2 "
                     f"{demo_id_number(2)}, rank 21 (second session) {demo_id_number(21)}",
+                    "Selection sessions today (rank 1-20 in 第1场, 21-40 in 第2场, ...; pre-selection "
+                    "is open until a family's session starts; the clock runs inside the server):",
+                    *schedule,
+                    f"  房源信息播报 (public) {base}/h5/broadcast/{rnd.pk if rnd else ''}/",
                     "Log in as staff at /admin/ with user operator, reviewer or supervisor, "
                     f"password {STAFF_PASSWORD}",
                     "Stop with Ctrl-C.",

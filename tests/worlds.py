@@ -1,4 +1,5 @@
-"""A small round to select in, with time pinned around its sessions."""
+"""Selection worlds for tests: a small round to select in, with time pinned around its
+sessions. The `world` fixture (tests/conftest.py) builds the default one."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from accounts.models import Family, Layout
 from core.context import RequestContext
@@ -97,8 +96,3 @@ def enter(family: Family, rnd: Round, session: Session, now: datetime | None = N
     now = now or session.starts_at
     declare(family, rnd, "formal", now)
     carts.formal_enter(family=family, round_id=rnd.pk, now=now)
-
-
-@pytest.fixture
-def world(db) -> World:
-    return make_world()
