@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "accounts",
     "sms",
     "selection",
+    "events",
     "signing",
     "mobile_api",
     "realtime",

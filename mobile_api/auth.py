@@ -26,14 +26,19 @@ class SessionAuthentication(authentication.SessionAuthentication):
 
 
 class IsApplicant(BasePermission):
-    """A logged-in family's main applicant (staff accounts have no applicant)."""
+    """A logged-in family's main applicant (staff accounts have no applicant).
+
+    Loads the applicant and its family in one query and leaves them on the user, so that the
+    view's `request.user.applicant.family` costs no further queries (bench/confirm_http.py)."""
 
     def has_permission(self, request, view):
-        return bool(
-            request.user
-            and request.user.is_authenticated
-            and Applicant.objects.filter(user=request.user).exists()
-        )
+        if not (request.user and request.user.is_authenticated):
+            return False
+        applicant = Applicant.objects.select_related("family").filter(user=request.user).first()
+        if applicant is None:
+            return False
+        request.user.applicant = applicant  # fills the reverse one-to-one cache; saves nothing
+        return True
 
 
 def session_login_applicant(request, applicant: Applicant, *, provider: str) -> None:

@@ -1,5 +1,6 @@
 """The applicant's selection API: one view class per operation. Views parse, call one
-domain service, serialize; the rules live in selection/."""
+domain service, serialize; the rules live in selection/. Confirm, give up, supplementary,
+the result and the broadcast are in `selection_result_api`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,80 +16,19 @@ from core.context import RequestContext
 from core.errors import DomainError
 from mobile_api.auth import IsApplicant
 from mobile_api.schema import ERROR_RESPONSES
-from selection import allocation, carts, selectors, supplementary
-from selection.models import Allocation, CartItem, Declaration, Orientation, Unit
+from mobile_api.selection_common import (
+    CartItemSerializer,
+    CartSerializer,
+    SessionSerializer,
+    UnitSerializer,
+    _cart_response,
+    _family,
+    _kind,
+    _server_time,
+)
+from selection import carts, selectors
+from selection.models import CartItem, Declaration, Orientation
 from selection.phases import family_state
-
-
-def _family(request):
-    return request.user.applicant.family
-
-
-def _server_time(now) -> dict:
-    return {"server_time": now.isoformat(), "server_time_ms": int(now.timestamp() * 1000)}
-
-
-class UnitSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    building = serializers.CharField()
-    number = serializers.CharField()
-    label = serializers.CharField()
-    floor = serializers.IntegerField()
-    layout = serializers.CharField()
-    layout_label = serializers.CharField(source="get_layout_display")
-    orientation = serializers.CharField()
-    orientation_label = serializers.CharField(source="get_orientation_display")
-    area = serializers.DecimalField(max_digits=7, decimal_places=2)
-    monthly_rent = serializers.DecimalField(max_digits=9, decimal_places=2)
-    status = serializers.CharField()
-    status_label = serializers.CharField(source="get_status_display")
-
-
-class CartItemSerializer(serializers.Serializer):
-    position = serializers.IntegerField()
-    unit = UnitSerializer()
-
-
-class CartSerializer(serializers.Serializer):
-    kind = serializers.CharField()
-    limit = serializers.IntegerField()
-    items = CartItemSerializer(many=True)
-    server_time_ms = serializers.IntegerField(read_only=True, required=False)
-
-
-def _cart_response(request, round_id: int, kind: str, items=None) -> Response:
-    family = _family(request)
-    items = (
-        items
-        if items is not None
-        else selectors.cart_list(family=family, round_id=round_id, kind=kind)
-    )
-    now = timezone.now()
-    state = family_state(family=family, round_id=round_id, now=now)
-    return Response(
-        {
-            **CartSerializer({"kind": kind, "limit": state.round.cart_limit, "items": items}).data,
-            **_server_time(now),
-        }
-    )
-
-
-KIND_CHOICES = [CartItem.Kind.PRE, CartItem.Kind.FORMAL]
-
-
-def _kind(kind: str) -> str:
-    if kind not in KIND_CHOICES:
-        raise DomainError("not_found", "请求的内容不存在", kind="not_found")
-    return kind
-
-
-class SessionSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    order = serializers.IntegerField()
-    kind = serializers.CharField()
-    starts_at = serializers.DateTimeField()
-    ends_at = serializers.DateTimeField()
-    status = serializers.CharField()
 
 
 class StateApi(APIView):
@@ -366,198 +305,3 @@ class CartSyncApi(APIView):
     def post(self, request, round_id: int):
         items = carts.cart_sync(family=_family(request), round_id=round_id, now=timezone.now())
         return _cart_response(request, round_id, CartItem.Kind.FORMAL, items)
-
-
-class AllocationSerializer(serializers.Serializer):
-    unit = UnitSerializer()
-    how = serializers.CharField()
-    how_label = serializers.CharField(source="get_how_display")
-    at = serializers.DateTimeField()
-    ledger_seq = serializers.IntegerField()
-
-
-class ConfirmApi(APIView):
-    """确认正选: irreversible. 201 the first time, 200 for a repeat; 409 `unit_taken` when
-    another family was first, `already_allocated` after a different confirm."""
-
-    permission_classes = [IsApplicant]
-
-    class InputSerializer(serializers.Serializer):
-        unit_id = serializers.IntegerField(min_value=1)
-        idempotency_key = serializers.RegexField(r"^[A-Za-z0-9_-]{8,64}$")
-
-    @extend_schema(
-        request=InputSerializer,
-        responses={201: AllocationSerializer, 200: AllocationSerializer, **ERROR_RESPONSES},
-    )
-    def post(self, request, round_id: int):
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        result = allocation.selection_confirm(
-            family=_family(request),
-            round_id=round_id,
-            unit_id=data.validated_data["unit_id"],
-            idempotency_key=data.validated_data["idempotency_key"],
-            now=timezone.now(),
-        )
-        return Response(
-            {**AllocationSerializer(result.allocation).data, **_server_time(timezone.now())},
-            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
-        )
-
-
-class GiveUpIntentApi(APIView):
-    """The first asking of 主动放弃: returns a token the second asking must send back."""
-
-    permission_classes = [IsApplicant]
-
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
-    def post(self, request, round_id: int):
-        token = allocation.give_up_intent(
-            family=_family(request), round_id=round_id, now=timezone.now()
-        )
-        return Response({"token": token, "expires_in": allocation.GIVE_UP_TOKEN_SECONDS})
-
-
-class GiveUpApi(APIView):
-    """The second asking: irreversible; no supplementary selection afterwards."""
-
-    permission_classes = [IsApplicant]
-
-    class InputSerializer(serializers.Serializer):
-        token = serializers.CharField(max_length=400)
-
-    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
-    def post(self, request, round_id: int):
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        give_up = allocation.selection_give_up(
-            family=_family(request),
-            round_id=round_id,
-            token=data.validated_data["token"],
-            ctx=RequestContext.from_request(request),
-            now=timezone.now(),
-        )
-        return Response({"gave_up_at": give_up.at.isoformat()}, status=status.HTTP_201_CREATED)
-
-
-class SupplementaryApplyApi(APIView):
-    """补选申请."""
-
-    permission_classes = [IsApplicant]
-
-    @extend_schema(request=None, responses={201: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
-    def post(self, request, round_id: int):
-        application = supplementary.supplementary_apply(
-            family=_family(request),
-            round_id=round_id,
-            ctx=RequestContext.from_request(request),
-            now=timezone.now(),
-        )
-        return Response(
-            {"applied_at": application.applied_at.isoformat()}, status=status.HTTP_201_CREATED
-        )
-
-
-class ResultApi(APIView):
-    """我的选房结果: the allocation, each session's outcome, supplementary status."""
-
-    permission_classes = [IsApplicant]
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
-    def get(self, request, round_id: int):
-        now = timezone.now()
-        result = selectors.my_result(family=_family(request), round_id=round_id, now=now)
-        return Response(
-            {
-                "phase": result.state.phase,
-                "allocation": AllocationSerializer(result.allocation).data
-                if result.allocation
-                else None,
-                "sessions": [
-                    {
-                        **SessionSerializer(seat.session).data,
-                        "entered": seat.entered_at is not None,
-                        "outcome": seat.outcome,
-                        "outcome_label": seat.get_outcome_display(),
-                    }
-                    for seat in result.seats
-                    if seat.session.kind == "formal" or result.supplementary_session
-                ],
-                "gave_up": result.state.gave_up,
-                "supplementary": {
-                    "can_apply": result.can_apply_supplementary,
-                    "deadline": result.supplementary_deadline.isoformat()
-                    if result.supplementary_deadline
-                    else None,
-                    "applied_at": result.application.applied_at.isoformat()
-                    if result.application
-                    else None,
-                    "session": SessionSerializer(result.supplementary_session).data
-                    if result.supplementary_session
-                    else None,
-                },
-                **_server_time(now),
-            }
-        )
-
-
-class BroadcastApi(APIView):
-    """房源信息播报 (public): every unit's status, counts, the latest takes. No family data."""
-
-    permission_classes = [AllowAny]
-    authentication_classes: list = []
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
-    def get(self, request, round_id: int):
-        now = timezone.now()
-        snapshot = selectors.broadcast_snapshot(round_id=round_id)
-        if not snapshot:
-            raise DomainError("round_not_found", "未找到该选房批次", kind="not_found")
-        labels = {
-            "layout": dict(Layout.choices),
-            "orientation": dict(Orientation.choices),
-            "status": dict(Unit.Status.choices),
-        }
-        return Response(
-            {
-                "round": {"id": snapshot["round"].pk, "name": snapshot["round"].name},
-                "total": snapshot["total"],
-                "taken": snapshot["taken"],
-                "by_building": snapshot["by_building"],
-                "by_layout": snapshot["by_layout"],
-                "units": [
-                    {
-                        **{
-                            k: u[k]
-                            for k in (
-                                "id",
-                                "building",
-                                "number",
-                                "floor",
-                                "layout",
-                                "orientation",
-                                "status",
-                            )
-                        },
-                        "area": str(u["area"]),
-                        "layout_label": labels["layout"][u["layout"]],
-                        "orientation_label": labels["orientation"][u["orientation"]],
-                        "status_label": labels["status"][u["status"]],
-                    }
-                    for u in snapshot["units"]
-                ],
-                "feed": [
-                    {
-                        "unit": f"{f['unit__building']}-{f['unit__number']}",
-                        "layout_label": labels["layout"][f["unit__layout"]],
-                        "how": f["how"],
-                        "how_label": Allocation.How(f["how"]).label,
-                        "at": f["at"].isoformat(),
-                        "seq": f["ledger_seq"],
-                    }
-                    for f in snapshot["feed"]
-                ],
-                **_server_time(now),
-            }
-        )

@@ -2,6 +2,7 @@ from django.urls import path
 
 from mobile_api import accounts_api
 from mobile_api import selection_api as sel
+from mobile_api import selection_result_api as res
 
 app_name = "api"
 
@@ -43,18 +44,18 @@ urlpatterns = [
         "selection/<int:round_id>/formal/enter/", sel.FormalEnterApi.as_view(), name="formal-enter"
     ),
     path("selection/<int:round_id>/formal/sync/", sel.CartSyncApi.as_view(), name="formal-sync"),
-    path("selection/<int:round_id>/confirm/", sel.ConfirmApi.as_view(), name="confirm"),
+    path("selection/<int:round_id>/confirm/", res.ConfirmApi.as_view(), name="confirm"),
     path(
         "selection/<int:round_id>/give-up/intent/",
-        sel.GiveUpIntentApi.as_view(),
+        res.GiveUpIntentApi.as_view(),
         name="give-up-intent",
     ),
-    path("selection/<int:round_id>/give-up/", sel.GiveUpApi.as_view(), name="give-up"),
+    path("selection/<int:round_id>/give-up/", res.GiveUpApi.as_view(), name="give-up"),
     path(
         "selection/<int:round_id>/supplementary/",
-        sel.SupplementaryApplyApi.as_view(),
+        res.SupplementaryApplyApi.as_view(),
         name="supplementary-apply",
     ),
-    path("selection/<int:round_id>/result/", sel.ResultApi.as_view(), name="selection-result"),
-    path("broadcast/<int:round_id>/", sel.BroadcastApi.as_view(), name="broadcast"),
+    path("selection/<int:round_id>/result/", res.ResultApi.as_view(), name="selection-result"),
+    path("broadcast/<int:round_id>/", res.BroadcastApi.as_view(), name="broadcast"),
 ]

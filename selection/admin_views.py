@@ -21,7 +21,7 @@ from django.utils.http import content_disposition_header
 
 from accounts.services import audit_record
 from core.errors import DomainError
-from selection import imports
+from selection import exports, imports, scheduling, sheets
 from selection.models import Allocation, Round, Session
 from selection.selectors import session_live
 from selection.supplementary import supplementary_session_schedule
@@ -93,10 +93,8 @@ class ImportUploadForm(forms.Form):
         upload = self.cleaned_data["file"]
         if not upload.name.lower().endswith((".csv", ".xlsx")):
             raise forms.ValidationError("仅支持 CSV 或 XLSX（Excel）文件")
-        if upload.size > imports.MAX_FILE_BYTES:
-            raise forms.ValidationError(
-                f"文件不能超过 {imports.MAX_FILE_BYTES // (1024 * 1024)} MB"
-            )
+        if upload.size > sheets.MAX_FILE_BYTES:
+            raise forms.ValidationError(f"文件不能超过 {sheets.MAX_FILE_BYTES // (1024 * 1024)} MB")
         return upload
 
 
@@ -105,7 +103,7 @@ IMPORT_NOUNS = {"units": "套房源", "families": "户家庭"}
 
 
 def _run_import(kind: str, rnd: Round, request, *, content: bytes, name: str, dry_run: bool):
-    rows = imports.sheet_rows(content=content, filename=name)
+    rows = sheets.sheet_rows(content=content, filename=name)
     source = f"{name} sha256:{hashlib.sha256(content).hexdigest()[:16]}"
     common = {"rows": rows, "dry_run": dry_run, "actor": request.user, "ip": _ip(request)}
     if kind == "units":
@@ -175,7 +173,7 @@ def import_view(model_admin, request, object_id, kind: str):
                         },
                         IMPORT_STASH_SECONDS,
                     )
-    columns = imports.UNIT_COLUMNS if kind == "units" else imports.FAMILY_COLUMNS
+    columns = sheets.UNIT_COLUMNS if kind == "units" else sheets.FAMILY_COLUMNS
     return _page(
         model_admin,
         request,
@@ -236,7 +234,7 @@ def schedule_view(model_admin, request, object_id):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            sessions = imports.sessions_schedule_from_ranks(
+            sessions = scheduling.sessions_schedule_from_ranks(
                 round_id=rnd.pk,
                 first_start=data["first_start"],
                 block_size=data["block_size"],
@@ -263,7 +261,7 @@ def schedule_view(model_admin, request, object_id):
         rnd,
         "按排位安排场次",
         form=form,
-        overview=imports.schedule_overview(round_id=rnd.pk),
+        overview=scheduling.schedule_overview(round_id=rnd.pk),
         kind="formal",
     )
 
@@ -299,7 +297,7 @@ def supplementary_view(model_admin, request, object_id):
         rnd,
         "安排补选场次",
         form=form,
-        overview=imports.schedule_overview(round_id=rnd.pk),
+        overview=scheduling.schedule_overview(round_id=rnd.pk),
         kind="supplementary",
     )
 
@@ -312,11 +310,11 @@ def results_xlsx(*, round_id: int, title: str) -> tuple[bytes, int]:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
-    rows = imports.results_table(round_id=round_id)
+    rows = exports.results_table(round_id=round_id)
     book = Workbook()
     sheet = book.active
     sheet.title = "选房结果"
-    sheet.append(imports.RESULT_HEADERS)
+    sheet.append(exports.RESULT_HEADERS)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in rows:

@@ -1,14 +1,14 @@
 """Allocation: confirm (确认正选), session open/close with auto-assign, give up (主动放弃).
 
 Lock order, everywhere: session row (close only) → family rows (ascending id) → unit rows
-(ascending id) → ledger head. The ledger head's holder never waits for anything else, and no
+(ascending id) → ledger head → event stream counters (by name, in one call). The ledger head's holder never waits for anything else, and no
 one takes a family after a unit, so these services cannot deadlock one another.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core import signing
 from django.db import transaction
@@ -17,9 +17,17 @@ from django.utils import timezone
 from accounts.models import Family
 from core.context import RequestContext
 from core.errors import Conflict, NotAllowed, ValidationFailed
+from events.services import event_record
+from events.streams import family_stream, round_stream
 from selection.carts import UnitNotFound
+from selection.events import (
+    LAST_CALL_SECONDS,
+    allocation_events,
+    record_allocations,
+    record_session_phase,
+)
 from selection.ledger import LedgerWriter
-from selection.models import Allocation, CartItem, GiveUp, Seat, Session, Unit
+from selection.models import Allocation, CartItem, GiveUp, Round, Seat, Session, Unit
 from selection.phases import family_state, require_formal
 
 GIVE_UP_SALT = "anju.selection.give_up"
@@ -101,6 +109,7 @@ def selection_confirm(
         unit.status = Unit.Status.TAKEN
         unit.save(update_fields=["status"])
         Seat.objects.filter(pk=seat.pk).update(outcome=Seat.Outcome.CONFIRMED)
+        record_allocations([allocation], now=now)
     return ConfirmResult(allocation, True)
 
 
@@ -119,13 +128,54 @@ def sessions_open_due(*, now: datetime) -> list[int]:
     opened = []
     due = Session.objects.filter(
         status=Session.Status.SCHEDULED, starts_at__lte=now, ends_at__gt=now
-    ).values_list("pk", flat=True)
-    for session_id in due:
-        if Session.objects.filter(pk=session_id, status=Session.Status.SCHEDULED).update(
-            status=Session.Status.OPEN, opened_at=now
-        ):
-            opened.append(session_id)
+    )
+    for session in due:
+        with transaction.atomic():
+            if Session.objects.filter(pk=session.pk, status=Session.Status.SCHEDULED).update(
+                status=Session.Status.OPEN, opened_at=now
+            ):
+                record_session_phase(session, "opened", now=now)
+                opened.append(session.pk)
     return opened
+
+
+def sessions_last_call_due(*, now: datetime) -> list[int]:
+    """Tell each open session's families that its last 30 seconds have begun, once."""
+    called = []
+    due = Session.objects.filter(
+        status=Session.Status.OPEN,
+        last_call_at__isnull=True,
+        ends_at__gt=now,
+        ends_at__lte=now + timedelta(seconds=LAST_CALL_SECONDS),
+    )
+    for session in due:
+        with transaction.atomic():
+            if Session.objects.filter(pk=session.pk, last_call_at__isnull=True).update(
+                last_call_at=now
+            ):
+                record_session_phase(session, "last_call", now=now)
+                called.append(session.pk)
+    return called
+
+
+def rounds_announce_preselect(*, now: datetime) -> list[int]:
+    """Announce on each round's public stream that pre-selection has opened, once."""
+    announced = []
+    for round_id in Round.objects.filter(
+        preselect_announced_at__isnull=True, preselect_starts_at__lte=now
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            if Round.objects.filter(pk=round_id, preselect_announced_at__isnull=True).update(
+                preselect_announced_at=now
+            ):
+                event_record(
+                    stream=round_stream(round_id),
+                    type="selection.preselect_opened",
+                    data={"round": round_id},
+                    now=now,
+                )
+                announced.append(round_id)
+    return announced
 
 
 @dataclass
@@ -293,6 +343,7 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
         ledger.flush()
         Allocation.objects.bulk_create(new_allocations)
         Unit.objects.filter(pk__in=newly_taken).update(status=Unit.Status.TAKEN)
+        record_session_phase(session, "closed", now=now, extra=allocation_events(new_allocations))
         for outcome, seat_ids in outcomes.items():
             Seat.objects.filter(pk__in=seat_ids).update(outcome=outcome)
         Seat.objects.filter(pk__in=[seat.pk for seat in absent]).update(outcome=Seat.Outcome.ABSENT)
@@ -382,4 +433,10 @@ def selection_give_up(
             payload={"family": family.pk, "rank": family.rank},
         )
         ledger.flush()
+        event_record(
+            stream=family_stream(family.pk),
+            type="selection.gave_up",
+            data={"round": round_id, "at": now.isoformat()},
+            now=now,
+        )
     return give_up

@@ -13,7 +13,13 @@ from datetime import datetime
 from django.db import OperationalError, close_old_connections
 from django.utils import timezone
 
-from selection.allocation import CloseReport, sessions_close_due, sessions_open_due
+from selection.allocation import (
+    CloseReport,
+    rounds_announce_preselect,
+    sessions_close_due,
+    sessions_last_call_due,
+    sessions_open_due,
+)
 
 logger = logging.getLogger("anju.clock")
 TICK_SECONDS = 0.25  # closes each due session within about a quarter of a second
@@ -21,7 +27,9 @@ TICK_SECONDS = 0.25  # closes each due session within about a quarter of a secon
 
 def clock_tick(*, now: datetime | None = None) -> tuple[list[int], list[CloseReport]]:
     now = now or timezone.now()
+    rounds_announce_preselect(now=now)
     opened = sessions_open_due(now=now)
+    sessions_last_call_due(now=now)
     closed = sessions_close_due(now=now)
     for session_id in opened:
         logger.info("session %s opened", session_id)

@@ -34,6 +34,7 @@ class Round(models.Model):
     supplementary_grace_seconds = models.PositiveIntegerField(
         "补选申请截止（当天最后一场正选结束后，秒）", default=180
     )
+    preselect_announced_at = models.DateTimeField(null=True, blank=True)
     deposit_months = models.PositiveSmallIntegerField("押金（月租金倍数）", default=2)
     lease_years = models.PositiveSmallIntegerField("租期（年）", default=3)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -75,6 +76,7 @@ class Session(models.Model):
         "状态", max_length=20, choices=Status.choices, default=Status.SCHEDULED
     )
     opened_at = models.DateTimeField(null=True, blank=True)
+    last_call_at = models.DateTimeField(null=True, blank=True)  # the last-30-seconds notice
     closed_at = models.DateTimeField(null=True, blank=True)
     families = models.ManyToManyField(Family, through="Seat", related_name="sessions")
 

@@ -12,14 +12,11 @@ import pytest
 
 from accounts.models import Applicant, AuditEntry, Family, Layout
 from core.errors import ValidationFailed
-from selection import imports
-from selection.imports import (
-    families_import,
-    sessions_schedule_from_ranks,
-    sheet_rows,
-    units_import,
-)
+from selection import imports, sheets
+from selection.imports import families_import, units_import
 from selection.models import Round, Seat, Session, Unit
+from selection.scheduling import sessions_schedule_from_ranks
+from selection.sheets import sheet_rows
 from tests.factories import FamilyFactory, UserFactory, id_number_for
 from tests.worlds import PRE_START, TZ
 
@@ -89,7 +86,7 @@ def test_units_from_xlsx_with_english_headers_a_title_row_and_a_blank_row(rnd):
         ["8", 1503, 15, "四房一厅", "南", 86.3, 2805.5],
     )
     rows = rows_of(content, "UNITS.XLSX")
-    assert [r[imports.ROW_KEY] for r in rows] == [3, 5, 6]  # as the spreadsheet numbers them
+    assert [r[sheets.ROW_KEY] for r in rows] == [3, 5, 6]  # as the spreadsheet numbers them
     report = units_import(round_id=rnd.pk, rows=rows, dry_run=False)
     assert errors_by_row(report).keys() == {6} and "四房一厅" in report.errors[0].message
     assert not Unit.objects.filter(round=rnd).exists()

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Applicant, AuditEntry, Family, User
 from selection import allocation, carts
-from selection.imports import RESULT_HEADERS
+from selection.exports import RESULT_HEADERS
 from selection.models import Seat, Session, SupplementaryApplication, Unit
 from tests.factories import FamilyFactory, id_number_for
 from tests.worlds import enter, preselect

@@ -1,0 +1,39 @@
+"""The event outbox: domain changes record their events in the same transaction, each with
+a per-stream sequence number; realtime's relay publishes them after commit."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Stream(models.Model):
+    """A stream's counter. Incremented by an upsert that holds the row until commit, so a
+    stream's seqs are contiguous and in commit order for any one writer."""
+
+    name = models.CharField(max_length=80, primary_key=True)
+    last_seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "事件流"
+        verbose_name_plural = "事件流"
+
+
+class Event(models.Model):
+    stream = models.CharField(max_length=80)
+    seq = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=60)
+    data = models.JSONField()
+    at = models.DateTimeField()
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "事件"
+        verbose_name_plural = "事件"
+        constraints = [models.UniqueConstraint(fields=["stream", "seq"], name="event_stream_seq")]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                name="event_unpublished",
+                condition=models.Q(published_at__isnull=True),
+            ),
+        ]

@@ -1,0 +1,71 @@
+"""Selection's events: what each change tells the pages, recorded in the change's
+transaction (events app outbox), published after commit by realtime's relay.
+
+Streams: round.<id> (public broadcast: unit taken, phases), session.<id> (its families:
+opened, last 30 s, closed), family.<id> (that family only: its result)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from events.services import events_record
+from events.streams import family_stream, round_stream, session_stream
+from selection.models import Allocation, Session, Unit
+
+LAST_CALL_SECONDS = 30
+
+
+def unit_json(unit: Unit) -> dict:
+    return {
+        "id": unit.pk,
+        "building": unit.building,
+        "number": unit.number,
+        "label": unit.label,
+        "layout": unit.layout,
+        "orientation": unit.orientation,
+    }
+
+
+def session_json(session: Session) -> dict:
+    return {
+        "id": session.pk,
+        "order": session.order,
+        "kind": session.kind,
+        "starts_at": session.starts_at.isoformat(),
+        "ends_at": session.ends_at.isoformat(),
+    }
+
+
+def allocation_events(allocations: list[Allocation]) -> list[tuple[str, str, dict]]:
+    """A unit taken (public, no family) and the family's own result, for each allocation."""
+    events = []
+    for allocation in allocations:
+        unit = unit_json(allocation.unit)
+        events.append(
+            (
+                round_stream(allocation.round_id),
+                "selection.unit_taken",
+                {"unit": unit, "how": allocation.how, "ledger_seq": allocation.ledger_seq},
+            )
+        )
+        events.append(
+            (
+                family_stream(allocation.family_id),
+                "selection.result_assigned",
+                {"unit": unit, "how": allocation.how, "at": allocation.at.isoformat()},
+            )
+        )
+    return events
+
+
+def record_allocations(allocations: list[Allocation], *, now: datetime) -> None:
+    events_record(events=allocation_events(allocations), now=now)
+
+
+def record_session_phase(session: Session, kind: str, *, now: datetime, extra=()) -> None:
+    """opened / last_call / closed, to the session's families and the public round stream."""
+    data = {"session": session_json(session)}
+    events = [(session_stream(session.pk), f"selection.session_{kind}", data)]
+    if kind in ("opened", "closed"):
+        events.append((round_stream(session.round_id), f"selection.session_{kind}", data))
+    events_record(events=[*extra, *events], now=now)
