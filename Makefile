@@ -16,7 +16,7 @@ demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_load
 	@$(PY) manage.py demo_banner --host $(HOST) --port $(PORT)
-	ANJU_CLOCK_IN_PROCESS=1 $(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
+	ANJU_WORKERS_IN_PROCESS=1 $(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 ## The whole suite (installs what the tests need; see scripts/test.sh).
 test: install

@@ -139,6 +139,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
+# The embedded quick start runs the selection clock and the event relay
+# inside the server process; production runs them as their own processes (deploy/).
+WORKERS_IN_PROCESS = env_bool("ANJU_WORKERS_IN_PROCESS", False)
+REALTIME_RELAY_IN_PROCESS = WORKERS_IN_PROCESS
+
 # Redis is optional for the embedded quick start; set REDIS_URL in production and tests.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 

@@ -12,6 +12,7 @@ class Stream(models.Model):
 
     name = models.CharField(max_length=80, primary_key=True)
     last_seq = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         verbose_name = "事件流"

@@ -13,16 +13,16 @@ from events.models import Event, Stream
 MAX_PAGE = 500
 
 
-def _reserve(stream: str, count: int) -> int:
+def _reserve(stream: str, count: int, now: datetime) -> int:
     """Advance the stream's counter by `count`; return the new last seq. The upsert locks
     the stream row until commit."""
     table = Stream._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (name, last_seq) VALUES (%s, %s) "  # noqa: S608 (table name is ours)
-            f"ON CONFLICT (name) DO UPDATE SET last_seq = {table}.last_seq + EXCLUDED.last_seq "
-            "RETURNING last_seq",
-            [stream, count],
+            f"INSERT INTO {table} (name, last_seq, updated_at) VALUES (%s, %s, %s) "  # noqa: S608
+            f"ON CONFLICT (name) DO UPDATE SET last_seq = {table}.last_seq + EXCLUDED.last_seq, "
+            "updated_at = EXCLUDED.updated_at RETURNING last_seq",
+            [stream, count, now],
         )
         return cursor.fetchone()[0]
 
@@ -40,7 +40,7 @@ def events_record(*, events: Iterable[tuple[str, str, dict]], now: datetime) -> 
     rows = []
     for stream in sorted(by_stream):
         items = by_stream[stream]
-        last = _reserve(stream, len(items))
+        last = _reserve(stream, len(items), now)
         first = last - len(items) + 1
         rows.extend(
             Event(stream=stream, seq=first + i, type=kind, data=data, at=now)
@@ -66,3 +66,8 @@ def stream_heads(*, streams: Iterable[str]) -> dict[str, int]:
 
 def event_json(event: Event) -> dict:
     return {"seq": event.seq, "type": event.type, "at": event.at.isoformat(), "data": event.data}
+
+
+def streams_active(*, since: datetime) -> dict[str, int]:
+    """Streams that changed since `since`, with their last seq (for the relay's heartbeat)."""
+    return dict(Stream.objects.filter(updated_at__gte=since).values_list("name", "last_seq"))

@@ -15,6 +15,8 @@ from rest_framework.views import APIView
 from accounts.models import Layout
 from core.context import RequestContext
 from core.errors import DomainError
+from events.services import stream_heads
+from events.streams import round_stream
 from mobile_api.auth import IsApplicant
 from mobile_api.schema import ERROR_RESPONSES
 from mobile_api.selection_common import (
@@ -162,6 +164,8 @@ class BroadcastApi(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
     def get(self, request, round_id: int):
         now = timezone.now()
+        stream = round_stream(round_id)
+        heads = stream_heads(streams=[stream])  # read before the snapshot: events above apply
         snapshot = selectors.broadcast_snapshot(round_id=round_id)
         if not snapshot:
             raise DomainError("round_not_found", "未找到该选房批次", kind="not_found")
@@ -209,6 +213,7 @@ class BroadcastApi(APIView):
                     }
                     for f in snapshot["feed"]
                 ],
+                "heads": heads,
                 **_server_time(now),
             }
         )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mobile_api import accounts_api
+from mobile_api import accounts_api, realtime_api
 from mobile_api import selection_api as sel
 from mobile_api import selection_result_api as res
 
@@ -58,4 +58,12 @@ urlpatterns = [
     ),
     path("selection/<int:round_id>/result/", res.ResultApi.as_view(), name="selection-result"),
     path("broadcast/<int:round_id>/", res.BroadcastApi.as_view(), name="broadcast"),
+    path(
+        "streams/<str:stream>/events/", realtime_api.StreamEventsApi.as_view(), name="stream-events"
+    ),
+    path(
+        "selection/<int:round_id>/live/",
+        realtime_api.SelectionLiveApi.as_view(),
+        name="selection-live",
+    ),
 ]

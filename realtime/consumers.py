@@ -1,42 +1,152 @@
-"""Websocket consumers. Thin: authenticate, answer, forward. Business rules live in the
-domain apps."""
+"""Websocket consumers. Thin: authenticate, join stream groups, forward the relay's frames,
+answer clock pings. Rules live in the domain apps; what a socket may follow lives in
+realtime.access. Protocol: docs/REALTIME.md."""
 
 from __future__ import annotations
 
 import json
 import time
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from accounts.services import device_session_status
+from events.streams import qr_stream, round_stream
+from realtime import access
+from realtime.protocol import group_name, server_time_ms
+from realtime.relay import relay_ensure_in_process
+
+RATE_PER_SECOND = 5.0
+RATE_BURST = 10.0
+ABUSE_LIMIT = 50  # frames refused for rate before the socket is closed
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_RATE = 4429
 
 
-def server_time_ms() -> int:
-    return int(time.time() * 1000)
+class StreamConsumer(AsyncWebsocketConsumer):
+    """Follows a set of streams: forwards their frames, answers pings, refuses junk politely."""
 
-
-class ClockConsumer(AsyncJsonWebsocketConsumer):
-    """Clock sync: the page sends {"type": "ping", "t0": <its ms>}, the server answers with
-    its own time so the page can compute its offset and round trip (server time is the only
-    clock). Malformed frames get an error frame; the socket stays up."""
+    streams: list[str]
 
     async def connect(self):
+        self.streams = []
+        self.tokens, self.refused = RATE_BURST, 0
+        self.last_refill = time.monotonic()
+        streams, close_code = await self.authorize()
+        if streams is None:
+            await self.close(code=close_code)
+            return
+        self.streams = streams
+        relay_ensure_in_process()
+        for stream in streams:
+            await self.channel_layer.group_add(group_name(stream), self.channel_name)
         await self.accept()
-        await self.send_json({"type": "hello", "server_time": server_time_ms()})
+        await self.send_json({"type": "hello", "streams": streams, "server_time": server_time_ms()})
 
-    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+    async def authorize(self) -> tuple[list[str] | None, int]:
+        """(streams to follow, 0) or (None, close code). Subclasses decide; none may follow."""
+        return None, CLOSE_FORBIDDEN
+
+    async def disconnect(self, code):
+        for stream in getattr(self, "streams", []):
+            await self.channel_layer.group_discard(group_name(stream), self.channel_name)
+
+    async def stream_frame(self, message):
+        await self.send(text_data=message["text"])
+
+    async def send_json(self, content):
+        await self.send(text_data=json.dumps(content, ensure_ascii=False, separators=(",", ":")))
+
+    def _allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(RATE_BURST, self.tokens + (now - self.last_refill) * RATE_PER_SECOND)
+        self.last_refill = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if not self._allow():
+            self.refused += 1
+            if self.refused >= ABUSE_LIMIT:
+                await self.close(code=CLOSE_RATE)
+                return
+            await self.send_json(
+                {"type": "error", "code": "rate_limited", "message": "消息过于频繁"}
+            )
+            return
         try:
             content = json.loads(text_data or "")
         except ValueError:
             content = None
-        if not isinstance(content, dict) or content.get("type") != "ping":
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
+            t0 = content.get("t0")
+            await self.send_json(
+                {
+                    "type": "pong",
+                    "t0": t0 if isinstance(t0, (int, float)) else None,
+                    "server_time": server_time_ms(),
+                }
+            )
+        elif kind == "resync":
+            await self.send_json(
+                {"type": "hello", "streams": self.streams, "server_time": server_time_ms()}
+            )
+        else:
             await self.send_json(
                 {"type": "error", "code": "bad_frame", "message": "无法识别的消息"}
             )
-            return
-        t0 = content.get("t0")
-        await self.send_json(
-            {
-                "type": "pong",
-                "t0": t0 if isinstance(t0, (int, float)) else None,
-                "server_time": server_time_ms(),
-            }
+
+
+class SelectionConsumer(StreamConsumer):
+    """A family's selection socket for a round: the public round stream (unit takeovers,
+    phases), its sessions' streams (opened, last 30 s, closed) and its own family stream
+    (its result). Never another family's data."""
+
+    async def authorize(self):
+        return await database_sync_to_async(self._authorize)()
+
+    def _authorize(self):
+        user = self.scope.get("user")
+        applicant = access.applicant_for(user)
+        if applicant is None or not hasattr(applicant, "family"):
+            return None, CLOSE_UNAUTHENTICATED
+        session = self.scope.get("session")
+        if (
+            session is not None
+            and session.get("anju_device")
+            and device_session_status(session_key=session.session_key)
+        ):
+            return None, CLOSE_UNAUTHENTICATED  # replaced by a login on another device
+        round_id = self.scope["url_route"]["kwargs"]["round_id"]
+        streams = access.family_streams(family=applicant.family, round_id=round_id)
+        return (streams, 0) if streams else (None, CLOSE_NOT_FOUND)
+
+
+class BroadcastConsumer(StreamConsumer):
+    """The public unit broadcast of a round (房源信息播报): units and counts, no families."""
+
+    async def authorize(self):
+        stream = round_stream(self.scope["url_route"]["kwargs"]["round_id"])
+        allowed = await database_sync_to_async(access.may_read)(
+            stream=stream, user=None, session_key=None
         )
+        return ([stream], 0) if allowed else (None, CLOSE_NOT_FOUND)
+
+
+class QrProgressConsumer(StreamConsumer):
+    """The desktop page that shows a QR code hears the phone's progress on that ticket. Its
+    token binds the ticket to this browser session."""
+
+    async def authorize(self):
+        token = self.scope["url_route"]["kwargs"]["token"]
+        session = self.scope.get("session")
+        ticket = access.qr_ticket_from_token(
+            token, session_key=session.session_key if session else None
+        )
+        return ([qr_stream(ticket)], 0) if ticket else (None, CLOSE_FORBIDDEN)

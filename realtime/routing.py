@@ -1,7 +1,9 @@
 from django.urls import path
 
-from realtime.consumers import ClockConsumer
+from realtime.consumers import BroadcastConsumer, QrProgressConsumer, SelectionConsumer
 
 websocket_urlpatterns = [
-    path("ws/clock/", ClockConsumer.as_asgi()),
+    path("ws/selection/<int:round_id>/", SelectionConsumer.as_asgi()),
+    path("ws/broadcast/<int:round_id>/", BroadcastConsumer.as_asgi()),
+    path("ws/qr/<str:token>/", QrProgressConsumer.as_asgi()),
 ]

@@ -9,7 +9,7 @@ class SelectionConfig(AppConfig):
 
     def ready(self) -> None:
         # The embedded quick start runs the clock inside the server (make demo sets this).
-        if os.environ.get("ANJU_CLOCK_IN_PROCESS") == "1":
+        if os.environ.get("ANJU_WORKERS_IN_PROCESS") == "1":
             from selection.clock import clock_start_in_process
 
             clock_start_in_process()

@@ -1,7 +1,7 @@
 """The selection clock: opens sessions whose window started and closes (auto-assigns)
 sessions whose window ended, with no request arriving. Runs as `manage.py selection_clock`
 (one or more processes: the services make every transition exactly once) or, in the
-embedded quick start, as a thread inside the server (ANJU_CLOCK_IN_PROCESS=1)."""
+embedded quick start, as a thread inside the server (ANJU_WORKERS_IN_PROCESS=1)."""
 
 from __future__ import annotations
 

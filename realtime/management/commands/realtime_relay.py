@@ -1,0 +1,20 @@
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from realtime.relay import TICK_SECONDS, relay_run
+
+
+class Command(BaseCommand):
+    help = "Publish committed events from the outbox to the channel layer (coalesced per tick)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tick", type=float, default=TICK_SECONDS)
+
+    def handle(self, *args, tick: float, **options):
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        self.stdout.write(f"event relay running (tick {tick}s)")
+        relay_run(stop=stop, tick=tick)
