@@ -1,0 +1,206 @@
+"""The sockets: who may follow what, what arrives, and how junk is handled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import DeviceSession
+from accounts.services import applicant_user_ensure, device_session_start
+from core.context import RequestContext
+from events.services import event_record
+from events.streams import qr_stream
+from realtime.access import qr_stream_token
+from realtime.relay import relay_once
+from selection import allocation
+from selection.models import CartItem, Seat
+from tests.realtime.conftest import aio, connected, session_cookie_for, socket
+from tests.worlds import make_world
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def open_session_world():
+    world = make_world(families=3, units=3, sessions=1, per_session=2)
+    s1 = world.sessions[0]
+    now = timezone.now()
+    type(s1).objects.filter(pk=s1.pk).update(
+        starts_at=now - timedelta(seconds=10), ends_at=now + timedelta(minutes=2)
+    )
+    s1.refresh_from_db()
+    for family in world.families[:2]:
+        CartItem.objects.create(
+            family=family,
+            round=world.round,
+            kind="formal",
+            unit=world.units[0],
+            position=1,
+            added_at=now,
+        )
+    Seat.objects.filter(session=s1).update(entered_at=now)
+    return world
+
+
+def confirm(world, family, unit):
+    return allocation.selection_confirm(
+        family=family,
+        round_id=world.round.pk,
+        unit_id=unit.pk,
+        idempotency_key=f"ws-{family.pk:08d}",
+        now=timezone.now(),
+    )
+
+
+async def test_a_family_hears_a_takeover_and_only_its_own_result(flushed_layer):
+    world = await aio(open_session_world)()
+    a, b, outsider = world.families
+    rid = world.round.pk
+    ws_a, hello_a = await connected(
+        f"/ws/selection/{rid}/", cookie=await aio(session_cookie_for)(a)
+    )
+    ws_b, _ = await connected(f"/ws/selection/{rid}/", cookie=await aio(session_cookie_for)(b))
+    assert set(hello_a["streams"]) == {
+        f"round.{rid}",
+        f"family.{a.pk}",
+        f"session.{world.sessions[0].pk}",
+    }
+    await aio(confirm)(world, a, world.units[0])
+    assert await aio(relay_once)() == 2
+    frames_a = [await ws_a.receive_json_from(timeout=5) for _ in range(2)]
+    by_stream = {f["stream"]: f for f in frames_a}
+    taken = by_stream[f"round.{rid}"]["events"][0]
+    assert (
+        taken["type"] == "selection.unit_taken" and taken["data"]["unit"]["id"] == world.units[0].pk
+    )
+    assert by_stream[f"family.{a.pk}"]["events"][0]["type"] == "selection.result_assigned"
+    frame_b = await ws_b.receive_json_from(timeout=5)
+    assert frame_b["stream"] == f"round.{rid}"  # b hears the takeover …
+    assert await ws_b.receive_nothing(timeout=0.3)  # … and never a's result
+    assert "rank" not in str(taken) and a.main_applicant.real_name not in str(frames_a)
+    await ws_a.disconnect()
+    await ws_b.disconnect()
+
+
+async def test_selection_socket_refusals(flushed_layer):
+    world = await aio(open_session_world)()
+    rid = world.round.pk
+    anonymous = socket(f"/ws/selection/{rid}/")
+    assert await anonymous.connect() == (False, 4401)
+    outsider = socket(
+        f"/ws/selection/{rid}/", cookie=await aio(session_cookie_for)(world.families[2])
+    )
+    assert (await outsider.connect())[1] == 4404  # no seat in this round's session
+    foreign = socket(
+        f"/ws/selection/{rid}/",
+        cookie=await aio(session_cookie_for)(world.families[0]),
+        origin=b"https://evil.example",
+    )
+    assert (await foreign.connect())[0] is False
+
+
+async def test_a_replaced_device_cannot_open_a_socket(flushed_layer):
+    world = await aio(open_session_world)()
+    family = world.families[0]
+
+    def replaced_cookie():
+        from django.contrib.sessions.backends.db import SessionStore
+        from django.test import Client
+
+        client = Client()
+        user = applicant_user_ensure(applicant=family.main_applicant).user
+        client.force_login(user)
+        key = client.cookies["sessionid"].value
+        store = SessionStore(session_key=key)
+        store["anju_device"] = True
+        store.save()
+        device_session_start(user=user, session_key=key, provider="t", ctx=RequestContext())
+        device_session_start(user=user, session_key="elsewhere", provider="t", ctx=RequestContext())
+        assert DeviceSession.objects.get(session_key=key).end_reason == "replaced"
+        return key
+
+    ws = socket(f"/ws/selection/{world.round.pk}/", cookie=await aio(replaced_cookie)())
+    assert await ws.connect() == (False, 4401)
+
+
+async def test_broadcast_is_public_and_unknown_rounds_are_refused(flushed_layer):
+    world = await aio(open_session_world)()
+    ws, hello = await connected(f"/ws/broadcast/{world.round.pk}/")
+    assert hello["streams"] == [f"round.{world.round.pk}"]
+    await aio(confirm)(world, world.families[0], world.units[0])
+    await aio(relay_once)()
+    frame = await ws.receive_json_from(timeout=5)
+    assert frame["events"][0]["type"] == "selection.unit_taken"
+    await ws.disconnect()
+    missing = socket("/ws/broadcast/999999/")
+    assert await missing.connect() == (False, 4404)
+
+
+async def test_qr_progress_reaches_only_the_desktop_session_that_shows_the_code(flushed_layer):
+    world = await aio(open_session_world)()
+    desktop = await aio(session_cookie_for)(world.families[0])
+    token = qr_stream_token(ticket_id="T123", session_key=desktop)
+    ws, hello = await connected(f"/ws/qr/{token}/", cookie=desktop)
+    assert hello["streams"] == ["qr.T123"]
+
+    def phone_steps():
+        from django.db import transaction
+
+        for step, label in (
+            ("scanned", "已扫码"),
+            ("consent", "已同意协议"),
+            ("face", "人脸识别通过"),
+        ):
+            with transaction.atomic():
+                event_record(
+                    stream=qr_stream("T123"),
+                    type="qr.step",
+                    data={"step": step, "label": label},
+                    now=timezone.now(),
+                )
+            relay_once()
+
+    await aio(phone_steps)()
+    frames = [await ws.receive_json_from(timeout=5) for _ in range(3)]
+    assert [f["from"] for f in frames] == [1, 2, 3]
+    assert [f["events"][0]["data"]["label"] for f in frames] == [
+        "已扫码",
+        "已同意协议",
+        "人脸识别通过",
+    ]
+    await ws.disconnect()
+    other_browser = await aio(session_cookie_for)(world.families[1])
+    stolen = socket(f"/ws/qr/{token}/", cookie=other_browser)
+    assert await stolen.connect() == (False, 4403)
+    forged = socket("/ws/qr/not-a-token/", cookie=desktop)
+    assert await forged.connect() == (False, 4403)
+
+
+async def test_clock_ping_malformed_frames_and_rate_limit(flushed_layer):
+    world = await aio(open_session_world)()
+    ws, hello = await connected(f"/ws/broadcast/{world.round.pk}/")
+    await ws.send_json_to({"type": "ping", "t0": 123})
+    pong = await ws.receive_json_from()
+    assert (
+        pong["type"] == "pong" and pong["t0"] == 123 and pong["server_time"] >= hello["server_time"]
+    )
+    for frame in ("not json", "[1,2]", '{"type": "launch"}', "{}"):
+        await ws.send_to(text_data=frame)
+        assert (await ws.receive_json_from())["code"] == "bad_frame"
+    await ws.send_json_to({"type": "resync"})
+    assert (await ws.receive_json_from())["type"] == "hello"
+    codes = []
+    for _ in range(20):  # far faster than 5 a second: the bucket empties
+        await ws.send_json_to({"type": "ping", "t0": 1})
+        codes.append((await ws.receive_json_from())["type"])
+    assert "error" in codes and codes[0] == "pong"
+    for _ in range(60):
+        await ws.send_json_to({"type": "ping", "t0": 1})
+    closed = None
+    for _ in range(200):
+        message = await ws.receive_output(timeout=5)
+        if message["type"] == "websocket.close":
+            closed = message["code"]
+            break
+    assert closed == 4429
