@@ -1,8 +1,6 @@
-import signal
-import threading
-
 from django.core.management.base import BaseCommand
 
+from core.loops import run_until_signalled
 from realtime.relay import TICK_SECONDS, relay_run
 
 
@@ -13,8 +11,5 @@ class Command(BaseCommand):
         parser.add_argument("--tick", type=float, default=TICK_SECONDS)
 
     def handle(self, *args, tick: float, **options):
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         self.stdout.write(f"event relay running (tick {tick}s)")
-        relay_run(stop=stop, tick=tick)
+        run_until_signalled(lambda stop: relay_run(stop=stop, tick=tick))

@@ -1,8 +1,6 @@
-import signal
-import threading
-
 from django.core.management.base import BaseCommand
 
+from core.loops import run_until_signalled
 from selection.clock import TICK_SECONDS, clock_run
 
 
@@ -13,8 +11,5 @@ class Command(BaseCommand):
         parser.add_argument("--tick", type=float, default=TICK_SECONDS)
 
     def handle(self, *args, tick: float, **options):
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         self.stdout.write(f"selection clock running (tick {tick}s)")
-        clock_run(stop=stop, tick=tick)
+        run_until_signalled(lambda stop: clock_run(stop=stop, tick=tick))
