@@ -6,21 +6,13 @@ payload, prev_hash). `ledger_verify` recomputes the chain and names the first ba
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from django.db import transaction
 
+from core.hashchain import GENESIS, chain_hash, normalised, utc_iso
 from selection.models import LedgerEntry, LedgerHead
-
-GENESIS = "0" * 64
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def entry_hash(
@@ -33,18 +25,15 @@ def entry_hash(
     payload: dict,
     prev_hash: str,
 ) -> str:
-    body = canonical_json(
-        {
-            "seq": seq,
-            "round": round_id,
-            "session": session_id,
-            "kind": kind,
-            "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
-            "payload": payload,
-            "prev_hash": prev_hash,
-        }
-    )
-    return hashlib.sha256(body.encode()).hexdigest()
+    content = {
+        "seq": seq,
+        "round": round_id,
+        "session": session_id,
+        "kind": kind,
+        "at": utc_iso(at),
+        "payload": payload,
+    }
+    return chain_hash(content, prev_hash)
 
 
 class LedgerWriter:
@@ -65,7 +54,7 @@ class LedgerWriter:
     def append(self, *, round_id: int, session_id: int | None, kind: str, payload: dict) -> int:
         self.seq += 1
         # Round-trip through JSON so the stored payload hashes exactly as it was written.
-        stored = json.loads(canonical_json(payload))
+        stored = normalised(payload)
         digest = entry_hash(
             seq=self.seq,
             round_id=round_id,

@@ -9,6 +9,12 @@ SIGNATURE = "【安居】"
 TEXTS: dict[str, str] = {
     # params: code, minutes, purpose label
     "verify_code": "您正在{2}，验证码为{0}，{1}分钟内有效。工作人员不会向您索要验证码，请勿泄露。",
+    # params: title, deadline
+    "agreement_pushed": "您有一份《{0}》待签署，请于{1}前登录系统完成网上签约，逾期未签视为放弃。",
+    # params: title, reason
+    "agreement_rejected": "您签署的《{0}》未通过审核，原因：{1}。请在签约期限内重新签署。",
+    # params: title
+    "agreement_sealed": "您签署的《{0}》已审核通过并盖章，可登录系统查看、下载协议。",
 }
 
 

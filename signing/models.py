@@ -1,0 +1,258 @@
+"""E-signing: templates and consent texts (versioned), agreements, their QR tickets and
+scans, the per-character signature, and the per-agreement evidence chain.
+
+Statuses (explicit transitions in signing/transitions.py): 待签字 pending → 已签字 signed →
+已盖章 sealed; a staff rejection sends signed back to pending; 作废 void when the window
+ends unsigned; 已放弃 abandoned by the abandonment declaration 《放弃签约声明书》.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+from accounts.models import Family, User
+
+
+class TemplateKind(models.TextChoices):
+    LEASE = "lease", "公共租赁住房租赁合同"
+    RENT_SUBSIDY = "rent_subsidy", "租金补贴协议"
+
+
+class AgreementTemplate(models.Model):
+    """A versioned agreement body with `{{ variables }}` (Django template syntax, autoescape
+    off: the output is plain text). A version is never edited once an agreement uses it."""
+
+    kind = models.CharField("类型", max_length=20, choices=TemplateKind.choices)
+    version = models.PositiveIntegerField("版本")
+    title = models.CharField("标题", max_length=100)
+    body = models.TextField("正文")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "协议模板"
+        verbose_name_plural = "协议模板"
+        constraints = [models.UniqueConstraint(fields=["kind", "version"], name="template_version")]
+
+    def __str__(self) -> str:
+        return f"{self.title} v{self.version}"
+
+
+class ConsentKind(models.TextChoices):
+    ECERT_SERVICE = "ecert_service", "电子认证服务协议"
+    PRIVACY = "privacy", "个人信息保护政策"
+    BIOMETRIC = "biometric", "个人生物识别信息保护规则"
+
+
+class ConsentText(models.Model):
+    kind = models.CharField(max_length=20, choices=ConsentKind.choices)
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=100)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "同意条款"
+        verbose_name_plural = "同意条款"
+        constraints = [models.UniqueConstraint(fields=["kind", "version"], name="consent_version")]
+
+    def __str__(self) -> str:
+        return f"{self.title} v{self.version}"
+
+
+class Agreement(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "待签字"
+        SIGNED = "signed", "已签字"
+        SEALED = "sealed", "已盖章"
+        VOID = "void", "作废"
+        ABANDONED = "abandoned", "已放弃"
+
+    class Step(models.IntegerChoices):
+        """The phone flow of guide 001, in order. The server accepts only the next step."""
+
+        NONE = 0, "未开始"
+        CONTRACT_VIEWED = 1, "查看电子合同"
+        ECERT_CONSENTED = 2, "同意电子认证服务协议与个人信息保护政策"
+        IDENTITY_CONFIRMED = 3, "核对实名信息并同意生物识别规则"
+        FACE_VERIFIED = 4, "人脸识别通过"
+        AGREEMENT_READ = 5, "阅读并确认协议"
+        SIGNATURE_DRAWN = 6, "手写签名"
+        SUBMITTED = 7, "短信验证并提交"
+
+    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="agreements")
+    template = models.ForeignKey(AgreementTemplate, on_delete=models.PROTECT)
+    title = models.CharField(max_length=100)
+    rendered_text = models.TextField()
+    text_hash = models.CharField(max_length=64)  # sha256 of rendered_text
+    signer_name = models.CharField(max_length=50)  # the characters to sign, one box each
+    window_starts_at = models.DateTimeField("签约开始时间")
+    window_ends_at = models.DateTimeField("签约截止时间")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    step = models.PositiveSmallIntegerField(choices=Step.choices, default=Step.NONE)
+    attempt = models.PositiveSmallIntegerField(default=1)  # +1 after each staff rejection
+    reject_reason = models.CharField(max_length=300, blank=True)
+    verification_code = models.CharField(max_length=16, unique=True)
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
+    created_at = models.DateTimeField()
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    signed_at = models.DateTimeField(null=True, blank=True)
+    sealed_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)  # void or abandoned
+    context = models.JSONField(default=dict)  # the variables the text was rendered with
+
+    class Meta:
+        verbose_name = "协议"
+        verbose_name_plural = "协议"
+        indexes = [models.Index(fields=["status", "window_ends_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(window_ends_at__gt=F("window_starts_at")), name="agreement_window"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sealed") | Q(sealed_at__isnull=False, signed_at__isnull=False),
+                name="agreement_sealed_after_signed",
+            ),
+            models.UniqueConstraint(
+                fields=["family", "template"],
+                condition=Q(status__in=["pending", "signed", "sealed"]),
+                name="one_live_agreement_per_template",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title}（{self.get_status_display()}）"
+
+
+class QrTicket(models.Model):
+    """What the desktop's QR code encodes: an opaque random token, never a session id. Valid
+    until the agreement's window ends, so a screenshot scanned later still works; useful only
+    to the agreement's main applicant (opening it needs that applicant's own login)."""
+
+    class Purpose(models.TextChoices):
+        SIGN = "sign", "签署协议"
+        FACE = "face", "人脸识别"
+        DEPOSIT = "deposit", "缴纳押金"
+
+    agreement = models.ForeignKey(Agreement, on_delete=models.CASCADE, related_name="qr_tickets")
+    purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.SIGN)
+    token = models.CharField(max_length=64, unique=True)
+    short_code = models.CharField(max_length=12, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    created_session_hash = models.CharField(max_length=64, blank=True)  # the desktop's session
+
+    class Meta:
+        verbose_name = "签约二维码"
+        verbose_name_plural = "签约二维码"
+
+
+class QrScan(models.Model):
+    ticket = models.ForeignKey(QrTicket, on_delete=models.CASCADE, related_name="scans")
+    at = models.DateTimeField()
+    user = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True)
+    accepted = models.BooleanField()
+    reason = models.CharField(max_length=40, blank=True)
+    ip = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+
+    class Meta:
+        verbose_name = "扫码记录"
+        verbose_name_plural = "扫码记录"
+
+
+class SignatureCharacter(models.Model):
+    """One handwritten character, as strokes (the evidence) and the PNG the server rendered
+    from them (never a client image)."""
+
+    agreement = models.ForeignKey(Agreement, on_delete=models.CASCADE, related_name="characters")
+    attempt = models.PositiveSmallIntegerField()
+    index = models.PositiveSmallIntegerField()  # position in signer_name
+    expected = models.CharField(max_length=1)
+    strokes = models.JSONField()
+    box_width = models.PositiveSmallIntegerField()
+    box_height = models.PositiveSmallIntegerField()
+    png = models.BinaryField()
+    png_sha256 = models.CharField(max_length=64)
+    strokes_sha256 = models.CharField(max_length=64)
+    drawn_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "签名字"
+        verbose_name_plural = "签名字"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agreement", "attempt", "index"], name="one_char_per_box"
+            )
+        ]
+
+
+class Evidence(models.Model):
+    """Append-only, hash-chained per agreement: every step with who, when, from where, what
+    text version was shown, and hashes. `signing_evidence_verify` names the first bad row."""
+
+    agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="evidence")
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=40)
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
+    at = models.DateTimeField()
+    ip = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+    data = models.JSONField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = "签约证据"
+        verbose_name_plural = "签约证据"
+        ordering = ["agreement", "seq"]
+        constraints = [models.UniqueConstraint(fields=["agreement", "seq"], name="evidence_seq")]
+
+
+class AgreementDocument(models.Model):
+    """A PDF of the agreement: `signed` (applicant's signature) then `sealed` (incremental
+    update with the organisation's seal)."""
+
+    class Stage(models.TextChoices):
+        SIGNED = "signed", "已签字"
+        SEALED = "sealed", "已盖章"
+
+    agreement = models.ForeignKey(Agreement, on_delete=models.CASCADE, related_name="documents")
+    attempt = models.PositiveSmallIntegerField()
+    stage = models.CharField(max_length=10, choices=Stage.choices)
+    pdf = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "协议文件"
+        verbose_name_plural = "协议文件"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agreement", "attempt", "stage"], name="one_document_per_stage"
+            )
+        ]
+
+
+class FaceCheck(models.Model):
+    """One face-recognition order with the provider. We keep the provider's result id and
+    score, never the face image. A callback is applied once (status moves from STARTED)."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", "进行中"
+        PASSED = "passed", "通过"
+        FAILED = "failed", "未通过"
+
+    agreement = models.ForeignKey(Agreement, on_delete=models.CASCADE, related_name="face_checks")
+    attempt = models.PositiveSmallIntegerField()
+    provider = models.CharField(max_length=20)
+    order_id = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STARTED)
+    score = models.FloatField(null=True, blank=True)
+    result_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "人脸识别"
+        verbose_name_plural = "人脸识别"

@@ -1,0 +1,39 @@
+"""The agreement status table, enforced in one place."""
+
+from __future__ import annotations
+
+from core.errors import Conflict
+from signing.models import Agreement
+
+S = Agreement.Status
+
+ALLOWED: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.SIGNED, S.VOID, S.ABANDONED}),
+    S.SIGNED: frozenset({S.SEALED, S.PENDING, S.ABANDONED}),  # PENDING = staff rejection
+    S.SEALED: frozenset(),
+    S.VOID: frozenset(),
+    S.ABANDONED: frozenset(),
+}
+
+MESSAGES = {
+    S.SIGNED: "协议已签字，等待工作人员审核",
+    S.SEALED: "协议已盖章生效",
+    S.VOID: "协议已作废（签约期限已过）",
+    S.ABANDONED: "已提交放弃签约声明",
+}
+
+
+def transition_check(agreement: Agreement, target: str) -> None:
+    """Raise `invalid_transition` unless `agreement` may move to `target`."""
+    if target not in ALLOWED[agreement.status]:
+        raise Conflict(
+            "invalid_transition",
+            MESSAGES.get(agreement.status, "当前状态不允许该操作"),
+        )
+
+
+def transition_apply(agreement: Agreement, target: str) -> list[str]:
+    """Check and set the status; returns the fields to save."""
+    transition_check(agreement, target)
+    agreement.status = target
+    return ["status"]
