@@ -143,6 +143,8 @@ AUTH_USER_MODEL = "accounts.User"
 # inside the server process; production runs them as their own processes (deploy/).
 WORKERS_IN_PROCESS = env_bool("ANJU_WORKERS_IN_PROCESS", False)
 REALTIME_RELAY_IN_PROCESS = WORKERS_IN_PROCESS
+# Deadline tasks the clock runs each tick besides selection's own, as dotted paths taking now=.
+CLOCK_EXTRA_TASKS = ["signing.services.agreements_void_due"]
 
 # Redis is optional for the embedded quick start; set REDIS_URL in production and tests.
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -3,6 +3,7 @@ from django.urls import path
 from mobile_api import accounts_api, realtime_api
 from mobile_api import selection_api as sel
 from mobile_api import selection_result_api as res
+from mobile_api import signing_api as sig
 
 app_name = "api"
 
@@ -66,4 +67,34 @@ urlpatterns = [
         realtime_api.SelectionLiveApi.as_view(),
         name="selection-live",
     ),
+    path("signing/agreements/", sig.AgreementListApi.as_view(), name="agreements"),
+    path(
+        "signing/agreements/<int:agreement_id>/", sig.AgreementDetailApi.as_view(), name="agreement"
+    ),
+    path(
+        "signing/agreements/<int:agreement_id>/qr/", sig.QrIssueApi.as_view(), name="agreement-qr"
+    ),
+    path(
+        "signing/agreements/<int:agreement_id>/steps/<str:step>/",
+        sig.StepApi.as_view(),
+        name="agreement-step",
+    ),
+    path(
+        "signing/agreements/<int:agreement_id>/signature/<int:index>/",
+        sig.SignatureCharacterApi.as_view(),
+        name="agreement-signature",
+    ),
+    path(
+        "signing/agreements/<int:agreement_id>/abandon/",
+        sig.AbandonApi.as_view(),
+        name="agreement-abandon",
+    ),
+    path(
+        "signing/agreements/<int:agreement_id>/document/",
+        sig.DocumentApi.as_view(),
+        name="agreement-document",
+    ),
+    path("signing/consents/<str:kind>/", sig.ConsentTextApi.as_view(), name="consent"),
+    path("signing/qr/open/", sig.QrOpenApi.as_view(), name="qr-open"),
+    path("signing/verify/<str:code>/", sig.VerifyApi.as_view(), name="verify"),
 ]

@@ -1,5 +1,6 @@
-"""The selection clock: opens sessions whose window started and closes (auto-assigns)
-sessions whose window ended, with no request arriving. Runs as `manage.py selection_clock`
+"""The clock: opens sessions whose window started and closes (auto-assigns) sessions whose
+window ended, with no request arriving; then runs the other domains' deadline tasks
+(settings.CLOCK_EXTRA_TASKS, e.g. voiding agreements unsigned at their window's end). Runs as `manage.py selection_clock`
 (one or more processes: the services make every transition exactly once) or, in the
 embedded quick start, as a thread inside the server (ANJU_WORKERS_IN_PROCESS=1)."""
 
@@ -10,8 +11,10 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
+from django.conf import settings
 from django.db import OperationalError, close_old_connections
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from selection.allocation import (
     CloseReport,
@@ -57,6 +60,8 @@ def clock_run(
         try:
             close_old_connections()
             opened, closed = clock_tick()
+            for task in settings.CLOCK_EXTRA_TASKS:  # other domains' deadlines (signing windows)
+                import_string(task)(now=timezone.now())
             if after_tick is not None:
                 after_tick(opened, closed)
         except OperationalError as exc:

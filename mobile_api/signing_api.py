@@ -1,0 +1,331 @@
+"""The applicant's signing API (guide 001): agreements, the desktop QR code, the phone flow
+step by step, abandonment, documents and public verification. Views parse, call one
+service, serialize; the order of steps is enforced in signing/flow.py."""
+
+from __future__ import annotations
+
+import base64
+
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.context import RequestContext
+from core.errors import DomainError
+from mobile_api.auth import IsApplicant
+from mobile_api.schema import ERROR_RESPONSES
+from realtime.access import qr_stream_token
+from signing import flow, qr, services
+from signing.documents import document_latest
+from signing.models import Agreement, ConsentKind, SignatureCharacter
+
+OBJ = {200: OpenApiTypes.OBJECT, **ERROR_RESPONSES}
+
+
+def _applicant(request):
+    return request.user.applicant
+
+
+def _agreement(request, agreement_id: int) -> Agreement:
+    """The applicant's own agreement; another family's looks like none."""
+    agreement = (
+        Agreement.objects.select_related("family__main_applicant")
+        .filter(pk=agreement_id, family__main_applicant=_applicant(request))
+        .first()
+    )
+    if agreement is None:
+        raise DomainError("agreement_not_found", "协议不存在", kind="not_found")
+    return agreement
+
+
+def _ctx(request) -> RequestContext:
+    return RequestContext.from_request(request)
+
+
+def agreement_json(agreement: Agreement, *, with_text: bool = False) -> dict:
+    data = {
+        "id": agreement.pk,
+        "title": agreement.title,
+        "status": agreement.status,
+        "status_label": agreement.get_status_display(),
+        "step": agreement.step,
+        "step_label": agreement.get_step_display(),
+        "next_step": agreement.step + 1 if agreement.status == Agreement.Status.PENDING else None,
+        "attempt": agreement.attempt,
+        "window_starts_at": agreement.window_starts_at.isoformat(),
+        "window_ends_at": agreement.window_ends_at.isoformat(),
+        "signer_boxes": len(agreement.signer_name),
+        "reject_reason": agreement.reject_reason,
+        "verification_code": agreement.verification_code,
+        "signed_at": agreement.signed_at.isoformat() if agreement.signed_at else None,
+        "sealed_at": agreement.sealed_at.isoformat() if agreement.sealed_at else None,
+        "server_time_ms": int(timezone.now().timestamp() * 1000),
+    }
+    if with_text:
+        applicant = agreement.family.main_applicant
+        data.update(
+            text=agreement.rendered_text,
+            text_sha256=agreement.text_hash,
+            signer_name=agreement.signer_name,
+            real_name=applicant.real_name,
+            id_number_masked=applicant.id_number_masked,
+            characters_drawn=sorted(
+                SignatureCharacter.objects.filter(
+                    agreement=agreement, attempt=agreement.attempt
+                ).values_list("index", flat=True)
+            ),
+        )
+    return data
+
+
+class AgreementListApi(APIView):
+    permission_classes = [IsApplicant]
+
+    @extend_schema(responses=OBJ)
+    def get(self, request):
+        agreements = Agreement.objects.filter(family__main_applicant=_applicant(request)).order_by(
+            "-created_at"
+        )
+        return Response([agreement_json(a) for a in agreements])
+
+
+class AgreementDetailApi(APIView):
+    permission_classes = [IsApplicant]
+
+    @extend_schema(responses=OBJ)
+    def get(self, request, agreement_id: int):
+        return Response(agreement_json(_agreement(request, agreement_id), with_text=True))
+
+
+class ConsentTextApi(APIView):
+    """The full text of a consent (one tap away on the page) with its version."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=OBJ)
+    def get(self, request, kind: str):
+        if kind not in ConsentKind.values:
+            raise DomainError("not_found", "请求的内容不存在", kind="not_found")
+        text = flow.consent_current(kind)
+        return Response(
+            {"kind": kind, "title": text.title, "version": text.version, "body": text.body}
+        )
+
+
+class QrIssueApi(APIView):
+    """「签约协议」 on the desktop: a QR code for the phone, and the token its progress socket
+    needs (valid only in this browser session)."""
+
+    permission_classes = [IsApplicant]
+
+    @extend_schema(request=None, responses={201: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
+    def post(self, request, agreement_id: int):
+        agreement = _agreement(request, agreement_id)
+        if not request.session.session_key:
+            request.session.save()
+        ticket = qr.qr_ticket_issue(
+            agreement=agreement,
+            applicant=_applicant(request),
+            session_key=request.session.session_key,
+            now=timezone.now(),
+        )
+        return Response(
+            {
+                "ticket": ticket.pk,
+                "short_code": ticket.short_code,
+                "url": qr.qr_url(ticket),
+                "png_base64": base64.b64encode(qr.qr_png(ticket)).decode(),
+                "expires_at": ticket.expires_at.isoformat(),
+                "stream": f"qr.{ticket.pk}",
+                "stream_token": qr_stream_token(
+                    ticket_id=str(ticket.pk), session_key=request.session.session_key
+                ),
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class QrOpenApi(APIView):
+    """The phone opened a QR code (its token from the URL). Needs the agreement's own
+    applicant to be logged in on the phone."""
+
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        token = serializers.CharField(max_length=64)
+
+    @extend_schema(request=InputSerializer, responses=OBJ)
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        applicant = (
+            getattr(request.user, "applicant", None) if request.user.is_authenticated else None
+        )
+        ticket = qr.qr_ticket_open(
+            token=data.validated_data["token"],
+            applicant=applicant,
+            ctx=_ctx(request),
+            now=timezone.now(),
+        )
+        return Response({"agreement": ticket.agreement_id, "purpose": ticket.purpose})
+
+
+class StepApi(APIView):
+    """One step of the phone flow: POST …/steps/<name>/. Steps out of order get 409
+    `step_out_of_order`."""
+
+    permission_classes = [IsApplicant]
+
+    class VersionsSerializer(serializers.Serializer):
+        versions = serializers.DictField(child=serializers.IntegerField(min_value=1))
+
+    class ReadSerializer(serializers.Serializer):
+        scrolled_to_end = serializers.BooleanField()
+        reading_seconds = serializers.IntegerField(min_value=0, max_value=86400)
+
+    class CodeSerializer(serializers.Serializer):
+        code = serializers.RegexField(r"^\d{6}$")
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OBJ)
+    def post(self, request, agreement_id: int, step: str):
+        agreement = _agreement(request, agreement_id)
+        common = {
+            "agreement_id": agreement.pk,
+            "applicant": _applicant(request),
+            "ctx": _ctx(request),
+            "now": timezone.now(),
+        }
+        if step == "contract-viewed":
+            result = flow.contract_view(**common)
+        elif step in ("ecert-consent", "identity-confirm"):
+            data = self.VersionsSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            action = flow.ecert_consent if step == "ecert-consent" else flow.identity_confirm
+            result = action(versions=data.validated_data["versions"], **common)
+        elif step == "read":
+            data = self.ReadSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            result = flow.agreement_read(**data.validated_data, **common)
+        elif step == "signature-complete":
+            result = flow.signature_complete(**common)
+        elif step == "sms-code":
+            flow.sign_code_send(**common)
+            return Response({"sent": True, "resend_after": 60}, status=status.HTTP_202_ACCEPTED)
+        elif step == "submit":
+            data = self.CodeSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            result = flow.sign_submit(code=data.validated_data["code"], **common)
+        else:
+            raise DomainError("not_found", "请求的内容不存在", kind="not_found")
+        return Response(agreement_json(result))
+
+
+class SignatureCharacterApi(APIView):
+    """One character in its box (strokes with x, y, t, p). Saving a box again redoes it."""
+
+    permission_classes = [IsApplicant]
+
+    class InputSerializer(serializers.Serializer):
+        strokes = serializers.ListField(
+            child=serializers.ListField(child=serializers.DictField()), max_length=40
+        )
+        width = serializers.IntegerField()
+        height = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses=OBJ)
+    def put(self, request, agreement_id: int, index: int):
+        agreement = _agreement(request, agreement_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        character = flow.signature_character_save(
+            agreement_id=agreement.pk,
+            applicant=_applicant(request),
+            index=index,
+            ctx=_ctx(request),
+            now=timezone.now(),
+            **data.validated_data,
+        )
+        return Response({"index": character.index, "png_sha256": character.png_sha256})
+
+
+class AbandonApi(APIView):
+    """《放弃签约声明书》: GET the declaration text and version; POST to abandon."""
+
+    permission_classes = [IsApplicant]
+
+    class InputSerializer(serializers.Serializer):
+        declaration_version = serializers.RegexField(r"^[0-9a-f]{64}$")
+
+    @extend_schema(responses=OBJ)
+    def get(self, request, agreement_id: int):
+        text, version = services.abandon_declaration(_agreement(request, agreement_id))
+        return Response({"text": text, "version": version})
+
+    @extend_schema(request=InputSerializer, responses=OBJ)
+    def post(self, request, agreement_id: int):
+        agreement = _agreement(request, agreement_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.agreement_abandon(
+            agreement_id=agreement.pk,
+            actor=request.user,
+            on_behalf=False,
+            declaration_version=data.validated_data["declaration_version"],
+            ctx=_ctx(request),
+            now=timezone.now(),
+        )
+        return Response(agreement_json(result))
+
+
+class DocumentApi(APIView):
+    """The agreement's PDF (the sealed one once sealed): view, print, download. Only the
+    applicant's own; staff use the admin."""
+
+    permission_classes = [IsApplicant]
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY, **ERROR_RESPONSES})
+    def get(self, request, agreement_id: int):
+        agreement = _agreement(request, agreement_id)
+        document = document_latest(agreement=agreement)
+        if document is None:
+            raise DomainError("document_not_ready", "协议文件尚未生成", kind="not_found")
+        response = HttpResponse(bytes(document.pdf), content_type="application/pdf")
+        disposition = "attachment" if request.query_params.get("download") else "inline"
+        response["Content-Disposition"] = (
+            f'{disposition}; filename="agreement-{agreement.verification_code}.pdf"'
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class VerifyApi(APIView):
+    """Public check of a verification code printed on a PDF: what was signed and sealed when,
+    and the PDF's SHA-256 to compare with a file in hand."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(responses=OBJ)
+    def get(self, request, code: str):
+        agreement = Agreement.objects.filter(verification_code=code.upper()).first()
+        if agreement is None:
+            raise DomainError(
+                "verification_not_found", "未找到该验证码对应的协议", kind="not_found"
+            )
+        document = document_latest(agreement=agreement)
+        return Response(
+            {
+                "title": agreement.title,
+                "status": agreement.status,
+                "status_label": agreement.get_status_display(),
+                "signed_at": agreement.signed_at.isoformat() if agreement.signed_at else None,
+                "sealed_at": agreement.sealed_at.isoformat() if agreement.sealed_at else None,
+                "text_sha256": agreement.text_hash,
+                "pdf_sha256": document.sha256 if document else None,
+            }
+        )
