@@ -20,6 +20,8 @@ ROLE_LABELS = {OPERATOR: "操作员", REVIEWER: "审核员", SUPERVISOR: "主管
 _EDIT = ("view", "add", "change")
 ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
     OPERATOR: {
+        ("signing", "agreement"): ("view", "add"),
+        ("signing", "agreementtemplate"): ("view",),
         ("accounts", "family"): _EDIT,
         ("accounts", "applicant"): _EDIT,
         ("selection", "round"): _EDIT,
@@ -30,6 +32,8 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("selection", "supplementaryapplication"): ("view",),
     },
     REVIEWER: {
+        ("signing", "agreement"): ("view", "review"),
+        ("signing", "agreementtemplate"): ("view",),
         ("accounts", "family"): ("view",),
         ("accounts", "applicant"): ("view",),
         ("selection", "round"): ("view",),
@@ -41,8 +45,13 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
 }
 ROLE_PERMISSIONS[SUPERVISOR] = {
     **{
-        key: tuple(sorted(set(a) | set(ROLE_PERMISSIONS[REVIEWER].get(key, ()))))
-        for key, a in ROLE_PERMISSIONS[OPERATOR].items()
+        key: tuple(
+            sorted(
+                set(ROLE_PERMISSIONS[OPERATOR].get(key, ()))
+                | set(ROLE_PERMISSIONS[REVIEWER].get(key, ()))
+            )
+        )
+        for key in ROLE_PERMISSIONS[OPERATOR].keys() | ROLE_PERMISSIONS[REVIEWER].keys()
     },
     ("accounts", "auditentry"): ("view",),
     ("accounts", "devicesession"): ("view",),

@@ -104,6 +104,7 @@ class Agreement(models.Model):
     class Meta:
         verbose_name = "协议"
         verbose_name_plural = "协议"
+        permissions = [("review_agreement", "审核协议（盖章或退回）")]
         indexes = [models.Index(fields=["status", "window_ends_at"])]
         constraints = [
             models.CheckConstraint(

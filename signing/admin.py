@@ -1,0 +1,248 @@
+"""Staff admin for signing: texts (read-only once used), agreements with bulk creation and
+push, and the review queue (each character beside the expected one; approve → seal, or
+reject with a reason). Views call signing services; every action is audited."""
+
+from __future__ import annotations
+
+import base64
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from accounts.admin import AuditedModelAdmin, ReadOnlyAdmin
+from accounts.models import Family
+from accounts.services import audit_record
+from core.errors import DomainError
+from signing import services
+from signing.models import Agreement, AgreementTemplate, ConsentText, Evidence, SignatureCharacter
+
+
+@admin.register(AgreementTemplate)
+class AgreementTemplateAdmin(AuditedModelAdmin):
+    list_display = ("title", "kind", "version", "created_at")
+
+    def has_change_permission(self, request, obj=None):
+        # A version in use is never edited: publish a new version instead.
+        if obj is not None and Agreement.objects.filter(template=obj).exists():
+            return False
+        return super().has_change_permission(request, obj)
+
+
+@admin.register(ConsentText)
+class ConsentTextAdmin(AuditedModelAdmin):
+    list_display = ("title", "kind", "version", "created_at")
+
+
+class EvidenceInline(admin.TabularInline):
+    model = Evidence
+    fields = ("seq", "kind", "actor", "at", "ip", "data", "hash")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+def _parse_ranks(text: str) -> list[int]:
+    ranks: set[int] = set()
+    for part in text.replace("，", ",").replace("\n", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            low, high = (int(x) for x in part.split("-", 1))
+            ranks.update(range(low, high + 1))
+        else:
+            ranks.add(int(part))
+    return sorted(ranks)
+
+
+class BulkCreateForm(forms.Form):
+    template = forms.ModelChoiceField(
+        AgreementTemplate.objects.order_by("kind", "-version"), label="协议模板"
+    )
+    ranks = forms.CharField(
+        label="家庭排位号",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="逗号或换行分隔，可写区间，如 1-20, 35",
+    )
+    window_starts_at = forms.DateTimeField(label="签约开始时间", help_text="如 2026-01-20 09:30")
+    window_ends_at = forms.DateTimeField(label="签约截止时间", help_text="如 2026-01-23 18:00")
+    push = forms.BooleanField(label="创建后立即推送短信", required=False, initial=True)
+
+    def clean_ranks(self):
+        try:
+            ranks = _parse_ranks(self.cleaned_data["ranks"])
+        except ValueError:
+            raise forms.ValidationError("排位号格式不正确") from None
+        if not ranks:
+            raise forms.ValidationError("请填写排位号")
+        return ranks
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(
+        label="退回原因", max_length=300, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+@admin.register(Agreement)
+class AgreementAdmin(ReadOnlyAdmin):
+    list_display = (
+        "title",
+        "family",
+        "status",
+        "step",
+        "attempt",
+        "window_ends_at",
+        "signed_at",
+        "sealed_at",
+    )
+    list_filter = ("status", "template")
+    search_fields = ("=family__rank", "family__main_applicant__real_name", "=verification_code")
+    inlines = [EvidenceInline]
+    exclude = ("rendered_text",)
+    change_list_template = "admin/signing/agreement/change_list.html"
+
+    def get_urls(self):
+        own = [
+            path(
+                "bulk-create/",
+                self.admin_site.admin_view(self.bulk_create_view),
+                name="signing_agreement_bulk",
+            ),
+            path(
+                "<int:agreement_id>/review/",
+                self.admin_site.admin_view(self.review_view),
+                name="signing_agreement_review",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def bulk_create_view(self, request):
+        if not request.user.has_perm("signing.add_agreement"):
+            raise PermissionDenied
+        form = BulkCreateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data, now = form.cleaned_data, timezone.now()
+            created, refused = [], []
+            for family in Family.objects.filter(rank__in=data["ranks"]).select_related(
+                "main_applicant"
+            ):
+                try:
+                    agreement = services.agreement_create(
+                        family=family,
+                        template=data["template"],
+                        window_starts_at=data["window_starts_at"],
+                        window_ends_at=data["window_ends_at"],
+                        actor=request.user,
+                        now=now,
+                    )
+                    if data["push"]:
+                        services.agreement_push(
+                            agreement_id=agreement.pk,
+                            actor=request.user,
+                            ip=request.META.get("REMOTE_ADDR", ""),
+                            now=now,
+                        )
+                    created.append(family.rank)
+                except DomainError as exc:
+                    refused.append(f"{family.rank}：{exc.message}")
+            missing = sorted(
+                set(data["ranks"]) - set(created) - {int(r.split("：")[0]) for r in refused}
+            )
+            audit_record(
+                actor=request.user,
+                action="signing.agreements_create",
+                target=str(data["template"]),
+                detail={
+                    "created": created,
+                    "refused": refused,
+                    "missing": missing,
+                    "push": data["push"],
+                },
+                ip=request.META.get("REMOTE_ADDR", ""),
+            )
+            messages.success(
+                request, f"已创建 {len(created)} 份协议" + ("并推送短信" if data["push"] else "")
+            )
+            for line in refused:
+                messages.warning(request, line)
+            if missing:
+                messages.warning(request, f"未找到排位号：{', '.join(map(str, missing))}")
+            return HttpResponseRedirect(reverse("admin:signing_agreement_changelist"))
+        return TemplateResponse(
+            request,
+            "admin/signing/agreement/bulk_create.html",
+            {
+                **self.admin_site.each_context(request),
+                "form": form,
+                "title": "批量创建协议",
+                "opts": self.model._meta,
+            },
+        )
+
+    def review_view(self, request, agreement_id: int):
+        if not request.user.has_perm("signing.review_agreement"):
+            raise PermissionDenied
+        agreement = get_object_or_404(
+            Agreement.objects.select_related("family__main_applicant"), pk=agreement_id
+        )
+        reject = RejectForm(request.POST if request.POST.get("action") == "reject" else None)
+        if request.method == "POST":
+            try:
+                if request.POST.get("action") == "approve":
+                    services.agreement_approve(
+                        agreement_id=agreement.pk,
+                        actor=request.user,
+                        ip=request.META.get("REMOTE_ADDR", ""),
+                        now=timezone.now(),
+                    )
+                    messages.success(request, "已审核通过并盖章，已短信通知申请人")
+                    return HttpResponseRedirect(
+                        reverse("admin:signing_agreement_changelist") + "?status__exact=signed"
+                    )
+                if reject.is_valid():
+                    services.agreement_reject(
+                        agreement_id=agreement.pk,
+                        actor=request.user,
+                        reason=reject.cleaned_data["reason"],
+                        ip=request.META.get("REMOTE_ADDR", ""),
+                        now=timezone.now(),
+                    )
+                    messages.success(request, "已退回，已短信通知申请人重新签署")
+                    return HttpResponseRedirect(
+                        reverse("admin:signing_agreement_changelist") + "?status__exact=signed"
+                    )
+            except DomainError as exc:
+                messages.error(request, exc.message)
+        characters = [
+            {
+                "expected": c.expected,
+                "png": base64.b64encode(bytes(c.png)).decode(),
+                "strokes": len(c.strokes),
+            }
+            for c in SignatureCharacter.objects.filter(
+                agreement=agreement, attempt=agreement.attempt
+            ).order_by("index")
+        ]
+        return TemplateResponse(
+            request,
+            "admin/signing/agreement/review.html",
+            {
+                **self.admin_site.each_context(request),
+                "agreement": agreement,
+                "characters": characters,
+                "reject_form": reject,
+                "title": f"审核：{agreement}",
+                "opts": self.model._meta,
+                "can_review": agreement.status == Agreement.Status.SIGNED,
+            },
+        )
