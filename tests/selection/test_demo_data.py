@@ -44,3 +44,14 @@ def test_one_staff_user_per_role_with_its_group():
         user = User.objects.get(username=role)
         assert user.is_staff and not user.is_superuser
         assert list(user.groups.all()) == [Group.objects.get(name=role)]
+
+
+def test_demo_signing_agreements_load_once():
+    from signing.demo import demo_signing_load
+    from signing.models import Agreement
+
+    demo_data_load()
+    first = demo_signing_load()
+    again = demo_signing_load()
+    assert len(first) == 3 and [a.pk for a in first] == [a.pk for a in again]
+    assert Agreement.objects.filter(status="pending").count() == 3

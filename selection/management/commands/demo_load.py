@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from selection.demo import STAFF_PASSWORD, demo_data_load
+from signing.demo import demo_signing_load
 
 
 class Command(BaseCommand):
@@ -8,6 +9,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         summary = demo_data_load()
+        agreements = demo_signing_load()
         applicant = summary.first_family.main_applicant
         self.stdout.write(
             f"演示数据：{summary.round.name}\n"
@@ -15,4 +17,5 @@ class Command(BaseCommand):
             f"  演示家庭（排位 1）：{applicant.real_name}，身份证号码 {applicant.id_number}\n"
             f"  工作人员账号（密码均为 {STAFF_PASSWORD}）："
             + "，".join(f"{name}（{label}）" for name, label in summary.staff.items())
+            + f"\n  待签协议 {len(agreements)} 份（排位 1-3 的家庭，网上签约）"
         )
