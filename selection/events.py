@@ -22,6 +22,7 @@ def unit_json(unit: Unit) -> dict:
         "number": unit.number,
         "label": unit.label,
         "layout": unit.layout,
+        "layout_label": unit.get_layout_display(),
         "orientation": unit.orientation,
     }
 
@@ -45,7 +46,12 @@ def allocation_events(allocations: list[Allocation]) -> list[tuple[str, str, dic
             (
                 round_stream(allocation.round_id),
                 "selection.unit_taken",
-                {"unit": unit, "how": allocation.how, "ledger_seq": allocation.ledger_seq},
+                {
+                    "unit": unit,
+                    "how": allocation.how,
+                    "how_label": allocation.get_how_display(),
+                    "ledger_seq": allocation.ledger_seq,
+                },
             )
         )
         events.append(

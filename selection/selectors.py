@@ -70,6 +70,16 @@ def _natural(value: str):
     return (len(value), value)
 
 
+def taken_unit_ids(*, round_id: int) -> list[int]:
+    """Units of the round no family can choose any more (for a live page's snapshot)."""
+    return list(
+        Unit.objects.filter(round_id=round_id)
+        .exclude(status=Unit.Status.AVAILABLE)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def cart_list(*, family: Family, round_id: int, kind: str) -> list[CartItem]:
     return list(
         CartItem.objects.filter(family=family, round_id=round_id, kind=kind)

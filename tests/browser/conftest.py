@@ -1,7 +1,9 @@
 """Browser tests: Debian's Chromium, driven by Playwright's sync API, against a live daphne.
 
 - `daphne_server` (session): daphne in a subprocess on a free port, pointed at pytest-django's
-  test database, started once and stopped before the test database is dropped.
+  test database, started once and stopped before the test database is dropped. Beside it,
+  in the same environment, the event relay (`manage.py realtime_relay`): the server uses
+  Redis as its channel layer, so events reach the pages' sockets only through the relay.
 - `live_url`: the server's base URL for one test, with `transactional_db`, so that what the
   test writes is committed (visible to the server) and what the server writes is visible to
   the test; the tables are flushed after each test.
@@ -130,16 +132,27 @@ def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
         process = subprocess.Popen(  # noqa: S603 (fixed command)
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
+    relay_log_path = log_path.with_name("relay.log")
+    with relay_log_path.open("wb") as log:
+        relay = subprocess.Popen(  # noqa: S603 (fixed command)
+            [sys.executable, "manage.py", "realtime_relay"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base_url = f"http://127.0.0.1:{port}"
 
     def stop() -> None:
-        if process.poll() is None:
-            process.terminate()
+        for child in (relay, process):
+            if child.poll() is None:
+                child.terminate()
+        for child in (relay, process):
             try:
-                process.wait(timeout=10)
+                child.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                child.kill()
+                child.wait()
 
     deadline = time.monotonic() + STARTUP_SECONDS
     while not _healthy(f"{base_url}/healthz"):
@@ -161,6 +174,13 @@ def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
                 + log_path.read_text(errors="replace")[-4000:],
                 pytrace=False,
             )
+    if relay.poll() is not None:
+        stop()
+        pytest.fail(
+            f"the event relay exited with {relay.returncode}:\n"
+            + relay_log_path.read_text(errors="replace")[-4000:],
+            pytrace=False,
+        )
     try:
         yield base_url
     finally:

@@ -1,9 +1,12 @@
 /* 房源信息播报 (public): counts by building and layout, every unit's status, the latest
- * takes, from GET /api/v1/broadcast/<id>/. 「刷新」 reads it again. */
+ * takes. The snapshot is GET /api/v1/broadcast/<id>/; the public socket /ws/broadcast/<id>/
+ * then brings each unit taken (selection.unit_taken), applied here: the unit's status, the
+ * counts and the feed change without a reload (docs/REALTIME.md). 「刷新」 reads the
+ * snapshot again. */
 (() => {
   "use strict";
 
-  const { el, api, setBusy } = window.Anju;
+  const { el, setBusy, Live } = window.Anju;
   const { fmt } = window.Anju.sel;
   const root = document.getElementById("broadcast");
   const rid = Number(root.dataset.roundId);
@@ -12,6 +15,12 @@
   const refresh = document.getElementById("refresh-btn");
 
   const HOW = { confirmed: "确认选定", auto: "系统选定", staff: "工作人员分配" };
+  const FEED_SIZE = 30; // as the snapshot's
+  const FRESH_MS = 4000; // a unit just taken is highlighted this long
+
+  let data = null; // the board: the snapshot, with the events since applied
+  const folded = new Set(); // buildings the viewer folded: kept folded across redraws
+  const fresh = new Map(); // unit id → when it was taken (live)
 
   function stat(label, value, modifier) {
     return el(
@@ -85,7 +94,14 @@
         const open = list.filter((u) => u.status === "available").length;
         return el(
           "details",
-          { class: "anju-building", open: true },
+          {
+            class: "anju-building",
+            open: !folded.has(building),
+            ontoggle: (event) => {
+              if (event.currentTarget.open) folded.delete(building);
+              else folded.add(building);
+            },
+          },
           el("summary", { class: "anju-building__summary", text: `${building}栋（可选 ${open}/${list.length}）` }),
           el(
             "ul",
@@ -94,7 +110,9 @@
               el(
                 "li",
                 {
-                  class: `anju-tile anju-tile_${unit.status}`,
+                  class: `anju-tile anju-tile_${unit.status}${
+                    Date.now() - (fresh.get(unit.id) || 0) < FRESH_MS ? " anju-tile_fresh" : ""
+                  }`,
                   title: `${unit.building}栋${unit.number} ${unit.layout_label} ${unit.status_label}`,
                   "aria-label": `${unit.building}栋${unit.number} ${unit.layout_label} ${unit.status_label}`,
                   dataset: { unitId: unit.id, status: unit.status },
@@ -109,7 +127,7 @@
     );
   }
 
-  function render(data) {
+  function render(serverMs) {
     board.replaceChildren(
       el(
         "div",
@@ -131,20 +149,69 @@
       feed(data.feed),
       grid(data.units),
     );
-    updated.textContent = `更新于 ${fmt.time(data.server_time_ms)}（服务器时间）`;
+    updated.textContent = `更新于 ${fmt.time(serverMs)}（服务器时间）`;
   }
 
-  async function load() {
+  const bump = (row) => {
+    if (row) {
+      row.taken += 1;
+      row.available -= 1;
+    }
+  };
+
+  /* A unit was taken: its tile, the counts (once: the snapshot may already have it) and
+   * the feed (by the ledger's seq, so never twice). */
+  function unitTaken(event) {
+    const { unit: taken, how, ledger_seq: seq } = event.data;
+    const unit = data.units.find((u) => u.id === taken.id);
+    if (!unit) {
+      live.refresh(); // a unit this board does not know: read the whole board again
+      return;
+    }
+    if (unit.status === "available") {
+      data.taken += 1;
+      bump(data.by_building.find((b) => b.building === unit.building));
+      bump(data.by_layout.find((l) => l.layout === unit.layout));
+    }
+    unit.status = "taken";
+    unit.status_label = "已选";
+    if (!data.feed.some((item) => item.seq === seq)) {
+      data.feed.push({
+        unit: `${unit.building}-${unit.number}`,
+        layout_label: unit.layout_label,
+        how,
+        how_label: HOW[how] || "",
+        at: event.at,
+        seq,
+      });
+      data.feed.sort((a, b) => b.seq - a.seq);
+      data.feed.length = Math.min(data.feed.length, FEED_SIZE);
+    }
+    fresh.set(unit.id, Date.now());
+    render(Live.now());
+  }
+
+  const live = Live.connect({
+    socket: `/ws/broadcast/${rid}/`,
+    snapshot: `/api/v1/broadcast/${rid}/`,
+    onSnapshot(snapshot) {
+      data = snapshot;
+      render(snapshot.server_time_ms);
+    },
+    onEvent(event) {
+      if (event.type === "selection.unit_taken" && data) unitTaken(event);
+    },
+    onError(failure) {
+      updated.textContent = (failure.error && failure.error.message) || "加载失败，请稍后刷新";
+    },
+  });
+
+  refresh.addEventListener("click", async () => {
     setBusy(refresh, true, "刷新中");
     try {
-      render(await api("GET", `/api/v1/broadcast/${rid}/`));
-    } catch (failure) {
-      updated.textContent = (failure.error && failure.error.message) || "加载失败，请稍后刷新";
+      await live.refresh();
     } finally {
       setBusy(refresh, false);
     }
-  }
-
-  refresh.addEventListener("click", load);
-  load();
+  });
 })();

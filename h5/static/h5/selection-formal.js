@@ -1,12 +1,14 @@
 /* 正选: entering (POST …/formal/enter/ is what counts as "entered"), the countdown by server
  * time, 同步预选房源 with its diff, the formal cart, 确认正选 (asked twice, idempotent per
- * unit for this page load) and 主动放弃 (asked twice). */
+ * unit for this page load) and 主动放弃 (asked twice). Live (the family's socket): a unit
+ * taken by another family is marked 已被选 at once, the last 30 s are announced, and the
+ * close of the session or the family's result moves the page on to the result. */
 (() => {
   "use strict";
 
-  const { el, dialog, toast, setBusy } = window.Anju;
+  const { el, dialog, toast, setBusy, Live } = window.Anju;
   const { sel } = window.Anju;
-  const { call, clock, fmt, showFailure, notice, renderCart, renderUnits, unitName } = sel;
+  const { call, fmt, showFailure, notice, renderCart, renderUnits, unitName } = sel;
   const rid = sel.roundId();
   const api = `/api/v1/selection/${rid}`;
   const resultUrl = `/h5/selection/${rid}/result/`;
@@ -16,8 +18,12 @@
   const giveUpButton = $("give-up-btn");
 
   let endsAt = 0;
+  let sessionId = 0;
   let sessionLabel = "正选进行中";
   let ended = false;
+  let leaving = false;
+  let lastCall = false; // the server said the last 30 s have begun
+  let confirming = 0; // the unit this family is confirming right now
   let cart = { kind: "formal", limit: 0, items: [] };
   let preCount = 0;
   let units = [];
@@ -68,19 +74,88 @@
     drawUnits();
   }
 
+  const unitsUrl = () => `${api}/units/${sel.unitsQuery(form, { available: "true" })}`;
+
   async function loadUnits() {
-    units = await call("GET", `${api}/units/${sel.unitsQuery(form, { available: "true" })}`);
+    units = await call("GET", unitsUrl());
     drawUnits();
   }
 
   function tick() {
-    const left = endsAt - clock.now();
+    const left = endsAt - Live.now();
     const value = $("countdown");
     value.textContent = `剩余 ${fmt.mmss(left)}`;
-    const last = left <= 30_000;
+    const last = lastCall || left <= 30_000;
     $("countdown-bar").classList.toggle("anju-countdown_last", last);
     $("countdown-label").textContent = last ? "最后30秒，请尽快确认" : sessionLabel;
+    $("last-call").hidden = !last || ended;
     if (left <= 0 && !ended) windowEnded();
+  }
+
+  /* To the result page, once: the session closed, or the family has its result. */
+  function leave() {
+    if (leaving) return;
+    leaving = true;
+    ended = true;
+    drawConfirm();
+    window.location.replace(resultUrl);
+  }
+
+  /* Another family took a unit: 已被选 in the cart and the list, its radio and 【选择】
+   * disabled; a word when it was one of this family's. */
+  function unitTaken(unit) {
+    const mine = itemOf(unit.id);
+    if (!sel.markTaken(unit.id, cart.items, units)) return;
+    if (selected === unit.id) selected = null;
+    draw();
+    if (mine && confirming !== unit.id) toast(`${unitName(unit)} 已被其他家庭选定`, { ms: 2500 });
+  }
+
+  const ofThisSession = (event, stream) =>
+    stream.startsWith("session.") && event.data.session && event.data.session.id === sessionId;
+
+  function onLive(event, stream) {
+    switch (event.type) {
+      case "selection.unit_taken":
+        unitTaken(event.data.unit);
+        break;
+      case "selection.session_last_call":
+        if (ofThisSession(event, stream) && !lastCall) {
+          lastCall = true;
+          tick();
+        }
+        break;
+      case "selection.session_closed":
+        if (ofThisSession(event, stream)) leave();
+        break;
+      case "selection.result_assigned":
+      case "selection.gave_up":
+        leave();
+        break;
+      default:
+    }
+  }
+
+  /* The snapshot (on connect, on reconnect, and every 3 s while polling): the phase, the
+   * session's end, the carts with each unit's status; the list again when the round moved. */
+  async function onSnapshot(data, { moved }) {
+    if (data.allocation || data.phase !== "formal") {
+      leave();
+      return;
+    }
+    if (data.session) endsAt = Date.parse(data.session.ends_at);
+    if (!busy) {
+      cart = { ...cart, items: data.carts.formal };
+      preCount = data.carts.pre.length;
+    }
+    if (moved.has(`round.${rid}`)) {
+      try {
+        units = sel.keepRows(units, await call("GET", unitsUrl()));
+      } catch {
+        /* the next snapshot tries again */
+      }
+    }
+    draw();
   }
 
   async function windowEnded() {
@@ -195,6 +270,7 @@
     const unitId = item.unit.id;
     if (!keys.has(unitId)) keys.set(unitId, sel.randomKey());
     busy = true;
+    confirming = unitId;
     setBusy(confirmButton, true, "正在提交…");
     try {
       await call("POST", `${api}/confirm/`, { unit_id: unitId, idempotency_key: keys.get(unitId) });
@@ -202,6 +278,7 @@
     } catch (failure) {
       setBusy(confirmButton, false);
       busy = false;
+      confirming = 0;
       if (failure.error && failure.error.code === "unit_taken") {
         item.unit.status = "taken";
         selected = null;
@@ -279,6 +356,7 @@
       return;
     }
     endsAt = Date.parse(entered.session.ends_at);
+    sessionId = entered.session.id;
     sessionLabel = `第${entered.session.order}场 · 正选进行中`;
     tick();
     setInterval(tick, 250);
@@ -298,7 +376,9 @@
     } catch (failure) {
       $("loading").hidden = true;
       await handle(failure);
+      return;
     }
+    sel.live({ onSnapshot, onEvent: onLive });
   }
 
   form.addEventListener("change", async (event) => {

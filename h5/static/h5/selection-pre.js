@@ -1,11 +1,13 @@
 /* 预选: filters, the unit list with 【选择】, the pre-selection cart with 上移 / 下移 / 置顶 /
- * 删除. Every change goes to the API; the page redraws from what it answers. */
+ * 删除. Every change goes to the API; the page redraws from what it answers. Live (the
+ * family's socket): units taken by families ranked earlier are marked 已被选 at once; when
+ * the family's session opens (or pre-selection otherwise ends) the page says where to go. */
 (() => {
   "use strict";
 
   const { toast } = window.Anju;
   const { sel } = window.Anju;
-  const { call, fmt, showFailure, notice, renderCart, renderUnits } = sel;
+  const { call, fmt, showFailure, notice, renderCart, renderUnits, unitName } = sel;
   const rid = sel.roundId();
   const api = `/api/v1/selection/${rid}`;
   const $ = (id) => document.getElementById(id);
@@ -14,15 +16,18 @@
   let cart = { kind: "pre", limit: 0, items: [] };
   let units = [];
   let busy = false;
+  let over = false; // pre-selection has ended for this family: the page shows a notice
 
   const inCart = () => new Set(cart.items.map((item) => item.unit.id));
 
   function drawCart() {
+    if (over) return;
     $("cart-count").textContent = `${cart.items.length}/${cart.limit}`;
     renderCart($("cart"), cart, { onMove: move, onRemove: remove });
   }
 
   function drawUnits() {
+    if (over) return;
     renderUnits($("units"), units, {
       inCart: inCart(),
       full: cart.items.length >= cart.limit,
@@ -36,8 +41,10 @@
     drawUnits();
   }
 
+  const unitsUrl = () => `${api}/units/${sel.unitsQuery(form)}`;
+
   async function loadUnits() {
-    units = await call("GET", `${api}/units/${sel.unitsQuery(form)}`);
+    units = await call("GET", unitsUrl());
     drawUnits();
   }
 
@@ -71,29 +78,93 @@
     return change(() => call("DELETE", `${api}/cart/pre/items/${unitId}/`), "已删除");
   }
 
+  /* Pre-selection is not (or no longer) open: say why and where to go. */
+  function phaseNotice(state) {
+    over = true;
+    $("loading").hidden = true;
+    const links =
+      state.phase === "formal"
+        ? [
+            ["去选房", `/h5/selection/${rid}/declaration/formal/`],
+            ["返回", `/h5/selection/${rid}/`],
+          ]
+        : state.phase === "pre" || state.phase === "not_started"
+          ? [["返回", `/h5/selection/${rid}/`]]
+          : [
+              ["我的选房结果", `/h5/selection/${rid}/result/`],
+              ["返回", `/h5/selection/${rid}/`],
+            ];
+    notice($("page").parentElement, {
+      title: state.phase === "not_started" ? "预选尚未开始" : "预选已结束",
+      desc:
+        state.phase === "not_started"
+          ? `预选将于${fmt.dateTime(state.round.preselect_starts_at)}开始`
+          : state.phase === "formal"
+            ? "您的正选时间已开始，请勾选声明后进入正选页面"
+            : "",
+      links,
+    });
+  }
+
+  /* A phase event or a snapshot says the phase moved: read the state and show the way on. */
+  async function phaseMoved() {
+    if (over) return;
+    try {
+      const state = await call("GET", `${api}/state/`);
+      if (state.phase !== "pre") phaseNotice(state);
+    } catch (failure) {
+      await showFailure(failure);
+    }
+  }
+
+  function unitTaken(unit) {
+    const mine = cart.items.some((item) => item.unit.id === unit.id);
+    if (!sel.markTaken(unit.id, cart.items, units)) return;
+    draw();
+    if (mine) toast(`购物车中的 ${unitName(unit)} 已被其他家庭选定`, { ms: 2500 });
+  }
+
+  function onLive(event, stream) {
+    if (over) return;
+    switch (event.type) {
+      case "selection.unit_taken":
+        unitTaken(event.data.unit);
+        break;
+      case "selection.session_opened":
+      case "selection.session_closed":
+        if (stream.startsWith("session.")) return phaseMoved();
+        break;
+      case "selection.result_assigned":
+      case "selection.gave_up":
+        return phaseMoved();
+      default:
+    }
+    return undefined;
+  }
+
+  async function onSnapshot(data, { moved }) {
+    if (over) return;
+    if (data.phase !== "pre") {
+      await phaseMoved();
+      return;
+    }
+    if (!busy) cart = { ...cart, items: data.carts.pre };
+    if (moved.has(`round.${rid}`)) {
+      try {
+        units = sel.keepRows(units, await call("GET", unitsUrl()));
+      } catch {
+        /* the next snapshot tries again */
+      }
+    }
+    draw();
+  }
+
   async function start() {
     const page = $("page");
     try {
       const state = await call("GET", `${api}/state/`);
       if (state.phase !== "pre") {
-        $("loading").hidden = true;
-        const links =
-          state.phase === "formal"
-            ? [
-                ["去选房", `/h5/selection/${rid}/declaration/formal/`],
-                ["返回", `/h5/selection/${rid}/`],
-              ]
-            : [["返回", `/h5/selection/${rid}/`]];
-        notice(page.parentElement, {
-          title: state.phase === "not_started" ? "预选尚未开始" : "预选已结束",
-          desc:
-            state.phase === "not_started"
-              ? `预选将于${fmt.dateTime(state.round.preselect_starts_at)}开始`
-              : state.phase === "formal"
-                ? "您的正选时间已开始，请勾选声明后进入正选页面"
-                : "",
-          links,
-        });
+        phaseNotice(state);
         return;
       }
       if (!state.declared_pre) {
@@ -117,7 +188,9 @@
     } catch (failure) {
       $("loading").hidden = true;
       await showFailure(failure);
+      return;
     }
+    sel.live({ onSnapshot, onEvent: onLive });
   }
 
   form.addEventListener("change", async (event) => {

@@ -1,5 +1,6 @@
 /* 我的选房结果: the allocation or each session's outcome, supplementary status, 【补选申请】
- * when the API says the family may apply, 【去签约】 once a unit is allocated. */
+ * when the API says the family may apply, 【去签约】 once a unit is allocated. Live: the
+ * family's result (confirmed, auto-assigned at the close, staff) appears without a refresh. */
 (() => {
   "use strict";
 
@@ -9,6 +10,7 @@
   const rid = sel.roundId();
   const api = `/api/v1/selection/${rid}`;
   const root = document.getElementById("result");
+  let shown = null; // {phase, allocated} of what the page shows
 
   /* A seat's outcome once the session has one; before that, where the session stands by
    * server time. */
@@ -208,6 +210,7 @@
   async function load() {
     try {
       const result = await call("GET", `${api}/result/`);
+      shown = { phase: result.phase, allocated: Boolean(result.allocation) };
       root.replaceChildren(
         ...[
           headline(result),
@@ -228,5 +231,25 @@
     }
   }
 
-  load();
+  function onLive(event, stream) {
+    switch (event.type) {
+      case "selection.result_assigned":
+      case "selection.gave_up":
+        return load();
+      case "selection.session_opened":
+      case "selection.session_closed":
+        return stream.startsWith("session.") ? load() : undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  function onSnapshot(data) {
+    if (shown && (data.phase !== shown.phase || Boolean(data.allocation) !== shown.allocated)) {
+      return load();
+    }
+    return undefined;
+  }
+
+  load().then(() => shown && sel.live({ onSnapshot, onEvent: onLive }));
 })();

@@ -1,4 +1,6 @@
-/* 网上选房 for one round: the phase by server time, the family's session, and the way on. */
+/* 网上选房 for one round: the phase by server time, the family's session, and the way on.
+ * The phase moves on at its boundaries by the server's clock, and at once when the family's
+ * socket says a session opened or closed or the family has its result. */
 (() => {
   "use strict";
 
@@ -105,10 +107,28 @@
     if (state && state.phase === "formal") $("phase-tips").textContent = tips(state);
   }
 
+  function onLive(event, stream) {
+    switch (event.type) {
+      case "selection.preselect_opened":
+      case "selection.result_assigned":
+      case "selection.gave_up":
+        return load();
+      case "selection.session_opened":
+      case "selection.session_closed":
+        return stream.startsWith("session.") ? load() : undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  function onSnapshot(data) {
+    return state && data.phase !== state.phase ? load() : undefined;
+  }
+
   $("start-btn").addEventListener("click", (event) => {
     const target = event.currentTarget.dataset.target;
     if (target) window.location.assign(target);
   });
   setInterval(tick, 500);
-  load();
+  load().then(() => state && sel.live({ onSnapshot, onEvent: onLive }));
 })();

@@ -1,5 +1,5 @@
-/* 网上选房 shared helpers: the server clock, time formats, the unit list and the cart.
- * Pages only render what the API returns and send the applicant's choices to it; every
+/* 网上选房 shared helpers: API calls that set the clock (live.js), time formats, the unit
+ * list and the cart, the family's live socket. Pages only render what the API returns and send the applicant's choices to it; every
  * rule (phase, eligibility, limits, who wins) is the server's. Exposed as window.Anju.sel. */
 (() => {
   "use strict";
@@ -7,25 +7,15 @@
   const { api, el, alert, LOGIN_URL } = window.Anju;
   const TZ = "Asia/Shanghai"; // the server's zone: times read the same on every phone
 
-  /* Server time is the only clock. Every response that carries server_time_ms refreshes the
-   * offset between it and this phone's clock (taken at the middle of the round trip). */
-  const clock = {
-    offset: 0,
-    synced: false,
-    sync(serverMs, sentAt, receivedAt) {
-      this.offset = serverMs - (sentAt + receivedAt) / 2;
-      this.synced = true;
-    },
-    now() {
-      return Date.now() + this.offset;
-    },
-  };
+  /* Server time is the only clock: Anju.Live's (live.js), fed by the socket's pings and by
+   * every API answer that carries server_time_ms. */
+  const clock = window.Anju.Live.clock;
 
   async function call(method, url, body) {
     const sentAt = Date.now();
     const data = await api(method, url, body);
     if (data && typeof data.server_time_ms === "number") {
-      clock.sync(data.server_time_ms, sentAt, Date.now());
+      clock.sample(data.server_time_ms, sentAt, Date.now());
     }
     return data;
   }
@@ -231,18 +221,20 @@
 
   /* Why 【选择】 is not available for a unit, or "" when it is. */
   function selectBlocked(unit, inCart, full) {
-    if (inCart.has(unit.id)) return "已加入";
     if (unit.status === "taken") return "已被选";
+    if (inCart.has(unit.id)) return "已加入";
     if (unit.status !== "available") return unit.status_label || "不可选";
     if (!unit.eligible) return "户型不符";
     if (full) return "已满";
     return "";
   }
 
-  /* The unit list, each with 【选择】 or the reason it cannot be chosen. */
+  /* The unit list, each with 【选择】 or the reason it cannot be chosen. 「只看可选」 keeps a
+   * unit taken while the list was on screen, marked 已被选, so that no row moves under a
+   * finger; it goes at the next reload of the list. */
   function renderUnits(container, units, { inCart, full, onSelect, onlyOpen }) {
     const shown = onlyOpen
-      ? units.filter((u) => u.status === "available" && u.eligible)
+      ? units.filter((u) => (u.status === "available" && u.eligible) || u.takenLive)
       : units;
     if (!shown.length) {
       container.replaceChildren(el("p", { class: "anju-empty", text: "没有符合条件的房源" }));
@@ -336,6 +328,65 @@
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
+  /* A unit was just taken (a live event): mark it 已被选 wherever the page holds it (cart
+   * items, unit lists). True when something changed. Idempotent. */
+  function markTaken(unitId, ...lists) {
+    let changed = false;
+    for (const list of lists) {
+      for (const entry of list) {
+        const unit = entry.unit || entry;
+        if (unit.id === unitId && unit.status !== "taken") {
+          unit.status = "taken";
+          unit.status_label = "已选";
+          unit.takenLive = unit.eligible !== false;
+          changed = true;
+        }
+      }
+    }
+    return changed;
+  }
+
+  /* The list read again because the round moved (a snapshot): a unit that was open on
+   * screen and has been taken keeps its row, marked 已被选, also when the answer (an
+   * available-only list) no longer has it. */
+  function keepRows(before, after) {
+    const open = new Set(
+      before.filter((u) => u.status === "available" || u.takenLive).map((u) => u.id),
+    );
+    const present = new Set(after.map((u) => u.id));
+    for (const unit of after) {
+      if (unit.status === "taken" && open.has(unit.id)) unit.takenLive = unit.eligible !== false;
+    }
+    const gone = new Map(); // the id of the row it followed (null: the top) → rows
+    let previous = null;
+    for (const unit of before) {
+      if (present.has(unit.id)) {
+        previous = unit.id;
+      } else if (open.has(unit.id)) {
+        markTaken(unit.id, [unit]);
+        if (!gone.has(previous)) gone.set(previous, []);
+        gone.get(previous).push(unit);
+      }
+    }
+    if (!gone.size) return after;
+    const rows = [...(gone.get(null) || [])];
+    for (const unit of after) rows.push(unit, ...(gone.get(unit.id) || []));
+    return rows;
+  }
+
+  /* The family's selection socket for this round (docs/REALTIME.md): its snapshot is
+   * GET …/live/ (heads, phase, session, carts, allocation). */
+  function live({ onSnapshot, onEvent }) {
+    const rid = roundId();
+    return window.Anju.Live.connect({
+      socket: `/ws/selection/${rid}/`,
+      snapshot: `/api/v1/selection/${rid}/live/`,
+      onSnapshot,
+      onEvent,
+      onError: showFailure,
+    });
+  }
+
   function roundId() {
     return Number(document.getElementById("selection").dataset.roundId);
   }
@@ -354,5 +405,8 @@
     unitsQuery,
     randomKey,
     roundId,
+    markTaken,
+    keepRows,
+    live,
   };
 })();
