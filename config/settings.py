@@ -211,7 +211,10 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
 # Front-end packages come from the npm registry (`npm ci` in the Makefile), never a CDN.
 NODE_MODULES = BASE_DIR / "node_modules"
-STATICFILES_DIRS = [("vendor/weui", NODE_MODULES / "weui" / "dist" / "style")]
+STATICFILES_DIRS = [
+    ("vendor/weui", NODE_MODULES / "weui" / "dist" / "style"),
+    ("vendor/signature_pad", NODE_MODULES / "signature_pad" / "dist"),
+]
 # Development serves static files straight from the finders (no collectstatic) and looks
 # them up per request instead of indexing every file when the middleware starts.
 WHITENOISE_USE_FINDERS = DEBUG
@@ -284,6 +287,27 @@ SMS = {
     },
 }
 
+# Face recognition: provider "dev" (a simulated provider page at /dev/face/ when DEBUG, with
+# a signed server-to-server callback) or "tencent" (Tencent Cloud FaceID, API 3.0). A check
+# passes when the provider passes it and its similarity score reaches PASS_SCORE.
+FACE = {
+    "PROVIDER": os.environ.get("FACE_PROVIDER", "dev"),
+    "PASS_SCORE": env_int("FACE_PASS_SCORE", 70),
+    "MAX_STARTS_PER_ATTEMPT": env_int("FACE_MAX_STARTS_PER_ATTEMPT", 10),
+    # Callbacks signed longer ago (or further ahead) than this are refused as stale.
+    "CALLBACK_MAX_AGE_SECONDS": env_int("FACE_CALLBACK_MAX_AGE_SECONDS", 300),
+    # Key of the development provider's callback signature; empty = derived from SECRET_KEY.
+    "DEV_SECRET": os.environ.get("FACE_DEV_SECRET", ""),
+    "TENCENT": {
+        "ENDPOINT": os.environ.get("FACE_TENCENT_ENDPOINT", "https://faceid.tencentcloudapi.com"),
+        "REGION": os.environ.get("FACE_TENCENT_REGION", ""),
+        "SECRET_ID": os.environ.get("FACE_TENCENT_SECRET_ID", ""),
+        "SECRET_KEY": os.environ.get("FACE_TENCENT_SECRET_KEY", ""),
+        "RULE_ID": os.environ.get("FACE_TENCENT_RULE_ID", ""),
+        "TIMEOUT_SECONDS": env_int("FACE_TENCENT_TIMEOUT_SECONDS", 5),
+    },
+}
+
 # Identity: the development provider (ID number + SMS code) is always on; the OIDC adapter for
 # the province's unified identity platform is on when OIDC_ISSUER is set.
 OIDC = {
@@ -298,6 +322,18 @@ OIDC = {
     "REDIRECT_URI": os.environ.get("OIDC_REDIRECT_URI", ""),
 }
 DEV_LOGIN_ENABLED = env_bool("DEV_LOGIN_ENABLED", True)
+
+# E-signing PDFs (signing/pdf.py, signing/ca.py): the CA directory holds the organisation's CA,
+# seal and time-stamping certificates and keys (0600); `manage.py signing_dev_ca` creates a
+# development set. DEV_CA_AUTOCREATE creates it on first use (development and tests only).
+SIGNING = {
+    "CA_DIR": Path(os.environ.get("ANJU_SIGNING_CA_DIR", VAR_DIR / "ca")),
+    "FONT_PATH": os.environ.get(
+        "ANJU_SIGNING_FONT_PATH", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+    ),
+    "ORG_NAME": os.environ.get("ANJU_SIGNING_ORG_NAME", "深圳市住房保障机构（演示）"),
+    "DEV_CA_AUTOCREATE": env_bool("ANJU_SIGNING_DEV_CA_AUTOCREATE", DEBUG),
+}
 
 LOGGING = {
     "version": 1,

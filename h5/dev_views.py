@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
 
+from signing.face.dev import dev_face_decide, dev_face_session
 from sms.models import DevInboxMessage
 
 
@@ -10,3 +12,30 @@ def sms_inbox(request):
     if not settings.DEBUG:
         raise Http404
     return render(request, "h5/dev_sms.html", {"messages_": DevInboxMessage.objects.all()[:50]})
+
+
+@require_http_methods(["GET", "POST"])
+def face_provider_page(request, provider_order_id: str):
+    """The simulated face provider's own page (signing/face/dev.py): a camera preview that
+    never leaves the phone and 「模拟通过」/「模拟不通过」. The POST is the provider's endpoint:
+    it notifies our callback URL, signed, and sends the phone back to the return URL."""
+    if not settings.DEBUG:
+        raise Http404
+    session = dev_face_session(provider_order_id)
+    if session is None:
+        raise Http404
+    if request.method == "POST":
+        decision = request.POST.get("decision")
+        if decision not in ("pass", "fail"):
+            return render(
+                request,
+                "h5/dev_face.html",
+                {"session": session, "error": "请选择模拟结果"},
+                status=400,
+            )
+        # Any file in the request is ignored: the decision is all the provider takes.
+        outcome = dev_face_decide(provider_order_id=provider_order_id, passed=decision == "pass")
+        if outcome is None:
+            raise Http404
+        return redirect(outcome.return_url)
+    return render(request, "h5/dev_face.html", {"session": session})

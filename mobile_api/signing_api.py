@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -18,10 +19,14 @@ from rest_framework.views import APIView
 from core.context import RequestContext
 from core.errors import DomainError
 from mobile_api.auth import IsApplicant
+from mobile_api.errors import error_body
 from mobile_api.schema import ERROR_RESPONSES
 from realtime.access import qr_stream_token
 from signing import flow, qr, services
 from signing.documents import document_latest
+from signing.face import provider_name as face_provider_name
+from signing.face import services as face_services
+from signing.face.base import FaceProviderError
 from signing.models import Agreement, ConsentKind, SignatureCharacter
 
 OBJ = {200: OpenApiTypes.OBJECT, **ERROR_RESPONSES}
@@ -191,6 +196,24 @@ class StepApi(APIView):
     class CodeSerializer(serializers.Serializer):
         code = serializers.RegexField(r"^\d{6}$")
 
+    class FaceSerializer(serializers.Serializer):
+        order_id = serializers.RegexField(r"^[A-Za-z0-9_-]{4,64}$")
+        token = serializers.CharField(max_length=200, required=False, default="")
+
+    def _face_start(self, request, agreement):
+        """Record the intent, then call the provider (outside any transaction); the phone
+        goes to the provider's page and comes back to the flow page with the order id."""
+        now = timezone.now()
+        return_url = f"{settings.SITE_URL}/h5/signing/{agreement.pk}/sign/?face_order={{order_id}}"
+        callback_url = f"{settings.SITE_URL}/api/v1/face/callback/{face_provider_name()}/"
+        try:
+            face_check, start = face_services.face_check_begin(
+                agreement=agreement, now=now, return_url=return_url, callback_url=callback_url
+            )
+        except FaceProviderError as exc:
+            return Response(error_body(exc.code, exc.message), status=503)
+        return Response({"order_id": face_check.order_id, "redirect_url": start.redirect_url})
+
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OBJ)
     def post(self, request, agreement_id: int, step: str):
         agreement = _agreement(request, agreement_id)
@@ -211,6 +234,18 @@ class StepApi(APIView):
             data = self.ReadSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             result = flow.agreement_read(**data.validated_data, **common)
+        elif step == "face-start":
+            return self._face_start(request, agreement)
+        elif step == "face-complete":
+            data = self.FaceSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            face_check = face_services.face_check_for_return(
+                agreement=agreement,
+                order_id=data.validated_data["order_id"],
+                provider_token=data.validated_data["token"],
+                now=common["now"],
+            )
+            result = flow.face_verified(face_check=face_check, **common)
         elif step == "signature-complete":
             result = flow.signature_complete(**common)
         elif step == "sms-code":

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mobile_api import accounts_api, realtime_api
+from mobile_api import accounts_api, face_api, realtime_api
 from mobile_api import selection_api as sel
 from mobile_api import selection_result_api as res
 from mobile_api import signing_api as sig
@@ -97,4 +97,5 @@ urlpatterns = [
     path("signing/consents/<str:kind>/", sig.ConsentTextApi.as_view(), name="consent"),
     path("signing/qr/open/", sig.QrOpenApi.as_view(), name="qr-open"),
     path("signing/verify/<str:code>/", sig.VerifyApi.as_view(), name="verify"),
+    path("face/callback/<str:provider>/", face_api.FaceCallbackApi.as_view(), name="face-callback"),
 ]

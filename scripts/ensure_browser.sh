@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
-# Make sure Debian's Chromium and CJK fonts are installed for the browser tests.
+# Make sure Debian's Chromium and CJK fonts are installed for the browser tests, and poppler's
+# pdfsig/pdftotext/pdffonts with NSS's certutil for the agreement PDF tests (marker pdftools;
+# the PDFs embed fonts-wqy-microhei).
 #
 # Playwright drives the system Chromium (CHROMIUM_PATH, default /usr/bin/chromium); it never
-# downloads a browser. When the binary is missing, install chromium and the CJK fonts with
-# apt-get (sudo only when not root). If that fails: under CI=true exit non-zero, because CI
-# must run the browser tests; elsewhere warn and exit 0 (the tests then skip, naming Chromium).
+# downloads a browser. When the binary, the font or a PDF tool is missing, install the packages
+# with apt-get (sudo only when not root). If that fails: under CI=true exit non-zero, because CI
+# must run the browser and PDF tests; elsewhere warn and exit 0 (the tests then skip, naming
+# what is missing).
 set -uo pipefail
 
 CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
-PACKAGES=(chromium fonts-noto-cjk fonts-wqy-microhei)
+PACKAGES=(chromium fonts-noto-cjk fonts-wqy-microhei poppler-utils libnss3-tools)
+WQY_FONT=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+PDF_TOOLS=(pdfsig pdftotext pdffonts certutil)
+
+missing() {
+  local what=()
+  [ -x "$CHROMIUM_PATH" ] || what+=("$CHROMIUM_PATH")
+  [ -f "$WQY_FONT" ] || what+=("$WQY_FONT")
+  local tool
+  for tool in "${PDF_TOOLS[@]}"; do
+    command -v "$tool" >/dev/null 2>&1 || what+=("$tool")
+  done
+  echo "${what[*]}"
+}
 
 ci_value="${CI:-}"
 case "${ci_value,,}" in
@@ -19,19 +35,20 @@ esac
 give_up() {
   if [ "$ci" = 1 ]; then
     echo "ensure_browser: ERROR: $1" >&2
-    echo "ensure_browser: CI requires Chromium at $CHROMIUM_PATH to run the browser tests." >&2
+    echo "ensure_browser: CI requires Chromium at $CHROMIUM_PATH and the PDF tools to run the browser and PDF tests." >&2
     exit 1
   fi
   echo "ensure_browser: WARNING: $1" >&2
-  echo "ensure_browser: browser tests will be skipped (install: apt-get install ${PACKAGES[*]})." >&2
+  echo "ensure_browser: browser and PDF tests will be skipped (install: apt-get install ${PACKAGES[*]})." >&2
   exit 0
 }
 
-if [ -x "$CHROMIUM_PATH" ]; then
+absent="$(missing)"
+if [ -z "$absent" ]; then
   exit 0
 fi
 
-echo "ensure_browser: Chromium not found at $CHROMIUM_PATH; installing ${PACKAGES[*]} with apt-get." >&2
+echo "ensure_browser: missing $absent; installing ${PACKAGES[*]} with apt-get." >&2
 
 command -v apt-get >/dev/null 2>&1 || give_up "apt-get is not available on this machine."
 
@@ -49,5 +66,6 @@ ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install
   "${PACKAGES[@]}" \
   || give_up "apt-get install ${PACKAGES[*]} failed."
 
-[ -x "$CHROMIUM_PATH" ] || give_up "installed ${PACKAGES[*]}, but $CHROMIUM_PATH is still missing."
+absent="$(missing)"
+[ -z "$absent" ] || give_up "installed ${PACKAGES[*]}, but $absent is still missing."
 echo "ensure_browser: installed $("$CHROMIUM_PATH" --version 2>/dev/null || echo chromium)." >&2

@@ -1,8 +1,9 @@
 """Shared fixtures and the rule for missing services.
 
-Tests that need a real PostgreSQL, Redis or Chromium are marked `postgres`, `redis` or
-`browser`. When the service is missing they skip with a line naming it; under CI (CI=true)
-they fail instead, so a green CI run always exercised the real parts.
+Tests that need a real PostgreSQL, Redis, Chromium or nginx are marked `postgres`, `redis`,
+`browser` or `nginx`; those that run poppler's pdfsig/pdftotext/pdffonts and NSS's certutil
+are marked `pdftools`. When the service is missing they skip with a line naming it; under
+CI (CI=true) they fail instead, so a green CI run always exercised the real parts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from tests.factories import FamilyFactory  # noqa: F401  (import check: factorie
 
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+NGINX = os.environ.get("NGINX_PATH", "/usr/sbin/nginx")
+PDF_TOOLS = ("pdfsig", "pdftotext", "pdffonts", "certutil")  # poppler-utils, libnss3-tools
 
 
 def _redis_answers() -> bool:
@@ -42,6 +45,12 @@ def _missing(item) -> str | None:
         return f"Redis (REDIS_URL={settings.REDIS_URL or 'unset'} does not answer)"
     if item.get_closest_marker("browser") and not shutil.which(CHROMIUM):
         return f"Chromium at {CHROMIUM} (apt-get install chromium)"
+    if item.get_closest_marker("nginx") and not shutil.which(NGINX):
+        return f"nginx at {NGINX} (apt-get install nginx)"
+    if item.get_closest_marker("pdftools"):
+        absent = [tool for tool in PDF_TOOLS if not shutil.which(tool)]
+        if absent:
+            return f"{', '.join(absent)} (apt-get install poppler-utils libnss3-tools)"
     return None
 
 
