@@ -7,7 +7,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.services import applicant_authenticate, login_code_send
@@ -15,6 +14,7 @@ from core.context import RequestContext
 from core.errors import NotAllowed
 from mobile_api.auth import IsApplicant, session_login_applicant, session_logout
 from mobile_api.schema import ERROR_RESPONSES
+from mobile_api.throttles import ScopedRateThrottleFailOpen as ScopedRateThrottle
 
 
 def _require_dev_login() -> None:

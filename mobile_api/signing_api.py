@@ -147,9 +147,7 @@ class QrIssueApi(APIView):
                 "png_base64": base64.b64encode(qr.qr_png(ticket)).decode(),
                 "expires_at": ticket.expires_at.isoformat(),
                 "stream": f"qr.{ticket.pk}",
-                "stream_token": qr_stream_token(
-                    ticket_id=str(ticket.pk), session_key=request.session.session_key
-                ),
+                "stream_token": qr_stream_token(ticket_id=str(ticket.pk)),
             },
             status=status.HTTP_201_CREATED,
         )

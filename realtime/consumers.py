@@ -5,16 +5,20 @@ realtime.access. Protocol: docs/REALTIME.md."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from redis.exceptions import RedisError
 
 from accounts.services import device_session_status
 from events.streams import qr_stream, round_stream
 from realtime import access
 from realtime.protocol import group_name, server_time_ms
 from realtime.relay import relay_ensure_in_process
+
+logger = logging.getLogger("anju.realtime")
 
 RATE_PER_SECOND = 5.0
 RATE_BURST = 10.0
@@ -24,6 +28,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_RATE = 4429
+CLOSE_TRY_AGAIN = 1013
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
@@ -39,10 +44,16 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if streams is None:
             await self.close(code=close_code)
             return
-        self.streams = streams
         relay_ensure_in_process()
-        for stream in streams:
-            await self.channel_layer.group_add(group_name(stream), self.channel_name)
+        try:
+            for stream in streams:
+                await self.channel_layer.group_add(group_name(stream), self.channel_name)
+        except (RedisError, OSError) as exc:
+            # The layer (Redis) is down: the page polls over HTTP until it can reconnect.
+            logger.warning("channel layer unavailable at connect: %s", exc)
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
+        self.streams = streams
         await self.accept()
         await self.send_json({"type": "hello", "streams": streams, "server_time": server_time_ms()})
 
@@ -140,13 +151,10 @@ class BroadcastConsumer(StreamConsumer):
 
 
 class QrProgressConsumer(StreamConsumer):
-    """The desktop page that shows a QR code hears the phone's progress on that ticket. Its
-    token binds the ticket to this browser session."""
+    """The desktop page that shows a QR code hears the phone's progress on that ticket, with
+    the progress token it was given (see realtime.access.qr_stream_token)."""
 
     async def authorize(self):
         token = self.scope["url_route"]["kwargs"]["token"]
-        session = self.scope.get("session")
-        ticket = access.qr_ticket_from_token(
-            token, session_key=session.session_key if session else None
-        )
+        ticket = access.qr_ticket_from_token(token)
         return ([qr_stream(ticket)], 0) if ticket else (None, CLOSE_FORBIDDEN)

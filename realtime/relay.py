@@ -116,16 +116,38 @@ def heads_once(*, layer=None) -> int:
     return len(heads)
 
 
+MAX_BACKOFF_SECONDS = 2.0
+FAILURE_LOG_EVERY_SECONDS = 60.0
+
+
 def relay_run(*, stop: threading.Event, tick: float = TICK_SECONDS) -> None:
+    """Tick until `stop`. While Redis or the database is away it backs off to one try every
+    2 s and logs once a minute, then says how many events went out when it recovers."""
     layer = get_channel_layer()
     next_heads = time.monotonic()
+    failing_since: float | None = None
+    last_log = 0.0
+    wait = tick
     while not stop.is_set():
         try:
             close_old_connections()
-            relay_once(layer=layer)
+            sent = relay_once(layer=layer)
             if time.monotonic() >= next_heads:
                 heads_once(layer=layer)
                 next_heads = time.monotonic() + HEADS_EVERY_SECONDS
-        except Exception as exc:  # Redis or the database away: retry next tick
-            logger.warning("relay tick failed, retrying: %s", exc)
-        stop.wait(tick)
+            if failing_since is not None:
+                logger.warning(
+                    "relay recovered after %.0f s; published %d events",
+                    time.monotonic() - failing_since,
+                    sent,
+                )
+            failing_since, wait = None, tick
+        except Exception as exc:  # Redis or the database away: events stay in the outbox
+            now = time.monotonic()
+            if failing_since is None:
+                failing_since = now
+            if now - last_log >= FAILURE_LOG_EVERY_SECONDS:
+                logger.warning("relay cannot publish, retrying: %s", exc)
+                last_log = now
+            wait = min(MAX_BACKOFF_SECONDS, wait * 2)
+        stop.wait(wait)

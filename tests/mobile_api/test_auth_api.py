@@ -191,3 +191,20 @@ def test_dev_login_can_be_switched_off(api, family, settings):
     response = api.post(SEND, {"id_number": family.main_applicant.id_number})
     assert response.status_code == 403 and error_code(response) == "dev_login_disabled"
     assert not SmsCode.objects.exists()
+
+
+def test_login_still_works_when_the_throttle_cache_is_down(api, family, settings):
+    """Redis away: the per-IP API throttle fails open; the database caps still apply."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{port}/0",
+                                   "OPTIONS": {"socket_connect_timeout": 0.2}}}
+    sent = api.post(SEND, {"id_number": family.main_applicant.id_number})
+    assert sent.status_code == 202
+    response = api.post(LOGIN, {"id_number": family.main_applicant.id_number,
+                                "code": last_code(family.main_applicant.mobile)})
+    assert response.status_code == 200
