@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # Development pages answer 404 unless DEBUG is on (checked per request, in the views).
     path("dev/", include("h5.dev_urls")),
+    path("", include("h5.signing_urls")),
     path("", include("h5.urls")),
 ]
 

@@ -3,7 +3,8 @@
 #
 # PostgreSQL and Redis are used when they answer at DATABASE_URL / REDIS_URL (defaults below).
 # Outside CI a missing service is reported and the tests that need it skip; under CI=true a
-# missing service fails the run. Chromium and CJK fonts are installed through apt when missing.
+# missing service fails the run. Chromium and CJK fonts, and nginx, are installed through apt when
+# missing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export REDIS_URL="${REDIS_URL-redis://127.0.0.1:6379/15}"
 export DEBUG=1 SMS_PROVIDER=console
 
-have_pg=yes have_redis=yes have_browser=yes
+have_pg=yes have_redis=yes have_browser=yes have_nginx=yes
 if [[ "$DATABASE_URL" == postgres* ]] && ! .venv/bin/python scripts/services.py postgres; then
   if is_ci; then echo "FAIL: PostgreSQL does not answer at $DATABASE_URL (required under CI)"; exit 1; fi
   echo "note: PostgreSQL does not answer at $DATABASE_URL; running on SQLite, PostgreSQL-only tests skip"
@@ -32,8 +33,12 @@ if ! bash scripts/ensure_browser.sh; then
   is_ci && exit 1
   have_browser=no
 fi
+if ! bash scripts/ensure_nginx.sh; then
+  is_ci && exit 1
+fi
+[[ -x "${NGINX_PATH:-/usr/sbin/nginx}" ]] || have_nginx=no
 
 .venv/bin/pytest -q -p no:cacheprovider "$@"
 status=$?
-echo "anju tests: exit $status (PostgreSQL: $have_pg, Redis: $have_redis, Chromium: $have_browser)"
+echo "anju tests: exit $status (PostgreSQL: $have_pg, Redis: $have_redis, Chromium: $have_browser, nginx: $have_nginx)"
 exit $status

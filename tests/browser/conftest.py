@@ -119,6 +119,8 @@ def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
         "SECRET_KEY": settings.SECRET_KEY,
         "DEBUG": "1",
         "ALLOWED_HOSTS": "127.0.0.1",
+        # URLs the server builds (the QR code's, the face provider's return and callback).
+        "SITE_URL": f"http://127.0.0.1:{port}",
         "SECURE_COOKIES": "0",
         "SMS_PROVIDER": "console",
         "DEV_LOGIN_ENABLED": "1",

@@ -14,6 +14,21 @@
 
   const idNumber = () => idInput.value.replace(/[\s-]/g, "").toUpperCase();
 
+  /* Where to go after logging in: `?next=` when it is a path on this site (for example the
+   * signing QR code's /s/<token>), else the home page. Only "/…", never "//host" or
+   * "/\\host" (which browsers read as another host), and nothing that resolves elsewhere. */
+  function nextUrl() {
+    const next = new URLSearchParams(window.location.search).get("next") || "";
+    if (!next.startsWith("/") || next.startsWith("//") || /[\\\s]/.test(next)) return "/h5/";
+    try {
+      const url = new URL(next, window.location.origin);
+      if (url.origin !== window.location.origin) return "/h5/";
+      return url.pathname + url.search + url.hash;
+    } catch {
+      return "/h5/";
+    }
+  }
+
   function missing(field, message) {
     return { error: { code: "required", message, fields: { [field]: [message] } } };
   }
@@ -64,7 +79,7 @@
     setBusy(loginButton, true, "正在登录…");
     try {
       await api("POST", "/api/v1/auth/login/", { id_number: idNumber(), code });
-      window.location.replace("/h5/");
+      window.location.replace(nextUrl());
     } catch (failure) {
       if (failure.redirecting) return;
       setBusy(loginButton, false);

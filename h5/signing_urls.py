@@ -1,0 +1,12 @@
+from django.urls import path
+
+from h5 import signing_views as sig
+
+urlpatterns = [
+    path("h5/signing/", sig.signing_index, name="signing"),
+    path("h5/signing/<int:agreement_id>/qr/", sig.signing_qr, name="signing-qr"),
+    path("h5/signing/<int:agreement_id>/sign/", sig.signing_sign, name="signing-sign"),
+    path("h5/signing/<int:agreement_id>/abandon/", sig.signing_abandon, name="signing-abandon"),
+    # The URL inside the QR code (signing/qr.py `qr_url`): short, no trailing slash.
+    path("s/<str:token>", sig.qr_entry, name="signing-qr-entry"),
+]

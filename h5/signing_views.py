@@ -1,0 +1,92 @@
+"""网上签约 pages (guide 001). Each renders a shell; the page's script reads the agreement
+from the API and writes only through it (mobile_api/signing_api.py), so no signing rule
+lives here: the server decides which step comes next and refuses anything out of order. The
+views only decide who may open a page (an agreement of another family looks like none)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, urlencode
+
+from django.conf import settings
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from h5.views import _applicant
+from signing.models import Agreement
+
+# What signing/qr.py mints (secrets.token_urlsafe); anything else cannot be a ticket.
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def _to_login(request, next_path: str) -> HttpResponseRedirect:
+    """The login page, coming back to `next_path` (a path on this site) afterwards."""
+    query = {"next": next_path}
+    reason = getattr(request, "anju_session_ended", None)
+    if reason:
+        query["reason"] = reason
+    return HttpResponseRedirect(f"{settings.LOGIN_URL}?{urlencode(query, quote_via=quote)}")
+
+
+def _page(request, template: str, agreement_id: int | None = None, **context):
+    applicant = _applicant(request)
+    if applicant is None:
+        return _to_login(request, request.path)
+    if agreement_id is not None:
+        agreement = Agreement.objects.filter(
+            pk=agreement_id, family__main_applicant=applicant
+        ).first()
+        if agreement is None:
+            raise Http404
+        context["agreement"] = agreement
+    return render(request, f"h5/signing/{template}", {"applicant": applicant, **context})
+
+
+@never_cache
+@ensure_csrf_cookie
+def signing_index(request):
+    """网上签约: the family's agreements with their status and what can be done."""
+    return _page(request, "index.html")
+
+
+@never_cache
+@ensure_csrf_cookie
+def signing_qr(request, agreement_id: int):
+    """「签约协议」 on a desktop: the QR code for the phone and the phone's progress, live."""
+    steps = [(value, label) for value, label in Agreement.Step.choices if value]
+    return _page(request, "qr.html", agreement_id, steps=steps)
+
+
+@never_cache
+@ensure_csrf_cookie
+def signing_sign(request, agreement_id: int):
+    """The phone flow, one step at a time as the agreement's `step` says."""
+    return _page(request, "sign.html", agreement_id)
+
+
+@never_cache
+@ensure_csrf_cookie
+def signing_abandon(request, agreement_id: int):
+    """《放弃签约声明书》."""
+    return _page(request, "abandon.html", agreement_id)
+
+
+@never_cache
+@ensure_csrf_cookie
+def qr_entry(request, token: str):
+    """The URL inside the QR code. The phone must be logged in as the main applicant; the
+    page then opens the ticket through the API and goes on to the phone flow."""
+    if not TOKEN_RE.match(token):
+        return render(
+            request,
+            "h5/signing/open.html",
+            {"token": "", "invalid": True},
+            status=404,
+        )
+    if _applicant(request) is None:
+        return _to_login(request, f"/s/{token}")
+    response = render(request, "h5/signing/open.html", {"token": token})
+    response["Referrer-Policy"] = "no-referrer"  # the token stays out of any Referer
+    return response
