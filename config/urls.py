@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from h5.verify_views import verify_page
 from mobile_api.health import healthz
 
 admin.site.site_header = "安居 · 选房签约管理后台"
@@ -10,6 +11,8 @@ admin.site.index_title = "工作人员首页"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("verify/<str:code>/", verify_page, name="verify"),
+    path("verify/<str:code>", verify_page),
     path("admin/", admin.site.urls),
     path("api/v1/", include("mobile_api.urls")),
     path("auth/oidc/", include("mobile_api.oidc_urls")),

@@ -9,7 +9,7 @@ import base64
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -20,6 +20,7 @@ from accounts.models import Family
 from accounts.services import audit_record
 from core.errors import DomainError
 from signing import services
+from signing.documents import document_latest
 from signing.models import Agreement, AgreementTemplate, ConsentText, Evidence, SignatureCharacter
 
 
@@ -123,6 +124,11 @@ class AgreementAdmin(ReadOnlyAdmin):
                 self.admin_site.admin_view(self.review_view),
                 name="signing_agreement_review",
             ),
+            path(
+                "<int:agreement_id>/document/",
+                self.admin_site.admin_view(self.document_view),
+                name="signing_agreement_document",
+            ),
         ]
         return own + super().get_urls()
 
@@ -188,6 +194,28 @@ class AgreementAdmin(ReadOnlyAdmin):
                 "opts": self.model._meta,
             },
         )
+
+    def document_view(self, request, agreement_id: int):
+        """Staff may open any agreement's latest PDF (applicants only their own, in the API)."""
+        if not request.user.has_perm("signing.view_agreement"):
+            raise PermissionDenied
+        agreement = get_object_or_404(Agreement, pk=agreement_id)
+        document = document_latest(agreement=agreement)
+        if document is None:
+            raise Http404
+        audit_record(
+            actor=request.user,
+            action="signing.document_view",
+            target=str(agreement),
+            detail={"sha256": document.sha256},
+            ip=request.META.get("REMOTE_ADDR", ""),
+        )
+        response = HttpResponse(bytes(document.pdf), content_type="application/pdf")
+        response["Content-Disposition"] = (
+            f'inline; filename="agreement-{agreement.verification_code}.pdf"'
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     def review_view(self, request, agreement_id: int):
         if not request.user.has_perm("signing.review_agreement"):

@@ -130,3 +130,37 @@ def test_reject_needs_a_reason_then_sends_it_and_allows_resigning(staff):
         ctx=CTX,
         now=timezone.now(),
     )
+
+
+def test_staff_open_any_pdf_and_anyone_can_verify_a_code_and_a_file(staff):
+    bulk_create(staff("operator"))
+    agreement = signed_agreement()
+    reviewer = staff("reviewer")
+    reviewer.post(f"/admin/signing/agreement/{agreement.pk}/review/", {"action": "approve"})
+    pdf = reviewer.get(f"/admin/signing/agreement/{agreement.pk}/document/")
+    assert pdf.status_code == 200 and pdf.content[:5] == b"%PDF-"
+    assert AuditEntry.objects.filter(action="signing.document_view").exists()
+    public = Client()
+    page = public.get(f"/verify/{agreement.verification_code}/")
+    assert page.status_code == 200 and "已盖章" in page.content.decode()
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    good = public.post(
+        f"/verify/{agreement.verification_code}/",
+        {"pdf": SimpleUploadedFile("a.pdf", pdf.content, "application/pdf")},
+    )
+    html = good.content.decode()
+    assert "有效（2 个签名）" in html and "是（已盖章）" in html
+    tampered = bytearray(pdf.content)
+    tampered[len(tampered) // 3] ^= 0x01
+    bad = public.post(
+        f"/verify/{agreement.verification_code}/",
+        {"pdf": SimpleUploadedFile("a.pdf", bytes(tampered), "application/pdf")},
+    )
+    assert "有效（2 个签名）" not in bad.content.decode()
+    not_pdf = public.post(
+        f"/verify/{agreement.verification_code}/",
+        {"pdf": SimpleUploadedFile("a.pdf", b"hello", "application/pdf")},
+    )
+    assert not_pdf.status_code == 400
+    assert public.get("/verify/NOSUCHCODE/").status_code == 404
