@@ -21,11 +21,19 @@ def demo_signing_load(*, now: datetime | None = None) -> list[Agreement]:
     template = AgreementTemplate.objects.get(kind=TemplateKind.RENT_SUBSIDY, version=1)
     agreements = []
     for family in Family.objects.filter(rank__in=DEMO_RANKS).select_related("main_applicant"):
-        existing = Agreement.objects.filter(family=family, template=template).order_by("-created_at").first()
+        existing = (
+            Agreement.objects.filter(family=family, template=template)
+            .order_by("-created_at")
+            .first()
+        )
         if existing is None or (existing.status == Agreement.Status.VOID):
             existing = agreement_create(
-                family=family, template=template, window_starts_at=now - timedelta(minutes=5),
-                window_ends_at=now + timedelta(days=3), actor=None, now=now,
+                family=family,
+                template=template,
+                window_starts_at=now - timedelta(minutes=5),
+                window_ends_at=now + timedelta(days=3),
+                actor=None,
+                now=now,
             )
         agreements.append(existing)
     return agreements

@@ -6,212 +6,431 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AgreementTemplate',
+            name="AgreementTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('lease', '公共租赁住房租赁合同'), ('rent_subsidy', '租金补贴协议')], max_length=20, verbose_name='类型')),
-                ('version', models.PositiveIntegerField(verbose_name='版本')),
-                ('title', models.CharField(max_length=100, verbose_name='标题')),
-                ('body', models.TextField(verbose_name='正文')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("lease", "公共租赁住房租赁合同"),
+                            ("rent_subsidy", "租金补贴协议"),
+                        ],
+                        max_length=20,
+                        verbose_name="类型",
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(verbose_name="版本")),
+                ("title", models.CharField(max_length=100, verbose_name="标题")),
+                ("body", models.TextField(verbose_name="正文")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name': '协议模板',
-                'verbose_name_plural': '协议模板',
-                'constraints': [models.UniqueConstraint(fields=('kind', 'version'), name='template_version')],
+                "verbose_name": "协议模板",
+                "verbose_name_plural": "协议模板",
+                "constraints": [
+                    models.UniqueConstraint(fields=("kind", "version"), name="template_version")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Agreement',
+            name="Agreement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=100)),
-                ('rendered_text', models.TextField()),
-                ('text_hash', models.CharField(max_length=64)),
-                ('signer_name', models.CharField(max_length=50)),
-                ('window_starts_at', models.DateTimeField(verbose_name='签约开始时间')),
-                ('window_ends_at', models.DateTimeField(verbose_name='签约截止时间')),
-                ('status', models.CharField(choices=[('pending', '待签字'), ('signed', '已签字'), ('sealed', '已盖章'), ('void', '作废'), ('abandoned', '已放弃')], default='pending', max_length=20)),
-                ('step', models.PositiveSmallIntegerField(choices=[(0, '未开始'), (1, '查看电子合同'), (2, '同意电子认证服务协议与个人信息保护政策'), (3, '核对实名信息并同意生物识别规则'), (4, '人脸识别通过'), (5, '阅读并确认协议'), (6, '手写签名'), (7, '短信验证并提交')], default=0)),
-                ('attempt', models.PositiveSmallIntegerField(default=1)),
-                ('reject_reason', models.CharField(blank=True, max_length=300)),
-                ('verification_code', models.CharField(max_length=16, unique=True)),
-                ('created_at', models.DateTimeField()),
-                ('pushed_at', models.DateTimeField(blank=True, null=True)),
-                ('signed_at', models.DateTimeField(blank=True, null=True)),
-                ('sealed_at', models.DateTimeField(blank=True, null=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('context', models.JSONField(default=dict)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('family', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='agreements', to='accounts.family')),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='signing.agreementtemplate')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(max_length=100)),
+                ("rendered_text", models.TextField()),
+                ("text_hash", models.CharField(max_length=64)),
+                ("signer_name", models.CharField(max_length=50)),
+                ("window_starts_at", models.DateTimeField(verbose_name="签约开始时间")),
+                ("window_ends_at", models.DateTimeField(verbose_name="签约截止时间")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "待签字"),
+                            ("signed", "已签字"),
+                            ("sealed", "已盖章"),
+                            ("void", "作废"),
+                            ("abandoned", "已放弃"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "step",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (0, "未开始"),
+                            (1, "查看电子合同"),
+                            (2, "同意电子认证服务协议与个人信息保护政策"),
+                            (3, "核对实名信息并同意生物识别规则"),
+                            (4, "人脸识别通过"),
+                            (5, "阅读并确认协议"),
+                            (6, "手写签名"),
+                            (7, "短信验证并提交"),
+                        ],
+                        default=0,
+                    ),
+                ),
+                ("attempt", models.PositiveSmallIntegerField(default=1)),
+                ("reject_reason", models.CharField(blank=True, max_length=300)),
+                ("verification_code", models.CharField(max_length=16, unique=True)),
+                ("created_at", models.DateTimeField()),
+                ("pushed_at", models.DateTimeField(blank=True, null=True)),
+                ("signed_at", models.DateTimeField(blank=True, null=True)),
+                ("sealed_at", models.DateTimeField(blank=True, null=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("context", models.JSONField(default=dict)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "family",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="agreements",
+                        to="accounts.family",
+                    ),
+                ),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, to="signing.agreementtemplate"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '协议',
-                'verbose_name_plural': '协议',
-                'permissions': [('review_agreement', '审核协议（盖章或退回）')],
+                "verbose_name": "协议",
+                "verbose_name_plural": "协议",
+                "permissions": [("review_agreement", "审核协议（盖章或退回）")],
             },
         ),
         migrations.CreateModel(
-            name='ConsentText',
+            name="ConsentText",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('ecert_service', '电子认证服务协议'), ('privacy', '个人信息保护政策'), ('biometric', '个人生物识别信息保护规则')], max_length=20)),
-                ('version', models.PositiveIntegerField()),
-                ('title', models.CharField(max_length=100)),
-                ('body', models.TextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("ecert_service", "电子认证服务协议"),
+                            ("privacy", "个人信息保护政策"),
+                            ("biometric", "个人生物识别信息保护规则"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("version", models.PositiveIntegerField()),
+                ("title", models.CharField(max_length=100)),
+                ("body", models.TextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name': '同意条款',
-                'verbose_name_plural': '同意条款',
-                'constraints': [models.UniqueConstraint(fields=('kind', 'version'), name='consent_version')],
+                "verbose_name": "同意条款",
+                "verbose_name_plural": "同意条款",
+                "constraints": [
+                    models.UniqueConstraint(fields=("kind", "version"), name="consent_version")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Evidence',
+            name="Evidence",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveIntegerField()),
-                ('kind', models.CharField(max_length=40)),
-                ('at', models.DateTimeField()),
-                ('ip', models.CharField(blank=True, max_length=64)),
-                ('user_agent', models.CharField(blank=True, max_length=400)),
-                ('data', models.JSONField()),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64)),
-                ('actor', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('agreement', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='evidence', to='signing.agreement')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveIntegerField()),
+                ("kind", models.CharField(max_length=40)),
+                ("at", models.DateTimeField()),
+                ("ip", models.CharField(blank=True, max_length=64)),
+                ("user_agent", models.CharField(blank=True, max_length=400)),
+                ("data", models.JSONField()),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "agreement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evidence",
+                        to="signing.agreement",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '签约证据',
-                'verbose_name_plural': '签约证据',
-                'ordering': ['agreement', 'seq'],
+                "verbose_name": "签约证据",
+                "verbose_name_plural": "签约证据",
+                "ordering": ["agreement", "seq"],
             },
         ),
         migrations.CreateModel(
-            name='FaceCheck',
+            name="FaceCheck",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('attempt', models.PositiveSmallIntegerField()),
-                ('provider', models.CharField(max_length=20)),
-                ('order_id', models.CharField(max_length=64, unique=True)),
-                ('status', models.CharField(choices=[('started', '进行中'), ('passed', '通过'), ('failed', '未通过')], default='started', max_length=10)),
-                ('score', models.FloatField(blank=True, null=True)),
-                ('result_id', models.CharField(blank=True, max_length=100)),
-                ('created_at', models.DateTimeField()),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('agreement', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='face_checks', to='signing.agreement')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("attempt", models.PositiveSmallIntegerField()),
+                ("provider", models.CharField(max_length=20)),
+                ("order_id", models.CharField(max_length=64, unique=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("started", "进行中"), ("passed", "通过"), ("failed", "未通过")],
+                        default="started",
+                        max_length=10,
+                    ),
+                ),
+                ("score", models.FloatField(blank=True, null=True)),
+                ("result_id", models.CharField(blank=True, max_length=100)),
+                ("created_at", models.DateTimeField()),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "agreement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="face_checks",
+                        to="signing.agreement",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '人脸识别',
-                'verbose_name_plural': '人脸识别',
+                "verbose_name": "人脸识别",
+                "verbose_name_plural": "人脸识别",
             },
         ),
         migrations.CreateModel(
-            name='QrTicket',
+            name="QrTicket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('purpose', models.CharField(choices=[('sign', '签署协议'), ('face', '人脸识别'), ('deposit', '缴纳押金')], default='sign', max_length=10)),
-                ('token', models.CharField(max_length=64, unique=True)),
-                ('short_code', models.CharField(max_length=12, unique=True)),
-                ('created_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('created_session_hash', models.CharField(blank=True, max_length=64)),
-                ('agreement', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='qr_tickets', to='signing.agreement')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("sign", "签署协议"),
+                            ("face", "人脸识别"),
+                            ("deposit", "缴纳押金"),
+                        ],
+                        default="sign",
+                        max_length=10,
+                    ),
+                ),
+                ("token", models.CharField(max_length=64, unique=True)),
+                ("short_code", models.CharField(max_length=12, unique=True)),
+                ("created_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("created_session_hash", models.CharField(blank=True, max_length=64)),
+                (
+                    "agreement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="qr_tickets",
+                        to="signing.agreement",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '签约二维码',
-                'verbose_name_plural': '签约二维码',
+                "verbose_name": "签约二维码",
+                "verbose_name_plural": "签约二维码",
             },
         ),
         migrations.CreateModel(
-            name='QrScan',
+            name="QrScan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField()),
-                ('accepted', models.BooleanField()),
-                ('reason', models.CharField(blank=True, max_length=40)),
-                ('ip', models.CharField(blank=True, max_length=64)),
-                ('user_agent', models.CharField(blank=True, max_length=400)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('ticket', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='scans', to='signing.qrticket')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                ("accepted", models.BooleanField()),
+                ("reason", models.CharField(blank=True, max_length=40)),
+                ("ip", models.CharField(blank=True, max_length=64)),
+                ("user_agent", models.CharField(blank=True, max_length=400)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "ticket",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="scans",
+                        to="signing.qrticket",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '扫码记录',
-                'verbose_name_plural': '扫码记录',
+                "verbose_name": "扫码记录",
+                "verbose_name_plural": "扫码记录",
             },
         ),
         migrations.CreateModel(
-            name='SignatureCharacter',
+            name="SignatureCharacter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('attempt', models.PositiveSmallIntegerField()),
-                ('index', models.PositiveSmallIntegerField()),
-                ('expected', models.CharField(max_length=1)),
-                ('strokes', models.JSONField()),
-                ('box_width', models.PositiveSmallIntegerField()),
-                ('box_height', models.PositiveSmallIntegerField()),
-                ('png', models.BinaryField()),
-                ('png_sha256', models.CharField(max_length=64)),
-                ('strokes_sha256', models.CharField(max_length=64)),
-                ('drawn_at', models.DateTimeField()),
-                ('agreement', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='characters', to='signing.agreement')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("attempt", models.PositiveSmallIntegerField()),
+                ("index", models.PositiveSmallIntegerField()),
+                ("expected", models.CharField(max_length=1)),
+                ("strokes", models.JSONField()),
+                ("box_width", models.PositiveSmallIntegerField()),
+                ("box_height", models.PositiveSmallIntegerField()),
+                ("png", models.BinaryField()),
+                ("png_sha256", models.CharField(max_length=64)),
+                ("strokes_sha256", models.CharField(max_length=64)),
+                ("drawn_at", models.DateTimeField()),
+                (
+                    "agreement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="characters",
+                        to="signing.agreement",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '签名字',
-                'verbose_name_plural': '签名字',
+                "verbose_name": "签名字",
+                "verbose_name_plural": "签名字",
             },
         ),
         migrations.CreateModel(
-            name='AgreementDocument',
+            name="AgreementDocument",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('attempt', models.PositiveSmallIntegerField()),
-                ('stage', models.CharField(choices=[('signed', '已签字'), ('sealed', '已盖章')], max_length=10)),
-                ('pdf', models.BinaryField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField()),
-                ('agreement', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='documents', to='signing.agreement')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("attempt", models.PositiveSmallIntegerField()),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[("signed", "已签字"), ("sealed", "已盖章")], max_length=10
+                    ),
+                ),
+                ("pdf", models.BinaryField()),
+                ("sha256", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "agreement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="documents",
+                        to="signing.agreement",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '协议文件',
-                'verbose_name_plural': '协议文件',
-                'constraints': [models.UniqueConstraint(fields=('agreement', 'attempt', 'stage'), name='one_document_per_stage')],
+                "verbose_name": "协议文件",
+                "verbose_name_plural": "协议文件",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("agreement", "attempt", "stage"), name="one_document_per_stage"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='agreement',
-            index=models.Index(fields=['status', 'window_ends_at'], name='signing_agr_status_78cf7d_idx'),
+            model_name="agreement",
+            index=models.Index(
+                fields=["status", "window_ends_at"], name="signing_agr_status_78cf7d_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='agreement',
-            constraint=models.CheckConstraint(condition=models.Q(('window_ends_at__gt', models.F('window_starts_at'))), name='agreement_window'),
+            model_name="agreement",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("window_ends_at__gt", models.F("window_starts_at"))),
+                name="agreement_window",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='agreement',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'sealed'), _negated=True), models.Q(('sealed_at__isnull', False), ('signed_at__isnull', False)), _connector='OR'), name='agreement_sealed_after_signed'),
+            model_name="agreement",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "sealed"), _negated=True),
+                    models.Q(("sealed_at__isnull", False), ("signed_at__isnull", False)),
+                    _connector="OR",
+                ),
+                name="agreement_sealed_after_signed",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='agreement',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['pending', 'signed', 'sealed'])), fields=('family', 'template'), name='one_live_agreement_per_template'),
+            model_name="agreement",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ["pending", "signed", "sealed"])),
+                fields=("family", "template"),
+                name="one_live_agreement_per_template",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evidence',
-            constraint=models.UniqueConstraint(fields=('agreement', 'seq'), name='evidence_seq'),
+            model_name="evidence",
+            constraint=models.UniqueConstraint(fields=("agreement", "seq"), name="evidence_seq"),
         ),
         migrations.AddConstraint(
-            model_name='signaturecharacter',
-            constraint=models.UniqueConstraint(fields=('agreement', 'attempt', 'index'), name='one_char_per_box'),
+            model_name="signaturecharacter",
+            constraint=models.UniqueConstraint(
+                fields=("agreement", "attempt", "index"), name="one_char_per_box"
+            ),
         ),
     ]

@@ -200,11 +200,20 @@ def test_login_still_works_when_the_throttle_cache_is_down(api, family, settings
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": f"redis://127.0.0.1:{port}/0",
-                                   "OPTIONS": {"socket_connect_timeout": 0.2}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
     sent = api.post(SEND, {"id_number": family.main_applicant.id_number})
     assert sent.status_code == 202
-    response = api.post(LOGIN, {"id_number": family.main_applicant.id_number,
-                                "code": last_code(family.main_applicant.mobile)})
+    response = api.post(
+        LOGIN,
+        {
+            "id_number": family.main_applicant.id_number,
+            "code": last_code(family.main_applicant.mobile),
+        },
+    )
     assert response.status_code == 200
