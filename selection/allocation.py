@@ -34,8 +34,8 @@ GIVE_UP_SALT = "anju.selection.give_up"
 GIVE_UP_TOKEN_SECONDS = 120
 
 
-def _clock(at: datetime) -> str:
-    return timezone.localtime(at).strftime("%H:%M:%S")
+def _clock(at: datetime, tz) -> str:
+    return at.astimezone(tz).strftime("%H:%M:%S")
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,19 @@ def selection_confirm(
     seat = require_formal(state)
     if seat.entered_at is None:
         raise NotAllowed("not_entered", "请先勾选声明并进入正选页面")
-    if not CartItem.objects.filter(
-        family=family, round_id=round_id, kind=CartItem.Kind.FORMAL, unit_id=unit_id
-    ).exists():
+    in_cart = (
+        CartItem.objects.filter(
+            family=family, round_id=round_id, kind=CartItem.Kind.FORMAL, unit_id=unit_id
+        )
+        .select_related("unit")
+        .first()
+    )
+    if in_cart is None:
         raise NotAllowed("unit_not_in_cart", "只能从正选购物车中选择房源")
+    if in_cart.unit.status != Unit.Status.AVAILABLE:
+        # Most losers arrive after the winner committed: answer them without a transaction.
+        # The locked re-check below still decides every race.
+        raise _unit_taken(in_cart.unit)
     with transaction.atomic():
         Family.objects.select_for_update().filter(pk=family.pk).first()
         existing = Allocation.objects.filter(round_id=round_id, family=family).first()
@@ -252,6 +261,7 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
         }
 
         ledger = LedgerWriter(now=now)
+        tz = timezone.get_current_timezone()  # once, not per explanation line
         new_allocations, newly_taken = [], []
         outcomes: dict[str, list[int]] = {Seat.Outcome.AUTO_ASSIGNED: [], Seat.Outcome.NO_UNIT: []}
         for seat in entered:
@@ -265,7 +275,7 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
                     break
                 if unit_id in taken:
                     at, seq = taken[unit_id]
-                    steps.append(f"#{index} {unit.label} taken at {_clock(at)} (seq {seq})")
+                    steps.append(f"#{index} {unit.label} taken at {_clock(at, tz)} (seq {seq})")
                 else:
                     steps.append(f"#{index} {unit.label} not available ({unit.status})")
             explanation = "; ".join(steps) or "formal cart empty"
