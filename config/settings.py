@@ -121,6 +121,9 @@ DATABASES = {
 # N requests needs N connections (PostgreSQL refuses them past max_connections, 100 by
 # default) and pays the connection setup on every request. Django's psycopg pool bounds and
 # reuses them (requires the psycopg[pool] extra); DATABASE_CONN_MAX_AGE must then stay 0.
+# Under daphne, DATABASE_CONN_MAX_AGE > 0 does not reuse anything: the connection belongs to
+# the request's thread, which ends with the request, so every request leaves one open
+# connection behind until max_connections is reached (bench/confirm_http.py --conn-max-age 60).
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0)
 if DATABASE_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
