@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.admin import AuditedModelAdmin, ReadOnlyAdmin
 from accounts.models import Family
 from accounts.services import audit_record
+from core.context import RequestContext
 from core.errors import DomainError
 from signing import services
 from signing.documents import document_latest
@@ -237,6 +238,19 @@ class AgreementAdmin(ReadOnlyAdmin):
                     return HttpResponseRedirect(
                         reverse("admin:signing_agreement_changelist") + "?status__exact=signed"
                     )
+                if request.POST.get("action") == "abandon" and request.POST.get(
+                    "declaration_version"
+                ):
+                    services.agreement_abandon(
+                        agreement_id=agreement.pk,
+                        actor=request.user,
+                        on_behalf=True,
+                        declaration_version=request.POST["declaration_version"],
+                        ctx=RequestContext(ip=request.META.get("REMOTE_ADDR", "")),
+                        now=timezone.now(),
+                    )
+                    messages.success(request, "已代申请人提交《放弃签约声明书》")
+                    return HttpResponseRedirect(reverse("admin:signing_agreement_changelist"))
                 if reject.is_valid():
                     services.agreement_reject(
                         agreement_id=agreement.pk,
@@ -272,5 +286,8 @@ class AgreementAdmin(ReadOnlyAdmin):
                 "title": f"审核：{agreement}",
                 "opts": self.model._meta,
                 "can_review": agreement.status == Agreement.Status.SIGNED,
+                "can_abandon": agreement.status
+                in (Agreement.Status.PENDING, Agreement.Status.SIGNED),
+                "declaration": services.abandon_declaration(agreement),
             },
         )

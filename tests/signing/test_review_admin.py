@@ -164,3 +164,23 @@ def test_staff_open_any_pdf_and_anyone_can_verify_a_code_and_a_file(staff):
     )
     assert not_pdf.status_code == 400
     assert public.get("/verify/NOSUCHCODE/").status_code == 404
+
+
+def test_staff_submit_the_abandonment_declaration_on_the_applicants_behalf(staff):
+    bulk_create(staff("operator"), ranks="2")
+    agreement = Agreement.objects.get()
+    reviewer = staff("reviewer")
+    url = f"/admin/signing/agreement/{agreement.pk}/review/"
+    reviewer.post(url, {"action": "abandon", "declaration_version": "0" * 64})
+    agreement.refresh_from_db()
+    assert agreement.status == "pending"  # a stale declaration changes nothing
+    from signing.services import abandon_declaration
+
+    _, version = abandon_declaration(agreement)
+    assert (
+        reviewer.post(url, {"action": "abandon", "declaration_version": version}).status_code == 302
+    )
+    agreement.refresh_from_db()
+    assert agreement.status == "abandoned"
+    entry = Evidence.objects.get(agreement=agreement, kind="abandoned")
+    assert entry.data["on_behalf"] is True and entry.actor.username == "reviewer"
