@@ -104,7 +104,9 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+# Package scope: the server and its relay stop when the browser tests are done. A relay left
+# running would claim events that later tests (realtime, deploy) publish themselves.
+@pytest.fixture(scope="package")
 def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
     """Start daphne on the test database; yield its base URL; stop it."""
     if not shutil.which(CHROMIUM):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -39,12 +39,16 @@ aio = database_sync_to_async
 
 @pytest.fixture
 async def flushed_layer():
+    # channels-redis binds its locks to the event loop that first used the layer, and every
+    # async test has its own loop: give each test a fresh layer instance.
+    channel_layers.backends.clear()
     layer = get_channel_layer()
     if hasattr(layer, "flush"):
         await layer.flush()
     yield layer
     if hasattr(layer, "flush"):
         await layer.flush()
+    channel_layers.backends.clear()
 
 
 @pytest.fixture(autouse=True)
