@@ -76,8 +76,19 @@
 
   const unitsUrl = () => `${api}/units/${sel.unitsQuery(form, { available: "true" })}`;
 
+  /* Unit lists arrive out of order (a filter change and a live refresh in flight together):
+     only the answer to the latest request is used. */
+  let unitsRequest = 0;
+  async function fetchUnits() {
+    const mine = ++unitsRequest;
+    const answer = await call("GET", unitsUrl());
+    return mine === unitsRequest ? answer : null;
+  }
+
   async function loadUnits() {
-    units = await call("GET", unitsUrl());
+    const answer = await fetchUnits();
+    if (!answer) return;
+    units = answer;
     drawUnits();
   }
 
@@ -150,7 +161,8 @@
     }
     if (moved.has(`round.${rid}`)) {
       try {
-        units = sel.keepRows(units, await call("GET", unitsUrl()));
+        const answer = await fetchUnits();
+        if (answer) units = sel.keepRows(units, answer);
       } catch {
         /* the next snapshot tries again */
       }

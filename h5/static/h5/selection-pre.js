@@ -43,8 +43,19 @@
 
   const unitsUrl = () => `${api}/units/${sel.unitsQuery(form)}`;
 
+  /* Unit lists arrive out of order (a filter change and a live refresh in flight together):
+     only the answer to the latest request is used. */
+  let unitsRequest = 0;
+  async function fetchUnits() {
+    const mine = ++unitsRequest;
+    const answer = await call("GET", unitsUrl());
+    return mine === unitsRequest ? answer : null;
+  }
+
   async function loadUnits() {
-    units = await call("GET", unitsUrl());
+    const answer = await fetchUnits();
+    if (!answer) return;
+    units = answer;
     drawUnits();
   }
 
@@ -151,7 +162,8 @@
     if (!busy) cart = { ...cart, items: data.carts.pre };
     if (moved.has(`round.${rid}`)) {
       try {
-        units = sel.keepRows(units, await call("GET", unitsUrl()));
+        const answer = await fetchUnits();
+        if (answer) units = sel.keepRows(units, answer);
       } catch {
         /* the next snapshot tries again */
       }
