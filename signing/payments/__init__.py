@@ -1,0 +1,48 @@
+"""Payment providers behind one interface; `get_provider()` returns the configured one
+(settings.PAYMENT["PROVIDER"]): "dev" (a simulated WeChat Pay API v3 provider whose cashier
+page is served by this app under /dev/ when DEBUG)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from signing.payments.base import (
+    PaymentNotice,
+    PaymentNotificationInvalid,
+    PaymentNotificationMalformed,
+    PaymentNotificationReplayed,
+    PaymentNotificationStale,
+    PaymentProvider,
+    PaymentProviderError,
+    PaymentSignatureInvalid,
+    PaymentStart,
+)
+
+PROVIDERS = {
+    "dev": "signing.payments.dev.DevPayProvider",
+}
+
+
+def provider_name() -> str:
+    return getattr(settings, "PAYMENT", {}).get("PROVIDER", "dev")
+
+
+def get_provider() -> PaymentProvider:
+    name = provider_name()
+    return import_string(PROVIDERS.get(name, name))()
+
+
+__all__ = [
+    "PaymentNotice",
+    "PaymentNotificationInvalid",
+    "PaymentNotificationMalformed",
+    "PaymentNotificationReplayed",
+    "PaymentNotificationStale",
+    "PaymentProvider",
+    "PaymentProviderError",
+    "PaymentSignatureInvalid",
+    "PaymentStart",
+    "get_provider",
+    "provider_name",
+]
