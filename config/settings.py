@@ -338,6 +338,31 @@ SIGNING = {
     "DEV_CA_AUTOCREATE": env_bool("ANJU_SIGNING_DEV_CA_AUTOCREATE", DEBUG),
 }
 
+# Bank-card photos (signing/images.py): checked, then re-encoded as JPEG without metadata.
+UPLOADS = {
+    "MAX_BYTES": env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
+    "MAX_PIXELS": env_int("UPLOAD_MAX_PIXELS", 40_000_000),
+    "MIN_SIDE": env_int("UPLOAD_MIN_SIDE", 200),
+    "MAX_OUTPUT_SIDE": env_int("UPLOAD_MAX_OUTPUT_SIDE", 2000),
+}
+# A card photo travels in a multipart body: let Django read bodies of that size.
+DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOADS["MAX_BYTES"] + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOADS["MAX_BYTES"] + 1024 * 1024
+
+# The lease deposit (signing/deposit.py, signing/payments/): provider "dev" is a WeChat Pay
+# APIv3-shaped simulation (a cashier page at /dev/pay/ when DEBUG, notifications signed with
+# its platform key and encrypted with the APIv3 key, as WeChat Pay does).
+PAYMENT = {
+    "PROVIDER": os.environ.get("PAYMENT_PROVIDER", "dev"),
+    "MCHID": os.environ.get("PAYMENT_MCHID", "1900000001"),
+    "APPID": os.environ.get("PAYMENT_APPID", "wx_anju_dev"),
+    "MERCHANT_NAME": os.environ.get("PAYMENT_MERCHANT_NAME", "深圳市住房保障机构（演示）"),
+    # Empty = derived from SECRET_KEY (development only).
+    "API_V3_KEY": os.environ.get("PAYMENT_API_V3_KEY", ""),
+    "PLATFORM_KEY_DIR": Path(os.environ.get("PAYMENT_PLATFORM_KEY_DIR", VAR_DIR / "pay")),
+    "NOTIFY_MAX_AGE_SECONDS": env_int("PAYMENT_NOTIFY_MAX_AGE_SECONDS", 300),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -139,18 +139,21 @@ class QrIssueApi(APIView):
             session_key=request.session.session_key,
             now=timezone.now(),
         )
-        return Response(
-            {
-                "ticket": ticket.pk,
-                "short_code": ticket.short_code,
-                "url": qr.qr_url(ticket),
-                "png_base64": base64.b64encode(qr.qr_png(ticket)).decode(),
-                "expires_at": ticket.expires_at.isoformat(),
-                "stream": f"qr.{ticket.pk}",
-                "stream_token": qr_stream_token(ticket_id=str(ticket.pk)),
-            },
-            status=status.HTTP_201_CREATED,
-        )
+        return Response(qr_ticket_json(ticket), status=status.HTTP_201_CREATED)
+
+
+def qr_ticket_json(ticket) -> dict:
+    """A QR ticket for the desktop page: the code, and the token its progress socket needs."""
+    return {
+        "ticket": ticket.pk,
+        "purpose": ticket.purpose,
+        "short_code": ticket.short_code,
+        "url": qr.qr_url(ticket),
+        "png_base64": base64.b64encode(qr.qr_png(ticket)).decode(),
+        "expires_at": ticket.expires_at.isoformat(),
+        "stream": f"qr.{ticket.pk}",
+        "stream_token": qr_stream_token(ticket_id=str(ticket.pk)),
+    }
 
 
 class QrOpenApi(APIView):

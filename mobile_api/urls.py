@@ -1,6 +1,7 @@
 from django.urls import path
 
 from mobile_api import accounts_api, face_api, realtime_api
+from mobile_api import lease_api as lease
 from mobile_api import selection_api as sel
 from mobile_api import selection_result_api as res
 from mobile_api import signing_api as sig
@@ -98,4 +99,33 @@ urlpatterns = [
     path("signing/qr/open/", sig.QrOpenApi.as_view(), name="qr-open"),
     path("signing/verify/<str:code>/", sig.VerifyApi.as_view(), name="verify"),
     path("face/callback/<str:provider>/", face_api.FaceCallbackApi.as_view(), name="face-callback"),
+    path("lease/", lease.LeaseListApi.as_view(), name="leases"),
+    path("lease/banks/", lease.BankListApi.as_view(), name="lease-banks"),
+    path("lease/start/", lease.LeaseStartApi.as_view(), name="lease-start"),
+    path("lease/<int:lease_id>/", lease.LeaseDetailApi.as_view(), name="lease"),
+    path(
+        "lease/<int:lease_id>/mobile/code/",
+        lease.MobileCodeApi.as_view(),
+        name="lease-mobile-code",
+    ),
+    path("lease/<int:lease_id>/mobile/", lease.MobileChangeApi.as_view(), name="lease-mobile"),
+    path(
+        "lease/<int:lease_id>/photos/<str:side>/",
+        lease.CardPhotoApi.as_view(),
+        name="lease-photo",
+    ),
+    path("lease/<int:lease_id>/bank/", lease.BankApi.as_view(), name="lease-bank"),
+    path("lease/<int:lease_id>/qr/", lease.LeaseQrApi.as_view(), name="lease-qr"),
+    path("lease/<int:lease_id>/deposit/", lease.DepositApi.as_view(), name="lease-deposit"),
+    path(
+        "lease/<int:lease_id>/deposit/refresh/",
+        lease.DepositRefreshApi.as_view(),
+        name="lease-deposit-refresh",
+    ),
+    path("lease/<int:lease_id>/receipt/", lease.ReceiptApi.as_view(), name="lease-receipt"),
+    path(
+        "payments/notify/<str:provider>/",
+        lease.PaymentNotifyApi.as_view(),
+        name="payment-notify",
+    ),
 ]

@@ -37,6 +37,8 @@ class Round(models.Model):
     preselect_announced_at = models.DateTimeField(null=True, blank=True)
     deposit_months = models.PositiveSmallIntegerField("押金（月租金倍数）", default=2)
     lease_years = models.PositiveSmallIntegerField("租期（年）", default=3)
+    # The lease's signing window: from the allocation to 18:00 of the N-th day after it.
+    lease_signing_days = models.PositiveSmallIntegerField("签约期限（天）", default=7)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -22,7 +22,19 @@ from core.context import RequestContext
 from core.errors import DomainError
 from signing import services
 from signing.documents import document_latest
-from signing.models import Agreement, AgreementTemplate, ConsentText, Evidence, SignatureCharacter
+from signing.lease import card_photo_current
+from signing.lease_gates import lease_stage
+from signing.models import (
+    Agreement,
+    AgreementTemplate,
+    CardPhoto,
+    ConsentText,
+    DepositPayment,
+    Evidence,
+    Lease,
+    PaymentNotification,
+    SignatureCharacter,
+)
 
 
 @admin.register(AgreementTemplate)
@@ -130,6 +142,11 @@ class AgreementAdmin(ReadOnlyAdmin):
                 self.admin_site.admin_view(self.document_view),
                 name="signing_agreement_document",
             ),
+            path(
+                "<int:agreement_id>/card/<str:side>/",
+                self.admin_site.admin_view(self.card_photo_view),
+                name="signing_agreement_card",
+            ),
         ]
         return own + super().get_urls()
 
@@ -218,6 +235,27 @@ class AgreementAdmin(ReadOnlyAdmin):
         response["Cache-Control"] = "private, no-store"
         return response
 
+    def card_photo_view(self, request, agreement_id: int, side: str):
+        """A lease's bank-card photo (the stored, re-encoded one), for reviewing staff."""
+        if not request.user.has_perm("signing.view_agreement"):
+            raise PermissionDenied
+        lease = get_object_or_404(Lease, agreement_id=agreement_id)
+        if side not in CardPhoto.Side.values:
+            raise Http404
+        photo = card_photo_current(lease=lease, side=side)
+        if photo is None:
+            raise Http404
+        audit_record(
+            actor=request.user,
+            action="signing.card_photo_view",
+            target=str(lease),
+            detail={"side": side, "sha256": photo.sha256},
+            ip=request.META.get("REMOTE_ADDR", ""),
+        )
+        from mobile_api.lease_api import photo_response
+
+        return photo_response(photo)
+
     def review_view(self, request, agreement_id: int):
         if not request.user.has_perm("signing.review_agreement"):
             raise PermissionDenied
@@ -265,6 +303,7 @@ class AgreementAdmin(ReadOnlyAdmin):
                     )
             except DomainError as exc:
                 messages.error(request, exc.message)
+        lease = Lease.objects.filter(agreement=agreement).first()
         characters = [
             {
                 "expected": c.expected,
@@ -285,9 +324,60 @@ class AgreementAdmin(ReadOnlyAdmin):
                 "reject_form": reject,
                 "title": f"审核：{agreement}",
                 "opts": self.model._meta,
-                "can_review": agreement.status == Agreement.Status.SIGNED,
+                "can_review": agreement.status == Agreement.Status.SIGNED
+                and (lease is None or lease.deposit_paid_at is not None),
+                "lease": lease,
+                "payment": DepositPayment.objects.filter(lease=lease).first() if lease else None,
                 "can_abandon": agreement.status
                 in (Agreement.Status.PENDING, Agreement.Status.SIGNED),
                 "declaration": services.abandon_declaration(agreement),
             },
         )
+
+
+@admin.register(Lease)
+class LeaseAdmin(ReadOnlyAdmin):
+    """租赁签约: the queue of leases; review happens on the agreement's review page."""
+
+    list_display = ("unit_label", "family", "stage", "deposit_paid_at", "created_at", "review")
+    search_fields = (
+        "unit_label",
+        "=agreement__family__rank",
+        "agreement__family__main_applicant__real_name",
+    )
+    list_filter = ("agreement__status",)
+    exclude = ("account_number",)
+
+    @admin.display(description="家庭")
+    def family(self, obj):
+        return obj.agreement.family
+
+    @admin.display(description="阶段")
+    def stage(self, obj):
+        from signing.lease_gates import Stage
+
+        return Stage(lease_stage(obj)).label
+
+    @admin.display(description="审核")
+    def review(self, obj):
+        from django.utils.html import format_html
+
+        url = reverse("admin:signing_agreement_review", args=[obj.agreement_id])
+        return format_html('<a href="{}">审核</a>', url)
+
+
+@admin.register(PaymentNotification)
+class PaymentNotificationAdmin(ReadOnlyAdmin):
+    """Every payment notification received, with what became of it (forged ones too)."""
+
+    list_display = (
+        "received_at",
+        "provider",
+        "outcome",
+        "code",
+        "out_trade_no",
+        "amount_fen",
+        "ip",
+    )
+    list_filter = ("outcome", "code")
+    search_fields = ("=out_trade_no", "=transaction_id")

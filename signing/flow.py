@@ -20,6 +20,7 @@ from core.errors import Conflict, NotAllowed, ValidationFailed
 from events.services import events_record
 from events.streams import qr_stream
 from signing.evidence import evidence_append
+from signing.lease_gates import lease_flow_gate
 from signing.models import Agreement, ConsentKind, ConsentText, QrTicket, SignatureCharacter
 from signing.services import agreement_lock
 from signing.signature import character_clean
@@ -42,6 +43,7 @@ def _open(agreement: Agreement, applicant: Applicant, now: datetime) -> None:
         raise NotAllowed("signing_not_open", "签约尚未开始")
     if now >= agreement.window_ends_at:
         raise NotAllowed("signing_closed", "签约期限已过")
+    lease_flow_gate(agreement)
 
 
 def _progress(agreement: Agreement, step: int, now: datetime) -> None:

@@ -257,3 +257,164 @@ class FaceCheck(models.Model):
     class Meta:
         verbose_name = "人脸识别"
         verbose_name_plural = "人脸识别"
+
+
+class Bank(models.TextChoices):
+    """Banks that take the rent direct-debit (租金托收) in Shenzhen: any savings card of these."""
+
+    ICBC = "ICBC", "中国工商银行"
+    ABC = "ABC", "中国农业银行"
+    BOC = "BOC", "中国银行"
+    CCB = "CCB", "中国建设银行"
+    BOCOM = "BOCOM", "交通银行"
+    CMB = "CMB", "招商银行"
+    PSBC = "PSBC", "中国邮政储蓄银行"
+    PAB = "PAB", "平安银行"
+    CITIC = "CITIC", "中信银行"
+    CIB = "CIB", "兴业银行"
+    SPDB = "SPDB", "上海浦东发展银行"
+    CEB = "CEB", "中国光大银行"
+    CMBC = "CMBC", "中国民生银行"
+    HXB = "HXB", "华夏银行"
+    CGB = "CGB", "广发银行"
+    SZRCB = "SZRCB", "深圳农村商业银行"
+
+
+class Lease(models.Model):
+    """Lease signing after selection (guide 000, section 三) around a LEASE agreement: the
+    allocation it starts from, the rent and deposit fixed from the round's rules when it was
+    created, the rent direct-debit details and the deposit.
+
+    Its stage is derived (signing/lease.py `lease_stage`) from these facts and the agreement's
+    status and step, never stored, so it cannot drift from them."""
+
+    agreement = models.OneToOneField(Agreement, on_delete=models.PROTECT, related_name="lease")
+    allocation = models.OneToOneField(
+        "selection.Allocation", on_delete=models.PROTECT, related_name="lease"
+    )
+    unit_label = models.CharField("房号", max_length=50)
+    monthly_rent = models.DecimalField("月租金（元）", max_digits=9, decimal_places=2)
+    deposit_fen = models.PositiveIntegerField("押金（分）")
+    # 租金托收, confirmed for the agreement's attempt `bank_attempt` (0: never); a staff
+    # rejection starts a new attempt, so the details are confirmed again.
+    bank = models.CharField("托收银行", max_length=10, choices=Bank.choices, blank=True)
+    account_number = models.CharField("银行账号", max_length=19, blank=True)
+    account_holder = models.CharField("账户名", max_length=50, blank=True)
+    bank_attempt = models.PositiveSmallIntegerField(default=0)
+    bank_confirmed_at = models.DateTimeField(null=True, blank=True)
+    deposit_paid_at = models.DateTimeField("押金缴纳时间", null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "租赁签约"
+        verbose_name_plural = "租赁签约"
+        constraints = [
+            models.CheckConstraint(condition=Q(deposit_fen__gt=0), name="lease_deposit_positive"),
+            models.CheckConstraint(
+                condition=Q(bank_attempt=0)
+                | (~Q(bank="") & Q(account_number__regex=r"^[0-9]{16,19}$")),
+                name="lease_bank_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.unit_label} 租赁签约"
+
+    @property
+    def account_masked(self) -> str:
+        n = self.account_number
+        return f"{n[:4]} **** **** {n[-4:]}" if n else ""
+
+
+class CardPhoto(models.Model):
+    """A photo of the bank card, as re-encoded by signing/images.py (never the upload itself:
+    no EXIF, no trailing bytes). Kept in the database, outside any web root, and served only
+    to the applicant and to staff. Every upload is kept; the newest of a side is current."""
+
+    class Side(models.TextChoices):
+        FRONT = "front", "银行卡正面"
+        BACK = "back", "银行卡反面"
+
+    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="photos")
+    side = models.CharField(max_length=5, choices=Side.choices)
+    image = models.BinaryField()
+    content_type = models.CharField(max_length=20)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    source_sha256 = models.CharField(max_length=64)  # the upload as received, as evidence
+    source_format = models.CharField(max_length=10)
+    uploaded_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "银行卡照片"
+        verbose_name_plural = "银行卡照片"
+
+
+class DepositPayment(models.Model):
+    """The deposit's payment order with the payment provider (one per lease: paying again
+    reuses it, so a family can never be charged twice). PAID is set once, by a verified
+    notification or query answer, in the same transaction as its evidence."""
+
+    class Status(models.TextChoices):
+        CREATED = "created", "待支付"
+        PAID = "paid", "已支付"
+
+    lease = models.OneToOneField(Lease, on_delete=models.PROTECT, related_name="payment")
+    provider = models.CharField(max_length=20)
+    out_trade_no = models.CharField(max_length=32, unique=True)
+    amount_fen = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="CNY")
+    prepay_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CREATED)
+    transaction_id = models.CharField(max_length=64, blank=True)
+    receipt_no = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "押金支付"
+        verbose_name_plural = "押金支付"
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="paid")
+                | (Q(paid_at__isnull=False) & ~Q(transaction_id="") & ~Q(receipt_no="")),
+                name="payment_paid_complete",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "transaction_id"],
+                condition=~Q(transaction_id=""),
+                name="payment_transaction_once",
+            ),
+        ]
+
+
+class PaymentNotification(models.Model):
+    """Every payment notification received, believed or not: applied (once per order, which
+    the database guarantees), a duplicate of the applied one, or refused with its code."""
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "已入账"
+        DUPLICATE = "duplicate", "重复通知"
+        REFUSED = "refused", "已拒绝"
+
+    provider = models.CharField(max_length=20)
+    received_at = models.DateTimeField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    code = models.CharField(max_length=50, blank=True)
+    out_trade_no = models.CharField(max_length=64, blank=True)
+    transaction_id = models.CharField(max_length=64, blank=True)
+    amount_fen = models.BigIntegerField(null=True, blank=True)
+    body_sha256 = models.CharField(max_length=64)
+    ip = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = "支付通知"
+        verbose_name_plural = "支付通知"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "out_trade_no"],
+                condition=Q(outcome="applied"),
+                name="payment_applied_once",
+            )
+        ]

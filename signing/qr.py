@@ -45,11 +45,10 @@ def qr_ticket_issue(
     *,
     agreement: Agreement,
     applicant: Applicant,
-    purpose: str = QrTicket.Purpose.SIGN,
     session_key: str,
     now: datetime,
 ) -> QrTicket:
-    """A QR ticket for the desktop page of the agreement's own applicant. Raises
+    """The 「签约协议」 QR ticket for the desktop page of the agreement's own applicant. Raises
     `agreement_not_yours`, `signing_closed`, `agreement_not_pending`."""
     if agreement.family.main_applicant_id != applicant.pk:
         raise NotAllowed("agreement_not_yours", "该协议不属于您")
@@ -57,6 +56,16 @@ def qr_ticket_issue(
         raise NotAllowed("agreement_not_pending", "协议当前不可签署")
     if now >= agreement.window_ends_at:
         raise NotAllowed("signing_closed", "签约期限已过")
+    return qr_ticket_create(
+        agreement=agreement, purpose=QrTicket.Purpose.SIGN, session_key=session_key, now=now
+    )
+
+
+def qr_ticket_create(
+    *, agreement: Agreement, purpose: str, session_key: str, now: datetime
+) -> QrTicket:
+    """A ticket for `purpose`, valid until the agreement's window ends; the caller checked
+    that the agreement is the applicant's and that this code may be shown now."""
     return QrTicket.objects.create(
         agreement=agreement,
         purpose=purpose,

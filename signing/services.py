@@ -11,6 +11,7 @@ import secrets
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Q
 from django.template import Context, Engine
 from django.utils import timezone
 
@@ -18,6 +19,7 @@ from accounts.models import Family, User
 from core.context import RequestContext
 from core.errors import NotAllowed, ValidationFailed
 from signing.evidence import evidence_append
+from signing.lease_gates import lease_review_gate, lease_void_due
 from signing.models import Agreement, AgreementTemplate
 from signing.transitions import transition_apply
 from sms.services import sms_message_queue
@@ -131,15 +133,17 @@ def agreement_push(
 
 
 def agreements_void_due(*, now: datetime) -> list[int]:
-    """作废: every agreement still 待签字 when its window ends. Conditional on the status under
-    the row lock, so two clocks void each one once. Signed agreements stay for review."""
+    """作废: every agreement still 待签字 when its window ends, and every lease signed but with
+    its deposit still unpaid then. Conditional on the status under the row lock, so two
+    clocks void each one once. Signed agreements (and paid leases) stay for review."""
+    unpaid_lease = Q(status=Agreement.Status.SIGNED, lease__deposit_paid_at__isnull=True)
     voided = []
     for agreement_id in Agreement.objects.filter(
-        status=Agreement.Status.PENDING, window_ends_at__lte=now
+        Q(status=Agreement.Status.PENDING) | unpaid_lease, window_ends_at__lte=now
     ).values_list("pk", flat=True):
         with transaction.atomic():
             agreement = agreement_lock(agreement_id)
-            if agreement.status != Agreement.Status.PENDING:
+            if not lease_void_due(agreement):
                 continue
             fields = transition_apply(agreement, Agreement.Status.VOID)
             agreement.closed_at = now
@@ -199,6 +203,7 @@ def agreement_approve(*, agreement_id: int, actor: User, ip: str = "", now: date
 
     with transaction.atomic():
         agreement = agreement_lock(agreement_id)
+        lease_review_gate(agreement)
         fields = transition_apply(agreement, Agreement.Status.SEALED)
         agreement.sealed_at = now
         agreement.save(update_fields=[*fields, "sealed_at"])
@@ -230,6 +235,7 @@ def agreement_reject(
         raise ValidationFailed("reason_required", "请填写退回原因", fields={"reason": ["必填"]})
     with transaction.atomic():
         agreement = agreement_lock(agreement_id)
+        lease_review_gate(agreement)
         fields = transition_apply(agreement, Agreement.Status.PENDING)
         agreement.reject_reason = reason[:300]
         agreement.attempt += 1

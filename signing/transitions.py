@@ -9,7 +9,9 @@ S = Agreement.Status
 
 ALLOWED: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.SIGNED, S.VOID, S.ABANDONED}),
-    S.SIGNED: frozenset({S.SEALED, S.PENDING, S.ABANDONED}),  # PENDING = staff rejection
+    # PENDING = staff rejection; VOID = a lease whose deposit was still unpaid at the window's
+    # end (signing/services.py `agreements_void_due`).
+    S.SIGNED: frozenset({S.SEALED, S.PENDING, S.ABANDONED, S.VOID}),
     S.SEALED: frozenset(),
     S.VOID: frozenset(),
     S.ABANDONED: frozenset(),

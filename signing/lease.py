@@ -1,0 +1,419 @@
+"""Lease signing after selection (guide 000, section 三), on top of the agreement machinery:
+
+「去签约」 → 完善承租信息 (unit details, phone change by SMS to the new number, rent
+direct-debit: bank, account, holder = main applicant, card photos) → 人脸识别 by QR (the
+phone flow's steps 1-4 of signing/flow.py) → 签订合同 by QR (steps 5-7: read, sign one
+character per box, SMS, submit: the agreement becomes 已签字) → 押金缴纳 by QR
+(signing/deposit.py) → 待审核 → staff approve (seal) or reject (signing/services.py).
+
+The stage is derived from facts, never stored (`lease_stage`), and every gate checks it
+under the agreement's row lock, the lock every signing service takes first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import transaction
+from django.utils import timezone
+from stdnum import luhn
+
+from accounts.models import Applicant, Family
+from accounts.services import audit_record
+from core.context import RequestContext
+from core.errors import Conflict, DomainError, NotAllowed, ValidationFailed
+from selection.models import Allocation
+from signing.evidence import evidence_append
+from signing.images import card_photo_clean
+from signing.lease_gates import Stage, lease_stage
+from signing.models import (
+    Agreement,
+    AgreementTemplate,
+    Bank,
+    CardPhoto,
+    Lease,
+    QrTicket,
+    TemplateKind,
+)
+from signing.services import agreement_create, agreement_lock
+from sms.models import Purpose
+from sms.services import sms_code_send, sms_code_verify
+
+Step = Agreement.Step
+MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
+WINDOW_CLOSES_AT_HOUR = 18  # 18:00 Shenzhen time, as guide 001's window
+
+
+# The QR code each stage shows on the desktop.
+QR_PURPOSE = {
+    Stage.FACE: QrTicket.Purpose.FACE,
+    Stage.CONTRACT: QrTicket.Purpose.SIGN,
+    Stage.DEPOSIT: QrTicket.Purpose.DEPOSIT,
+}
+
+
+def _stage_required(lease: Lease, agreement: Agreement, wanted: str) -> None:
+    stage = lease_stage(lease, agreement)
+    if stage == wanted:
+        return
+    if stage in (Stage.CLOSED, Stage.APPROVED, Stage.REVIEW):
+        raise Conflict("lease_not_open", f"签约当前状态为「{Stage(stage).label}」，不能办理")
+    raise Conflict("step_out_of_order", f"请先完成「{Stage(stage).label}」")
+
+
+# ------------------------------------------------------------------------------ reads
+
+
+def lease_for_applicant(*, applicant: Applicant, lease_id: int) -> Lease:
+    """The applicant's own lease; another family's looks like none."""
+    lease = (
+        Lease.objects.select_related("agreement__family__main_applicant", "allocation__unit")
+        .filter(pk=lease_id, agreement__family__main_applicant=applicant)
+        .first()
+    )
+    if lease is None:
+        raise DomainError("lease_not_found", "签约记录不存在", kind="not_found")
+    return lease
+
+
+def lease_list(*, applicant: Applicant) -> list[Lease]:
+    return list(
+        Lease.objects.select_related("agreement", "allocation__unit", "allocation__round")
+        .filter(agreement__family__main_applicant=applicant)
+        .order_by("-created_at")
+    )
+
+
+def card_photo_current(*, lease: Lease, side: str) -> CardPhoto | None:
+    return CardPhoto.objects.filter(lease=lease, side=side).order_by("-uploaded_at", "-id").first()
+
+
+# ------------------------------------------------------------------------------ start
+
+
+def _window_end(allocated_at: datetime, days: int) -> datetime:
+    local = timezone.localtime(allocated_at) + timedelta(days=days)
+    return local.replace(hour=WINDOW_CLOSES_AT_HOUR, minute=0, second=0, microsecond=0)
+
+
+def _yuan(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+
+
+def lease_start(*, applicant: Applicant, ctx: RequestContext, now: datetime) -> Lease:
+    """「去签约」/「网上签约」: the family's lease for its newest allocation, created on first
+    use from the newest lease template with the unit, the monthly rent, the deposit (the
+    round's `deposit_months` × rent) and the lease years; the signing window runs from the
+    allocation to 18:00 on the round's `lease_signing_days`-th day after it.
+
+    Locks the family row (two taps create one lease). Raises `no_allocation`,
+    `lease_template_missing`."""
+    family = Family.objects.filter(main_applicant=applicant).first()
+    if family is None:
+        raise NotAllowed("no_allocation", "您还没有选定房源，暂不能签约")
+    with transaction.atomic():
+        Family.objects.select_for_update().filter(pk=family.pk).values_list("pk").get()
+        allocation = (
+            Allocation.objects.select_related("unit", "round")
+            .filter(family=family)
+            .order_by("-at", "-pk")
+            .first()
+        )
+        if allocation is None:
+            raise NotAllowed("no_allocation", "您还没有选定房源，暂不能签约")
+        existing = Lease.objects.filter(allocation=allocation).first()
+        if existing is not None:
+            return existing
+        template = (
+            AgreementTemplate.objects.filter(kind=TemplateKind.LEASE).order_by("-version").first()
+        )
+        if template is None:
+            raise NotAllowed("lease_template_missing", "租赁合同模板未配置，请联系工作人员")
+        unit, rules = allocation.unit, allocation.round
+        deposit = unit.monthly_rent * rules.deposit_months
+        agreement = agreement_create(
+            family=family,
+            template=template,
+            window_starts_at=min(allocation.at, now),
+            window_ends_at=_window_end(allocation.at, rules.lease_signing_days),
+            context={
+                "unit_label": f"{rules.name} {unit.building}栋{unit.number}",
+                "layout": unit.get_layout_display(),
+                "area": str(unit.area),
+                "monthly_rent": _yuan(unit.monthly_rent),
+                "deposit": _yuan(deposit),
+                "lease_years": rules.lease_years,
+            },
+            actor=None,
+            now=now,
+        )
+        lease = Lease.objects.create(
+            agreement=agreement,
+            allocation=allocation,
+            unit_label=f"{unit.building}栋{unit.number}",
+            monthly_rent=unit.monthly_rent,
+            deposit_fen=int((deposit * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP)),
+            created_at=now,
+        )
+        evidence_append(
+            agreement=agreement,
+            kind="lease_started",
+            actor=applicant.user,
+            ctx=ctx,
+            now=now,
+            data={
+                "allocation": allocation.pk,
+                "unit": unit.pk,
+                "monthly_rent": _yuan(unit.monthly_rent),
+                "deposit_fen": lease.deposit_fen,
+            },
+        )
+    return lease
+
+
+def _locked(lease_id: int) -> tuple[Lease, Agreement]:
+    agreement = agreement_lock(
+        Lease.objects.values_list("agreement_id", flat=True).get(pk=lease_id)
+    )
+    return Lease.objects.select_for_update().get(pk=lease_id), agreement
+
+
+def _open(agreement: Agreement, now: datetime) -> None:
+    if now < agreement.window_starts_at:
+        raise NotAllowed("signing_not_open", "签约尚未开始")
+    if now >= agreement.window_ends_at:
+        raise NotAllowed("signing_closed", "签约期限已过")
+
+
+# --------------------------------------------------------------------- rental information
+
+
+def _phone_subject(applicant: Applicant, mobile: str) -> str:
+    return f"{applicant.pk}:{mobile}"
+
+
+def _new_mobile(applicant: Applicant, mobile: str) -> str:
+    mobile = (mobile or "").strip()
+    if not MOBILE_RE.match(mobile):
+        raise ValidationFailed(
+            "mobile_invalid", "请输入正确的11位手机号码", fields={"mobile": ["格式不正确"]}
+        )
+    if mobile == applicant.mobile:
+        raise ValidationFailed(
+            "mobile_unchanged", "新手机号码与当前号码相同", fields={"mobile": ["与当前号码相同"]}
+        )
+    return mobile
+
+
+def lease_phone_code_send(
+    *, lease: Lease, applicant: Applicant, mobile: str, ctx: RequestContext, now: datetime
+) -> None:
+    """The SMS code for a phone change, sent to the NEW number (proving the applicant holds
+    it). Only before the contract is signed. Raises `mobile_invalid`, `mobile_unchanged`,
+    `lease_not_open`, `signing_closed`, the SMS throttles."""
+    mobile = _new_mobile(applicant, mobile)
+    agreement = lease.agreement
+    if agreement.status != Agreement.Status.PENDING:
+        raise Conflict("lease_not_open", "合同已签署，不能再修改手机号码")
+    _open(agreement, now)
+    sms_code_send(
+        purpose=Purpose.PHONE_CHANGE,
+        subject=_phone_subject(applicant, mobile),
+        phone=mobile,
+        ip=ctx.ip,
+        now=now,
+    )
+
+
+def lease_phone_change(
+    *,
+    lease: Lease,
+    applicant: Applicant,
+    mobile: str,
+    code: str,
+    ctx: RequestContext,
+    now: datetime,
+) -> Applicant:
+    """Change the registered mobile once the code sent to the new number is given back. The
+    change is in the agreement's evidence (old and new, masked) and the audit log. A code of
+    any other purpose or number never matches (`sms_code_invalid`)."""
+    mobile = _new_mobile(applicant, mobile)
+    if lease.agreement.status != Agreement.Status.PENDING:
+        raise Conflict("lease_not_open", "合同已签署，不能再修改手机号码")
+    _open(lease.agreement, now)
+    sms_code_verify(
+        purpose=Purpose.PHONE_CHANGE,
+        subject=_phone_subject(applicant, mobile),
+        phone=mobile,
+        code=code,
+        now=now,
+    )
+    with transaction.atomic():
+        lease, agreement = _locked(lease.pk)
+        if agreement.status != Agreement.Status.PENDING:
+            raise Conflict("lease_not_open", "合同已签署，不能再修改手机号码")
+        applicant = Applicant.objects.select_for_update().get(pk=applicant.pk)
+        old_masked = applicant.mobile_masked
+        applicant.mobile = mobile
+        applicant.save(update_fields=["mobile"])
+        data = {"old_mobile_masked": old_masked, "new_mobile_masked": applicant.mobile_masked}
+        evidence_append(
+            agreement=agreement,
+            kind="mobile_changed",
+            actor=applicant.user,
+            ctx=ctx,
+            now=now,
+            data={**data, "sms_verified": True},
+        )
+        audit_record(
+            actor=applicant.user,
+            action="applicant.mobile_changed",
+            target=f"applicant:{applicant.pk}",
+            detail=data,
+            ip=ctx.ip,
+            now=now,
+        )
+    return applicant
+
+
+def lease_card_photo_upload(
+    *,
+    lease: Lease,
+    applicant: Applicant,
+    side: str,
+    data: bytes,
+    filename: str,
+    declared_type: str,
+    ctx: RequestContext,
+    now: datetime,
+) -> CardPhoto:
+    """One photo of the bank card (正面 / 反面), checked and re-encoded by signing/images.py
+    before anything is stored (a refused upload stores nothing). Only at 完善承租信息.
+    Raises `card_side_unknown`, `step_out_of_order`, and the upload codes of images.py."""
+    if side not in CardPhoto.Side.values:
+        raise ValidationFailed("card_side_unknown", "请选择银行卡正面或反面")
+    clean = card_photo_clean(data=data, filename=filename, declared_type=declared_type)
+    with transaction.atomic():
+        lease, agreement = _locked(lease.pk)
+        _open(agreement, now)
+        _stage_required(lease, agreement, Stage.INFO)
+        photo = CardPhoto.objects.create(
+            lease=lease,
+            side=side,
+            image=clean.data,
+            content_type=clean.content_type,
+            width=clean.width,
+            height=clean.height,
+            sha256=clean.sha256,
+            source_sha256=clean.source_sha256,
+            source_format=clean.source_format,
+            uploaded_at=now,
+        )
+        evidence_append(
+            agreement=agreement,
+            kind="card_photo_uploaded",
+            actor=applicant.user,
+            ctx=ctx,
+            now=now,
+            data={
+                "side": side,
+                "sha256": clean.sha256,
+                "source_sha256": clean.source_sha256,
+                "source_format": clean.source_format,
+            },
+        )
+    return photo
+
+
+def _account_number(raw: str) -> str:
+    number = re.sub(r"[\s-]", "", raw or "")
+    if not re.fullmatch(r"[0-9]{16,19}", number) or not luhn.is_valid(number):
+        raise ValidationFailed(
+            "account_number_invalid",
+            "银行卡号不正确，请核对后重新输入",
+            fields={"account_number": ["请输入16至19位银行卡号"]},
+        )
+    return number
+
+
+def lease_bank_confirm(
+    *,
+    lease: Lease,
+    applicant: Applicant,
+    bank: str,
+    account_number: str,
+    account_holder: str,
+    ctx: RequestContext,
+    now: datetime,
+) -> Lease:
+    """租金托收: bank from the list, account number (16-19 digits with its Luhn check digit,
+    as UnionPay cards carry), holder = the main applicant, both card photos uploaded. Done
+    for the current attempt, this opens the face check. Raises `bank_unknown`,
+    `account_number_invalid`, `holder_not_main_applicant`, `card_photos_required`,
+    `step_out_of_order`, `signing_closed`."""
+    if bank not in Bank.values:
+        raise ValidationFailed("bank_unknown", "请选择托收银行", fields={"bank": ["请选择"]})
+    number = _account_number(account_number)
+    holder = re.sub(r"\s", "", account_holder or "")
+    if holder != applicant.real_name:
+        raise ValidationFailed(
+            "holder_not_main_applicant",
+            "托收账户须为主申请人本人的银行卡",
+            fields={"account_holder": ["须与主申请人姓名一致"]},
+        )
+    with transaction.atomic():
+        lease, agreement = _locked(lease.pk)
+        _open(agreement, now)
+        _stage_required(lease, agreement, Stage.INFO)
+        photos = {side: card_photo_current(lease=lease, side=side) for side in CardPhoto.Side}
+        if not all(photos.values()):
+            raise ValidationFailed("card_photos_required", "请上传银行卡正反面照片")
+        lease.bank, lease.account_number, lease.account_holder = bank, number, holder
+        lease.bank_attempt = agreement.attempt
+        lease.bank_confirmed_at = now
+        lease.save(
+            update_fields=[
+                "bank",
+                "account_number",
+                "account_holder",
+                "bank_attempt",
+                "bank_confirmed_at",
+            ]
+        )
+        evidence_append(
+            agreement=agreement,
+            kind="bank_details_confirmed",
+            actor=applicant.user,
+            ctx=ctx,
+            now=now,
+            data={
+                "attempt": agreement.attempt,
+                "bank": bank,
+                "account_masked": lease.account_masked,
+                "account_sha256": hashlib.sha256(number.encode()).hexdigest(),
+                "holder": holder,
+                "photos": {side: photo.sha256 for side, photo in photos.items()},
+            },
+        )
+    return lease
+
+
+def lease_qr_issue(*, lease: Lease, applicant: Applicant, session_key: str, now: datetime):
+    """The desktop's QR code for the current stage: face (人脸识别), contract (签订合同) or
+    deposit (押金缴纳). Raises `step_out_of_order`/`lease_not_open` when the stage has no
+    code, `signing_closed`."""
+    from signing.qr import qr_ticket_create
+
+    agreement = lease.agreement
+    stage = lease_stage(lease, agreement)
+    if stage not in QR_PURPOSE:
+        if stage == Stage.INFO:
+            raise Conflict("step_out_of_order", f"请先完成「{Stage.INFO.label}」")
+        raise Conflict("lease_not_open", f"签约当前状态为「{Stage(stage).label}」，无需扫码")
+    _open(agreement, now)
+    return qr_ticket_create(
+        agreement=agreement, purpose=QR_PURPOSE[stage], session_key=session_key, now=now
+    )

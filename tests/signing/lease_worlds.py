@@ -1,0 +1,92 @@
+"""A family holding an allocation, ready to start its lease, with time pinned after the
+allocation; and the payment provider's outgoing notifications routed into this app."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from django.test import Client
+from PIL import Image
+
+from accounts.models import Applicant, Family
+from accounts.services import applicant_user_ensure
+from selection import allocation, carts
+from selection.models import Allocation
+from signing.seed import texts_seed
+from tests.worlds import S1_START, TZ, enter, make_world, preselect
+
+ALLOCATED_AT = S1_START + timedelta(seconds=20)
+NOW = ALLOCATED_AT + timedelta(minutes=30)  # inside the signing window
+# make_world's round: lease_signing_days 7 → 18:00 on the 7th day after the allocation
+WINDOW_ENDS = datetime(2026, 3, 10, 18, 0, tzinfo=TZ)
+ACCOUNT = "6222021234567890128"  # 19 digits, Luhn-valid (a UnionPay debit number shape)
+
+
+@dataclass
+class LeaseWorld:
+    family: Family
+    applicant: Applicant
+    other: Applicant  # a family of the same round with its own allocation
+    allocation: Allocation
+
+
+def make_lease_world(*, name: str = "王小明") -> LeaseWorld:
+    texts_seed()
+    world = make_world(families=2, units=2, sessions=1, per_session=2)
+    rnd, session = world.round, world.sessions[0]
+    owners = []
+    for index, family in enumerate(world.families):
+        applicant = family.main_applicant
+        if index == 0:
+            applicant.real_name = name
+            applicant.save(update_fields=["real_name"])
+        unit = world.units[index]
+        preselect(family, rnd, [unit])
+        enter(family, rnd, session, now=S1_START + timedelta(seconds=5))
+        carts.cart_sync(family=family, round_id=rnd.pk, now=S1_START + timedelta(seconds=6))
+        allocation.selection_confirm(
+            family=family,
+            round_id=rnd.pk,
+            unit_id=unit.pk,
+            idempotency_key=f"lease-world-{index}",
+            now=ALLOCATED_AT,
+        )
+        owners.append(applicant_user_ensure(applicant=applicant))
+    return LeaseWorld(
+        family=world.families[0],
+        applicant=owners[0],
+        other=owners[1],
+        allocation=Allocation.objects.get(family=world.families[0]),
+    )
+
+
+def photo_bytes(fmt: str = "JPEG", size: tuple[int, int] = (856, 540)) -> bytes:
+    """A plausible card photo (a bank card is 85.6 × 54 mm)."""
+    image = Image.new("RGB", size, (30, 90, 160))
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+class NotifyTransport(httpx.BaseTransport):
+    """The payment provider's server-to-server notification, delivered into this app through
+    the Django test client, with its Wechatpay-* headers. Records what was answered."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower().startswith("wechatpay-")}
+        response = Client().generic(
+            request.method,
+            request.url.raw_path.decode(),
+            data=body,
+            content_type=request.headers.get("content-type", ""),
+            headers=headers,
+        )
+        self.calls.append({"body": body, "headers": headers, "status": response.status_code})
+        return httpx.Response(response.status_code, content=response.content)
