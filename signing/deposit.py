@@ -30,7 +30,7 @@ from signing.evidence import evidence_append
 from signing.lease_gates import Stage, lease_stage
 from signing.models import Agreement, DepositPayment, Lease, PaymentNotification, QrTicket
 from signing.payments import get_provider
-from signing.payments.base import PaymentNotice, PaymentStart
+from signing.payments.base import PaymentNotice, PaymentProviderError, PaymentStart
 from signing.services import agreement_lock
 
 logger = logging.getLogger("anju.payments")
@@ -86,17 +86,25 @@ def deposit_begin(
 ) -> tuple[DepositPayment, PaymentStart]:
     """`deposit_order_prepare`, then the provider's order (outside any transaction; the same
     order number each time, so asking again never makes a second charge possible). Raises
-    what `deposit_order_prepare` raises and PaymentProviderError (answer 503)."""
+    what `deposit_order_prepare` raises, `deposit_paid` when the provider says the order is
+    paid already (its notification is then fetched), PaymentProviderError (answer 503)."""
     payment = deposit_order_prepare(lease_id=lease_id, now=now)
     lease = Lease.objects.select_related("agreement__family__main_applicant").get(pk=lease_id)
-    start = get_provider().create_order(
-        out_trade_no=payment.out_trade_no,
-        description=f"公共租赁住房押金 {lease.unit_label}"[:127],
-        amount_fen=payment.amount_fen,
-        notify_url=notify_url,
-        return_url=return_url,
-        payer_hint=lease.agreement.family.main_applicant.real_name,
-    )
+    try:
+        start = get_provider().create_order(
+            out_trade_no=payment.out_trade_no,
+            description=f"公共租赁住房押金 {lease.unit_label}"[:127],
+            amount_fen=payment.amount_fen,
+            notify_url=notify_url,
+            return_url=return_url,
+            payer_hint=lease.agreement.family.main_applicant.real_name,
+        )
+    except PaymentProviderError as exc:
+        if exc.reason != "ORDERPAID":
+            raise
+        # Paid at the provider, but its notification has not reached us: ask for it.
+        deposit_refresh(lease=lease, now=now)
+        raise Conflict("deposit_paid", "押金已缴纳，无需重复支付") from exc
     if payment.prepay_id != start.prepay_id:
         DepositPayment.objects.filter(pk=payment.pk).update(prepay_id=start.prepay_id)
     return payment, start

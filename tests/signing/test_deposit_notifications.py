@@ -279,3 +279,25 @@ def test_deposit_before_the_contract_and_after_the_window_is_refused():
     with pytest.raises(DomainError) as late:
         deposit.deposit_order_prepare(lease_id=lease.pk, now=ends)
     assert late.value.code == "signing_closed"
+
+
+def test_paying_again_when_the_notification_was_lost_fetches_it_instead():
+    """The provider took the money but its notification never arrived; the phone asks to pay
+    again: the provider says ORDERPAID, the order is queried and applied, nothing is charged."""
+    lease, payment = lease_at_deposit()
+    urls = {
+        "return_url": "http://testserver/h5/lease/1/deposit/",
+        "notify_url": "http://127.0.0.1:9/x/",
+    }
+    with time_machine.travel(NOW, tick=True):
+        _, start = deposit.deposit_begin(lease_id=lease.pk, now=NOW, **urls)
+        outcome = pay_dev.dev_pay_confirm(prepay_id=start.prepay_id)  # notify_url unreachable
+        assert outcome is not None and not outcome.delivered
+        nothing_paid(lease)
+        from core.errors import DomainError
+
+        with pytest.raises(DomainError) as again:
+            deposit.deposit_begin(lease_id=lease.pk, now=NOW, **urls)
+    assert again.value.code == "deposit_paid"
+    payment = DepositPayment.objects.get(lease=lease)
+    assert payment.status == "paid" and payment.transaction_id == outcome.transaction_id

@@ -350,3 +350,30 @@ def test_phone_change_and_bank_refused_once_the_window_has_closed(world):
             == "signing_closed"
         )
         assert error_code(upload(api, lid, "front", photo_bytes())) == "signing_closed"
+
+
+def test_bad_uploads_are_refused_with_nothing_stored(world, settings):
+    """Not an image, too large, a decompression bomb, a polyglot (a JPEG with a ZIP after
+    it), an HTML file calling itself a JPEG: each a 400 with its code, no photo, no evidence."""
+    from tests.signing.test_images import png_bomb, zip_bytes
+
+    with time_machine.travel(NOW, tick=True):
+        api = logged_in(world.applicant)
+        lid = api.post("/api/v1/lease/start/").json()["id"]
+        cases = [
+            ("upload_not_image", b"just some text", "card.jpg", "image/jpeg"),
+            ("upload_not_image", b"<html><script>alert(1)</script></html>", "a.jpg", "image/jpeg"),
+            ("upload_too_many_pixels", png_bomb(30000, 30000), "bomb.png", "image/png"),
+            ("upload_polyglot", photo_bytes() + zip_bytes(), "card.jpg", "image/jpeg"),
+        ]
+        for code, data, name, ctype in cases:
+            assert error_code(upload(api, lid, "front", data, name, ctype)) == code, code
+        settings.UPLOADS = {**settings.UPLOADS, "MAX_BYTES": 1000}
+        assert error_code(upload(api, lid, "front", photo_bytes())) == "upload_too_large"
+        missing = api.client.post(
+            f"/api/v1/lease/{lid}/photos/front/", {}, headers={"X-CSRFToken": api.csrf}
+        )
+        assert error_code(missing) == "upload_empty"
+        assert error_code(upload(api, lid, "middle", photo_bytes())) == "not_found"
+    assert not CardPhoto.objects.exists()
+    assert not Evidence.objects.filter(kind="card_photo_uploaded").exists()
