@@ -27,7 +27,8 @@ from signing.documents import document_latest
 from signing.face import provider_name as face_provider_name
 from signing.face import services as face_services
 from signing.face.base import FaceProviderError
-from signing.models import Agreement, ConsentKind, SignatureCharacter
+from signing.lease import lease_qr_issue
+from signing.models import Agreement, ConsentKind, Lease, SignatureCharacter
 
 OBJ = {200: OpenApiTypes.OBJECT, **ERROR_RESPONSES}
 
@@ -133,12 +134,21 @@ class QrIssueApi(APIView):
         agreement = _agreement(request, agreement_id)
         if not request.session.session_key:
             request.session.save()
-        ticket = qr.qr_ticket_issue(
-            agreement=agreement,
-            applicant=_applicant(request),
-            session_key=request.session.session_key,
-            now=timezone.now(),
-        )
+        lease = Lease.objects.filter(agreement=agreement).first()
+        if lease is not None:  # a lease shows the code of its current stage
+            ticket = lease_qr_issue(
+                lease=lease,
+                applicant=_applicant(request),
+                session_key=request.session.session_key,
+                now=timezone.now(),
+            )
+        else:
+            ticket = qr.qr_ticket_issue(
+                agreement=agreement,
+                applicant=_applicant(request),
+                session_key=request.session.session_key,
+                now=timezone.now(),
+            )
         return Response(qr_ticket_json(ticket), status=status.HTTP_201_CREATED)
 
 

@@ -155,6 +155,8 @@ def test_the_whole_lease_journey_through_the_api(world, notify, settings):
         # 人脸识别 by QR: the desktop's code, the phone's steps 1-4.
         face_qr = desktop.post(f"{lbase}/qr/")
         assert face_qr.status_code == 201 and face_qr.json()["purpose"] == "face"
+        # The agreement's own QR endpoint shows the lease stage's code too, never another.
+        assert desktop.post(f"{base}/qr/").json()["purpose"] == "face"
         token = face_qr.json()["url"].rsplit("/", 1)[1]
         assert phone.post("/api/v1/signing/qr/open/", {"token": token}).json() == {
             "agreement": aid,
