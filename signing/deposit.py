@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.context import RequestContext
-from core.errors import Conflict, DomainError
+from core.errors import Conflict, DomainError, NotAllowed
 from events.services import events_record
 from events.streams import qr_stream
 from signing.evidence import evidence_append
@@ -68,7 +68,7 @@ def deposit_order_prepare(*, lease_id: int, now: datetime) -> DepositPayment:
         if stage != Stage.DEPOSIT:
             raise Conflict("step_out_of_order", f"请先完成「{Stage(stage).label}」")
         if now >= agreement.window_ends_at:
-            raise Conflict("signing_closed", "签约期限已过")
+            raise NotAllowed("signing_closed", "签约期限已过")
         payment = DepositPayment.objects.filter(lease=lease).first()
         if payment is None:
             payment = DepositPayment.objects.create(
