@@ -4,6 +4,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from signing.face.dev import dev_face_decide, dev_face_session
+from signing.payments.dev import dev_pay_confirm, dev_pay_page_context
 from sms.models import DevInboxMessage
 
 
@@ -39,3 +40,22 @@ def face_provider_page(request, provider_order_id: str):
             raise Http404
         return redirect(outcome.return_url)
     return render(request, "h5/dev_face.html", {"session": session})
+
+
+@require_http_methods(["GET", "POST"])
+def pay_provider_page(request, prepay_id: str):
+    """The simulated payment provider's cashier (signing/payments/dev.py), shaped like WeChat
+    Pay's: the order and 「确认支付」. The POST is the provider's endpoint: it pays the order,
+    notifies our notify URL server to server (signed), and sends the phone back to the return
+    URL with ?out_trade_no=."""
+    if not settings.DEBUG:
+        raise Http404
+    context = dev_pay_page_context(prepay_id)
+    if context is None:
+        raise Http404
+    if request.method == "POST":
+        outcome = dev_pay_confirm(prepay_id=prepay_id)
+        if outcome is None:
+            raise Http404
+        return redirect(outcome.return_url)
+    return render(request, "h5/dev_pay.html", context)

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from h5 import lease_views as lease
 from h5 import selection_views as sel
 from h5 import views
 
@@ -22,4 +23,14 @@ urlpatterns = [
     path("h5/selection/<int:round_id>/result/", sel.selection_result, name="selection-result"),
     path("h5/broadcast/", sel.broadcast_index, name="broadcast-index"),
     path("h5/broadcast/<int:round_id>/", sel.broadcast_page, name="broadcast"),
+    path("h5/lease/", lease.lease_start, name="lease-start"),
+    path("h5/lease/<int:lease_id>/", lease.lease_hub, name="lease"),
+    path("h5/lease/<int:lease_id>/deposit/", lease.lease_deposit, name="lease-deposit"),
+    path(
+        "h5/lease/by-agreement/<int:agreement_id>/deposit/",
+        lease.lease_deposit_by_agreement,
+        name="lease-deposit-by-agreement",
+    ),
+    path("h5/me/", lease.me_page, name="me"),
+    path("h5/me/leases/", lease.me_leases, name="me-leases"),
 ]

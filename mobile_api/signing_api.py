@@ -70,6 +70,7 @@ def agreement_json(agreement: Agreement, *, with_text: bool = False) -> dict:
         "verification_code": agreement.verification_code,
         "signed_at": agreement.signed_at.isoformat() if agreement.signed_at else None,
         "sealed_at": agreement.sealed_at.isoformat() if agreement.sealed_at else None,
+        "lease": Lease.objects.filter(agreement=agreement).values_list("pk", flat=True).first(),
         "server_time_ms": int(timezone.now().timestamp() * 1000),
     }
     if with_text:

@@ -284,7 +284,7 @@ def test_family_preselects_then_confirms_a_unit_in_its_window(page, live_url, or
     expect(page.locator("#result-title")).to_have_text("选房成功")
     expect(page.locator("#allocated-unit")).to_have_text("1栋 1203")
     expect(page.locator("#allocation-how")).to_have_text("家庭确认正选")
-    expect(page.get_by_role("button", name="去签约")).to_have_attribute("href", "/h5/signing/")
+    expect(page.get_by_role("button", name="去签约")).to_have_attribute("href", "/h5/lease/")
     assert orm(_allocation, setup.family_id) == ("1-1203", "confirmed")
     screenshot("selection-result")
 

@@ -189,7 +189,7 @@
       return el(
         "div",
         { class: "weui-btn-area anju-btn-area" },
-        el("a", { role: "button", class: "weui-btn weui-btn_primary", href: "/h5/signing/", text: "去签约" }),
+        el("a", { role: "button", class: "weui-btn weui-btn_primary", href: "/h5/lease/", id: "lease-go", text: "去签约" }),
       );
     }
     if (result.phase === "formal") {

@@ -82,13 +82,89 @@
     );
   }
 
+  /* 租赁合同签约: the family's lease (its own page, stage by stage), or 「去签约」 when the
+   * family holds an allocation and has not started yet. Its agreement is not listed again
+   * below. Returns the agreement ids of the leases. */
+  async function leaseEntry() {
+    const section = document.getElementById("lease-entry");
+    const list = document.getElementById("leases");
+    const leases = await api("GET", "/api/v1/lease/");
+    if (leases.length) {
+      list.replaceChildren(
+        ...leases.map((lease) =>
+          window.Anju.lease.card(lease, {
+            action: [lease.agreement.status === "pending" ? "去签约" : "查看详情", `/h5/lease/${lease.id}/`],
+          }),
+        ),
+      );
+      section.hidden = false;
+      return new Set(leases.map((lease) => lease.agreement.id));
+    }
+    const rounds = await api("GET", "/api/v1/selection/rounds/");
+    for (const round of rounds) {
+      const result = await api("GET", `/api/v1/selection/${round.id}/result/`);
+      if (!result.allocation) continue;
+      const unit = result.allocation.unit;
+      list.replaceChildren(
+        el(
+          "article",
+          {
+            class: "weui-form-preview anju-card anju-agreement",
+            "aria-labelledby": "lease-new-title",
+            id: "lease-new",
+          },
+          el(
+            "div",
+            { class: "anju-agreement__head" },
+            el("h3", { class: "anju-agreement__title", id: "lease-new-title", text: "租赁合同签约" }),
+            el("span", { class: "anju-badge anju-badge_pending", text: "待签约" }),
+          ),
+          el(
+            "dl",
+            { class: "weui-form-preview__bd" },
+            el(
+              "div",
+              { class: "weui-form-preview__item" },
+              el("dt", { class: "weui-form-preview__label", text: "选定房源" }),
+              el("dd", {
+                class: "weui-form-preview__value",
+                text: `${round.name} ${unit.building}栋${unit.number}`,
+              }),
+            ),
+          ),
+          el(
+            "div",
+            { class: "anju-agreement__ops" },
+            el("a", { role: "button", class: "weui-btn anju-btn_blue", href: "/h5/lease/", text: "去签约" }),
+          ),
+        ),
+      );
+      section.hidden = false;
+      break;
+    }
+    return new Set();
+  }
+
   async function load() {
     try {
-      const agreements = await api("GET", "/api/v1/signing/agreements/");
+      let leaseAgreements = new Set();
+      try {
+        leaseAgreements = await leaseEntry();
+      } catch (failure) {
+        if (failure && failure.redirecting) return;
+      }
+      const agreements = (await api("GET", "/api/v1/signing/agreements/")).filter(
+        (agreement) => !leaseAgreements.has(agreement.id),
+      );
       root.replaceChildren(
         ...(agreements.length
           ? agreements.map(card)
-          : [el("p", { class: "anju-empty", text: "暂无需要签署的协议" })]),
+          : [
+              el("p", {
+                class: "anju-empty",
+                text: leaseAgreements.size ? "暂无其他需要签署的协议" : "暂无需要签署的协议",
+              }),
+            ]),
       );
     } catch (failure) {
       root.replaceChildren(el("p", { class: "anju-empty", text: "加载失败，请刷新页面重试" }));

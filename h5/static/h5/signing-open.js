@@ -1,5 +1,5 @@
 /* The phone opened the QR code's URL (/s/<token>), logged in: open the ticket through the API
- * and go on to the phone flow; or say plainly why not. */
+ * and go on to the page for the code's purpose; or say plainly why not. */
 (() => {
   "use strict";
 
@@ -20,10 +20,24 @@
     document.getElementById("open-back").hidden = false;
   }
 
+  /* Where the code's purpose leads: 人脸识别 (the phone flow, stopping after the face check),
+   * 签署协议 (the phone flow), 缴纳押金 (the lease's deposit page). */
+  function destination(data) {
+    const agreement = encodeURIComponent(data.agreement);
+    switch (data.purpose) {
+      case "face":
+        return `/h5/signing/${agreement}/sign/?until=face`;
+      case "deposit":
+        return `/h5/lease/by-agreement/${agreement}/deposit/`;
+      default:
+        return `/h5/signing/${agreement}/sign/`;
+    }
+  }
+
   async function open() {
     try {
       const data = await api("POST", "/api/v1/signing/qr/open/", { token });
-      window.location.replace(`/h5/signing/${data.agreement}/sign/`);
+      window.location.replace(destination(data));
     } catch (failure) {
       if (failure.redirecting) return;
       const code = failure.error && failure.error.code;

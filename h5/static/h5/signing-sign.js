@@ -18,6 +18,21 @@
   const FACE_RETRIES = 5;
   const FACE_RETRY_MS = 2000;
 
+  /* ?until=face (the lease's 人脸识别 QR code): stop once the face check has passed; the
+   * desktop then goes on to the contract. Remembered for this tab across the face
+   * provider's round trip, which comes back with ?face_order= only. */
+  const untilFace = (() => {
+    const query = new URLSearchParams(window.location.search);
+    const key = `anju.signing.until.${id}`;
+    try {
+      if (query.has("until")) window.sessionStorage.setItem(key, query.get("until"));
+      else if (!query.has("face_order")) window.sessionStorage.removeItem(key);
+      return window.sessionStorage.getItem(key) === "face";
+    } catch {
+      return query.get("until") === "face";
+    }
+  })();
+
   let agreement = null;
   const consents = {}; // kind → {title, version, body}
   let entered = null; // the section whose `enter` ran for the current agreement load
@@ -105,10 +120,26 @@
   function show() {
     $("loading").hidden = true;
     let section;
-    if (agreement.status === "pending") {
+    const faceDone =
+      untilFace && agreement.status === "pending" && agreement.step >= 4; // FACE_VERIFIED
+    $("step-closed").querySelector(".weui-icon_msg").className =
+      `${faceDone ? "weui-icon-success" : "weui-icon-info"} weui-icon_msg`;
+    if (faceDone) {
+      section = "closed";
+      $("closed-title").textContent = "人脸识别已完成，请回到电脑端继续";
+      $("closed-desc").textContent = "电脑端页面将自动进入「签订合同」。";
+    } else if (agreement.status === "pending") {
       section = SECTIONS[Math.min(agreement.step, SECTIONS.length - 1)];
     } else if (agreement.status === "signed" && agreement.step >= 7) {
       section = "done";
+      if (agreement.lease) {
+        // A lease goes on to the deposit (押金缴纳) before it is submitted for review.
+        $("done-title").textContent = "合同已签署，请继续缴纳押金";
+        $("done-desc").textContent = "请回到电脑端扫描「押金缴纳」二维码，或在本机继续缴纳押金。";
+        const next = $("done-next");
+        next.href = `/h5/lease/${agreement.lease}/`;
+        next.textContent = "继续缴纳押金";
+      }
     } else {
       section = "closed";
       const [title, desc] = closedText();
@@ -116,7 +147,7 @@
       $("closed-desc").textContent = desc;
     }
     for (const name of [...SECTIONS, "closed"]) $(`step-${name}`).hidden = name !== section;
-    $("abandon-link").hidden = agreement.status !== "pending";
+    $("abandon-link").hidden = agreement.status !== "pending" || faceDone;
 
     const bar = $("flowbar");
     bar.hidden = section === "closed";

@@ -1,0 +1,81 @@
+"""网上签约 of the lease after selection (guide 000, section 三) and 「我的」. Each view renders
+a shell; the page's script reads the lease from the API (mobile_api/lease_api.py) and writes
+only through it, so no signing rule lives here: the API's `stage` says what the page shows.
+The views only decide who may open a page (a lease of another family looks like none)."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from h5.signing_views import _to_login
+from h5.views import _applicant
+from signing.models import Lease
+
+
+def _own_lease(applicant, **lookup) -> Lease:
+    lease = (
+        Lease.objects.select_related("agreement")
+        .filter(agreement__family__main_applicant=applicant, **lookup)
+        .first()
+    )
+    if lease is None:
+        raise Http404
+    return lease
+
+
+def _page(request, template: str, lease_id: int | None = None, **context):
+    applicant = _applicant(request)
+    if applicant is None:
+        return _to_login(request, request.get_full_path())
+    if lease_id is not None:
+        context["lease"] = _own_lease(applicant, pk=lease_id)
+    return render(request, f"h5/lease/{template}", {"applicant": applicant, **context})
+
+
+@never_cache
+@ensure_csrf_cookie
+def lease_start(request):
+    """「去签约」 / 「租赁合同签约」: the page asks the API for the family's lease (created on
+    first use) and goes on to it."""
+    return _page(request, "start.html")
+
+
+@never_cache
+@ensure_csrf_cookie
+def lease_hub(request, lease_id: int):
+    """The lease, stage by stage: 完善承租信息 → 人脸识别 → 签订合同 → 押金缴纳 → 待审核."""
+    return _page(request, "hub.html", lease_id)
+
+
+@never_cache
+@ensure_csrf_cookie
+def lease_deposit(request, lease_id: int):
+    """押金缴纳 on the phone (the deposit QR code's page), and the cashier's return page."""
+    return _page(request, "deposit.html", lease_id)
+
+
+@never_cache
+def lease_deposit_by_agreement(request, agreement_id: int):
+    """The deposit QR code names an agreement: its lease's deposit page."""
+    applicant = _applicant(request)
+    if applicant is None:
+        return _to_login(request, request.get_full_path())
+    lease = _own_lease(applicant, agreement_id=agreement_id)
+    return HttpResponseRedirect(f"/h5/lease/{lease.pk}/deposit/")
+
+
+@never_cache
+@ensure_csrf_cookie
+def me_page(request):
+    """「我的」."""
+    return _page(request, "me.html")
+
+
+@never_cache
+@ensure_csrf_cookie
+def me_leases(request):
+    """网上签约记录: the family's leases, each with 「查看详情」."""
+    return _page(request, "records.html")

@@ -1,0 +1,72 @@
+/* 租赁合同签约 shared pieces: a lease's card (网上签约 and 网上签约记录) with its stage as a
+ * badge. What the card says comes from the lease JSON (GET /api/v1/lease/); the stage is the
+ * API's. Exposed as window.Anju.lease. */
+(() => {
+  "use strict";
+
+  const { el } = window.Anju;
+  const { fmt } = window.Anju.signing;
+
+  // The stage's badge colour, in the colours of the agreement statuses (signing/_style.html).
+  const BADGE = {
+    info: "pending",
+    face: "pending",
+    contract: "pending",
+    deposit: "pending",
+    review: "signed",
+    approved: "sealed",
+    closed: "void",
+  };
+
+  function row(label, value, attrs = {}) {
+    return el(
+      "div",
+      { class: "weui-form-preview__item" },
+      el("dt", { class: "weui-form-preview__label", text: label }),
+      el("dd", { class: "weui-form-preview__value", text: value, ...attrs }),
+    );
+  }
+
+  /* The lease's card; `action` is [label, href] for its button. */
+  function card(lease, { title = "租赁合同签约", action } = {}) {
+    const id = lease.id;
+    const rows = [
+      row("承租住房", `${lease.unit.round} ${lease.unit.label}`),
+      row("月租金", `${lease.monthly_rent}元`),
+    ];
+    if (lease.agreement.status === "pending") {
+      rows.push(row("签约截止", fmt.dateTime(lease.agreement.window_ends_at)));
+    }
+    if (lease.submitted_at) rows.push(row("提交时间", fmt.dateTime(lease.submitted_at)));
+    if (lease.agreement.reject_reason && lease.agreement.status === "pending") {
+      rows.push(row("退回原因", lease.agreement.reject_reason, { class: "weui-form-preview__value anju-reject" }));
+    }
+    const [label, href] = action || ["查看详情", `/h5/lease/${id}/`];
+    return el(
+      "article",
+      {
+        class: "weui-form-preview anju-card anju-agreement",
+        "aria-labelledby": `lease-${id}-title`,
+        dataset: { leaseId: String(id), stage: lease.stage },
+      },
+      el(
+        "div",
+        { class: "anju-agreement__head" },
+        el("h3", { class: "anju-agreement__title", id: `lease-${id}-title`, text: title }),
+        el("span", {
+          class: `anju-badge anju-badge_${BADGE[lease.stage] || "pending"}`,
+          id: `lease-${id}-stage`,
+          text: lease.stage_label,
+        }),
+      ),
+      el("dl", { class: "weui-form-preview__bd" }, rows),
+      el(
+        "div",
+        { class: "anju-agreement__ops" },
+        el("a", { role: "button", class: "weui-btn anju-btn_blue", href, text: label }),
+      ),
+    );
+  }
+
+  window.Anju.lease = { card };
+})();

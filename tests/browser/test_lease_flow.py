@@ -1,0 +1,356 @@
+"""租赁合同签约 (guide 000, section 三) end to end on a phone, with touch.
+
+A family that has just been allocated a unit logs in on the phone and opens 我的选房结果;
+「去签约」 starts its lease (/h5/lease/ → /h5/lease/<id>/). At 完善承租信息 it changes the
+registered mobile with the SMS code sent to the new number, fills in 租金托收 (the API's
+refusal shown next to the form first: no card photos yet), uploads both card photos and taps
+「提交，下一步」. The lease page then shows the QR code of each stage in turn, and the phone
+opens each code's URL in a second tab (as scanning it would): 人脸识别 (the phone flow, which
+stops after the face check with ?until=face; the development provider's 「模拟通过」), 签订合同
+(the contract read to its end, one handwritten character per box, the SMS code, 「提交」),
+押金缴纳 (the lease's deposit page, the development cashier's 「确认支付」, whose signed
+notification reaches the live server over HTTP, then back to 「押金缴纳成功，签约申请已提交」).
+The lease page hears each stage finish on its QR progress socket and moves on without a
+reload, ending at 「签约申请已提交」. Then 「我的」 → 网上签约记录 → 「查看详情」, and once staff
+approve, the materials to download.
+
+Time: the allocation is moved to a few minutes ago (tests/signing/lease_worlds.py pins it in
+March 2026), so the signing window includes now; the phone's clock is Playwright's, moved
+forward while reading and between the points of a stroke. Nothing sleeps."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from accounts.models import Applicant, User
+from selection.models import Allocation
+from signing import services
+from signing.models import Agreement, DepositPayment, Lease, PaymentNotification, QrTicket
+from tests.browser.conftest import PHONE, RESULTS
+from tests.browser.test_login import COUNTDOWN, latest_code, log_in
+from tests.browser.test_signing_flow import AN, LIN, Finger, _expect_done, _sign_code, _write
+from tests.signing.lease_worlds import ACCOUNT, make_lease_world, photo_bytes
+
+pytestmark = pytest.mark.browser
+
+NAME = "林安"  # two characters: the strokes of test_signing_flow.py
+NEW_MOBILE = "13912345678"
+
+
+@dataclass(frozen=True)
+class Setup:
+    applicant: Applicant
+    round_id: int
+
+
+def _allocated_just_now() -> Setup:
+    """make_lease_world's family, its allocation moved to five minutes ago: the lease's
+    signing window (from the allocation to 18:00 on the 7th day after it) includes now."""
+    world = make_lease_world(name=NAME)
+    Allocation.objects.filter(pk=world.allocation.pk).update(
+        at=timezone.now() - timedelta(minutes=5)
+    )
+    return Setup(applicant=world.applicant, round_id=world.allocation.round_id)
+
+
+def _lease_of(applicant_pk: int) -> Lease:
+    return Lease.objects.select_related("agreement").get(
+        agreement__family__main_applicant_id=applicant_pk
+    )
+
+
+def _qr_url(live_url: str, agreement_id: int, purpose: str) -> str:
+    ticket = QrTicket.objects.filter(agreement_id=agreement_id, purpose=purpose).latest("id")
+    return f"{live_url}/s/{ticket.token}"
+
+
+def _approve(agreement_id: int) -> None:
+    reviewer = User.objects.create_user(username="reviewer-lease", is_staff=True)
+    services.agreement_approve(agreement_id=agreement_id, actor=reviewer, now=timezone.now())
+
+
+def _second_tab(page) -> tuple[Any, list[str]]:
+    """Another tab of the same phone (same login): where a scanned code opens."""
+    tab = page.context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    return tab, errors
+
+
+def _qr_shown(page, title: str) -> None:
+    expect(page.locator("#qr-title")).to_have_text(title)
+    expect(page.locator("#qr-img")).to_be_visible()
+    expect(page.locator("#qr-code")).to_have_text(re.compile(r"^\S{4} \S{4}$"))
+
+
+def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
+    setup = orm(_allocated_just_now)
+    applicant = setup.applicant
+    page.clock.install()  # the phone's clock: natural, moved on where the test says so
+    RESULTS.mkdir(exist_ok=True)
+
+    # ---- logged in on the phone: 我的选房结果 → 「去签约」
+    log_in(page, orm, applicant)
+    # 网上签约 offers 「租赁合同签约」 as soon as the family holds an allocation.
+    page.get_by_role("link", name=re.compile("^网上签约")).tap()
+    entry = page.locator("#lease-new")
+    expect(entry).to_contain_text("3栋1201")
+    expect(entry.get_by_role("button", name="去签约")).to_have_attribute("href", "/h5/lease/")
+    page.get_by_role("link", name="‹ 首页").tap()
+    page.get_by_role("link", name="我的选房结果").tap()
+    expect(page).to_have_url(f"{live_url}/h5/selection/{setup.round_id}/result/")
+    expect(page.locator("#result-title")).to_have_text("选房成功")
+    page.get_by_role("button", name="去签约").tap()
+    expect(page).to_have_url(re.compile(r"/h5/lease/\d+/$"))
+    lease = orm(_lease_of, applicant.pk)
+    lid, aid = lease.pk, lease.agreement_id
+    assert page.url == f"{live_url}/h5/lease/{lid}/"
+
+    # ---- 完善承租信息: the unit, the stepper at its first stage
+    expect(page.locator("#stepper .anju-flowbar__item_on")).to_have_text("完善承租信息")
+    expect(page.locator("#stepper li")).to_have_text(
+        ["完善承租信息", "人脸识别", "签订合同", "押金缴纳", "待审核"]
+    )
+    expect(page.locator("#unit-label")).to_contain_text("3栋1201")
+    expect(page.locator("#unit-rent")).to_have_text("1469.00元")
+    expect(page.locator("#unit-deposit")).to_have_text("2938.00元")
+    expect(page.locator("#applicant-name")).to_have_text(NAME)
+    expect(page.locator("#mobile-masked")).to_have_text(applicant.mobile_masked)
+    page.evaluate("window.notReloaded = true")
+
+    # 修改手机号: the code goes to the new number.
+    page.get_by_role("button", name="修改手机号").tap()
+    page.get_by_label("新手机号").fill(NEW_MOBILE)
+    page.locator("#mobile-send").tap()
+    expect(page.locator("#mobile-send")).to_have_text(COUNTDOWN)
+    expect(page.locator("#mobile-info")).to_have_text("验证码已发送至新手机号码，请注意查收。")
+    page.locator("#mobile-code").fill(orm(latest_code, NEW_MOBILE))
+    page.get_by_role("button", name="确认修改").tap()
+    expect(page.locator("#mobile-masked")).to_have_text("139****5678")
+    expect(page.locator("#mobile-form")).to_be_hidden()
+    assert orm(Applicant.objects.get, pk=applicant.pk).mobile == NEW_MOBILE
+
+    # 租金托收: the holder is the applicant; without the card photos the API says so.
+    expect(page.get_by_label("账户名")).to_have_value(NAME)
+    page.get_by_label("托收银行").select_option(label="中国工商银行")
+    page.get_by_label("银行卡号").fill(ACCOUNT)
+    submit = page.get_by_role("button", name="提交，下一步")
+    submit.tap()
+    expect(page.locator("#form-error")).to_have_text("请上传银行卡正反面照片")
+
+    for side, label in (("front", "银行卡正面"), ("back", "银行卡反面")):
+        page.get_by_label(label, exact=True).set_input_files(
+            {"name": f"{side}.jpg", "mimeType": "image/jpeg", "buffer": photo_bytes()}
+        )
+        expect(page.locator(f"#photo-{side}-state")).to_have_text("已上传，点击可重新上传")
+        preview = page.locator(f"#photo-{side}-preview")
+        expect(preview).to_be_visible()
+        expect(preview).to_have_js_property("complete", True)
+        assert preview.evaluate("img => img.naturalWidth") > 0
+    page.screenshot(path=str(RESULTS / "lease-info.png"), full_page=True)
+    submit.tap()
+
+    # ---- 人脸识别: the QR code, opened on the phone; the phone flow stops after the face check
+    _qr_shown(page, "人脸识别")
+    expect(page.locator("#qr-instruction")).to_have_text("请使用手机微信扫描二维码完成人脸识别")
+    expect(page.locator("#stepper .anju-flowbar__item_on")).to_have_text("人脸识别")
+    expect(page.locator("#live-state")).to_have_text("实时")
+    expect(page.get_by_role("link", name="在本机继续")).to_have_attribute(
+        "href", f"/h5/signing/{aid}/sign/?until=face"
+    )
+    page.screenshot(path=str(RESULTS / "lease-face-qr.png"), full_page=True)
+    scanner, scanner_errors = _second_tab(page)
+    scanner.goto(orm(_qr_url, live_url, aid, "face"))
+    expect(scanner).to_have_url(f"{live_url}/h5/signing/{aid}/sign/?until=face")
+    _expect_done(page, "已扫码")
+    scanner.get_by_role("button", name="下一步").tap()
+    scanner.get_by_label("点击开始，即表示已阅读并同意").check()
+    scanner.get_by_role("button", name="开始", exact=True).tap()
+    scanner.get_by_label("已阅读并同意", exact=True).check()
+    scanner.get_by_role("button", name="确定", exact=True).tap()
+    _expect_done(page, "查看电子合同", "核对实名信息")
+    scanner.get_by_role("button", name="开始人脸识别").tap()
+    expect(scanner).to_have_url(re.compile(r"/dev/face/devface_"))
+    scanner.get_by_role("button", name="模拟通过").tap()
+    expect(scanner.locator("#closed-title")).to_have_text("人脸识别已完成，请回到电脑端继续")
+    expect(scanner.get_by_role("heading", name="阅读协议")).to_be_hidden()
+    scanner.screenshot(path=str(RESULTS / "lease-face-done.png"), full_page=True)
+
+    # ---- 签订合同: the lease page moved on by itself, with the contract's code
+    _qr_shown(page, "签订合同")
+    expect(page.locator("#qr-instruction")).to_have_text("请使用手机微信扫描二维码阅读并签署合同")
+    expect(page.locator("#stepper .anju-flowbar__item_done")).to_have_text(
+        ["完善承租信息", "人脸识别"]
+    )
+    expect(page.locator("#progress li.anju-progress__item_done")).to_have_count(0)
+    page.set_viewport_size({"width": 1280, "height": 800})  # as on a desktop, for the record
+    page.screenshot(path=str(RESULTS / "lease-contract-qr-wide.png"), full_page=True)
+    page.set_viewport_size(PHONE["viewport"])
+    scanner.goto(orm(_qr_url, live_url, aid, "sign"))
+    expect(scanner).to_have_url(f"{live_url}/h5/signing/{aid}/sign/")
+    _expect_done(page, "已扫码")
+    finger = Finger(scanner)
+    reader = scanner.locator("#reader")
+    expect(reader).to_contain_text("3栋1201")
+    scanner.clock.fast_forward("00:20")  # twenty seconds of reading
+    finger.scroll_to_end(reader)
+    scanner.get_by_role("button", name="阅读并确认").tap()
+    _expect_done(page, "阅读并确认合同")
+    scanner.get_by_role("button", name="第1字「林」，点击书写").tap()
+    _write(scanner, finger, LIN)
+    scanner.get_by_role("dialog", name="书写「林」（第1字，共2字）").get_by_role(
+        "button", name="确定"
+    ).tap()
+    pad = scanner.get_by_role("dialog", name="书写「安」（第2字，共2字）")
+    expect(pad).to_be_visible()
+    _write(scanner, finger, AN)
+    pad.get_by_role("button", name="确定").tap()
+    expect(pad).to_be_hidden()
+    scanner.locator("#signature-ok").tap()
+    _expect_done(page, "手写签名")
+    scanner.get_by_role("button", name="获取验证码").tap()
+    expect(scanner.locator("#sms-send")).to_have_text(COUNTDOWN)
+    scanner.get_by_label("验证码").fill(orm(_sign_code, NEW_MOBILE))
+    scanner.get_by_role("button", name="提交").tap()
+    expect(scanner.locator("#step-done")).to_be_visible(timeout=30_000)
+    # Signed, not yet submitted: a lease goes on to the deposit.
+    expect(scanner.locator("#done-title")).to_have_text("合同已签署，请继续缴纳押金")
+    expect(scanner.locator("#done-next")).to_have_attribute("href", f"/h5/lease/{lid}/")
+    assert orm(Agreement.objects.get, pk=aid).status == Agreement.Status.SIGNED
+
+    # ---- 押金缴纳: the deposit's code → the phone's deposit page → the cashier
+    _qr_shown(page, "押金缴纳")
+    expect(page.locator("#qr-instruction")).to_have_text("请使用手机微信扫描二维码缴纳押金")
+    expect(page.get_by_role("link", name="在本机继续")).to_have_attribute(
+        "href", f"/h5/lease/{lid}/deposit/"
+    )
+    scanner.goto(orm(_qr_url, live_url, aid, "deposit"))
+    expect(scanner).to_have_url(f"{live_url}/h5/lease/{lid}/deposit/")
+    _expect_done(page, "已扫码")
+    expect(scanner.locator("#deposit-amount")).to_have_text("¥2938.00")
+    scanner.screenshot(path=str(RESULTS / "lease-deposit.png"), full_page=True)
+    scanner.get_by_role("button", name="确认支付").tap()
+    expect(scanner).to_have_url(re.compile(r"/dev/pay/wx\d{14}[0-9a-f]{20}/$"))
+    expect(scanner.locator("#pay-amount")).to_have_text("¥2938.00")
+    scanner.get_by_role("button", name="确认支付").tap()
+    expect(scanner.locator("#done-title")).to_have_text("押金缴纳成功，签约申请已提交")
+    expect(scanner).to_have_url(f"{live_url}/h5/lease/{lid}/deposit/")  # out_trade_no forgotten
+    scanner.screenshot(path=str(RESULTS / "lease-deposit-done.png"), full_page=True)
+    payment = orm(DepositPayment.objects.get, lease_id=lid)
+    assert payment.status == DepositPayment.Status.PAID and payment.amount_fen == 293800
+    # The provider's notification reached the live server over HTTP and was applied.
+    assert orm(lambda: PaymentNotification.objects.filter(outcome="applied").count()) == 1
+
+    # ---- the lease page heard it and shows the application submitted, never reloaded
+    expect(page.locator("#review-title")).to_contain_text("签约申请已提交")
+    expect(page.locator("#stepper .anju-flowbar__item_on")).to_have_text("待审核")
+    expect(page.locator("#summary")).to_contain_text(payment.receipt_no)
+    expect(page.locator("#live-state")).to_be_hidden()
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=str(RESULTS / "lease-review.png"), full_page=True)
+    scanner.close()
+    assert not scanner_errors, f"uncaught JavaScript errors on the second tab: {scanner_errors}"
+
+    # ---- 网上签约 lists the lease (not its agreement again) with its stage
+    page.goto("/h5/signing/")
+    card = page.locator(f'#leases article[data-lease-id="{lid}"]')
+    expect(card.locator(".anju-badge")).to_have_text("待审核")
+    expect(card.get_by_role("button", name="查看详情")).to_have_attribute(
+        "href", f"/h5/lease/{lid}/"
+    )
+    expect(page.locator(f'#agreements article[data-agreement-id="{aid}"]')).to_have_count(0)
+
+    # ---- 「我的」 → 网上签约记录 → 「查看详情」; once approved, the materials
+    orm(_approve, aid)
+    page.goto("/h5/")
+    page.get_by_role("link", name="我的", exact=True).tap()
+    page.get_by_role("link", name=re.compile("^网上签约记录")).tap()
+    card = page.locator(f'article[data-lease-id="{lid}"]')
+    expect(card.locator(".anju-badge")).to_have_text("审核通过")
+    card.get_by_role("button", name="查看详情").tap()
+    expect(page).to_have_url(f"{live_url}/h5/lease/{lid}/")
+    contract = page.get_by_role("button", name="下载合同")
+    receipt = page.get_by_role("button", name="下载押金收据")
+    expect(contract).to_have_attribute(
+        "href", f"/api/v1/signing/agreements/{aid}/document/?download=1"
+    )
+    expect(receipt).to_have_attribute("href", f"/api/v1/lease/{lid}/receipt/?download=1")
+    page.screenshot(path=str(RESULTS / "lease-approved.png"), full_page=True)
+    for link in (contract, receipt):
+        pdf = page.request.get(link.get_attribute("href"))
+        assert pdf.ok and pdf.body().startswith(b"%PDF")
+
+
+def _lease_started(applicant_pk: int) -> int:
+    from core.context import RequestContext
+    from signing import lease as leases
+
+    applicant = Applicant.objects.get(pk=applicant_pk)
+    ctx = RequestContext(ip="10.0.0.8", user_agent="pytest")
+    return leases.lease_start(applicant=applicant, ctx=ctx, now=timezone.now()).pk
+
+
+def test_back_from_the_cashier_before_the_result_is_known(page, live_url, orm):
+    """The cashier sent the phone back (?out_trade_no=…) but the payment is not known yet:
+    the page asks a few times, then offers 「刷新」. The API's answers are held back here
+    (the lease shown at 押金缴纳, the order unpaid until the test says so)."""
+    from django.conf import settings
+
+    from tests.browser.test_signing_flow import _logged_in_session
+
+    setup = orm(_allocated_just_now)
+    lid = orm(_lease_started, setup.applicant.pk)
+    page.context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": orm(_logged_in_session, setup.applicant.pk),
+                "url": live_url,
+            }
+        ]
+    )
+    lease = page.request.get(f"/api/v1/lease/{lid}/").json()
+    lease.update(stage="deposit", stage_label="押金缴纳")
+    payment = {
+        "status": "created",
+        "status_label": "待支付",
+        "out_trade_no": "AJ20261122000000ABCDEF",
+        "paid_at": None,
+        "receipt_no": "",
+    }
+    asked = {"refresh": 0, "paid": False}
+
+    def refresh(route) -> None:
+        asked["refresh"] += 1
+        if asked["paid"]:
+            paid = {**payment, "status": "paid", "status_label": "已支付"}
+            paid.update(paid_at=timezone.now().isoformat(), receipt_no="YJ2026112200000009")
+            route.fulfill(json={**lease, "stage": "review", "payment": paid})
+        else:
+            route.fulfill(json={**lease, "payment": payment})
+
+    page.route(f"**/api/v1/lease/{lid}/", lambda route: route.fulfill(json=lease))
+    page.route(f"**/api/v1/lease/{lid}/deposit/refresh/", refresh)
+
+    page.goto(f"/h5/lease/{lid}/deposit/?out_trade_no={payment['out_trade_no']}")
+    expect(page.locator("#wait-title")).to_have_text("正在确认支付结果…")
+    expect(page.locator("#wait-title")).to_have_text("暂未查询到支付结果", timeout=20_000)
+    assert asked["refresh"] == 5
+    refresh_button = page.get_by_role("button", name="刷新", exact=True)
+    expect(refresh_button).to_be_visible()
+    expect(page.get_by_role("button", name="重新支付")).to_be_visible()
+    page.screenshot(path=str(RESULTS / "lease-deposit-pending.png"), full_page=True)
+
+    asked["paid"] = True
+    refresh_button.tap()
+    expect(page.locator("#done-title")).to_have_text("押金缴纳成功，签约申请已提交")
+    expect(page.locator("#done-rows")).to_contain_text("YJ2026112200000009")
+    expect(page).to_have_url(f"{live_url}/h5/lease/{lid}/deposit/")
+    assert asked["refresh"] == 6
