@@ -22,6 +22,8 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
     OPERATOR: {
         ("signing", "agreement"): ("view", "add"),
         ("signing", "agreementtemplate"): ("view",),
+        ("signing", "lease"): ("view",),
+        ("signing", "paymentnotification"): ("view",),
         ("accounts", "family"): _EDIT,
         ("accounts", "applicant"): _EDIT,
         ("selection", "round"): _EDIT,
@@ -34,6 +36,8 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
     REVIEWER: {
         ("signing", "agreement"): ("view", "review"),
         ("signing", "agreementtemplate"): ("view",),
+        ("signing", "lease"): ("view",),
+        ("signing", "paymentnotification"): ("view",),
         ("accounts", "family"): ("view",),
         ("accounts", "applicant"): ("view",),
         ("selection", "round"): ("view",),

@@ -11,12 +11,15 @@ from accounts.models import User
 from core.context import RequestContext
 from core.errors import DomainError
 from signing import deposit, services
+from signing.documents import document_sign
 from signing.lease import lease_start
 from signing.lease_gates import Stage, lease_stage
-from signing.models import Agreement, DepositPayment, Lease
+from signing.models import Agreement, DepositPayment, Lease, SignatureCharacter
 from signing.payments.base import PaymentNotice
+from signing.signature import character_clean
 from sms.models import SmsMessage
 from tests.signing.lease_worlds import ACCOUNT, NOW, make_lease_world
+from tests.signing.worlds import strokes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,6 +38,24 @@ def signed_lease(*, paid: bool):
     Agreement.objects.filter(pk=lease.agreement_id).update(
         status="signed", step=Agreement.Step.SUBMITTED, signed_at=NOW
     )
+    # The signature and signed PDF the seal goes on (the steps are in test_lease_journey).
+    agreement = Agreement.objects.get(pk=lease.agreement_id)
+    for index, expected in enumerate(agreement.signer_name):
+        clean = character_clean(strokes=strokes(), width=300, height=300)
+        SignatureCharacter.objects.create(
+            agreement=agreement,
+            attempt=agreement.attempt,
+            index=index,
+            expected=expected,
+            strokes=clean.strokes,
+            box_width=clean.width,
+            box_height=clean.height,
+            png=clean.png,
+            png_sha256=clean.png_sha256,
+            strokes_sha256=clean.strokes_sha256,
+            drawn_at=NOW,
+        )
+    document_sign(agreement=agreement, now=NOW)
     if paid:
         payment = deposit.deposit_order_prepare(lease_id=lease.pk, now=NOW)
         deposit.deposit_notice_apply(
@@ -111,3 +132,91 @@ def test_the_window_end_voids_a_signed_unpaid_lease_but_not_a_paid_one():
     assert lease_stage(Lease.objects.get(pk=unpaid.pk)) == Stage.CLOSED
     assert Agreement.objects.get(pk=paid.agreement_id).status == "signed"
     assert services.agreements_void_due(now=ends + timedelta(days=1)) == []
+
+
+@pytest.fixture
+def staff_client():
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    from accounts.roles import roles_sync
+
+    roles_sync()
+
+    def login(role: str) -> Client:
+        user = User.objects.create_user(username=f"{role}-lease", is_staff=True)
+        user.groups.set([Group.objects.get(name=role)])
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return login
+
+
+def with_card_photos(lease: Lease) -> None:
+    from signing.images import card_photo_clean
+    from signing.models import CardPhoto
+    from tests.signing.lease_worlds import photo_bytes
+
+    clean = card_photo_clean(data=photo_bytes())
+    for side in CardPhoto.Side.values:
+        CardPhoto.objects.create(
+            lease=lease,
+            side=side,
+            image=clean.data,
+            content_type=clean.content_type,
+            width=clean.width,
+            height=clean.height,
+            sha256=clean.sha256,
+            source_sha256=clean.source_sha256,
+            source_format=clean.source_format,
+            uploaded_at=NOW,
+        )
+
+
+def test_staff_review_page_shows_the_lease_and_approves_only_a_paid_one(staff_client):
+    from accounts.models import AuditEntry
+
+    _, unpaid = signed_lease(paid=False)
+    _, paid = signed_lease(paid=True)
+    with_card_photos(paid)
+    reviewer_ = staff_client("reviewer")
+    page = reviewer_.get(f"/admin/signing/agreement/{paid.agreement_id}/review/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "租赁签约" in text and "6222 **** **** 0128" in text and "已支付" in text
+    card = reviewer_.get(f"/admin/signing/agreement/{paid.agreement_id}/card/front/")
+    assert card.status_code == 200 and card["Content-Type"] == "image/jpeg"
+    assert "no-store" in card["Cache-Control"] and "private" in card["Cache-Control"]
+    assert AuditEntry.objects.filter(action="signing.card_photo_view").count() == 1
+    assert (
+        reviewer_.get(f"/admin/signing/agreement/{paid.agreement_id}/card/side/").status_code == 404
+    )
+    assert (
+        reviewer_.get(f"/admin/signing/agreement/{unpaid.agreement_id}/card/front/").status_code
+        == 404
+    )
+
+    # Before the deposit: the page says so and approving changes nothing.
+    page = reviewer_.get(f"/admin/signing/agreement/{unpaid.agreement_id}/review/")
+    assert "押金尚未缴纳" in page.content.decode()
+    reviewer_.post(f"/admin/signing/agreement/{unpaid.agreement_id}/review/", {"action": "approve"})
+    assert Agreement.objects.get(pk=unpaid.agreement_id).status == "signed"
+
+    reviewer_.post(f"/admin/signing/agreement/{paid.agreement_id}/review/", {"action": "approve"})
+    assert Agreement.objects.get(pk=paid.agreement_id).status == "sealed"
+    assert lease_stage(Lease.objects.get(pk=paid.pk)) == Stage.APPROVED
+    assert reviewer_.get("/admin/signing/lease/").status_code == 200
+    assert reviewer_.get("/admin/signing/paymentnotification/").status_code == 200
+
+
+def test_card_photos_are_not_for_applicants_or_the_anonymous(staff_client):
+    from django.test import Client
+
+    world, paid = signed_lease(paid=True)
+    with_card_photos(paid)
+    url = f"/admin/signing/agreement/{paid.agreement_id}/card/front/"
+    assert Client().get(url).status_code == 302  # to the admin login
+    applicant = Client()
+    applicant.force_login(world.applicant.user)
+    assert applicant.get(url).status_code == 302  # not staff
