@@ -52,6 +52,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from accounts.validators import mask_id_number
+from core.webhooks import header_value, webhook_post
 from signing.face.base import FaceCallbackInvalid, FaceResult, FaceStart
 
 logger = logging.getLogger("anju.face")
@@ -215,32 +216,17 @@ def dev_face_decide(
 def _deliver(callback_url: str, payload: dict, now: datetime) -> bool:
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     headers = dev_signed_headers(body=body, timestamp=int(now.timestamp()))
-    headers["Content-Type"] = "application/json"
-    try:
-        # Our own server, never through a proxy from the environment.
-        with httpx.Client(
-            timeout=CALLBACK_TIMEOUT_SECONDS, transport=callback_transport, trust_env=False
-        ) as client:
-            response = client.post(callback_url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        logger.warning("dev face callback to %s failed: %s", callback_url, type(exc).__name__)
-        return False
-    if not response.is_success:
-        logger.warning(
-            "dev face callback to %s answered HTTP %s", callback_url, response.status_code
-        )
-    return response.is_success
+    return webhook_post(
+        url=callback_url,
+        body=body,
+        headers=headers,
+        transport=callback_transport,
+        timeout=CALLBACK_TIMEOUT_SECONDS,
+        what="dev face callback",
+    )
 
 
 # ---------------------------------------------------------------------------- our side
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return str(value).strip()
-    return ""
 
 
 class DevFaceProvider:
@@ -279,9 +265,9 @@ class DevFaceProvider:
         )
 
     def parse_callback(self, *, body: bytes, headers: Mapping[str, str]) -> FaceResult:
-        timestamp = _header(headers, HEADER_TIMESTAMP)
-        nonce = _header(headers, HEADER_NONCE)
-        signature = _header(headers, HEADER_SIGNATURE).lower()
+        timestamp = header_value(headers, HEADER_TIMESTAMP)
+        nonce = header_value(headers, HEADER_NONCE)
+        signature = header_value(headers, HEADER_SIGNATURE).lower()
         if not (timestamp and nonce and signature):
             raise FaceCallbackInvalid(message="人脸识别结果通知缺少签名")
         if not (

@@ -90,6 +90,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from core.webhooks import header_value, webhook_post
 from signing.ca import _locked, _write_atomic
 from signing.payments.base import (
     PaymentNotice,
@@ -579,32 +580,17 @@ def dev_pay_confirm(*, prepay_id: str, now: datetime | None = None) -> DevPayOut
 
 
 def _deliver(notify_url: str, body: bytes, headers: dict[str, str]) -> bool:
-    headers = {**headers, "Content-Type": "application/json"}
-    try:
-        # Our own server, never through a proxy from the environment.
-        with httpx.Client(
-            timeout=CALLBACK_TIMEOUT_SECONDS, transport=callback_transport, trust_env=False
-        ) as client:
-            response = client.post(notify_url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        logger.warning("dev payment notification to %s failed: %s", notify_url, type(exc).__name__)
-        return False
-    if not response.is_success:
-        logger.warning(
-            "dev payment notification to %s answered HTTP %s", notify_url, response.status_code
-        )
-    return response.is_success
+    return webhook_post(
+        url=notify_url,
+        body=body,
+        headers=headers,
+        transport=callback_transport,
+        timeout=CALLBACK_TIMEOUT_SECONDS,
+        what="dev payment notification",
+    )
 
 
 # ---------------------------------------------------------------------------- our side
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return str(value).strip()
-    return ""
 
 
 def _malformed(message: str = "支付结果通知格式不正确") -> PaymentNotificationMalformed:
@@ -687,11 +673,11 @@ class DevPayProvider:
     # --------------------------------------------------------------- parse_notification
 
     def parse_notification(self, *, body: bytes, headers: Mapping[str, str]) -> PaymentNotice:
-        timestamp = _header(headers, HEADER_TIMESTAMP)
-        nonce = _header(headers, HEADER_NONCE)
-        serial = _header(headers, HEADER_SERIAL)
-        signature = _header(headers, HEADER_SIGNATURE)
-        signature_type = _header(headers, HEADER_SIGNATURE_TYPE)
+        timestamp = header_value(headers, HEADER_TIMESTAMP)
+        nonce = header_value(headers, HEADER_NONCE)
+        serial = header_value(headers, HEADER_SERIAL)
+        signature = header_value(headers, HEADER_SIGNATURE)
+        signature_type = header_value(headers, HEADER_SIGNATURE_TYPE)
         if not (timestamp and nonce and serial and signature):
             raise PaymentNotificationInvalid(message="支付结果通知缺少签名")
         if not (

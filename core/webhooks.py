@@ -1,0 +1,46 @@
+"""Both sides of a server-to-server notification, shared by the development providers
+(signing/face/dev.py, signing/payments/dev.py), which act as the provider's server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import httpx
+
+logger = logging.getLogger("anju.webhooks")
+
+
+def webhook_post(
+    *,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    transport: httpx.BaseTransport | None,
+    timeout: float,
+    what: str,
+) -> bool:
+    """POST `body` as JSON to `url` and say whether it answered 2xx. Never through a proxy
+    from the environment (the receiver is our own server); `transport` lets tests route it
+    into the app. Failures are logged with `what`, never raised: the provider's page goes on
+    and our side can still ask for the result."""
+    try:
+        with httpx.Client(timeout=timeout, transport=transport, trust_env=False) as client:
+            response = client.post(
+                url, content=body, headers={**headers, "Content-Type": "application/json"}
+            )
+    except httpx.HTTPError as exc:
+        logger.warning("%s to %s failed: %s", what, url, type(exc).__name__)
+        return False
+    if not response.is_success:
+        logger.warning("%s to %s answered HTTP %s", what, url, response.status_code)
+    return response.is_success
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str:
+    """A request header by name, case-insensitively, stripped; "" when absent."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return str(value).strip()
+    return ""
