@@ -23,7 +23,7 @@ from core.errors import DomainError, ValidationFailed
 from mobile_api.auth import IsApplicant
 from mobile_api.errors import error_body
 from mobile_api.schema import ERROR_RESPONSES, ErrorSerializer
-from mobile_api.signing_api import agreement_json, qr_ticket_json
+from mobile_api.signing_api import agreement_json, pdf_response, qr_ticket_json
 from signing import deposit
 from signing import lease as leases
 from signing.documents import document_latest
@@ -370,13 +370,7 @@ class ReceiptApi(APIView):
     def get(self, request, lease_id: int):
         lease = _lease(request, lease_id)
         pdf = deposit.deposit_receipt_pdf_for(lease=lease)
-        response = HttpResponse(pdf, content_type="application/pdf")
-        disposition = "attachment" if request.query_params.get("download") else "inline"
-        response["Content-Disposition"] = (
-            f'{disposition}; filename="deposit-receipt-{lease.pk}.pdf"'
-        )
-        response["Cache-Control"] = "private, no-store"
-        return response
+        return pdf_response(request, pdf, f"deposit-receipt-{lease.pk}.pdf")
 
 
 class PaymentNotifyApi(APIView):

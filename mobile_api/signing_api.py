@@ -341,13 +341,18 @@ class DocumentApi(APIView):
         document = document_latest(agreement=agreement)
         if document is None:
             raise DomainError("document_not_ready", "协议文件尚未生成", kind="not_found")
-        response = HttpResponse(bytes(document.pdf), content_type="application/pdf")
-        disposition = "attachment" if request.query_params.get("download") else "inline"
-        response["Content-Disposition"] = (
-            f'{disposition}; filename="agreement-{agreement.verification_code}.pdf"'
+        return pdf_response(
+            request, bytes(document.pdf), f"agreement-{agreement.verification_code}.pdf"
         )
-        response["Cache-Control"] = "private, no-store"
-        return response
+
+
+def pdf_response(request, pdf: bytes, filename: str) -> HttpResponse:
+    """A private PDF: shown inline, or saved with ?download=1."""
+    response = HttpResponse(pdf, content_type="application/pdf")
+    disposition = "attachment" if request.query_params.get("download") else "inline"
+    response["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 class VerifyApi(APIView):
