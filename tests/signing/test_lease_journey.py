@@ -29,7 +29,8 @@ from signing.models import (
     PaymentNotification,
 )
 from signing.payments import dev as pay_dev
-from sms.models import DevInboxMessage, SmsMessage
+from sms.models import DevInboxMessage, Purpose, SmsMessage
+from sms.services import sms_code_send
 from tests.mobile_api.conftest import ApiClient, error_code
 from tests.signing.lease_worlds import (
     ACCOUNT,
@@ -115,6 +116,12 @@ def test_the_whole_lease_journey_through_the_api(world, notify, settings):
         wrong = "000000" if code != "000000" else "111111"
         refused = phone.post(f"{lbase}/mobile/", {"mobile": NEW_MOBILE, "code": wrong})
         assert error_code(refused) == "sms_code_invalid"
+        # A real code of another purpose, sent to the same new number, does not do either.
+        sms_code_send(purpose=Purpose.LOGIN, subject="someone", phone=NEW_MOBILE, ip="10.3.0.5")
+        login_code = code_sent_to(NEW_MOBILE, "登录")
+        refused = phone.post(f"{lbase}/mobile/", {"mobile": NEW_MOBILE, "code": login_code})
+        assert error_code(refused) == "sms_code_invalid"
+        assert Applicant.objects.get(pk=applicant.pk).mobile != NEW_MOBILE
         changed = phone.post(f"{lbase}/mobile/", {"mobile": NEW_MOBILE, "code": code})
         assert changed.status_code == 200, changed.content
         assert Applicant.objects.get(pk=applicant.pk).mobile == NEW_MOBILE
@@ -289,6 +296,15 @@ def test_another_familys_lease_photos_and_receipt_are_unreachable(world, notify)
         ):
             assert error_code(other.post(url, body)) == "lease_not_found", url
         assert error_code(upload(other, lid, "back", photo_bytes())) == "lease_not_found"
+        aid = Lease.objects.get(pk=lid).agreement_id
+        for url in (
+            f"/api/v1/signing/agreements/{aid}/",
+            f"/api/v1/signing/agreements/{aid}/document/",
+        ):
+            assert error_code(other.get(url)) == "agreement_not_found", url
+        assert error_code(other.post(f"/api/v1/signing/agreements/{aid}/qr/")) == (
+            "agreement_not_found"
+        )
         assert CardPhoto.objects.filter(lease_id=lid).count() == 1
         # The other family's own lease is its own, not this one.
         assert other.post("/api/v1/lease/start/").json()["id"] != lid
