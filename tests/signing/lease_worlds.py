@@ -90,3 +90,12 @@ class NotifyTransport(httpx.BaseTransport):
         )
         self.calls.append({"body": body, "headers": headers, "status": response.status_code})
         return httpx.Response(response.status_code, content=response.content)
+
+
+def signing_ca_from_before(settings, directory) -> None:
+    """A development CA made before NOW: the lease world's time is pinned in March 2026, and a
+    CA made on the day the suite runs would not be valid yet when the contract is sealed."""
+    from signing.ca import dev_ca_ensure
+
+    dev_ca_ensure(directory=directory, now=NOW - timedelta(days=30))
+    settings.SIGNING = {**settings.SIGNING, "CA_DIR": directory, "DEV_CA_AUTOCREATE": False}

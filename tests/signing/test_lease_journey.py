@@ -39,6 +39,7 @@ from tests.signing.lease_worlds import (
     NotifyTransport,
     make_lease_world,
     photo_bytes,
+    signing_ca_from_before,
 )
 from tests.signing.worlds import strokes
 
@@ -77,6 +78,7 @@ def world():
 @pytest.fixture
 def notify(monkeypatch, settings, tmp_path):
     settings.PAYMENT = {**settings.PAYMENT, "PLATFORM_KEY_DIR": tmp_path / "pay"}
+    signing_ca_from_before(settings, tmp_path / "ca")
     transport = NotifyTransport()
     monkeypatch.setattr(pay_dev, "callback_transport", transport)
     return transport

@@ -18,7 +18,7 @@ from signing.models import Agreement, DepositPayment, Lease, SignatureCharacter
 from signing.payments.base import PaymentNotice
 from signing.signature import character_clean
 from sms.models import SmsMessage
-from tests.signing.lease_worlds import ACCOUNT, NOW, make_lease_world
+from tests.signing.lease_worlds import ACCOUNT, NOW, make_lease_world, signing_ca_from_before
 from tests.signing.worlds import strokes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def platform_key(settings, tmp_path):
     settings.PAYMENT = {**settings.PAYMENT, "PLATFORM_KEY_DIR": tmp_path / "pay"}
+    signing_ca_from_before(settings, tmp_path / "ca")
 
 
 def signed_lease(*, paid: bool):
