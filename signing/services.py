@@ -20,7 +20,7 @@ from core.context import RequestContext
 from core.errors import NotAllowed, ValidationFailed
 from signing.evidence import evidence_append
 from signing.lease_gates import lease_review_gate, lease_void_due
-from signing.models import Agreement, AgreementTemplate
+from signing.models import Agreement, AgreementTemplate, Lease
 from signing.transitions import transition_apply
 from sms.services import sms_message_queue
 
@@ -136,7 +136,12 @@ def agreements_void_due(*, now: datetime) -> list[int]:
     """作废: every agreement still 待签字 when its window ends, and every lease signed but with
     its deposit still unpaid then. Conditional on the status under the row lock, so two
     clocks void each one once. Signed agreements (and paid leases) stay for review."""
-    unpaid_lease = Q(status=Agreement.Status.SIGNED, lease__deposit_paid_at__isnull=True)
+    # Each tick's reads touch one table per statement (no join): a statement holding one
+    # table while waiting for another can deadlock with a TRUNCATE or DDL taking them all.
+    unpaid = list(
+        Lease.objects.filter(deposit_paid_at__isnull=True).values_list("agreement_id", flat=True)
+    )
+    unpaid_lease = Q(status=Agreement.Status.SIGNED, pk__in=unpaid)
     voided = []
     for agreement_id in Agreement.objects.filter(
         Q(status=Agreement.Status.PENDING) | unpaid_lease, window_ends_at__lte=now
