@@ -61,15 +61,30 @@ def _mark_published(events: list[Event]) -> None:
     Event.objects.filter(pk__in=[e.pk for e in events]).update(published_at=timezone.now())
 
 
-def relay_once(*, layer=None, limit: int = BATCH) -> int:
+def _send_all(layer, frames: list[tuple[str, str]], loop: asyncio.AbstractEventLoop | None):
+    """Send the frames; on `loop` when given (the relay process keeps one loop, so the
+    layer keeps its Redis connections instead of opening new ones for every frame)."""
+    if not frames:
+        return
+
+    async def send() -> None:
+        for group, text in frames:
+            await layer.group_send(group, {"type": "stream.frame", "text": text})
+
+    if loop is None:
+        async_to_sync(send)()
+    else:
+        loop.run_until_complete(send())
+
+
+def relay_once(*, layer=None, limit: int = BATCH, loop=None) -> int:
     """Publish what is committed and unpublished; returns how many events went out. The
     claim and the send share one transaction on the outbox rows only (no domain locks), so
     a failed send leaves them unpublished for the next tick."""
     layer = layer or get_channel_layer()
     with transaction.atomic():
         events = _unpublished(limit)
-        for group, text in _frames(events):
-            async_to_sync(layer.group_send)(group, {"type": "stream.frame", "text": text})
+        _send_all(layer, _frames(events), loop)
         _mark_published(events)
     return len(events)
 
@@ -106,13 +121,14 @@ def relay_ensure_in_process() -> None:
         _task = asyncio.get_running_loop().create_task(relay_run_async())
 
 
-def heads_once(*, layer=None) -> int:
+def heads_once(*, layer=None, loop=None) -> int:
     layer = layer or get_channel_layer()
     heads = streams_active(since=timezone.now() - HEADS_WINDOW)
-    for stream, seq in heads.items():
-        async_to_sync(layer.group_send)(
-            group_name(stream), {"type": "stream.frame", "text": heads_frame({stream: seq})}
-        )
+    _send_all(
+        layer,
+        [(group_name(stream), heads_frame({stream: seq})) for stream, seq in heads.items()],
+        loop,
+    )
     return len(heads)
 
 
@@ -124,16 +140,18 @@ def relay_run(*, stop: threading.Event, tick: float = TICK_SECONDS) -> None:
     """Tick until `stop`. While Redis or the database is away it backs off to one try every
     2 s and logs once a minute, then says how many events went out when it recovers."""
     layer = get_channel_layer()
+    loop = asyncio.new_event_loop()  # one loop for the process: the layer's connections stay
     next_heads = time.monotonic()
     failing_since: float | None = None
     last_log = 0.0
     wait = tick
     while not stop.is_set():
         try:
-            close_old_connections()
-            sent = relay_once(layer=layer)
+            if failing_since is not None:
+                close_old_connections()  # after a failure only: not a reconnect every tick
+            sent = relay_once(layer=layer, loop=loop)
             if time.monotonic() >= next_heads:
-                heads_once(layer=layer)
+                heads_once(layer=layer, loop=loop)
                 next_heads = time.monotonic() + HEADS_EVERY_SECONDS
             if failing_since is not None:
                 logger.warning(
@@ -151,3 +169,4 @@ def relay_run(*, stop: threading.Event, tick: float = TICK_SECONDS) -> None:
                 last_log = now
             wait = min(MAX_BACKOFF_SECONDS, wait * 2)
         stop.wait(wait)
+    loop.close()
