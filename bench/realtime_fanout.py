@@ -1,7 +1,8 @@
 """Real-time fan-out: a burst of confirms reaching N broadcast watchers, against two baselines.
 
     .venv/bin/python bench/realtime_fanout.py [--clients 2000 --workers 1 --runs 2]
-        [--layers core,pubsub] [--systems ours,naive,raw] [--client-procs 2] [--fire http]
+        [--layers core,pubsub] [--systems ours,naive,raw] [--naive-layers core]
+        [--client-procs 2] [--fire http] [--split]
 
 The issue: on this 2-core machine, N websocket clients (default 2,000) on loopback and a burst
 of 50 confirms in one second; commit-to-receipt latency p50 / p99 and deliveries per second,
@@ -30,7 +31,10 @@ a failed handshake is retried up to 5 times, as a page reconnects). Then the 50 
 out one every 20 ms: `--fire http` (default) POSTs /api/v1/selection/<round>/confirm/ to the
 same daphne processes round-robin (the honest end-to-end case: the servers take the confirms
 AND fan out); `--fire service` calls selection_confirm from 50 threads of this process, so
-the servers only fan out.
+the servers only fan out. `--split` starts one more daphne process that takes all the HTTP
+(the confirms and the offline client's catch-up) while the K others hold only the sockets, as
+nginx can route /ws/ to its own upstream (the raw baseline keeps K servers). `--naive-layers`
+limits the naive baseline to some of the layers (it is slow at N = 2,000).
 
 Measures. Commit time: a deferred constraint trigger installed in the bench database only
 stamps each event with clock_timestamp() at its transaction's COMMIT. (Event.at = Allocation.at
@@ -81,7 +85,7 @@ LAYER_ENV = "ANJU_FANOUT_LAYER"  # "core+fast" etc.: see --layers
 
 if __name__ == "bench.realtime_fanout" and os.environ.get("DJANGO_SETTINGS_MODULE") == __name__:
     # Imported by a bench server or relay as its settings module: the app's settings with
-    # at most two changes, both proposals of docs/BENCHMARKS.md, neither applied to the app.
+    # the --layers switches (the proposals of docs/BENCHMARKS.md), none applied to the app.
     from config.settings import *  # noqa: F403
     from config.settings import REDIS_URL as _REDIS_URL
     from config.settings import redis_host as _redis_host
@@ -238,6 +242,11 @@ def parse_args() -> argparse.Namespace:
         "relay on one persistent event loop and DB connection (bench-only patches)",
     )
     parser.add_argument("--systems", default="ours,naive,raw")
+    parser.add_argument(
+        "--naive-layers",
+        default="",
+        help="the layers naive runs on (default: every one of --layers), e.g. core",
+    )
     parser.add_argument("--client-procs", type=int, default=2, help="P watcher processes")
     parser.add_argument(
         "--backlog",
@@ -258,6 +267,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--deadline", type=float, default=90.0, help="seconds after the burst to wait for receipts"
     )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="one more daphne process takes all HTTP (confirms, catch-up); the K others only "
+        "the sockets (as nginx could route /ws/ to its own upstream)",
+    )
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument(
         "--py-spy",
@@ -269,6 +284,10 @@ def parse_args() -> argparse.Namespace:
     args.clients = [int(n) for n in str(args.clients).split(",") if n.strip()]
     args.layers = [x.strip() for x in args.layers.split(",") if x.strip()]
     args.systems = [x.strip() for x in args.systems.split(",") if x.strip()]
+    args.naive_layers = [x.strip() for x in args.naive_layers.split(",") if x.strip()]
+    args.naive_layers = args.naive_layers or args.layers
+    if set(args.naive_layers) - set(args.layers):
+        parser.error("--naive-layers: a subset of --layers")
     if not args.clients or min(args.clients) < 1 or max(args.clients) > 10_000:
         parser.error("--clients: 1..10000")
     if not 1 <= args.workers <= 4 or not 1 <= args.client_procs <= 8 or args.runs < 1:
@@ -858,7 +877,7 @@ def summarize_profile(path: Path, top: int = 14) -> str:
 # --------------------------------------------------------------- the burst (HTTP)
 
 
-async def fire_burst(world, targets, session_keys, ports, burst_seconds, catch_up_port, last):
+async def fire_burst(world, targets, session_keys, ports, burst_seconds, catch_up_ports, last):
     """The confirms, one every burst_seconds / n, round-robin over the servers; then, as soon
     as the last is answered, the offline client's catch-up (the servers still fanning out)."""
     import httpx
@@ -909,7 +928,7 @@ async def fire_burst(world, targets, session_keys, ports, burst_seconds, catch_u
             asyncio.gather(*(confirm(i, start) for i in range(n))),
             timeout=burst_seconds + HTTP_TIMEOUT + 5,
         )
-        busy = await catch_up(client, catch_up_port, world.round_id, last)
+        busy = await catch_up(client, *catch_up_ports, world.round_id, last)
     return results, busy
 
 
@@ -959,25 +978,27 @@ def fire_service(world, targets, burst_seconds: float) -> list[dict]:
         return list(pool.map(one, range(n), timeout=burst_seconds + HTTP_TIMEOUT + 5))
 
 
-async def offline_prepare(port: int, round_id: int) -> int:
+async def offline_prepare(http_port: int, ws_port: int, round_id: int) -> int:
     """The client that goes offline: socket up, snapshot heads read, socket closed."""
     import httpx
     from websockets.asyncio.client import connect
 
     async with connect(
-        f"ws://127.0.0.1:{port}/ws/broadcast/{round_id}/",
-        origin=f"http://127.0.0.1:{port}",
+        f"ws://127.0.0.1:{ws_port}/ws/broadcast/{round_id}/",
+        origin=f"http://127.0.0.1:{ws_port}",
         compression=None,
         open_timeout=30,
     ) as ws:
         await asyncio.wait_for(ws.recv(), 30)
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
-            response = await client.get(f"http://127.0.0.1:{port}/api/v1/broadcast/{round_id}/")
+            response = await client.get(
+                f"http://127.0.0.1:{http_port}/api/v1/broadcast/{round_id}/"
+            )
             response.raise_for_status()
             return response.json()["heads"][f"round.{round_id}"]
 
 
-async def catch_up(client, port: int, round_id: int, last: int) -> dict:
+async def catch_up(client, http_port: int, ws_port: int, round_id: int, last: int) -> dict:
     """Reconnect as a page does (docs/REALTIME.md, rules 1-3): open the socket and, without
     waiting for it, GET the snapshot (heads first) and the events after `last` until `more`
     is false. Returns the time to holding every event up to the head; the socket's time (or
@@ -990,8 +1011,8 @@ async def catch_up(client, port: int, round_id: int, last: int) -> dict:
     async def open_socket() -> str:
         try:
             async with connect(
-                f"ws://127.0.0.1:{port}/ws/broadcast/{round_id}/",
-                origin=f"http://127.0.0.1:{port}",
+                f"ws://127.0.0.1:{ws_port}/ws/broadcast/{round_id}/",
+                origin=f"http://127.0.0.1:{ws_port}",
                 compression=None,
                 open_timeout=CATCH_UP_TIMEOUT,
             ) as ws:
@@ -1002,13 +1023,14 @@ async def catch_up(client, port: int, round_id: int, last: int) -> dict:
 
     async def fetch() -> tuple[int, set[int]]:
         seqs: set[int] = set()
-        snapshot = await client.get(f"http://127.0.0.1:{port}/api/v1/broadcast/{round_id}/")
+        base = f"http://127.0.0.1:{http_port}/api/v1"
+        snapshot = await client.get(f"{base}/broadcast/{round_id}/")
         snapshot.raise_for_status()
         head = snapshot.json()["heads"][stream]
         after = last
         for _ in range(100):  # 500 events a page
             page = await client.get(
-                f"http://127.0.0.1:{port}/api/v1/streams/{stream}/events/",
+                f"{base}/streams/{stream}/events/",
                 params={"after": after},
             )
             page.raise_for_status()
@@ -1042,11 +1064,11 @@ async def catch_up(client, port: int, round_id: int, last: int) -> dict:
     }
 
 
-async def catch_up_idle(port: int, round_id: int, last: int) -> dict:
+async def catch_up_idle(http_port: int, ws_port: int, round_id: int, last: int) -> dict:
     import httpx
 
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
-        return await catch_up(client, port, round_id, last)
+        return await catch_up(client, http_port, ws_port, round_id, last)
 
 
 async def raw_burst(ports: list[int], stream: str, data: list[dict], burst_seconds: float):
@@ -1077,6 +1099,7 @@ class Phase:
     layer: str
     n: int
     workers: int
+    split: bool = False  # --split: one more daphne process took all HTTP
     p50: float = float("nan")
     p99: float = float("nan")
     max: float = float("nan")
@@ -1267,7 +1290,11 @@ class Bench:
         from bench import confirm_http
 
         args = self.args
-        phase = Phase(system, layer, n, len(servers.ports))
+        # --split: the first process takes the HTTP (confirms, catch-up), the others the sockets
+        http_ports = servers.ports[:1] if args.split else servers.ports
+        ws_ports = servers.ports[1:] if args.split else servers.ports
+        catch_ports = (http_ports[0], ws_ports[0])
+        phase = Phase(system, layer, n, len(ws_ports), split=args.split)
         self.world_no += 1
         world, targets, keys = confirm_http.build_world(self.world_no, EVENTS, args.units)
         if system == "ours" and "loop" not in layer.split("+"):
@@ -1283,12 +1310,12 @@ class Bench:
             profiler = None
             try:
                 ok, errors, phase.connect_s = self.pool.connect(
-                    self.watcher_targets(n, servers.ports, f"/ws/broadcast/{world.round_id}/")
+                    self.watcher_targets(n, ws_ports, f"/ws/broadcast/{world.round_id}/")
                 )
                 phase.retries = self.pool.retries
                 if ok != n:
                     phase.problems.append(f"{n - ok} watchers failed to connect: {errors}")
-                last = asyncio.run(offline_prepare(servers.ports[0], world.round_id))
+                last = asyncio.run(offline_prepare(*catch_ports, world.round_id))
                 pids = [*[p.pid for p in servers.processes], relay.process.pid]
                 profiler = Profiler(
                     args.py_spy,
@@ -1307,15 +1334,15 @@ class Bench:
                             world,
                             targets,
                             keys,
-                            servers.ports,
+                            http_ports,
                             args.burst_seconds,
-                            servers.ports[0],
+                            catch_ports,
                             last,
                         )
                     )
                 else:
                     results = fire_service(world, targets, args.burst_seconds)
-                    phase.busy = asyncio.run(catch_up_idle(servers.ports[0], world.round_id, last))
+                    phase.busy = asyncio.run(catch_up_idle(*catch_ports, world.round_id, last))
                 rows, frames, client_cpu = self.pool.collect_finish(
                     args.burst_seconds + args.deadline + 60
                 )
@@ -1323,7 +1350,7 @@ class Bench:
                 phase.profile = profiler.stop()
                 phase.load = os.getloadavg()[0]
                 settle([p.pid for p in servers.processes])  # "idle": the burst is over
-                phase.idle = asyncio.run(catch_up_idle(servers.ports[0], world.round_id, last))
+                phase.idle = asyncio.run(catch_up_idle(*catch_ports, world.round_id, last))
                 outbox = outbox_of(world.round_id)
                 phase.problems += confirm_http.check(world, targets, results, args.units, EVENTS)
                 if sorted(outbox) != list(range(1, EVENTS + 1)):
@@ -1343,19 +1370,22 @@ class Bench:
                     phase.problems.append("an event has no commit stamp")
                     commit = at
                 phase.expected = n * EVENTS
-                k = len(servers.ports)
+                k = len(ws_ports)
                 analyse(phase, rows, [commit] * k, [at] * k)
                 if not phase.received:
                     phase.problems.append("no event reached any watcher")
                 phase.confirm_p99 = _lib.percentile([r["ms"] for r in results], 99)
                 answered = {targets[r["i"]]: r["done"] for r in results}
                 phase.stages = stages(rows, outbox, at, commit, answered)
-                phase.cpu = {
-                    "daphne": sum(cpu1[:k]) - sum(cpu0[:k]),
-                    "relay": cpu1[k] - cpu0[k],
-                    "redis": cpu1[-1] - cpu0[-1],
-                    "clients": client_cpu,
-                }
+                spent = [after - before for before, after in zip(cpu0, cpu1, strict=True)]
+                servers_n = len(servers.processes)  # K, or K + 1 with --split (HTTP first)
+                if args.split:
+                    phase.cpu = {"daphne-http": spent[0], "daphne-ws": sum(spent[1:servers_n])}
+                else:
+                    phase.cpu = {"daphne": sum(spent[:servers_n])}
+                phase.cpu.update(
+                    {"relay": spent[servers_n], "redis": spent[-1], "clients": client_cpu}
+                )
                 self.sample_data = [outbox[s]["data"] for s in sorted(outbox)]
             finally:
                 if profiler is not None:
@@ -1403,7 +1433,7 @@ def fmt_ms(value: float) -> str:
 def print_table(phases: list[Phase], title: str) -> None:
     print(f"\n{title}")
     header = (
-        f"{'system':<14}{'N':>6}{'K':>3}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'p99 at':>9}"
+        f"{'system':<14}{'N':>6}{'K':>5}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'p99 at':>9}"
         f"{'deliv/s':>10}{'recv/expected':>17}{'frames':>8}{'catch-up busy/idle ms':>23}"
         f"{'confirm p99':>13}  cpu s"
     )
@@ -1417,7 +1447,7 @@ def print_table(phases: list[Phase], title: str) -> None:
         )
         cpu = " ".join(f"{k} {v:.1f}" for k, v in p.cpu.items())
         print(
-            f"{p.label:<14}{p.n:>6}{p.workers:>3}{fmt_ms(p.p50):>9}{fmt_ms(p.p99):>9}"
+            f"{p.label:<14}{p.n:>6}{f'{p.workers}+1' if p.split else p.workers:>5}{fmt_ms(p.p50):>9}{fmt_ms(p.p99):>9}"
             f"{fmt_ms(p.max):>9}{fmt_ms(p.p99_at):>9}{p.rate:>10,.0f}{f'{p.received}/{p.expected}':>17}"
             f"{p.frames:>8.1f}{catch:>23}{fmt_ms(p.confirm_p99):>13}  {cpu}"
             + (f"  FAILED: {'; '.join(p.problems)}" if p.problems else "")
@@ -1500,8 +1530,9 @@ def main() -> int:
 
     base_env = {**os.environ}
     print(
-        f"realtime_fanout: N={args.clients}, K={args.workers} daphne process(es), "
-        f"layers {args.layers}, systems {args.systems}, {args.client_procs} watcher process(es), "
+        f"realtime_fanout: N={args.clients}, K={args.workers} daphne process(es)"
+        + (" for the sockets + 1 for all HTTP (--split), " if args.split else ", ")
+        + f"layers {args.layers}, systems {args.systems}, {args.client_procs} watcher process(es), "
         f"{EVENTS} confirms over {args.burst_seconds} s via {args.fire}, {args.runs} run(s); "
         f"fd limit {fds}; database {DB_NAME} migrated in {migrate_s:.1f} s; "
         f"{dropped} stale Redis keys dropped; load {os.getloadavg()[0]:.1f}"
@@ -1517,7 +1548,12 @@ def main() -> int:
                 sub = log_dir / layer
                 sub.mkdir()
                 servers[layer] = stack.enter_context(
-                    Servers(args.workers, layer_env(base_env, layer), sub, backlog=args.backlog)
+                    Servers(
+                        args.workers + args.split,
+                        layer_env(base_env, layer),
+                        sub,
+                        backlog=args.backlog,
+                    )
                 )
                 print(f"daphne [{layer}] on ports {servers[layer].ports} (logs in {sub})")
             raw, raw_ports = [], []
@@ -1555,6 +1591,8 @@ def main() -> int:
                     for layer, srv in servers.items():
                         env = layer_env(base_env, layer)
                         for system in ("ours", "naive"):
+                            if system == "naive" and layer not in args.naive_layers:
+                                continue
                             if system in args.systems:
                                 phases.append(bench.daphne_phase(system, layer, srv, env, n))
                     if raw:
