@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from accounts.services import device_session_status
 from events.streams import qr_stream, round_stream
 from realtime import access
+from realtime.hub import hub_for
 from realtime.protocol import group_name, server_time_ms
 from realtime.relay import relay_ensure_in_process
 
@@ -45,9 +46,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.close(code=close_code)
             return
         relay_ensure_in_process()
+        hub = hub_for(self.channel_layer)
         try:
             for stream in streams:
-                await self.channel_layer.group_add(group_name(stream), self.channel_name)
+                await hub.join(group_name(stream), self)
         except (RedisError, OSError) as exc:
             # The layer (Redis) is down: the page polls over HTTP until it can reconnect.
             logger.warning("channel layer unavailable at connect: %s", exc)
@@ -62,20 +64,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
         return None, CLOSE_FORBIDDEN
 
     async def disconnect(self, code):
+        hub = hub_for(self.channel_layer)
         for stream in getattr(self, "streams", []):
-            await self.channel_layer.group_discard(group_name(stream), self.channel_name)
-
-    async def dispatch(self, message):
-        # A relay frame touches no database: forward it at once, without channels' hop to a
-        # worker thread before every message (aclose_old_connections), which was over a
-        # quarter of a daphne's CPU under a burst to 2,000 sockets (docs/BENCHMARKS.md).
-        if message.get("type") == "stream.frame":
-            await self.send(text_data=message["text"])
-            return
-        await super().dispatch(message)
-
-    async def stream_frame(self, message):
-        await self.send(text_data=message["text"])
+            await hub.leave(group_name(stream), self)
 
     async def send_json(self, content):
         await self.send(text_data=json.dumps(content, ensure_ascii=False, separators=(",", ":")))

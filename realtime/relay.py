@@ -57,6 +57,12 @@ def _frames(events: list[Event]) -> list[tuple[str, str]]:
     ]
 
 
+def frame_message(group: str, text: str) -> dict:
+    """What the layer carries to each process's hub (realtime/hub.py): the frame and the
+    group it is for, which the hub hands to the local sockets following it."""
+    return {"type": "stream.frame", "group": group, "text": text}
+
+
 def _mark_published(events: list[Event]) -> None:
     Event.objects.filter(pk__in=[e.pk for e in events]).update(published_at=timezone.now())
 
@@ -69,7 +75,7 @@ def _send_all(layer, frames: list[tuple[str, str]], loop: asyncio.AbstractEventL
 
     async def send() -> None:
         for group, text in frames:
-            await layer.group_send(group, {"type": "stream.frame", "text": text})
+            await layer.group_send(group, frame_message(group, text))
 
     if loop is None:
         async_to_sync(send)()
@@ -105,7 +111,7 @@ async def relay_run_async(*, tick: float = TICK_SECONDS) -> None:
     while True:
         try:
             for group, text in await claim():
-                await layer.group_send(group, {"type": "stream.frame", "text": text})
+                await layer.group_send(group, frame_message(group, text))
         except Exception as exc:
             logger.warning("in-process relay tick failed, retrying: %s", exc)
         await asyncio.sleep(tick)
