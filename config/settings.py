@@ -173,17 +173,31 @@ def redis_host(url: str) -> dict:
 
 
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [redis_host(REDIS_URL)],
-                "prefix": os.environ.get("REDIS_PREFIX", "anju"),
-                "capacity": 1500,
-                "expiry": 30,
-            },
+    # pubsub (default): Redis PUBLISH/SUBSCRIBE; with one subscription per stream per process
+    # (realtime/hub.py, whose probe notices an outage) the fastest fan-out measured
+    # (docs/BENCHMARKS.md). core: Redis lists with capacity and expiry.
+    if os.environ.get("REALTIME_CHANNEL_LAYER", "pubsub") == "core":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [redis_host(REDIS_URL)],
+                    "prefix": os.environ.get("REDIS_PREFIX", "anju"),
+                    "capacity": 1500,
+                    "expiry": 30,
+                },
+            }
         }
-    }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {
+                    "hosts": [redis_host(REDIS_URL)],
+                    "prefix": os.environ.get("REDIS_PREFIX", "anju"),
+                },
+            }
+        }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -7,20 +7,28 @@ to the local sockets following that stream (docs/BENCHMARKS.md: a daphne's CPU p
 fell several-fold). Delivery stays at most once: a page that misses a frame notices the gap
 by the relay's heads and catches up over HTTP.
 
-If receiving from the layer fails (Redis away), every socket of the hub is closed with 1013
+If receiving from the layer fails (Redis away), every socket of the hub is closed with 4503
 (try again), as a socket's own receive loop would have ended it: the pages poll, reconnect
-when Redis is back, and join a fresh hub.
+when Redis is back, and join a fresh hub. Not every layer fails loudly (the pub/sub layer
+reconnects in the background and drops what was published meanwhile), so the hub also sends
+itself a probe every PROBE_EVERY seconds through the layer and treats a probe not back
+within PROBE_TIMEOUT as the same failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import weakref
 
 logger = logging.getLogger("anju.realtime")
 
-CLOSE_TRY_AGAIN = 1013
+# An application close code: the websocket library refuses to send the protocol's 1013
+# from a server, and a page treats any code but 4401/4403/4404 as "poll, then reconnect".
+CLOSE_TRY_AGAIN = 4503
+PROBE_EVERY = 2.0
+PROBE_TIMEOUT = 3.0
 
 
 class StreamHub:
@@ -30,17 +38,23 @@ class StreamHub:
         self.channel: str | None = None
         self._opened: asyncio.Task | None = None
         self._pump: asyncio.Task | None = None
+        self._watch: asyncio.Task | None = None
+        self._probe_back = asyncio.Event()
 
     async def _open(self) -> None:
         # The default prefix on purpose: channels-redis receives every process-local channel
         # through one shared list per prefix, and only one prefix is ever read.
         self.channel = await self.layer.new_channel()
-        self._pump = asyncio.get_running_loop().create_task(self._receive())
+        probe = f"hub-probe.{uuid.uuid4().hex}"
+        await self.layer.group_add(probe, self.channel)
+        loop = asyncio.get_running_loop()
+        self._pump = loop.create_task(self._receive())
+        self._watch = loop.create_task(self._probe(probe))
 
     async def join(self, group: str, consumer) -> None:
         """Follow `group` for `consumer`. The membership is (re)added on every join, which
         also refreshes it where the layer expires groups. Raises what the layer raises, and
-        ConnectionError when the hub's receive ended meanwhile (the socket closes with 1013)."""
+        ConnectionError when the hub's receive ended meanwhile (the socket closes with 4503)."""
         if self._opened is None or (
             self._opened.done() and (self._opened.cancelled() or self._opened.exception())
         ):
@@ -48,10 +62,13 @@ class StreamHub:
         opened = self._opened
         await asyncio.shield(opened)
         await self.layer.group_add(group, self.channel)
-        if opened is not self._opened or self._pump is None or self._pump.done():
+        if opened is not self._opened or any(t is None or t.done() for t in self._tasks()):
             # The receive died while this socket was joining: it would never hear a frame.
             raise ConnectionError("the channel layer's receive ended")
         self.members.setdefault(group, set()).add(consumer)
+
+    def _tasks(self) -> tuple:
+        return (self._pump, self._watch)
 
     async def leave(self, group: str, consumer) -> None:
         members = self.members.get(group)
@@ -69,6 +86,9 @@ class StreamHub:
         try:
             while True:
                 message = await self.layer.receive(self.channel)
+                if message.get("type") == "hub.probe":
+                    self._probe_back.set()
+                    continue
                 text = message.get("text")
                 for consumer in list(self.members.get(message.get("group", ""), ())):
                     try:
@@ -78,15 +98,33 @@ class StreamHub:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            logger.warning("hub lost the channel layer, closing its sockets: %s", exc)
-            sockets = {consumer for members in self.members.values() for consumer in members}
-            self.members.clear()
-            self._opened = None
-            for consumer in sockets:
-                try:
-                    await consumer.close(code=CLOSE_TRY_AGAIN)
-                except Exception:
-                    continue
+            await self._lost(exc, stop=self._watch)
+
+    async def _probe(self, probe: str) -> None:
+        try:
+            while True:
+                await asyncio.sleep(PROBE_EVERY)
+                self._probe_back.clear()
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    await self.layer.group_send(probe, {"type": "hub.probe", "group": probe})
+                    await self._probe_back.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # includes TimeoutError: the probe never came back
+            await self._lost(exc or "probe not returned", stop=self._pump)
+
+    async def _lost(self, exc, *, stop: asyncio.Task | None) -> None:
+        logger.warning("hub lost the channel layer, closing its sockets: %r", exc)
+        if stop is not None and stop is not asyncio.current_task():
+            stop.cancel()
+        sockets = {consumer for members in self.members.values() for consumer in members}
+        self.members.clear()
+        self._opened = None
+        for consumer in sockets:
+            try:
+                await consumer.close(code=CLOSE_TRY_AGAIN)
+            except Exception:
+                continue
 
 
 _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

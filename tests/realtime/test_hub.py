@@ -1,6 +1,6 @@
 """The per-process hub (realtime/hub.py): one layer membership per stream however many
 sockets follow it, every local socket still gets every frame, and losing the layer closes
-the hub's sockets with 1013 so the pages poll and reconnect."""
+the hub's sockets with 4503 so the pages poll and reconnect."""
 
 from __future__ import annotations
 
@@ -100,3 +100,53 @@ async def test_losing_the_layer_closes_the_hubs_sockets_with_try_again(flushed_l
 async def test_one_hub_per_event_loop_and_layer(flushed_layer):
     assert hub_for(flushed_layer) is hub_for(flushed_layer)
     assert hub_for(CountingLayer(flushed_layer)) is not hub_for(flushed_layer)
+
+
+async def test_a_layer_that_drops_messages_silently_is_noticed_by_the_probe(
+    flushed_layer, monkeypatch
+):
+    """The pub/sub layer does not fail during a Redis outage: it reconnects in the background
+    and what was published meanwhile is gone. The hub's probe does not come back, so its
+    sockets are closed with 4503 just the same (the pages poll, then reconnect)."""
+    import realtime.hub as hub_module
+
+    monkeypatch.setattr(hub_module, "PROBE_EVERY", 0.05)
+    monkeypatch.setattr(hub_module, "PROBE_TIMEOUT", 0.2)
+    redis_gone = asyncio.Event()
+
+    class SilentLayer(CountingLayer):
+        async def group_send(self, group, message):
+            if redis_gone.is_set():
+                return  # published into the void
+            await self.layer.group_send(group, message)
+
+    hub = StreamHub(SilentLayer(flushed_layer))
+    a = Socket()
+    await hub.join("ev.round.1", a)
+    await asyncio.sleep(0.3)  # probes come back while the layer works
+    assert a.closed is None
+    redis_gone.set()
+    await delivered(a)
+    assert a.closed == CLOSE_TRY_AGAIN and hub.members == {}
+
+
+async def test_control_without_the_probe_a_silent_layer_leaves_sockets_open_and_deaf(
+    flushed_layer, monkeypatch
+):
+    import realtime.hub as hub_module
+
+    monkeypatch.setattr(hub_module, "PROBE_EVERY", 3600.0)  # as if there were no probe
+    redis_gone = asyncio.Event()
+
+    class SilentLayer(CountingLayer):
+        async def group_send(self, group, message):
+            if not redis_gone.is_set():
+                await self.layer.group_send(group, message)
+
+    hub = StreamHub(SilentLayer(flushed_layer))
+    a = Socket()
+    await hub.join("ev.round.1", a)
+    redis_gone.set()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(a.got.wait(), 0.5)
+    assert a.closed is None  # open, and nobody will tell the page
