@@ -63,9 +63,12 @@ of confirm_http (no unit or family twice, ledger), a frame whose events differ f
 outbox, a watcher that could not connect, no delivery at all, or a catch-up that did not get
 every event. Slowness and at-most-once losses are reported, not failed.
 
-Variants (`--layers`, bench-only, the app's code and settings untouched): "core" runs the
-servers on config.settings as they are. Any other value runs the servers and relays with
-DJANGO_SETTINGS_MODULE set to this module, which is then config.settings with:
+Variants (`--layers`): "core" and "pubsub" run the servers on config.settings with
+REALTIME_CHANNEL_LAYER set to that layer (the app as shipped). Any other value runs the
+servers and relays with DJANGO_SETTINGS_MODULE set to this module, which is then
+config.settings with the bench-only patches below; they prototyped proposals 1-3 of
+docs/BENCHMARKS.md on commit d9ac080, which are now in the app (f3ca24c, 276d745), so
+they only make sense checked out at that commit:
   pubsub  CHANNEL_LAYERS → channels_redis.pubsub.RedisPubSubChannelLayer (same host options);
   +fast   channels' consumer dispatch patched so `stream.frame` messages skip its per-message
           close_old_connections thread hop;
@@ -236,7 +239,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--layers",
         default="core",
-        help="core = the app as is (RedisChannelLayer); pubsub = RedisPubSubChannelLayer; "
+        help="core / pubsub = the app with REALTIME_CHANNEL_LAYER=core / pubsub; "
         "+fast = frames skip channels' per-message close_old_connections; +hub = one layer "
         "membership per stream per process, frames handed to local sockets; +loop = ours' "
         "relay on one persistent event loop and DB connection (bench-only patches)",
@@ -1513,7 +1516,9 @@ def layer_env(base: dict, layer: str) -> dict:
     """The servers' and relays' environment: config.settings itself for "core", else this
     module as the settings module (the app's settings with the layer / patch switched)."""
     env = dict(base)
-    if layer != "core":
+    if layer in ("core", "pubsub"):
+        env["REALTIME_CHANNEL_LAYER"] = layer  # the app's own switch (config/settings.py)
+    else:
         env["DJANGO_SETTINGS_MODULE"] = "bench.realtime_fanout"
         env[LAYER_ENV] = layer
     return env
