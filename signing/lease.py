@@ -27,7 +27,7 @@ from core.context import RequestContext
 from core.errors import Conflict, DomainError, NotAllowed, ValidationFailed
 from selection.models import Allocation
 from signing.evidence import evidence_append
-from signing.images import card_photo_clean
+from signing.images import CleanImage, card_photo_clean
 from signing.lease_gates import Stage, lease_stage
 from signing.models import (
     Agreement,
@@ -300,18 +300,7 @@ def lease_card_photo_upload(
         lease, agreement = _locked(lease.pk)
         _open(agreement, now)
         _stage_required(lease, agreement, Stage.INFO)
-        photo = CardPhoto.objects.create(
-            lease=lease,
-            side=side,
-            image=clean.data,
-            content_type=clean.content_type,
-            width=clean.width,
-            height=clean.height,
-            sha256=clean.sha256,
-            source_sha256=clean.source_sha256,
-            source_format=clean.source_format,
-            uploaded_at=now,
-        )
+        photo = card_photo_create(lease=lease, side=side, clean=clean, now=now)
         evidence_append(
             agreement=agreement,
             kind="card_photo_uploaded",
@@ -326,6 +315,22 @@ def lease_card_photo_upload(
             },
         )
     return photo
+
+
+def card_photo_create(*, lease: Lease, side: str, clean: CleanImage, now: datetime) -> CardPhoto:
+    """Store a checked, re-encoded photo (the caller holds the lease's locks)."""
+    return CardPhoto.objects.create(
+        lease=lease,
+        side=side,
+        image=clean.data,
+        content_type=clean.content_type,
+        width=clean.width,
+        height=clean.height,
+        sha256=clean.sha256,
+        source_sha256=clean.source_sha256,
+        source_format=clean.source_format,
+        uploaded_at=now,
+    )
 
 
 def _account_number(raw: str) -> str:

@@ -156,23 +156,13 @@ def staff_client():
 
 def with_card_photos(lease: Lease) -> None:
     from signing.images import card_photo_clean
+    from signing.lease import card_photo_create
     from signing.models import CardPhoto
     from tests.signing.lease_worlds import photo_bytes
 
     clean = card_photo_clean(data=photo_bytes())
     for side in CardPhoto.Side.values:
-        CardPhoto.objects.create(
-            lease=lease,
-            side=side,
-            image=clean.data,
-            content_type=clean.content_type,
-            width=clean.width,
-            height=clean.height,
-            sha256=clean.sha256,
-            source_sha256=clean.source_sha256,
-            source_format=clean.source_format,
-            uploaded_at=NOW,
-        )
+        card_photo_create(lease=lease, side=side, clean=clean, now=NOW)
 
 
 def test_staff_review_page_shows_the_lease_and_approves_only_a_paid_one(staff_client):
