@@ -113,17 +113,23 @@ async def test_a_layer_that_drops_messages_silently_is_noticed_by_the_probe(
     monkeypatch.setattr(hub_module, "PROBE_EVERY", 0.05)
     monkeypatch.setattr(hub_module, "PROBE_TIMEOUT", 0.2)
     redis_gone = asyncio.Event()
+    three_probes = asyncio.Event()
+    probes = []
 
     class SilentLayer(CountingLayer):
         async def group_send(self, group, message):
             if redis_gone.is_set():
                 return  # published into the void
             await self.layer.group_send(group, message)
+            if message.get("type") == "hub.probe":
+                probes.append(group)
+                if len(probes) >= 3:
+                    three_probes.set()
 
     hub = StreamHub(SilentLayer(flushed_layer))
     a = Socket()
     await hub.join("ev.round.1", a)
-    await asyncio.sleep(0.3)  # probes come back while the layer works
+    await asyncio.wait_for(three_probes.wait(), 5)  # probes go round while the layer works
     assert a.closed is None
     redis_gone.set()
     await delivered(a)
