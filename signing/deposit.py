@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.context import RequestContext
-from core.errors import Conflict, DomainError, NotAllowed
+from core.errors import Conflict, DomainError
 from events.services import events_record
 from events.streams import qr_stream
 from signing.evidence import evidence_append
@@ -32,6 +32,7 @@ from signing.models import Agreement, DepositPayment, Lease, PaymentNotification
 from signing.payments import get_provider
 from signing.payments.base import PaymentNotice, PaymentProviderError, PaymentStart
 from signing.services import agreement_lock
+from signing.transitions import signing_window_check
 
 logger = logging.getLogger("anju.payments")
 
@@ -67,8 +68,7 @@ def deposit_order_prepare(*, lease_id: int, now: datetime) -> DepositPayment:
             raise Conflict("deposit_paid", "押金已缴纳，无需重复支付")
         if stage != Stage.DEPOSIT:
             raise Conflict("step_out_of_order", f"请先完成「{Stage(stage).label}」")
-        if now >= agreement.window_ends_at:
-            raise NotAllowed("signing_closed", "签约期限已过")
+        signing_window_check(agreement, now)
         payment = DepositPayment.objects.filter(lease=lease).first()
         if payment is None:
             payment = DepositPayment.objects.create(

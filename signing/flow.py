@@ -24,7 +24,7 @@ from signing.lease_gates import lease_flow_gate
 from signing.models import Agreement, ConsentKind, ConsentText, QrTicket, SignatureCharacter
 from signing.services import agreement_lock
 from signing.signature import character_clean
-from signing.transitions import transition_apply
+from signing.transitions import signing_window_check, transition_apply
 from sms.models import Purpose
 from sms.services import sms_code_send, sms_code_verify
 
@@ -39,10 +39,7 @@ def _open(agreement: Agreement, applicant: Applicant, now: datetime) -> None:
         raise Conflict(
             "agreement_not_pending", f"协议当前状态为「{agreement.get_status_display()}」，不能签署"
         )
-    if now < agreement.window_starts_at:
-        raise NotAllowed("signing_not_open", "签约尚未开始")
-    if now >= agreement.window_ends_at:
-        raise NotAllowed("signing_closed", "签约期限已过")
+    signing_window_check(agreement, now)
     lease_flow_gate(agreement)
 
 

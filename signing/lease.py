@@ -39,6 +39,7 @@ from signing.models import (
     TemplateKind,
 )
 from signing.services import agreement_create, agreement_lock
+from signing.transitions import signing_window_check
 from sms.models import Purpose
 from sms.services import sms_code_send, sms_code_verify
 
@@ -181,13 +182,6 @@ def _locked(lease_id: int) -> tuple[Lease, Agreement]:
     return Lease.objects.select_for_update().get(pk=lease_id), agreement
 
 
-def _open(agreement: Agreement, now: datetime) -> None:
-    if now < agreement.window_starts_at:
-        raise NotAllowed("signing_not_open", "签约尚未开始")
-    if now >= agreement.window_ends_at:
-        raise NotAllowed("signing_closed", "签约期限已过")
-
-
 # --------------------------------------------------------------------- rental information
 
 
@@ -218,7 +212,7 @@ def lease_phone_code_send(
     agreement = lease.agreement
     if agreement.status != Agreement.Status.PENDING:
         raise Conflict("lease_not_open", "合同已签署，不能再修改手机号码")
-    _open(agreement, now)
+    signing_window_check(agreement, now)
     sms_code_send(
         purpose=Purpose.PHONE_CHANGE,
         subject=_phone_subject(applicant, mobile),
@@ -243,7 +237,7 @@ def lease_phone_change(
     mobile = _new_mobile(applicant, mobile)
     if lease.agreement.status != Agreement.Status.PENDING:
         raise Conflict("lease_not_open", "合同已签署，不能再修改手机号码")
-    _open(lease.agreement, now)
+    signing_window_check(lease.agreement, now)
     sms_code_verify(
         purpose=Purpose.PHONE_CHANGE,
         subject=_phone_subject(applicant, mobile),
@@ -298,7 +292,7 @@ def lease_card_photo_upload(
     clean = card_photo_clean(data=data, filename=filename, declared_type=declared_type)
     with transaction.atomic():
         lease, agreement = _locked(lease.pk)
-        _open(agreement, now)
+        signing_window_check(agreement, now)
         _stage_required(lease, agreement, Stage.INFO)
         photo = card_photo_create(lease=lease, side=side, clean=clean, now=now)
         evidence_append(
@@ -371,7 +365,7 @@ def lease_bank_confirm(
         )
     with transaction.atomic():
         lease, agreement = _locked(lease.pk)
-        _open(agreement, now)
+        signing_window_check(agreement, now)
         _stage_required(lease, agreement, Stage.INFO)
         photos = {side: card_photo_current(lease=lease, side=side) for side in CardPhoto.Side}
         if not all(photos.values()):
@@ -418,7 +412,7 @@ def lease_qr_issue(*, lease: Lease, applicant: Applicant, session_key: str, now:
         if stage == Stage.INFO:
             raise Conflict("step_out_of_order", f"请先完成「{Stage.INFO.label}」")
         raise Conflict("lease_not_open", f"签约当前状态为「{Stage(stage).label}」，无需扫码")
-    _open(agreement, now)
+    signing_window_check(agreement, now)
     return qr_ticket_create(
         agreement=agreement, purpose=QR_PURPOSE[stage], session_key=session_key, now=now
     )

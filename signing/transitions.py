@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from core.errors import Conflict
+from datetime import datetime
+
+from core.errors import Conflict, NotAllowed
 from signing.models import Agreement
 
 S = Agreement.Status
@@ -23,6 +25,14 @@ MESSAGES = {
     S.VOID: "协议已作废（签约期限已过）",
     S.ABANDONED: "已提交放弃签约声明",
 }
+
+
+def signing_window_check(agreement: Agreement, now: datetime) -> None:
+    """Raise `signing_not_open` before the agreement's window, `signing_closed` from its end."""
+    if now < agreement.window_starts_at:
+        raise NotAllowed("signing_not_open", "签约尚未开始")
+    if now >= agreement.window_ends_at:
+        raise NotAllowed("signing_closed", "签约期限已过")
 
 
 def transition_check(agreement: Agreement, target: str) -> None:

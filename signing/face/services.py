@@ -14,11 +14,12 @@ from datetime import datetime
 from django.conf import settings
 from django.db import transaction
 
-from core.errors import Conflict, NotAllowed, Throttled
+from core.errors import Conflict, Throttled
 from signing.evidence import evidence_append
 from signing.face import get_provider
 from signing.face.base import FaceOrderUnknown, FaceResult, FaceResultPending, FaceStart
 from signing.models import Agreement, FaceCheck
+from signing.transitions import signing_window_check
 
 logger = logging.getLogger("anju.face")
 
@@ -34,10 +35,7 @@ def _check_can_start(agreement: Agreement, now: datetime) -> None:
         raise Conflict(
             "agreement_not_pending", f"协议当前状态为「{agreement.get_status_display()}」，不能签署"
         )
-    if now < agreement.window_starts_at:
-        raise NotAllowed("signing_not_open", "签约尚未开始")
-    if now >= agreement.window_ends_at:
-        raise NotAllowed("signing_closed", "签约期限已过")
+    signing_window_check(agreement, now)
     if agreement.step != Step.IDENTITY_CONFIRMED:
         if agreement.step > Step.IDENTITY_CONFIRMED:
             raise Conflict("step_out_of_order", "人脸识别已完成")
