@@ -7,6 +7,13 @@ to the local sockets following that stream (docs/BENCHMARKS.md: a daphne's CPU p
 fell several-fold). Delivery stays at most once: a page that misses a frame notices the gap
 by the relay's heads and catches up over HTTP.
 
+Receiving and sending are two tasks. While the sender writes a frame to a few thousand
+sockets (tens of milliseconds here, during which the process does nothing else), the next
+frames queue up; the receiver then takes them all at once and merges consecutive frames of a
+stream into one (realtime.protocol.frames_merged), so a process that falls behind in a burst
+catches up with fewer, larger frames instead of a growing queue. An idle hub sends a frame as
+soon as it arrives.
+
 If receiving from the layer fails (Redis away), every socket of the hub is closed with 4503
 (try again), as a socket's own receive loop would have ended it: the pages poll, reconnect
 when Redis is back, and join a fresh hub. Not every layer fails loudly (the pub/sub layer
@@ -21,6 +28,8 @@ import asyncio
 import logging
 import uuid
 import weakref
+
+from realtime.protocol import frames_merged
 
 logger = logging.getLogger("anju.realtime")
 
@@ -39,7 +48,10 @@ class StreamHub:
         self._opened: asyncio.Task | None = None
         self._pump: asyncio.Task | None = None
         self._watch: asyncio.Task | None = None
+        self._sender: asyncio.Task | None = None
         self._probe_back = asyncio.Event()
+        self._outbox: dict[str, list[str]] = {}  # group → frames not yet sent, in order
+        self._wake = asyncio.Event()
 
     async def _open(self) -> None:
         # The default prefix on purpose: channels-redis receives every process-local channel
@@ -48,7 +60,9 @@ class StreamHub:
         probe = f"hub-probe.{uuid.uuid4().hex}"
         await self.layer.group_add(probe, self.channel)
         loop = asyncio.get_running_loop()
+        self._outbox.clear()
         self._pump = loop.create_task(self._receive())
+        self._sender = loop.create_task(self._send())
         self._watch = loop.create_task(self._probe(probe))
 
     async def join(self, group: str, consumer) -> None:
@@ -68,7 +82,7 @@ class StreamHub:
         self.members.setdefault(group, set()).add(consumer)
 
     def _tasks(self) -> tuple:
-        return (self._pump, self._watch)
+        return (self._pump, self._sender, self._watch)
 
     async def leave(self, group: str, consumer) -> None:
         members = self.members.get(group)
@@ -89,16 +103,35 @@ class StreamHub:
                 if message.get("type") == "hub.probe":
                     self._probe_back.set()
                     continue
-                text = message.get("text")
-                for consumer in list(self.members.get(message.get("group", ""), ())):
-                    try:
-                        await consumer.send(text_data=text)
-                    except Exception:  # a socket closing: its disconnect leaves the group
-                        continue
+                group, text = message.get("group", ""), message.get("text")
+                if group in self.members and isinstance(text, str):
+                    self._queue(group, text)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             await self._lost(exc, stop=self._watch)
+
+    def _queue(self, group: str, text: str) -> None:
+        frames = self._outbox.setdefault(group, [])
+        merged = frames_merged(frames[-1], text) if frames else None
+        if merged is None:
+            frames.append(text)
+        else:
+            frames[-1] = merged
+        self._wake.set()
+
+    async def _send(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            outbox, self._outbox = self._outbox, {}
+            for group, frames in outbox.items():
+                for text in frames:
+                    for consumer in list(self.members.get(group, ())):
+                        try:
+                            await consumer.send(text_data=text)
+                        except Exception:  # a socket closing: its disconnect leaves the group
+                            continue
 
     async def _probe(self, probe: str) -> None:
         try:
@@ -115,8 +148,10 @@ class StreamHub:
 
     async def _lost(self, exc, *, stop: asyncio.Task | None) -> None:
         logger.warning("hub lost the channel layer, closing its sockets: %r", exc)
-        if stop is not None and stop is not asyncio.current_task():
-            stop.cancel()
+        for task in (stop, self._sender):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        self._outbox.clear()
         sockets = {consumer for members in self.members.values() for consumer in members}
         self.members.clear()
         self._opened = None

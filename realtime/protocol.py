@@ -42,3 +42,25 @@ def heads_frame(heads: dict[str, int]) -> str:
     return json.dumps(
         {"type": "heads", "streams": heads, "server_time": server_time_ms()}, separators=(",", ":")
     )
+
+
+def frames_merged(earlier: str, later: str) -> str | None:
+    """One frame saying all that two consecutive frames of a group say, or None when they
+    cannot be one: events of one stream whose seq ranges touch (earlier `to` + 1 = later
+    `from`), or two heads frames (the higher seq of each stream). The server time is the
+    later frame's. A page cannot tell the merged frame from one the relay made in a longer
+    tick, which is how a busy server process catches up (realtime/hub.py)."""
+    a, b = json.loads(earlier), json.loads(later)
+    kind = a.get("type")
+    if kind != b.get("type"):
+        return None
+    if kind == "events" and a["stream"] == b["stream"] and a["to"] + 1 == b["from"]:
+        merged = {**b, "from": a["from"], "events": a["events"] + b["events"]}
+    elif kind == "heads":
+        streams = dict(a["streams"])
+        for stream, seq in b["streams"].items():
+            streams[stream] = max(seq, streams.get(stream, seq))
+        merged = {**b, "streams": streams}
+    else:
+        return None
+    return json.dumps(merged, ensure_ascii=False, separators=(",", ":"))
