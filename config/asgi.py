@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels with session auth and
 an Origin check (a page from another site cannot open a socket with the user's cookie)."""
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -23,3 +24,10 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# A daphne process holding a few thousand sockets keeps ~500,000 long-lived objects; a full
+# garbage collection walks them all (0.3-0.5 s on the 2-core VM), stopping every socket of
+# the process meanwhile. Young collections every 10,000 allocations instead of 700 and a
+# full one after 100 older passes instead of 10 keep that out of selection-day bursts
+# (docs/BENCHMARKS.md, "Real-time fan-out").
+gc.set_threshold(10_000, 10, 100)
