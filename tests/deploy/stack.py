@@ -32,6 +32,7 @@ from tests.conftest import CI, NGINX
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_NGINX_CONF = ROOT / "deploy" / "nginx" / "anju.conf"
+SHIPPED_DAPHNE_PORTS = (8001, 8002)  # the HTTP pool's process, the socket pool's
 REDIS_SERVER = os.environ.get("REDIS_SERVER_PATH", "redis-server")
 STARTUP_SECONDS = 120  # a bound for failing, not a wait: four Django processes import at once
 POLL_SECONDS = 0.05
@@ -250,13 +251,13 @@ class PrivateNginx:
 
     def site_config(self) -> str:
         text = SHIPPED_NGINX_CONF.read_text()
-        server_line = re.compile(r"^(\s*)server 127\.0\.0\.1:\d+( [^;]*)?;\n", re.M)
-        found = server_line.findall(text)
-        assert len(found) >= 2, "deploy/nginx/anju.conf: upstream servers not found"
-        indent, params = found[0]
-        servers = "".join(f"{indent}server 127.0.0.1:{p}{params};\n" for p in self.upstream_ports)
-        text = server_line.sub("", text, count=len(found) - 1)  # keep the last, then replace it
-        text = server_line.sub(lambda _: servers, text, count=1)
+        # The shipped ports, in the order of `upstream_ports`: 8001 heads the HTTP pool, 8002
+        # the socket pool; each is the other pool's backup.
+        for shipped, port in zip(SHIPPED_DAPHNE_PORTS, self.upstream_ports, strict=True):
+            text, count = re.subn(rf"(\bserver 127\.0\.0\.1:){shipped}\b", rf"\g<1>{port}", text)
+            assert count == 2, f"deploy/nginx/anju.conf: expected {shipped} in both upstreams"
+        servers = {int(p) for p in re.findall(r"\bserver 127\.0\.0\.1:(\d+)", text)}
+        assert servers == set(self.upstream_ports), f"deploy/nginx/anju.conf: servers {servers}"
         logs = self.directory / "logs"
         for pattern, replacement in [
             (r"listen 80;", f"listen 127.0.0.1:{self.port};"),

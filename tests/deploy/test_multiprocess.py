@@ -1,12 +1,14 @@
 """Several processes, as deployed: nginx (the shipped deploy/nginx/anju.conf) in front of two
-daphne processes, the event relay and the selection clock as processes of their own, one
-Redis and one PostgreSQL.
+daphne processes, daphne 1 heading the HTTP pool and daphne 2 the socket pool, each the
+other's backup; the event relay and the selection clock as processes of their own, one Redis
+and one PostgreSQL.
 
-- An event caused by a confirmation on daphne 1 reaches a socket on daphne 2.
-- daphne 2 is killed (SIGKILL) while confirmations are under way through nginx: every one of
-  them succeeds (a page repeats a failed request with the same idempotency key) and is in the
-  database and in the verified ledger; the sockets of daphne 2 drop, those of daphne 1 hear
-  everything; a dropped page reconnects through nginx, catches up over HTTP and is live again.
+- An event caused by a confirmation on daphne 1 reaches sockets on daphne 2.
+- daphne 1 is killed (SIGKILL) while confirmations are under way through nginx: every one of
+  them succeeds (nginx passes them to daphne 2; a page repeats a failed request with the same
+  idempotency key) and is in the database and in the verified ledger; daphne 1's socket
+  drops, those of daphne 2 hear everything; the dropped page reconnects through nginx,
+  catches up over HTTP and is live again.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ async def test_static_files_come_from_the_collected_dir_through_nginx(stack):
 
 @pytest.mark.django_db(transaction=True)
 async def test_events_cross_processes_and_a_killed_daphne_loses_no_confirmation(stack):
-    # Families: A (0) confirms first; B (1) watches; C, D, E (2-4) confirm while daphne 2 is
+    # Families: A (0) confirms first; B (1) watches; C, D, E (2-4) confirm while daphne 1 is
     # killed; F (5) confirms after B's page reconnected.
     world = await aio(live_world)(6)
     stream, b = world.round_stream, world.cookies[1]
@@ -62,22 +64,22 @@ async def test_events_cross_processes_and_a_killed_daphne_loses_no_confirmation(
         what="the clock process to open the session",
     )
 
-    # B's page straight on daphne 2, and two more through nginx: least_conn gives the second
-    # one to the other process, so one of them is on each daphne.
-    direct = await follow(stack.ws(path, 1), cookie=b, origin=d2)
-    via = [await follow(stack.ws(path), cookie=b, origin=ngx)]
-    via.append(await follow(stack.ws(path), cookie=b, origin=ngx))
+    # B's pages: one straight on each daphne, one through nginx (the socket pool: daphne 2).
+    on_d1 = await follow(stack.ws(path, 0), cookie=b, origin=d1)
+    on_d2 = await follow(stack.ws(path, 1), cookie=b, origin=d2)
+    via = await follow(stack.ws(path), cookie=b, origin=ngx)
 
     async with http_client() as http:
-        # A confirms on daphne 1; the relay process publishes; daphne 2's socket hears it.
+        # A confirms on daphne 1; the relay process publishes; daphne 2's sockets hear it.
         response = await confirm(http, d1, world, 0)
         assert response.status_code == 201, response.text
-        for follower in (direct, *via):
+        for follower in (on_d1, on_d2, via):
             await follower.hears_units(stream, {world.units[0]})
 
-        # Kill daphne 2 while three confirmations go through nginx.
+        # Kill daphne 1, the HTTP pool's process, while three confirmations go through nginx:
+        # the HTTP pool falls back to its backup, daphne 2.
         during = [asyncio.create_task(confirm(http, ngx, world, i)) for i in (2, 3, 4)]
-        await asyncio.to_thread(stack.daphnes[1].kill)
+        await asyncio.to_thread(stack.daphnes[0].kill)
         responses = await asyncio.gather(*during)
         # 201, or 200 when a first attempt was committed before its answer was lost.
         assert [r.status_code in (200, 201) for r in responses] == [True] * 3, [
@@ -85,36 +87,34 @@ async def test_events_cross_processes_and_a_killed_daphne_loses_no_confirmation(
         ]
         outage_units = {world.units[i] for i in (2, 3, 4)}
 
-        # daphne 2's sockets drop: the direct one and one of the two through nginx.
-        await until(lambda: direct.closed, timeout=10, what="daphne 2's socket to drop")
-        await until(lambda: any(f.closed for f in via), timeout=10, what="a socket to drop")
-        dropped, alive = (via[0], via[1]) if via[0].closed else (via[1], via[0])
-        assert not alive.closed, "both sockets through nginx were on daphne 2"
-        # The socket on daphne 1 hears every confirmation made meanwhile, live.
-        await alive.hears_units(stream, outage_units)
+        # daphne 1's socket drops; the sockets on daphne 2 hear every confirmation, live.
+        await until(lambda: on_d1.closed, timeout=10, what="daphne 1's socket to drop")
+        assert not on_d2.closed and not via.closed
+        for follower in (on_d2, via):
+            await follower.hears_units(stream, outage_units)
 
-        # The dropped page reconnects through nginx (daphne 2 refuses; nginx passes the
-        # handshake to daphne 1) and resyncs: catch-up from the last seq it had, a snapshot.
-        last = dropped.last_seq(stream)
+        # The dropped page reconnects through nginx and resyncs: catch-up from the last seq
+        # it had, a snapshot.
+        last = on_d1.last_seq(stream)
         again = await follow_retrying(stack.ws(path), cookie=b, origin=ngx, timeout=10)
         missed = await catch_up(http, ngx, stream, last, b)
         assert [e["seq"] for e in missed] == list(range(last + 1, last + 1 + len(missed)))
         # What it heard before it dropped and what it caught up: every confirmation.
-        assert outage_units <= dropped.units_taken(stream) | units_taken(missed)
+        assert outage_units <= on_d1.units_taken(stream) | units_taken(missed)
         snapshot = await get_json(http, f"{ngx}/api/v1/selection/{world.round_id}/live/", b)
         assert snapshot["heads"][stream] >= max([last, *(e["seq"] for e in missed)])
 
-        # Live again: F's confirmation reaches the reconnected socket.
+        # Live again: F's confirmation (through nginx, now on daphne 2) reaches every page.
         response = await confirm(http, ngx, world, 5)
         assert response.status_code == 201, response.text
-        await again.hears_units(stream, {world.units[5]})
-        await alive.hears_units(stream, {world.units[5]})
+        for follower in (again, on_d2, via):
+            await follower.hears_units(stream, {world.units[5]})
 
-    for follower in (alive, again):
+    for follower in (again, on_d2, via):
         await follower.close()
 
     # Nothing lost: one allocation per confirming family, on its unit, in the ledger too.
     await aio(nothing_lost)(world, [0, 2, 3, 4, 5])
 
     # The rest of the stack is still serving.
-    assert stack.daphnes[0].alive and stack.relay.alive and stack.clock.alive
+    assert stack.daphnes[1].alive and stack.relay.alive and stack.clock.alive
