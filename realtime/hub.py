@@ -109,7 +109,7 @@ class StreamHub:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            await self._lost(exc, stop=self._watch)
+            await self._lost(exc)
 
     def _queue(self, group: str, text: str) -> None:
         frames = self._outbox.setdefault(group, [])
@@ -144,11 +144,11 @@ class StreamHub:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # includes TimeoutError: the probe never came back
-            await self._lost(exc or "probe not returned", stop=self._pump)
+            await self._lost(exc or "probe not returned")
 
-    async def _lost(self, exc, *, stop: asyncio.Task | None) -> None:
+    async def _lost(self, exc) -> None:
         logger.warning("hub lost the channel layer, closing its sockets: %r", exc)
-        for task in (stop, self._sender):
+        for task in self._tasks():
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
         self._outbox.clear()

@@ -49,18 +49,22 @@ def frames_merged(earlier: str, later: str) -> str | None:
     cannot be one: events of one stream whose seq ranges touch (earlier `to` + 1 = later
     `from`), or two heads frames (the higher seq of each stream). The server time is the
     later frame's. A page cannot tell the merged frame from one the relay made in a longer
-    tick, which is how a busy server process catches up (realtime/hub.py)."""
-    a, b = json.loads(earlier), json.loads(later)
-    kind = a.get("type")
-    if kind != b.get("type"):
-        return None
-    if kind == "events" and a["stream"] == b["stream"] and a["to"] + 1 == b["from"]:
-        merged = {**b, "from": a["from"], "events": a["events"] + b["events"]}
-    elif kind == "heads":
-        streams = dict(a["streams"])
-        for stream, seq in b["streams"].items():
-            streams[stream] = max(seq, streams.get(stream, seq))
-        merged = {**b, "streams": streams}
-    else:
+    tick, which is how a busy server process catches up (realtime/hub.py). A frame that is not
+    one of those shapes is never merged: it goes out as it came."""
+    try:
+        a, b = json.loads(earlier), json.loads(later)
+        kind = a["type"]
+        if kind != b["type"]:
+            return None
+        if kind == "events" and a["stream"] == b["stream"] and a["to"] + 1 == b["from"]:
+            merged = {**b, "from": a["from"], "events": a["events"] + b["events"]}
+        elif kind == "heads":
+            streams = dict(a["streams"])
+            for stream, seq in b["streams"].items():
+                streams[stream] = max(seq, streams.get(stream, seq))
+            merged = {**b, "streams": streams}
+        else:
+            return None
+    except (ValueError, TypeError, KeyError):
         return None
     return json.dumps(merged, ensure_ascii=False, separators=(",", ":"))

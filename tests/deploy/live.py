@@ -27,16 +27,10 @@ from selection.models import Allocation, LedgerEntry, Round, Session
 from tests.worlds import enter, make_world
 
 aio = database_sync_to_async
-POLL_SECONDS = 0.02
-
-
-async def until(condition: Callable[[], object], *, timeout: float, what: str) -> None:
-    """Poll a cheap in-memory condition on the event loop until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(POLL_SECONDS)
+# The clock, the relay and the daphne processes change the database and their answers from
+# other processes: nothing in this one can be awaited, so those conditions are polled against
+# a deadline. A socket's own frames and close are awaited (Follower.wait_for).
+POLL_SECONDS = 0.1
 
 
 async def until_db(condition: Callable[[], object], *, timeout: float, what: str) -> None:
@@ -45,7 +39,7 @@ async def until_db(condition: Callable[[], object], *, timeout: float, what: str
     while not await aio(condition)():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(POLL_SECONDS * 5)
+        await asyncio.sleep(POLL_SECONDS)
 
 
 async def until_status(http: httpx.AsyncClient, url: str, status: int, *, timeout: float) -> None:
@@ -59,7 +53,7 @@ async def until_status(http: httpx.AsyncClient, url: str, status: int, *, timeou
     while (last := await answers()) != status:
         if time.monotonic() > deadline:
             raise AssertionError(f"{url} answered {last}, not {status}, for {timeout} s")
-        await asyncio.sleep(POLL_SECONDS * 5)
+        await asyncio.sleep(POLL_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -190,17 +184,34 @@ class Follower:
         self.frames: list[dict] = []
         self.closed = False
         self.close_code: int | None = None
+        self._changed = asyncio.Event()  # set by every frame and by the close
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         try:
             async for text in self.ws:
                 self.frames.append(json.loads(text))
+                self._changed.set()
         except ConnectionClosed:
             pass
         finally:
             self.closed = True
             self.close_code = self.ws.close_code
+            self._changed.set()
+
+    async def wait_for(self, condition: Callable[[], object], *, timeout: float, what: str):
+        """Until `condition()` holds, checked again whenever a frame arrives or the socket
+        closes; fail after `timeout` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not condition():
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+
+    async def dropped(self, *, timeout: float = 10) -> None:
+        await self.wait_for(lambda: self.closed, timeout=timeout, what="the socket to drop")
 
     def events(self, stream: str) -> list[dict]:
         return [
@@ -217,7 +228,7 @@ class Follower:
         return units_taken(self.events(stream))
 
     async def hears_units(self, stream: str, units: set[int], *, timeout: float = 10) -> None:
-        await until(
+        await self.wait_for(
             lambda: units <= self.units_taken(stream) or self.closed,
             timeout=timeout,
             what=f"unit_taken for {sorted(units)} on {stream}",
@@ -240,7 +251,9 @@ async def follow(ws_url: str, *, cookie: str, origin: str) -> Follower:
         ping_interval=None,
     )
     follower = Follower(ws)
-    await until(lambda: follower.frames or follower.closed, timeout=5, what=f"hello on {ws_url}")
+    await follower.wait_for(
+        lambda: follower.frames or follower.closed, timeout=5, what=f"hello on {ws_url}"
+    )
     assert follower.frames and follower.frames[0]["type"] == "hello", (
         follower.frames,
         follower.close_code,

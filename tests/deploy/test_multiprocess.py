@@ -29,7 +29,6 @@ from tests.deploy.live import (
     live_world,
     nothing_lost,
     units_taken,
-    until,
     until_db,
 )
 
@@ -88,7 +87,7 @@ async def test_events_cross_processes_and_a_killed_daphne_loses_no_confirmation(
         outage_units = {world.units[i] for i in (2, 3, 4)}
 
         # daphne 1's socket drops; the sockets on daphne 2 hear every confirmation, live.
-        await until(lambda: on_d1.closed, timeout=10, what="daphne 1's socket to drop")
+        await on_d1.dropped()
         assert not on_d2.closed and not via.closed
         for follower in (on_d2, via):
             await follower.hears_units(stream, outage_units)

@@ -23,7 +23,6 @@ from tests.deploy.live import (
     live_world,
     nothing_lost,
     units_taken,
-    until,
     until_db,
     until_status,
 )
@@ -64,7 +63,7 @@ async def test_confirms_survive_a_redis_outage_and_live_updates_resume(stack):
         # Monitoring sees it (and nginx does not take the processes out for that 503).
         await until_status(http, f"{ngx}/healthz", 503, timeout=10)
         # The socket drops, so the page knows to poll; and no new socket says hello.
-        await until(lambda: before.closed, timeout=10, what="the socket to drop")
+        await before.dropped()
         assert not await _socket_opens(stack.ws(path), cookie=b, origin=ngx)
 
         # Confirmations still succeed: the database is the truth.

@@ -196,6 +196,10 @@ def test_consecutive_frames_of_a_stream_merge_into_one():
         (events(1, 2), events(3, 4, stream="round.2")),
         (events(1, 2), heads({"round.1": 2}, 5)),
         (heads({"round.1": 2}, 5), events(3, 4)),
+        ("not json", events(3, 4)),
+        (events(1, 2), '{"type": "events", "stream": "round.1"}'),
+        ('["events"]', events(3, 4)),
+        (heads({"round.1": 2}, 5), '{"type": "heads", "streams": {"round.1": "x"}}'),
     ],
 )
 def test_frames_that_do_not_follow_each_other_stay_apart(earlier, later):
