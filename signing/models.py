@@ -27,6 +27,12 @@ class AgreementTemplate(models.Model):
     version = models.PositiveIntegerField("版本")
     title = models.CharField("标题", max_length=100)
     body = models.TextField("正文")
+    # 甲方: one organisation everywhere the agreement names it (body, signature block, seal
+    # image, seal certificate).
+    organisation = models.CharField("甲方（出租人）名称", max_length=100, blank=True)
+    # Where 请拨打咨询电话 is said (pages, abandonment, rejection SMS), as guide 001 gives it.
+    consult_phones = models.CharField("咨询电话", max_length=100, blank=True)
+    consult_hours = models.CharField("咨询时间", max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -148,8 +154,54 @@ class QrTicket(models.Model):
         verbose_name_plural = "签约二维码"
 
 
+class SigningSession(models.Model):
+    """The phone's way in: opening a QR ticket on a phone starts a signing session scoped to
+    that ticket's agreement and stage. It is not a login: it never starts, ends or replaces an
+    account's device session, and it is useful only for that agreement's phone steps until the
+    ticket expires. The phone holds a random secret in a cookie (only its hash is stored) and a
+    device id (hashed here) that tells the same phone again in the next stage.
+
+    At most one session per ticket is live: a second phone opening the same ticket takes over
+    (the first is ended with `taken_over`, recorded in the evidence chain)."""
+
+    class EndReason(models.TextChoices):
+        TAKEN_OVER = "taken_over", "已在另一部手机上打开"
+        SUPERSEDED = "superseded", "签约环节已变化"
+
+    ticket = models.ForeignKey(QrTicket, on_delete=models.CASCADE, related_name="sessions")
+    agreement = models.ForeignKey(
+        Agreement, on_delete=models.CASCADE, related_name="signing_sessions"
+    )
+    purpose = models.CharField(max_length=10, choices=QrTicket.Purpose.choices)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    device_hash = models.CharField(max_length=64)
+    ip = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+
+    class Meta:
+        verbose_name = "手机签约会话"
+        verbose_name_plural = "手机签约会话"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ticket"], condition=Q(ended_at__isnull=True), name="one_live_phone_session"
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True, end_reason="")
+                | (Q(ended_at__isnull=False) & ~Q(end_reason="")),
+                name="phone_session_end_reason_with_end",
+            ),
+        ]
+
+
 class QrScan(models.Model):
     ticket = models.ForeignKey(QrTicket, on_delete=models.CASCADE, related_name="scans")
+    session = models.ForeignKey(
+        SigningSession, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     at = models.DateTimeField()
     user = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True)
     accepted = models.BooleanField()
@@ -248,6 +300,10 @@ class FaceCheck(models.Model):
     attempt = models.PositiveSmallIntegerField()
     provider = models.CharField(max_length=20)
     order_id = models.CharField(max_length=64, unique=True)
+    # The phone's signing session that started it (None: a logged-in applicant's own page).
+    signing_session = models.ForeignKey(
+        "SigningSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.STARTED)
     score = models.FloatField(null=True, blank=True)
     result_id = models.CharField(max_length=100, blank=True)
