@@ -67,3 +67,10 @@ def mask_id_number(number: str) -> str:
 
 def mask_mobile(number: str) -> str:
     return f"{number[:3]}****{number[-4:]}" if len(number) == 11 else "*" * len(number)
+
+
+def mask_name(name: str) -> str:
+    """「张三丰」→「张**」: the surname shown, the given name masked (a phone that has not
+    passed the face check sees no more)."""
+    name = (name or "").strip()
+    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""

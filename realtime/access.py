@@ -3,13 +3,15 @@ both answer the same way."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.core import signing
+from django.utils import timezone
 
 from accounts.models import Applicant
 from selection.models import Round, Seat
 
 QR_SALT = "anju.realtime.qr"
-QR_TOKEN_SECONDS = 4 * 24 * 3600  # a desktop page may stay open through a signing window
 
 
 def applicant_for(user) -> Applicant | None:
@@ -18,21 +20,26 @@ def applicant_for(user) -> Applicant | None:
     return Applicant.objects.select_related("family").filter(user=user).first()
 
 
-def qr_stream_token(*, ticket_id: str) -> str:
-    """Handed to the desktop page that shows a QR code: lets it follow the ticket's progress
-    stream (step names only, no personal data) until the token expires. Not bound to the
-    desktop's login on purpose: the applicant logs in on the phone to scan, which ends the
-    desktop's session (one active device per family), and the desktop must keep hearing the
-    phone's progress all the same."""
-    return signing.dumps({"t": ticket_id}, salt=QR_SALT)
+def qr_stream_token(*, ticket_id: str, expires_at: datetime) -> str:
+    """Handed to the desktop page that shows a QR code: lets it follow that ticket's progress
+    stream (step names only, no personal data) until the ticket expires, and no longer. Not
+    bound to the desktop's login: the page keeps hearing the phone whatever happens to its own
+    session (a phone's signing session is not a login, so normally nothing does)."""
+    return signing.dumps({"t": ticket_id, "e": int(expires_at.timestamp())}, salt=QR_SALT)
 
 
-def qr_ticket_from_token(token: str) -> str | None:
+def qr_token_read(token: str, *, now: datetime | None = None) -> tuple[str, float] | None:
+    """(ticket id, seconds left) for a live progress token; None for a forged, malformed or
+    expired one."""
     try:
-        data = signing.loads(token, salt=QR_SALT, max_age=QR_TOKEN_SECONDS)
+        data = signing.loads(token, salt=QR_SALT)
     except signing.BadSignature:
         return None
-    return data.get("t") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("e"), int):
+        return None
+    left = data["e"] - (now or timezone.now()).timestamp()
+    ticket = data.get("t")
+    return (ticket, left) if left > 0 and isinstance(ticket, str) else None
 
 
 def family_streams(*, family, round_id: int) -> list[str] | None:
@@ -61,7 +68,8 @@ def may_read(*, stream: str, user, session_key: str | None, token: str = "") -> 
     if kind == "round":
         return ident.isdigit() and Round.objects.filter(pk=int(ident)).exists()
     if kind == "qr":
-        return qr_ticket_from_token(token) == ident
+        found = qr_token_read(token)
+        return found is not None and found[0] == ident
     applicant = applicant_for(user)
     if applicant is None or not ident.isdigit() or not hasattr(applicant, "family"):
         return False

@@ -51,7 +51,10 @@ def evidence_append(
     last = Evidence.objects.filter(agreement=agreement).order_by("-seq").first()
     seq = (last.seq + 1) if last else 1
     prev = last.hash if last else GENESIS
-    stored = normalised(data or {})
+    data = dict(data or {})
+    if ctx.signing_session is not None:
+        data.setdefault("signing_session", ctx.signing_session)
+    stored = normalised(data)
     digest = chain_hash(
         _content(
             agreement_id=agreement.pk,

@@ -22,6 +22,7 @@ from events.streams import qr_stream
 from signing.evidence import evidence_append
 from signing.lease_gates import lease_flow_gate
 from signing.models import Agreement, ConsentKind, ConsentText, QrTicket, SignatureCharacter
+from signing.phone import phone_session_still_live
 from signing.services import agreement_lock
 from signing.signature import character_clean
 from signing.transitions import signing_window_check, transition_apply
@@ -32,7 +33,13 @@ Step = Agreement.Step
 MIN_READING_SECONDS = 5
 
 
-def _open(agreement: Agreement, applicant: Applicant, now: datetime) -> None:
+def _open(
+    agreement: Agreement, applicant: Applicant, now: datetime, ctx: RequestContext | None = None
+) -> None:
+    if ctx is not None and ctx.signing_session is not None:
+        # The phone's signing session was not taken over or expired since the request began
+        # (under the agreement's lock, which a takeover takes too).
+        phone_session_still_live(session_id=ctx.signing_session, now=now)
     if agreement.family.main_applicant_id != applicant.pk:
         raise NotAllowed("agreement_not_yours", "该协议不属于您，只有主申请人本人可以签署")
     if agreement.status != Agreement.Status.PENDING:
@@ -70,7 +77,7 @@ def _advance(
 ) -> Agreement:
     with transaction.atomic():
         agreement = agreement_lock(agreement_id)
-        _open(agreement, applicant, now)
+        _open(agreement, applicant, now, ctx)
         if agreement.step != to - 1:
             if agreement.step >= to:
                 return agreement  # a repeated tap: already done
@@ -171,6 +178,9 @@ def face_verified(
     def check(agreement):
         if face_check.agreement_id != agreement.pk or face_check.attempt != agreement.attempt:
             raise Conflict("face_check_mismatch", "人脸识别记录不属于本次签约")
+        if ctx.signing_session is not None and face_check.signing_session_id != ctx.signing_session:
+            # A phone proves itself with a face check it started itself.
+            raise Conflict("face_check_mismatch", "人脸识别记录不属于本次签约")
         if face_check.status != "passed":
             raise NotAllowed("face_not_passed", "人脸识别未通过，请重试")
 
@@ -233,7 +243,7 @@ def signature_character_save(
     clean = character_clean(strokes=strokes, width=width, height=height)
     with transaction.atomic():
         agreement = agreement_lock(agreement_id)
-        _open(agreement, applicant, now)
+        _open(agreement, applicant, now, ctx)
         if agreement.step != Step.AGREEMENT_READ:
             raise Conflict(
                 "step_out_of_order",
@@ -313,7 +323,7 @@ def sign_code_send(
 ) -> None:
     """The SMS code for 「提交」, to the registered mobile, once the signature is confirmed."""
     agreement = Agreement.objects.select_related("family").get(pk=agreement_id)
-    _open(agreement, applicant, now)
+    _open(agreement, applicant, now, ctx)
     if agreement.step != Step.SIGNATURE_DRAWN:
         raise Conflict("step_out_of_order", "请先完成签名")
     sms_code_send(
@@ -333,7 +343,7 @@ def sign_submit(
     from signing.documents import document_sign
 
     agreement = Agreement.objects.get(pk=agreement_id)
-    _open(agreement, applicant, now)
+    _open(agreement, applicant, now, ctx)
     if agreement.step != Step.SIGNATURE_DRAWN:
         raise Conflict("step_out_of_order", "请先完成签名")
     sms_code_verify(
@@ -345,7 +355,7 @@ def sign_submit(
     )
     with transaction.atomic():
         agreement = agreement_lock(agreement_id)
-        _open(agreement, applicant, now)
+        _open(agreement, applicant, now, ctx)
         if agreement.step != Step.SIGNATURE_DRAWN:
             raise Conflict("step_out_of_order", "请先完成签名")
         fields = transition_apply(agreement, Agreement.Status.SIGNED)

@@ -30,7 +30,19 @@ def _order_id() -> str:
     return f"fc_{secrets.token_hex(16)}"
 
 
-def _check_can_start(agreement: Agreement, now: datetime) -> None:
+def _check_can_start(agreement: Agreement, now: datetime, reverify: bool) -> None:
+    if reverify:
+        # A later stage's code opened on a phone that has not passed this attempt's face
+        # check (signing/phone.py `face_reverify_needed`): the check proves the phone again.
+        if agreement.status not in (Agreement.Status.PENDING, Agreement.Status.SIGNED):
+            raise Conflict(
+                "agreement_not_pending",
+                f"协议当前状态为「{agreement.get_status_display()}」，不能签署",
+            )
+        signing_window_check(agreement, now)
+        if agreement.step < Step.FACE_VERIFIED:
+            raise Conflict("step_out_of_order", f"请先完成「{Step(agreement.step + 1).label}」")
+        return
     if agreement.status != Agreement.Status.PENDING:
         raise Conflict(
             "agreement_not_pending", f"协议当前状态为「{agreement.get_status_display()}」，不能签署"
@@ -42,13 +54,19 @@ def _check_can_start(agreement: Agreement, now: datetime) -> None:
         raise Conflict("step_out_of_order", f"请先完成「{Step(agreement.step + 1).label}」")
 
 
-def face_check_start(*, agreement: Agreement, now: datetime) -> FaceCheck:
+def face_check_start(
+    *,
+    agreement: Agreement,
+    now: datetime,
+    signing_session_id: int | None = None,
+    reverify: bool = False,
+) -> FaceCheck:
     """Record the intent of a face check: a FaceCheck STARTED for the agreement's current
     attempt, with a fresh random order id and the configured provider's name.
 
     Locks the agreement row. Publishes nothing. Raises `agreement_not_pending`,
     `signing_not_open`, `signing_closed`, `step_out_of_order` (the flow is not at the face
-    step), `face_attempts_exceeded` (FACE["MAX_STARTS_PER_ATTEMPT"] checks this attempt;
+    step; with `reverify`, not past it), `face_attempts_exceeded` (FACE["MAX_STARTS_PER_ATTEMPT"] checks this attempt;
     each costs a provider call).
 
     Only the intent: the caller calls `provider.start()` after this transaction commits
@@ -56,7 +74,7 @@ def face_check_start(*, agreement: Agreement, now: datetime) -> FaceCheck:
     provider = get_provider().name
     with transaction.atomic():
         agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
-        _check_can_start(agreement, now)
+        _check_can_start(agreement, now, reverify)
         started = FaceCheck.objects.filter(agreement=agreement, attempt=agreement.attempt).count()
         if started >= settings.FACE["MAX_STARTS_PER_ATTEMPT"]:
             raise Throttled("face_attempts_exceeded", "人脸识别次数过多，请联系工作人员")
@@ -65,13 +83,20 @@ def face_check_start(*, agreement: Agreement, now: datetime) -> FaceCheck:
             attempt=agreement.attempt,
             provider=provider,
             order_id=_order_id(),
+            signing_session_id=signing_session_id,
             status=FaceCheck.Status.STARTED,
             created_at=now,
         )
 
 
 def face_check_begin(
-    *, agreement: Agreement, now: datetime, return_url: str, callback_url: str
+    *,
+    agreement: Agreement,
+    now: datetime,
+    return_url: str,
+    callback_url: str,
+    signing_session_id: int | None = None,
+    reverify: bool = False,
 ) -> tuple[FaceCheck, FaceStart]:
     """`face_check_start`, then `provider.start()` for the new order (`{order_id}` in
     `return_url` is replaced by the order's id) with the main
@@ -79,7 +104,9 @@ def face_check_begin(
     first, the provider is called after. Raises what `face_check_start` raises and
     FaceProviderError (answer 503). Repeating it after a provider failure is safe: a new
     order, and the stale STARTED one is never completed."""
-    face_check = face_check_start(agreement=agreement, now=now)
+    face_check = face_check_start(
+        agreement=agreement, now=now, signing_session_id=signing_session_id, reverify=reverify
+    )
     return_url = return_url.replace("{order_id}", face_check.order_id)
     applicant = (
         Agreement.objects.select_related("family__main_applicant")

@@ -3,6 +3,8 @@ coalesced per stream per tick; heads heartbeat; HTTP catch-up after a gap."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
 from django.test import Client
@@ -121,7 +123,7 @@ def test_catch_up_access_rules():
     assert status(as_b, f"session.{s1.pk}") == 200
     assert status(anonymous, f"session.{s1.pk}") == 404
     assert status(as_a, "nonsense") == 404 and status(as_a, "family.x") == 404
-    token = qr_stream_token(ticket_id="T9")
+    token = qr_stream_token(ticket_id="T9", expires_at=timezone.now() + timedelta(hours=1))
     assert status(anonymous, "qr.T9", token) == 200  # the desktop may have been logged out
     assert status(as_a, "qr.T9") == 404  # but the token is needed
     assert status(as_a, "qr.T8", token) == 404  # and only for its own ticket

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from core.errors import DomainError
-from signing import flow, qr, services
+from signing import flow, services
 from signing.evidence import evidence_verify
-from signing.models import Agreement, ConsentKind, Evidence, QrScan, SignatureCharacter
+from signing.models import Agreement, ConsentKind, Evidence, SignatureCharacter
 from signing.transitions import ALLOWED, transition_check
 from tests.signing.worlds import CLOSES, CTX, OPENS, make_agreement, strokes
 
@@ -302,36 +302,3 @@ def test_an_edited_evidence_row_is_caught():
     row = Evidence.objects.get(agreement=agreement, kind="consented_ecert")
     Evidence.objects.filter(pk=row.pk).update(ip="6.6.6.6")
     assert evidence_verify(agreement_id=agreement.pk).first_bad_seq == row.seq
-
-
-def test_qr_ticket_scans_and_the_leaked_screenshot_case():
-    agreement, applicant = make_agreement()
-    _, stranger = make_agreement(name="张三")
-    ticket = qr.qr_ticket_issue(
-        agreement=agreement, applicant=applicant, session_key="desk", now=NOW
-    )
-    assert ticket.expires_at == CLOSES and len(ticket.token) >= 32 and "desk" not in ticket.token
-    assert qr.qr_png(ticket)[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(DomainError) as caught:
-        qr.qr_ticket_open(token=ticket.token, applicant=stranger, ctx=CTX, now=NOW)
-    assert caught.value.code == "qr_not_yours"
-    with pytest.raises(DomainError) as caught:
-        qr.qr_ticket_open(token=ticket.token, applicant=None, ctx=CTX, now=NOW)
-    assert caught.value.code == "not_authenticated"
-    # days later, from the phone's album: still valid until the window ends
-    assert (
-        qr.qr_ticket_open(token=ticket.token, applicant=applicant, ctx=CTX, now=CLOSES - S)
-        == ticket
-    )
-    with pytest.raises(DomainError) as caught:
-        qr.qr_ticket_open(token=ticket.token, applicant=applicant, ctx=CTX, now=CLOSES)
-    assert caught.value.code == "qr_expired"
-    with pytest.raises(DomainError) as caught:
-        qr.qr_ticket_open(token="forged", applicant=applicant, ctx=CTX, now=NOW)
-    assert caught.value.code == "qr_invalid"
-    assert list(QrScan.objects.order_by("id").values_list("accepted", "reason")) == [
-        (False, "not_owner"),
-        (False, "login_required"),
-        (True, ""),
-        (False, "expired"),
-    ]
