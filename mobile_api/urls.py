@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mobile_api import accounts_api, face_api, realtime_api
+from mobile_api import accounts_api, document_api, face_api, realtime_api
 from mobile_api import lease_api as lease
 from mobile_api import selection_api as sel
 from mobile_api import selection_result_api as res
@@ -95,6 +95,11 @@ urlpatterns = [
         sig.DocumentApi.as_view(),
         name="agreement-document",
     ),
+    path(
+        "signing/agreements/<int:agreement_id>/document/pages/<int:page>/",
+        document_api.AgreementPageApi.as_view(),
+        name="agreement-document-page",
+    ),
     path("signing/consents/<str:kind>/", sig.ConsentTextApi.as_view(), name="consent"),
     path("signing/qr/open/", sig.QrOpenApi.as_view(), name="qr-open"),
     path("signing/verify/<str:code>/", sig.VerifyApi.as_view(), name="verify"),
@@ -123,6 +128,11 @@ urlpatterns = [
         name="lease-deposit-refresh",
     ),
     path("lease/<int:lease_id>/receipt/", lease.ReceiptApi.as_view(), name="lease-receipt"),
+    path(
+        "lease/<int:lease_id>/receipt/pages/<int:page>/",
+        document_api.ReceiptPageApi.as_view(),
+        name="lease-receipt-page",
+    ),
     path(
         "payments/notify/<str:provider>/",
         lease.PaymentNotifyApi.as_view(),
