@@ -7,16 +7,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Every link the demo makes (QR codes, face and payment callbacks, PDFs) points at SITE_URL
+# (core/urls.py): where the demo serves, unless SITE_URL is set. A wildcard HOST (0.0.0.0,
+# ::) is no address to open: links then say 127.0.0.1; set SITE_URL=http://<LAN address>:PORT
+# for phones on the network. IPv6 hosts get brackets.
+ifeq ($(strip $(SITE_URL)),)
+SITE_URL := http://$(if $(filter 0.0.0.0 :: [::],$(HOST)),127.0.0.1,$(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))):$(PORT)
+endif
+DEMO_ENV := SITE_URL='$(SITE_URL)'
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: demo test install lint serve format clean
 
 ## Install, migrate, load demo data and serve everything on the embedded default.
 demo: install
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_load
-	@$(PY) manage.py demo_banner --host $(HOST) --port $(PORT)
-	ANJU_WORKERS_IN_PROCESS=1 $(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
+	$(DEMO_ENV) $(PY) manage.py migrate --noinput
+	$(DEMO_ENV) $(PY) manage.py demo_load
+	@$(DEMO_ENV) $(PY) manage.py demo_banner --host $(HOST) --port $(PORT)
+	$(DEMO_ENV) ANJU_WORKERS_IN_PROCESS=1 $(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 ## The whole suite (installs what the tests need; see scripts/test.sh).
 test: install

@@ -35,6 +35,9 @@ def bench_env(db_name: str, *, conn_max_age: int = 0) -> dict[str, str]:
         "DEBUG": "0",
         "SECRET_KEY": BENCH_SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1",
+        # Links the server makes; plain http on loopback is accepted on purpose (core/urls.py).
+        "SITE_URL": "http://127.0.0.1",
+        "SITE_URL_ALLOW_HTTP": "1",
         "SECURE_COOKIES": "0",  # plain http on 127.0.0.1
         "REDIS_URL": REDIS_URL,
         "REDIS_PREFIX": f"{db_name}",

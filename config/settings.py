@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from core.urls import SiteUrlError, host_allowed, site_host, site_url_parse
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ANJU_VAR_DIR", BASE_DIR / "var"))
 
@@ -52,10 +54,28 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+# The public origin of the site (scheme://host[:port]): every absolute URL the system makes
+# (QR codes, SMS, the PDF's verification link, the face and payment providers' return,
+# callback and notify URLs) is SITE_URL + path (core/urls.py `absolute_url`). Required when
+# DEBUG is off, https unless SITE_URL_ALLOW_HTTP=1; with DEBUG on it defaults to
+# http://127.0.0.1:8000 and `make demo` sets it from HOST and PORT.
+try:
+    SITE_URL = site_url_parse(
+        os.environ.get("SITE_URL"), debug=DEBUG, allow_http=env_bool("SITE_URL_ALLOW_HTTP", False)
+    )
+except SiteUrlError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+# With DEBUG on, the site's own host is served too (`make demo HOST=192.168.1.5`).
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", f"127.0.0.1,localhost,{site_host(SITE_URL)}" if DEBUG else ""
+)
+if not DEBUG and not host_allowed(site_host(SITE_URL), ALLOWED_HOSTS):
+    # Provider callbacks and scanned QR codes would be refused with HTTP 400.
+    raise ImproperlyConfigured(
+        f"SITE_URL={SITE_URL} names host {site_host(SITE_URL)!r}, which ALLOWED_HOSTS "
+        f"({','.join(ALLOWED_HOSTS) or 'empty'}) does not serve; add it to ALLOWED_HOSTS."
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
-# The public origin of the site, used in links sent by SMS and encoded in QR codes.
-SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "daphne",

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from core.context import RequestContext
 from core.errors import DomainError, ValidationFailed
+from core.urls import absolute_url
 from mobile_api.auth import IsApplicant
 from mobile_api.errors import error_body
 from mobile_api.schema import ERROR_RESPONSES, ErrorSerializer
@@ -329,8 +330,8 @@ class DepositApi(APIView):
         try:
             payment, start = deposit.deposit_begin(
                 lease_id=lease.pk,
-                return_url=f"{settings.SITE_URL}/h5/lease/{lease.pk}/deposit/",
-                notify_url=f"{settings.SITE_URL}/api/v1/payments/notify/{payment_provider().name}/",
+                return_url=absolute_url(f"/h5/lease/{lease.pk}/deposit/"),
+                notify_url=absolute_url(f"/api/v1/payments/notify/{payment_provider().name}/"),
                 now=timezone.now(),
             )
         except PaymentProviderError as exc:

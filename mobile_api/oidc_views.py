@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from accounts.identity.base import applicant_for_identity
 from accounts.identity.oidc import OidcProvider, OidcProviderError
 from core.errors import DomainError
+from core.urls import absolute_url
 from mobile_api.auth import session_login_applicant
 from mobile_api.errors import KIND_STATUS
 
@@ -39,7 +40,7 @@ def _error_page(request, exc: DomainError):
 
 def _redirect_uri(request) -> str:
     # Behind a proxy the absolute URI relies on BEHIND_PROXY; REDIRECT_URI pins it instead.
-    return settings.OIDC.get("REDIRECT_URI") or request.build_absolute_uri(reverse("oidc:callback"))
+    return settings.OIDC.get("REDIRECT_URI") or absolute_url(reverse("oidc:callback"))
 
 
 @never_cache

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 
-from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -18,6 +17,7 @@ from rest_framework.views import APIView
 
 from core.context import RequestContext
 from core.errors import DomainError
+from core.urls import absolute_url
 from mobile_api.auth import IsApplicant
 from mobile_api.errors import error_body
 from mobile_api.schema import ERROR_RESPONSES
@@ -216,8 +216,8 @@ class StepApi(APIView):
         """Record the intent, then call the provider (outside any transaction); the phone
         goes to the provider's page and comes back to the flow page with the order id."""
         now = timezone.now()
-        return_url = f"{settings.SITE_URL}/h5/signing/{agreement.pk}/sign/?face_order={{order_id}}"
-        callback_url = f"{settings.SITE_URL}/api/v1/face/callback/{face_provider_name()}/"
+        return_url = absolute_url(f"/h5/signing/{agreement.pk}/sign/?face_order={{order_id}}")
+        callback_url = absolute_url(f"/api/v1/face/callback/{face_provider_name()}/")
         try:
             face_check, start = face_services.face_check_begin(
                 agreement=agreement, now=now, return_url=return_url, callback_url=callback_url

@@ -52,6 +52,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from accounts.validators import mask_id_number
+from core.urls import absolute_url
 from core.webhooks import header_value, webhook_post
 from signing.face.base import FaceCallbackInvalid, FaceResult, FaceStart
 
@@ -260,7 +261,7 @@ class DevFaceProvider:
             SESSION_TTL_SECONDS,
         )
         return FaceStart(
-            redirect_url=f"{settings.SITE_URL}/dev/face/{provider_order_id}/",
+            redirect_url=absolute_url(f"/dev/face/{provider_order_id}/"),
             provider_order_id=provider_order_id,
         )
 

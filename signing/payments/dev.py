@@ -90,6 +90,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from core.urls import absolute_url
 from core.webhooks import header_value, webhook_post
 from signing.ca import _locked, _write_atomic
 from signing.payments.base import (
@@ -666,9 +667,7 @@ class DevPayProvider:
                     reason="OUT_TRADE_NO_USED",
                 )
             prepay_id = existing["prepay_id"]
-        return PaymentStart(
-            pay_url=f"{settings.SITE_URL}/dev/pay/{prepay_id}/", prepay_id=prepay_id
-        )
+        return PaymentStart(pay_url=absolute_url(f"/dev/pay/{prepay_id}/"), prepay_id=prepay_id)
 
     # --------------------------------------------------------------- parse_notification
 

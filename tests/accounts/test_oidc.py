@@ -112,6 +112,8 @@ def test_login_through_the_platform_ends_logged_in_on_this_device(settings, clie
     fake = FakeIssuer(alg=alg).start()
     try:
         _configure(settings, fake)
+        # The callback URL is SITE_URL's (core/urls.py), not whatever Host the request named.
+        settings.SITE_URL = "https://anju.example.gov.cn:8443"
         family = FamilyFactory()
         fake.identity = {"sub": "gd-42", "id_card_no": family.main_applicant.id_number}
 
@@ -121,7 +123,7 @@ def test_login_through_the_platform_ends_logged_in_on_this_device(settings, clie
         query = {name: values[0] for name, values in parse_qs(parts.query).items()}
         assert query["response_type"] == "code"
         assert query["client_id"] == fake.client_id
-        assert query["redirect_uri"] == f"http://testserver{CALLBACK}"
+        assert query["redirect_uri"] == f"https://anju.example.gov.cn:8443{CALLBACK}"
         assert query["scope"] == settings.OIDC["SCOPES"]
         assert query["code_challenge_method"] == "S256"
         assert len(query["state"]) >= 32 and len(query["nonce"]) >= 32

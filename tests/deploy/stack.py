@@ -94,6 +94,9 @@ def app_env(*, redis_url: str, prefix: str, extra: dict[str, str] | None = None)
         "SECRET_KEY": settings.SECRET_KEY,  # sessions made by the test are valid there
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
+        # Links the server makes; plain http on loopback is accepted on purpose (core/urls.py).
+        "SITE_URL": "http://127.0.0.1",
+        "SITE_URL_ALLOW_HTTP": "1",
         "SECURE_COOKIES": "0",  # plain http on loopback
         "BEHIND_PROXY": "1",
         "NUM_PROXIES": "1",
