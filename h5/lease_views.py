@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from h5.signing_views import _to_login
+from h5.signing_views import _to_login, phone_page
 from h5.views import _applicant
 from signing.models import Lease
 
@@ -53,8 +53,17 @@ def lease_hub(request, lease_id: int):
 @never_cache
 @ensure_csrf_cookie
 def lease_deposit(request, lease_id: int):
-    """押金缴纳 on the phone (the deposit QR code's page), and the cashier's return page."""
-    return _page(request, "deposit.html", lease_id)
+    """押金缴纳 on the phone (the deposit QR code's page), and the cashier's return page: for
+    the applicant's own login or the phone's signing session of the deposit code."""
+    if _applicant(request) is not None:
+        return _page(request, "deposit.html", lease_id)
+    agreement_id = Lease.objects.filter(pk=lease_id).values_list("agreement_id", flat=True).first()
+    if agreement_id is None:
+        raise Http404
+    lease = Lease.objects.get(pk=lease_id)
+    return phone_page(
+        request, "lease/deposit.html", agreement_id=agreement_id, action="deposit", lease=lease
+    )
 
 
 @never_cache

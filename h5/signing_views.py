@@ -14,7 +14,10 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from core.errors import DomainError
 from h5.views import _applicant
+from mobile_api.errors import KIND_STATUS
+from mobile_api.signer import signer_for
 from signing.models import Agreement
 
 # What signing/qr.py mints (secrets.token_urlsafe); anything else cannot be a ticket.
@@ -31,6 +34,8 @@ def _to_login(request, next_path: str) -> HttpResponseRedirect:
 
 
 def _page(request, template: str, agreement_id: int | None = None, **context):
+    """A page of the applicant's own login (`template` under h5/signing/, or under h5/ when it
+    starts with lease/)."""
     applicant = _applicant(request)
     if applicant is None:
         return _to_login(request, request.path)
@@ -41,7 +46,8 @@ def _page(request, template: str, agreement_id: int | None = None, **context):
         if agreement is None:
             raise Http404
         context["agreement"] = agreement
-    return render(request, f"h5/signing/{template}", {"applicant": applicant, **context})
+    path = f"h5/{template}" if template.startswith("lease/") else f"h5/signing/{template}"
+    return render(request, path, {"applicant": applicant, **context})
 
 
 @never_cache
@@ -59,11 +65,41 @@ def signing_qr(request, agreement_id: int):
     return _page(request, "qr.html", agreement_id, steps=steps)
 
 
+def phone_page(request, template: str, *, agreement_id: int, action: str, **context):
+    """A page of the phone steps: for the applicant's own login (as `_page`), or for the
+    phone's signing session that a QR code started (no login; mobile_api/signer.py). A phone
+    whose session ended or was taken over is told so plainly."""
+    if _applicant(request) is not None:
+        return _page(request, template, agreement_id, **context)
+    template = f"h5/{template}" if template.startswith("lease/") else f"h5/signing/{template}"
+    try:
+        signer = signer_for(request, agreement_id=agreement_id, action=action)
+    except DomainError as error:
+        if error.code == "not_authenticated":
+            return _to_login(request, request.get_full_path())
+        return render(
+            request,
+            "h5/signing/open.html",
+            {"token": "", "invalid": True, "title": "无法继续签约", "message": error.message},
+            status=KIND_STATUS.get(error.kind, 400),
+        )
+    return render(
+        request,
+        template,
+        {
+            "applicant": signer.applicant,
+            "agreement": signer.agreement,
+            "phone_session": signer.session,
+            **context,
+        },
+    )
+
+
 @never_cache
 @ensure_csrf_cookie
 def signing_sign(request, agreement_id: int):
     """The phone flow, one step at a time as the agreement's `step` says."""
-    return _page(request, "sign.html", agreement_id)
+    return phone_page(request, "sign.html", agreement_id=agreement_id, action="view")
 
 
 @never_cache
@@ -76,8 +112,9 @@ def signing_abandon(request, agreement_id: int):
 @never_cache
 @ensure_csrf_cookie
 def qr_entry(request, token: str):
-    """The URL inside the QR code. The phone must be logged in as the main applicant; the
-    page then opens the ticket through the API and goes on to the phone flow."""
+    """The URL inside the QR code, opened on the phone (WeChat's scanner, or a screenshot
+    from the album). No login: the page opens the ticket through the API, which starts the
+    phone's signing session, and goes on to the phone steps (the 电子合同 page)."""
     if not TOKEN_RE.match(token):
         return render(
             request,
@@ -85,8 +122,6 @@ def qr_entry(request, token: str):
             {"token": "", "invalid": True},
             status=404,
         )
-    if _applicant(request) is None:
-        return _to_login(request, f"/s/{token}")
     response = render(request, "h5/signing/open.html", {"token": token})
     response["Referrer-Policy"] = "no-referrer"  # the token stays out of any Referer
     return response

@@ -24,9 +24,11 @@ from core.urls import absolute_url
 from mobile_api.auth import IsApplicant
 from mobile_api.errors import error_body
 from mobile_api.schema import ERROR_RESPONSES, ErrorSerializer
+from mobile_api.signer import Signer, session_json, signer_for
 from mobile_api.signing_api import agreement_json, pdf_response, qr_ticket_json
 from signing import deposit
 from signing import lease as leases
+from signing.consult import consult_help
 from signing.documents import document_latest
 from signing.lease_gates import Stage, lease_stage
 from signing.models import Bank, CardPhoto, DepositPayment, Lease
@@ -41,6 +43,10 @@ def _applicant(request):
     return request.user.applicant
 
 
+def _logged_in(request) -> bool:
+    return IsApplicant().has_permission(request, None)
+
+
 def _ctx(request) -> RequestContext:
     return RequestContext.from_request(request)
 
@@ -49,13 +55,43 @@ def _lease(request, lease_id: int) -> Lease:
     return leases.lease_for_applicant(applicant=_applicant(request), lease_id=lease_id)
 
 
+def _deposit_signer(request, lease_id: int, action: str = "deposit") -> tuple[Lease, Signer]:
+    """The lease for its deposit page: the applicant's own login, or the phone's signing
+    session of the lease's deposit code (mobile_api/signer.py)."""
+    agreement_id = Lease.objects.filter(pk=lease_id).values_list("agreement_id", flat=True).first()
+    if agreement_id is None:
+        raise DomainError("lease_not_found", "签约记录不存在", kind="not_found")
+    try:
+        signer = signer_for(request, agreement_id=agreement_id, action=action)
+    except DomainError as error:
+        if error.code == "agreement_not_found":
+            raise DomainError("lease_not_found", "签约记录不存在", kind="not_found") from None
+        raise
+    lease = Lease.objects.select_related(
+        "agreement__family__main_applicant", "allocation__unit", "allocation__round"
+    ).get(pk=lease_id)
+    return lease, signer
+
+
 def _fen(value: int) -> str:
     return f"{value // 100}.{value % 100:02d}"
 
 
-def lease_json(lease: Lease) -> dict:
+def lease_json(lease: Lease, signer: Signer | None = None) -> dict:
+    """The lease for the pages. A phone's signing session that has not passed this attempt's
+    face check sees where the lease stands and nothing else (no unit, no amounts)."""
     agreement = lease.agreement
     applicant = agreement.family.main_applicant
+    if signer is not None and signer.session is not None and not signer.verified:
+        stage = lease_stage(lease, agreement)
+        return {
+            "id": lease.pk,
+            "stage": stage,
+            "stage_label": Stage(stage).label,
+            "agreement": agreement_json(agreement),
+            "help": consult_help(agreement.template).as_json(),
+            "session": session_json(signer),
+        }
     unit = lease.allocation.unit
     stage = lease_stage(lease, agreement)
     photos = {}
@@ -74,6 +110,7 @@ def lease_json(lease: Lease) -> dict:
         "stage_label": Stage(stage).label,
         "stages": [{"stage": s.value, "label": s.label} for s in STAGES],
         "agreement": agreement_json(agreement),
+        "help": consult_help(agreement.template).as_json(),  # 咨询电话 and hours
         "unit": {
             "label": lease.unit_label,
             "round": lease.allocation.round.name,
@@ -114,6 +151,7 @@ def lease_json(lease: Lease) -> dict:
             "contract": approved and document_latest(agreement=agreement) is not None,
             "receipt": approved and payment is not None,
         },
+        "session": session_json(signer) if signer else None,
     }
 
 
@@ -151,11 +189,17 @@ class LeaseStartApi(APIView):
 
 
 class LeaseDetailApi(APIView):
-    permission_classes = [IsApplicant]
+    """The lease: for the applicant's own login, or for the phone's signing session of the
+    lease's deposit code."""
+
+    permission_classes = [AllowAny]
 
     @extend_schema(responses=OBJ)
     def get(self, request, lease_id: int):
-        return Response(lease_json(_lease(request, lease_id)))
+        if _logged_in(request):
+            return Response(lease_json(_lease(request, lease_id)))
+        lease, signer = _deposit_signer(request, lease_id, "view")
+        return Response(lease_json(lease, signer))
 
 
 class MobileSerializer(serializers.Serializer):
@@ -322,11 +366,11 @@ class LeaseQrApi(APIView):
 class DepositApi(APIView):
     """押金缴纳 on the phone: the payment order and where the phone goes to pay."""
 
-    permission_classes = [IsApplicant]
+    permission_classes = [AllowAny]
 
     @extend_schema(request=None, responses=OBJ)
     def post(self, request, lease_id: int):
-        lease = _lease(request, lease_id)
+        lease, _ = _deposit_signer(request, lease_id)  # a phone: verified (face_required)
         try:
             payment, start = deposit.deposit_begin(
                 lease_id=lease.pk,
@@ -349,16 +393,17 @@ class DepositApi(APIView):
 class DepositRefreshApi(APIView):
     """Back from the cashier: the order's state, asking the provider if no notice came yet."""
 
-    permission_classes = [IsApplicant]
+    permission_classes = [AllowAny]
 
     @extend_schema(request=None, responses=OBJ)
     def post(self, request, lease_id: int):
-        lease = _lease(request, lease_id)
+        lease, signer = _deposit_signer(request, lease_id)
         try:
             deposit.deposit_refresh(lease=lease, now=timezone.now())
         except PaymentProviderError as exc:
             return Response(error_body(exc.code, exc.message), status=503)
-        return Response(lease_json(_lease(request, lease_id)))
+        lease, signer = _deposit_signer(request, lease_id)
+        return Response(lease_json(lease, signer))
 
 
 class ReceiptApi(APIView):
@@ -369,7 +414,7 @@ class ReceiptApi(APIView):
     @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY, **ERROR_RESPONSES})
     def get(self, request, lease_id: int):
         lease = _lease(request, lease_id)
-        pdf = deposit.deposit_receipt_pdf_for(lease=lease)
+        pdf = deposit.deposit_receipt_pdf_for(lease=lease, now=timezone.now())
         return pdf_response(request, pdf, f"deposit-receipt-{lease.pk}.pdf")
 
 

@@ -15,20 +15,23 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.validators import mask_name
 from core.context import RequestContext
 from core.errors import DomainError
 from core.urls import absolute_url
 from mobile_api.auth import IsApplicant
 from mobile_api.errors import error_body
 from mobile_api.schema import ERROR_RESPONSES
+from mobile_api.signer import Signer, cookies_set, device_id, session_json, signer_for
 from realtime.access import qr_stream_token
-from signing import flow, qr, services
+from signing import flow, phone, qr, services
+from signing.consult import consult_help
 from signing.documents import document_latest
 from signing.face import provider_name as face_provider_name
 from signing.face import services as face_services
 from signing.face.base import FaceProviderError
 from signing.lease import lease_qr_issue
-from signing.models import Agreement, ConsentKind, Lease, SignatureCharacter
+from signing.models import Agreement, ConsentKind, Lease, QrTicket, SignatureCharacter
 
 OBJ = {200: OpenApiTypes.OBJECT, **ERROR_RESPONSES}
 
@@ -53,7 +56,12 @@ def _ctx(request) -> RequestContext:
     return RequestContext.from_request(request)
 
 
-def agreement_json(agreement: Agreement, *, with_text: bool = False) -> dict:
+def agreement_json(
+    agreement: Agreement, *, with_text: bool = False, signer: Signer | None = None
+) -> dict:
+    """The agreement for the pages. `with_text`: the phone flow's view, with the text and the
+    signer's details; a phone's signing session that has not passed the face check sees the
+    name masked and no text (`signer`)."""
     data = {
         "id": agreement.pk,
         "title": agreement.title,
@@ -71,22 +79,30 @@ def agreement_json(agreement: Agreement, *, with_text: bool = False) -> dict:
         "signed_at": agreement.signed_at.isoformat() if agreement.signed_at else None,
         "sealed_at": agreement.sealed_at.isoformat() if agreement.sealed_at else None,
         "lease": Lease.objects.filter(agreement=agreement).values_list("pk", flat=True).first(),
+        # 咨询电话 and hours, wherever a page says 请拨打咨询电话 (signing/consult.py)
+        "help": consult_help(agreement.template).as_json(),
         "server_time_ms": int(timezone.now().timestamp() * 1000),
     }
     if with_text:
         applicant = agreement.family.main_applicant
+        shown = signer is None or signer.verified
         data.update(
-            text=agreement.rendered_text,
-            text_sha256=agreement.text_hash,
-            signer_name=agreement.signer_name,
-            real_name=applicant.real_name,
+            real_name=applicant.real_name if shown else mask_name(applicant.real_name),
             id_number_masked=applicant.id_number_masked,
-            characters_drawn=sorted(
-                SignatureCharacter.objects.filter(
-                    agreement=agreement, attempt=agreement.attempt
-                ).values_list("index", flat=True)
-            ),
+            mobile_masked=applicant.mobile_masked,
+            session=session_json(signer) if signer else None,
         )
+        if shown:
+            data.update(
+                text=agreement.rendered_text,
+                text_sha256=agreement.text_hash,
+                signer_name=agreement.signer_name,
+                characters_drawn=sorted(
+                    SignatureCharacter.objects.filter(
+                        agreement=agreement, attempt=agreement.attempt
+                    ).values_list("index", flat=True)
+                ),
+            )
     return data
 
 
@@ -102,11 +118,15 @@ class AgreementListApi(APIView):
 
 
 class AgreementDetailApi(APIView):
-    permission_classes = [IsApplicant]
+    """The agreement for the phone flow: for the applicant's own login, or for the phone's
+    signing session of this agreement (signing/phone.py)."""
+
+    permission_classes = [AllowAny]
 
     @extend_schema(responses=OBJ)
     def get(self, request, agreement_id: int):
-        return Response(agreement_json(_agreement(request, agreement_id), with_text=True))
+        signer = signer_for(request, agreement_id=agreement_id, action="view")
+        return Response(agreement_json(signer.agreement, with_text=True, signer=signer))
 
 
 class ConsentTextApi(APIView):
@@ -162,14 +182,16 @@ def qr_ticket_json(ticket) -> dict:
         "url": qr.qr_url(ticket),
         "png_base64": base64.b64encode(qr.qr_png(ticket)).decode(),
         "expires_at": ticket.expires_at.isoformat(),
+        "server_time_ms": int(timezone.now().timestamp() * 1000),
         "stream": f"qr.{ticket.pk}",
-        "stream_token": qr_stream_token(ticket_id=str(ticket.pk)),
+        "stream_token": qr_stream_token(ticket_id=str(ticket.pk), expires_at=ticket.expires_at),
     }
 
 
 class QrOpenApi(APIView):
-    """The phone opened a QR code (its token from the URL). Needs the agreement's own
-    applicant to be logged in on the phone."""
+    """The phone opened a QR code (its token from the URL): starts the phone's signing
+    session for that ticket (cookies, see mobile_api/signer.py) and says where the phone goes
+    next. No login is needed and none is made; another applicant's login is refused."""
 
     permission_classes = [AllowAny]
 
@@ -183,20 +205,44 @@ class QrOpenApi(APIView):
         applicant = (
             getattr(request.user, "applicant", None) if request.user.is_authenticated else None
         )
-        ticket = qr.qr_ticket_open(
+        device, new_device = device_id(request)
+        opened = phone.phone_session_open(
             token=data.validated_data["token"],
             applicant=applicant,
+            device_id=device,
             ctx=_ctx(request),
             now=timezone.now(),
         )
-        return Response({"agreement": ticket.agreement_id, "purpose": ticket.purpose})
+        session = opened.session
+        response = Response(
+            {
+                "agreement": session.agreement_id,
+                "purpose": session.purpose,
+                "next_url": phone_page_url(session),
+                "took_over": opened.took_over,
+            }
+        )
+        cookies_set(response, request, opened=opened, device=device, new_device=new_device)
+        return response
+
+
+def phone_page_url(session) -> str:
+    """Where the phone goes for its session's purpose: the phone flow (电子合同 …), or the
+    lease's deposit page."""
+    if session.purpose == QrTicket.Purpose.DEPOSIT:
+        lease_id = Lease.objects.filter(agreement_id=session.agreement_id).values_list(
+            "pk", flat=True
+        )
+        return f"/h5/lease/{lease_id.get()}/deposit/"
+    return f"/h5/signing/{session.agreement_id}/sign/"
 
 
 class StepApi(APIView):
-    """One step of the phone flow: POST …/steps/<name>/. Steps out of order get 409
-    `step_out_of_order`."""
+    """One step of the phone flow: POST …/steps/<name>/, by the applicant's own login or the
+    phone's signing session (only the steps of its ticket's stage). Steps out of order get
+    409 `step_out_of_order`."""
 
-    permission_classes = [IsApplicant]
+    permission_classes = [AllowAny]
 
     class VersionsSerializer(serializers.Serializer):
         versions = serializers.DictField(child=serializers.IntegerField(min_value=1))
@@ -212,27 +258,73 @@ class StepApi(APIView):
         order_id = serializers.RegexField(r"^[A-Za-z0-9_-]{4,64}$")
         token = serializers.CharField(max_length=200, required=False, default="")
 
-    def _face_start(self, request, agreement):
+    ACTIONS = {
+        "contract-viewed": "contract_view",
+        "ecert-consent": "ecert_consent",
+        "identity-confirm": "identity_confirm",
+        "read": "read",
+        "face-start": "face",
+        "face-complete": "face",
+        "signature-complete": "signature",
+        "sms-code": "sms_code",
+        "submit": "submit",
+    }
+
+    def _face_start(self, request, signer: Signer):
         """Record the intent, then call the provider (outside any transaction); the phone
-        goes to the provider's page and comes back to the flow page with the order id."""
+        goes to the provider's page and comes back to the flow page with the order id. A
+        phone that scanned a later stage's code without having passed this attempt's face
+        check proves itself again (signing/phone.py `face_reverify_needed`)."""
         now = timezone.now()
+        agreement = signer.agreement
         return_url = absolute_url(f"/h5/signing/{agreement.pk}/sign/?face_order={{order_id}}")
         callback_url = absolute_url(f"/api/v1/face/callback/{face_provider_name()}/")
         try:
             face_check, start = face_services.face_check_begin(
-                agreement=agreement, now=now, return_url=return_url, callback_url=callback_url
+                agreement=agreement,
+                now=now,
+                return_url=return_url,
+                callback_url=callback_url,
+                signing_session_id=signer.session.pk if signer.session else None,
+                reverify=self._reverify(signer),
             )
         except FaceProviderError as exc:
             return Response(error_body(exc.code, exc.message), status=503)
         return Response({"order_id": face_check.order_id, "redirect_url": start.redirect_url})
 
+    @staticmethod
+    def _reverify(signer: Signer) -> bool:
+        return signer.session is not None and phone.face_reverify_needed(
+            session=signer.session, agreement=signer.agreement
+        )
+
+    def _face_complete(self, request, signer: Signer, common: dict):
+        data = self.FaceSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        face_check = face_services.face_check_for_return(
+            agreement=signer.agreement,
+            order_id=data.validated_data["order_id"],
+            provider_token=data.validated_data["token"],
+            now=common["now"],
+        )
+        if self._reverify(signer):
+            phone.phone_face_reverified(
+                session=signer.session, face_check=face_check, ctx=common["ctx"], now=common["now"]
+            )
+            signer.agreement.refresh_from_db()
+            return signer.agreement
+        return flow.face_verified(face_check=face_check, **common)
+
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OBJ)
     def post(self, request, agreement_id: int, step: str):
-        agreement = _agreement(request, agreement_id)
+        action = self.ACTIONS.get(step)
+        if action is None:
+            raise DomainError("not_found", "请求的内容不存在", kind="not_found")
+        signer = signer_for(request, agreement_id=agreement_id, action=action)
         common = {
-            "agreement_id": agreement.pk,
-            "applicant": _applicant(request),
-            "ctx": _ctx(request),
+            "agreement_id": signer.agreement.pk,
+            "applicant": signer.applicant,
+            "ctx": signer.ctx(request),
             "now": timezone.now(),
         }
         if step == "contract-viewed":
@@ -240,42 +332,32 @@ class StepApi(APIView):
         elif step in ("ecert-consent", "identity-confirm"):
             data = self.VersionsSerializer(data=request.data)
             data.is_valid(raise_exception=True)
-            action = flow.ecert_consent if step == "ecert-consent" else flow.identity_confirm
-            result = action(versions=data.validated_data["versions"], **common)
+            action_fn = flow.ecert_consent if step == "ecert-consent" else flow.identity_confirm
+            result = action_fn(versions=data.validated_data["versions"], **common)
         elif step == "read":
             data = self.ReadSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             result = flow.agreement_read(**data.validated_data, **common)
         elif step == "face-start":
-            return self._face_start(request, agreement)
+            return self._face_start(request, signer)
         elif step == "face-complete":
-            data = self.FaceSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            face_check = face_services.face_check_for_return(
-                agreement=agreement,
-                order_id=data.validated_data["order_id"],
-                provider_token=data.validated_data["token"],
-                now=common["now"],
-            )
-            result = flow.face_verified(face_check=face_check, **common)
+            result = self._face_complete(request, signer, common)
         elif step == "signature-complete":
             result = flow.signature_complete(**common)
         elif step == "sms-code":
             flow.sign_code_send(**common)
             return Response({"sent": True, "resend_after": 60}, status=status.HTTP_202_ACCEPTED)
-        elif step == "submit":
+        else:  # submit
             data = self.CodeSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             result = flow.sign_submit(code=data.validated_data["code"], **common)
-        else:
-            raise DomainError("not_found", "请求的内容不存在", kind="not_found")
         return Response(agreement_json(result))
 
 
 class SignatureCharacterApi(APIView):
     """One character in its box (strokes with x, y, t, p). Saving a box again redoes it."""
 
-    permission_classes = [IsApplicant]
+    permission_classes = [AllowAny]
 
     class InputSerializer(serializers.Serializer):
         strokes = serializers.ListField(
@@ -286,14 +368,14 @@ class SignatureCharacterApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=OBJ)
     def put(self, request, agreement_id: int, index: int):
-        agreement = _agreement(request, agreement_id)
+        signer = signer_for(request, agreement_id=agreement_id, action="signature")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         character = flow.signature_character_save(
-            agreement_id=agreement.pk,
-            applicant=_applicant(request),
+            agreement_id=signer.agreement.pk,
+            applicant=signer.applicant,
             index=index,
-            ctx=_ctx(request),
+            ctx=signer.ctx(request),
             now=timezone.now(),
             **data.validated_data,
         )

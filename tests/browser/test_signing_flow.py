@@ -1,9 +1,10 @@
 """网上签约 (guide 001) end to end: a desktop shows the QR code, the phone opens it and signs.
 
 The desktop (logged in) opens 网上签约, taps 「签约协议」 and shows the QR code with its
-progress socket. The phone, not logged in, opens the URL inside the code: it is sent to the
-login page and, once logged in, back to the code, which opens the phone flow: 电子合同
-「下一步」 → the consent (its texts one tap away) 「开始」 → 实名信息 「确定」 → 人脸识别 →
+progress socket. The phone has never logged in: it opens the URL decoded (zxing-cpp) from a
+screenshot of the desktop's code, which starts its signing session and opens the phone flow
+at once (no login, so the desktop stays logged in): 电子合同 (name masked until the face
+check) 「下一步」 → the consent (its texts one tap away) 「开始」 → 实名信息 「确定」 → 人脸识别 →
 the whole agreement scrolled to its end 「阅读并确认」 → the two characters of the name, one
 box each, written with touch events (one cleared and rewritten, one refused for ink outside
 the box, ink kept through a rotation, an earlier box redone) 「确定」 → the SMS code 「提交」
@@ -20,6 +21,7 @@ waits on wall-clock time.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,12 +30,14 @@ from importlib import import_module
 from typing import Any
 
 import pytest
+import zxingcpp
 from django.conf import settings
 from django.utils import timezone
+from PIL import Image
 from playwright.sync_api import expect
 
 from accounts.middleware import DEVICE_SESSION_FLAG
-from accounts.models import Applicant
+from accounts.models import Applicant, DeviceSession
 from accounts.services import applicant_user_ensure, device_session_start
 from core.context import RequestContext
 from signing.models import (
@@ -102,6 +106,17 @@ def _logged_in_session(applicant_pk: int) -> str:
     store.create()
     device_session_start(user=user, session_key=store.session_key, provider="dev_sms", ctx=CTX)
     return store.session_key
+
+
+def decode_qr(png: bytes) -> str:
+    """What a phone's scanner reads from a picture of the screen (zxing-cpp)."""
+    codes = [
+        c.text
+        for c in zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+        if c.format == zxingcpp.BarcodeFormat.QRCode
+    ]
+    assert len(codes) == 1, codes
+    return codes[0]
 
 
 def _latest_token(agreement_id: int) -> str:
@@ -287,30 +302,31 @@ def test_desktop_qr_then_the_phone_signs_step_by_step(page, desktop, live_url, o
     expect(desktop.get_by_text("请截图保存二维码，使用微信扫描相册中的二维码")).to_be_visible()
     expect(desktop.locator("#qr-deadline")).to_contain_text("二维码有效期至")
     png = desktop.locator("#qr-img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
-    assert png[0] >= 290 and png[1] > png[0], png  # the code and its short code under it
+    assert png[0] >= 290 and png[1] == png[0], png  # the code only: 识别码 printed once, beside
     expect(desktop.locator("#progress li.anju-progress__item_done")).to_have_count(0)
+    expect(desktop.locator("#progress li").first).to_have_text("等待手机扫码")
     desktop.evaluate("window.notReloaded = true")
     RESULTS.mkdir(exist_ok=True)
     desktop.screenshot(path=str(RESULTS / "signing-qr.png"), full_page=True)
 
-    # ---- the phone opens the code's URL: login first, then straight back to the code
-    page.goto(qr_url)
-    expect(page).to_have_url(re.compile(r"/h5/login/\?next=%2Fs%2F"))
-    page.get_by_label("身份证号码").fill(applicant.id_number)
-    page.get_by_role("button", name="获取验证码", exact=True).tap()
-    expect(page.locator("#send-code")).to_have_text(COUNTDOWN)
-    page.get_by_label("短信验证码").fill(orm(latest_code, applicant.mobile))
+    # ---- the phone (never logged in) scans the desktop's screen: the 电子合同 page at once
+    decoded = decode_qr(desktop.locator("#qr-img").screenshot())
+    assert decoded == qr_url
     with socket.expect_event("framereceived", lambda p: "qr.scanned" in p):
-        page.get_by_role("button", name="登录", exact=True).tap()
+        page.goto(decoded)
         expect(page).to_have_url(f"{live_url}/h5/signing/{aid}/sign/")
     scans = orm(lambda: list(QrScan.objects.filter(ticket__agreement_id=aid, accepted=True)))
-    assert len(scans) == 1
+    assert len(scans) == 1 and scans[0].user_id is None
     _expect_done(desktop, "已扫码")
+    expect(desktop.locator("#progress li").first).to_have_text("已扫码")
 
-    # ---- 电子合同 → 「下一步」
+    # ---- 电子合同 → 「下一步」: only the masked name before the face check
     expect(page.get_by_role("heading", name="电子合同", level=2)).to_be_visible()
     expect(page.locator("#step-contract")).to_contain_text("租金补贴协议")
-    expect(page.locator("#step-contract")).to_contain_text(NAME)
+    expect(page.locator("#step-contract")).to_contain_text(f"{NAME[0]}*")
+    expect(page.locator("#step-contract")).not_to_contain_text(NAME)
+    expect(page.locator(".anju-titlebar__back")).to_have_count(0)  # nothing of the account
+    page.screenshot(path=str(RESULTS / "signing-phone-contract.png"), full_page=True)
     page.get_by_role("button", name="下一步").tap()
 
     # ---- consent: the texts one tap away; 「开始」 only when ticked
@@ -332,7 +348,7 @@ def test_desktop_qr_then_the_phone_signs_step_by_step(page, desktop, live_url, o
 
     # ---- 实名信息 + consent to the privacy policy and the biometric rules → 「确定」
     expect(page.get_by_role("heading", name="实名认证")).to_be_visible()
-    expect(page.locator("#identity-name")).to_have_text(NAME)
+    expect(page.locator("#identity-name")).to_have_text(f"{NAME[0]}*")
     expect(page.locator("#identity-id")).to_have_text(applicant.id_number_masked)
     expect(page.locator("#consent-identity-text")).to_have_text(
         "已阅读并同意《个人信息保护政策》《个人生物识别信息保护规则》"
@@ -489,17 +505,17 @@ def test_desktop_qr_then_the_phone_signs_step_by_step(page, desktop, live_url, o
     assert desktop.evaluate("window.notReloaded") is True
     desktop.screenshot(path=str(RESULTS / "signing-qr-done.png"), full_page=True)
 
-    # ---- back on 网上签约: 已签字, the PDF to view and download
-    page.goto("/h5/signing/")
-    card = page.locator(f'article[data-agreement-id="{aid}"]')
+    # ---- the desktop is still logged in: 网上签约 shows 已签字 and the PDF
+    desktop.goto("/h5/signing/")
+    expect(desktop).to_have_url(f"{live_url}/h5/signing/")
+    card = desktop.locator(f'article[data-agreement-id="{aid}"]')
     expect(card.locator(".anju-badge")).to_have_text("已签字")
-    view = card.get_by_role("button", name="查看")
-    expect(view).to_have_attribute("href", f"/api/v1/signing/agreements/{aid}/document/")
-    expect(card.get_by_role("button", name="下载")).to_have_attribute(
-        "href", f"/api/v1/signing/agreements/{aid}/document/?download=1"
-    )
-    pdf = page.request.get(f"/api/v1/signing/agreements/{aid}/document/")
+    pdf = desktop.request.get(f"/api/v1/signing/agreements/{aid}/document/")
     assert pdf.ok and pdf.body().startswith(b"%PDF")
+    active = orm(lambda: list(DeviceSession.objects.filter(ended_at__isnull=True)))
+    assert [d.session_key for d in active] == [session_key]  # the phone made no device
+    # The phone has no login at all.
+    assert page.request.get("/api/v1/me/").status == 401
 
 
 def _ticket_for(agreement_id: int) -> str:
@@ -532,9 +548,9 @@ def test_the_code_opens_only_for_its_own_applicant(page, live_url, orm):
 
     # …and scans the first family's code (a leaked screenshot).
     page.goto(f"/s/{token}")
-    expect(page.locator("#open-title")).to_have_text("该二维码不属于您")
+    expect(page.locator("#open-title")).to_have_text("无法签约")
     expect(page.locator("#open-desc")).to_have_text(
-        "该二维码不属于您，只有主申请人本人可以扫码签约"
+        "您当前登录的账号不是该协议的主申请人，只有主申请人本人可以扫码签约"
     )
     expect(page).to_have_url(f"{live_url}/s/{token}")
     refused = orm(lambda: list(QrScan.objects.values_list("accepted", "reason")))

@@ -121,7 +121,11 @@ async def test_a_replaced_device_cannot_open_a_socket(flushed_layer):
         return key
 
     ws = socket(f"/ws/selection/{world.round.pk}/", cookie=await aio(replaced_cookie)())
-    assert await ws.connect() == (False, 4401)
+    # Accepted and closed at once with the reason, so that the page can say it
+    # (tests/realtime/test_device_sockets.py).
+    assert await ws.connect() == (True, None)
+    closed = await ws.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 4409, "reason": "session_replaced"}
 
 
 async def test_broadcast_is_public_and_unknown_rounds_are_refused(flushed_layer):
@@ -137,12 +141,26 @@ async def test_broadcast_is_public_and_unknown_rounds_are_refused(flushed_layer)
     assert await missing.connect() == (False, 4404)
 
 
-async def test_qr_progress_reaches_the_desktop_even_after_the_phone_login_ended_its_session(
+async def test_the_qr_progress_socket_closes_when_its_ticket_expires(flushed_layer):
+    await aio(open_session_world)()
+    live = qr_stream_token(ticket_id="T7", expires_at=timezone.now() + timedelta(seconds=1))
+    ws, hello = await connected(f"/ws/qr/{live}/")
+    assert hello["streams"] == ["qr.T7"]
+    closed = await ws.receive_output(timeout=10)  # the close the consumer schedules
+    assert closed == {"type": "websocket.close", "code": 4410}
+    # An expired token opens nothing (control: the same token shape, an hour later).
+    expired = qr_stream_token(ticket_id="T7", expires_at=timezone.now() - timedelta(seconds=1))
+    assert await socket(f"/ws/qr/{expired}/").connect() == (False, 4403)
+    forged = live[:-3] + "abc"
+    assert await socket(f"/ws/qr/{forged}/").connect() == (False, 4403)
+
+
+async def test_qr_progress_reaches_the_desktop_without_any_login(
     flushed_layer,
 ):
     await aio(open_session_world)()
-    token = qr_stream_token(ticket_id="T123")
-    # no session cookie at all: logging in on the phone ended the desktop's session
+    token = qr_stream_token(ticket_id="T123", expires_at=timezone.now() + timedelta(hours=1))
+    # no session cookie at all: the progress token alone opens it
     ws, hello = await connected(f"/ws/qr/{token}/")
     assert hello["streams"] == ["qr.T123"]
 

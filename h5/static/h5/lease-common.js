@@ -31,7 +31,7 @@
   function card(lease, { title = "租赁合同签约", action } = {}) {
     const id = lease.id;
     const rows = [
-      row("承租住房", `${lease.unit.round} ${lease.unit.label}`),
+      row("承租住房", lease.unit.label),
       row("月租金", `${lease.monthly_rent}元`),
     ];
     if (lease.agreement.status === "pending") {

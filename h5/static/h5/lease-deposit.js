@@ -38,7 +38,7 @@
 
   function showDone() {
     const payment = lease.payment;
-    const rows = [row("承租住房", `${lease.unit.round} ${lease.unit.label}`), row("押金", `${lease.deposit}元`)];
+    const rows = [row("承租住房", `${lease.unit.label}`), row("押金", `${lease.deposit}元`)];
     if (payment.paid_at) rows.push(row("支付时间", fmt.dateTime(payment.paid_at)));
     if (payment.receipt_no) rows.push(row("收据编号", payment.receipt_no));
     $("done-rows").replaceChildren(...rows);
@@ -47,7 +47,7 @@
 
   function showPay() {
     $("deposit-amount").replaceChildren(el("small", { text: "¥" }), lease.deposit);
-    $("deposit-unit").textContent = `${lease.unit.round} ${lease.unit.label}`;
+    $("deposit-unit").textContent = `${lease.unit.label}`;
     $("deposit-rows").replaceChildren(
       row("承租人", lease.name),
       row("月租金", `${lease.monthly_rent}元`),
@@ -144,12 +144,29 @@
 
   $("refresh-btn").addEventListener("click", confirmPaid);
 
+  /* This phone may not go on (its signing session was taken over or expired): say why. */
+  function sessionEnded(message) {
+    $("other-title").textContent = "本机已停止签约";
+    $("other-desc").textContent = message;
+    section("other");
+  }
+
   async function load() {
     try {
       lease = await api("GET", `${base}/`);
     } catch (failure) {
+      const code = failure.error && failure.error.code;
+      if (code === "signing_session_ended" || code === "signing_session_taken_over") {
+        sessionEnded(failure.error.message);
+        return;
+      }
       $("loading").textContent = "加载失败，请刷新页面重试";
       await showFailure(failure);
+      return;
+    }
+    if (lease.session && !lease.session.verified) {
+      // A phone that has not passed this attempt's face check proves itself first.
+      window.location.replace(`/h5/signing/${lease.agreement.id}/sign/`);
       return;
     }
     const back = new URLSearchParams(window.location.search).has("out_trade_no");

@@ -75,6 +75,7 @@
   let progress = { scanned: false, step: 0, done: false };
   let checking = false;
   let sessionLost = false;
+  let qrExpiry = null; // re-issues the stage's code when it runs out
 
   /* ------------------------------------------------------------------ helpers */
 
@@ -88,7 +89,7 @@
   }
 
   function unitName(unit) {
-    return `${unit.round} ${unit.label}`;
+    return unit.label; // named from the unit, never from the selection round
   }
 
   /* GET the lease without Anju.api: a refused read (the session ended when the applicant
@@ -450,11 +451,12 @@
     const items = conf.items.map(([key, label]) => {
       const done =
         key === "scanned" ? scanned : key === "done" ? progress.done : progress.step >= key;
+      const text = key === "scanned" && !scanned ? "等待手机扫码" : label;
       const item = el(
         "li",
         { class: `anju-progress__item${done ? " anju-progress__item_done" : ""}`, dataset: { step: String(key) } },
         el("span", { class: "anju-progress__dot", "aria-hidden": "true" }),
-        el("span", { text: label }),
+        el("span", { text }),
       );
       if (!done && current === null) {
         current = item;
@@ -497,6 +499,7 @@
   }
 
   function stopLive() {
+    clearTimeout(qrExpiry);
     if (live) {
       live.stop();
       live = null;
@@ -507,9 +510,10 @@
     if (notices) notices.hidden = true;
   }
 
-  async function enterQr(stage) {
+  /* `keep`: a new code for the same stage (the old one ran out): the progress heard stays. */
+  async function enterQr(stage, keep = false) {
     const conf = QR_STAGES[stage];
-    progress = { scanned: false, step: lease.agreement.step, done: false };
+    if (!keep) progress = { scanned: false, step: lease.agreement.step, done: false };
     $("qr-title").textContent = conf.title;
     $("qr-instruction").textContent = conf.instruction;
     $("continue-here").href = conf.here(lease);
@@ -537,9 +541,16 @@
     if (shown !== stage) return;
     $("qr-img").src = `data:image/png;base64,${issued.png_base64}`;
     $("qr-code").textContent = `${issued.short_code.slice(0, 4)} ${issued.short_code.slice(4)}`;
-    $("qr-deadline").textContent = `二维码有效期至 ${fmt.dateTime(issued.expires_at)}`;
+    $("qr-deadline").textContent = `二维码有效期至 ${fmt.dateTime(issued.expires_at)}，过期后将自动更新`;
     $("qr-loading").hidden = true;
     $("qr-body").hidden = false;
+    clearTimeout(qrExpiry);
+    const serverNow = issued.server_time_ms || Date.now();
+    qrExpiry = setTimeout(() => {
+      if (shown !== stage) return;
+      stopLive();
+      enterQr(stage, true);
+    }, Math.max(Date.parse(issued.expires_at) - serverNow, 1000));
 
     const connection = window.Anju.Live.connect({
       socket: `/ws/qr/${encodeURIComponent(issued.stream_token)}/`,

@@ -8,9 +8,11 @@
  * backoff. With no socket up for 4 s it polls every 3 s: the stream's events and the
  * agreement (GET …/agreements/<id>/, whose `step` says how far the phone got).
  *
- * The HTTP calls here are plain fetches, not Anju.api: a refusal (the applicant logged in
- * on the phone, which ends this browser's session) must not take the page away from the
- * QR code; the page says so and keeps what the socket tells it. */
+ * The phone never logs in (opening the code starts its own signing session), so this page
+ * stays logged in throughout. A code lives a bounded time (its `expires_at`): when it runs
+ * out, or the socket is closed as expired (4410), the page issues a new one, keeping the
+ * progress it has heard. The HTTP calls here are plain fetches, not Anju.api: a refusal
+ * must not take the page away from the QR code. */
 (() => {
   "use strict";
 
@@ -38,12 +40,15 @@
   let reconnectTimer = null;
   let queue = Promise.resolve();
   let sessionLost = false;
+  let expiryTimer = null;
 
   /* ------------------------------------------------------------------ what it shows */
 
   function render() {
     const done = state.done || state.step >= SUBMITTED;
     let current = null;
+    const scannedLabel = document.querySelector('#progress [data-step="scanned"] .anju-progress__label');
+    if (scannedLabel) scannedLabel.textContent = state.scanned || state.step > 0 ? "已扫码" : "等待手机扫码";
     for (const item of items) {
       const key = item.dataset.step;
       const isDone =
@@ -59,7 +64,10 @@
     }
     $("progress-done").hidden = !done;
     $("qr-body").classList.toggle("anju-qr__body_done", done); // nothing left to scan
-    if (done) stop();
+    if (done) {
+      $("qr-deadline").textContent = "签约已提交，二维码已失效，无需再扫码";
+      stop();
+    }
   }
 
   function live(mode) {
@@ -96,7 +104,7 @@
   }
 
   function lostNotice() {
-    notice("本机登录已失效（同一账号在手机上登录后，电脑端会自动退出）。手机端签约不受影响，进度请在手机上查看。");
+    notice("本机登录已失效，请重新登录后查看签约进度。手机端签约不受影响。");
   }
 
   /* Events after `last`, page by page; one task at a time. */
@@ -202,6 +210,10 @@
     ws.addEventListener("close", (event) => {
       if (socket !== ws || state.done) return;
       socket = null;
+      if (event.code === 4410) {
+        reissue(); // the code expired: a new one, the progress kept
+        return;
+      }
       if (event.code === 4403) {
         // The stream token belongs to a browser session that has ended: no socket will
         // open again with it; poll what can still be read.
@@ -222,6 +234,7 @@
   }
 
   function stop() {
+    clearTimeout(expiryTimer);
     clearTimeout(connectTimer);
     clearTimeout(reconnectTimer);
     stopPolling();
@@ -235,6 +248,29 @@
   }
 
   /* ------------------------------------------------------------------ start */
+
+  /* server time − this computer's time, from the issuing answer's server_time_ms. */
+  function clockSkew(issued) {
+    return issued.server_time_ms ? issued.server_time_ms - Date.now() : 0;
+  }
+
+  /* The code ran out: drop its socket and show a new one. */
+  function reissue() {
+    if (state.done) return;
+    clearTimeout(expiryTimer);
+    clearTimeout(connectTimer);
+    clearTimeout(reconnectTimer);
+    stopPolling();
+    if (socket) {
+      const ws = socket;
+      socket = null;
+      ws.close();
+    }
+    last = 0;
+    $("qr-body").hidden = true;
+    $("qr-loading").hidden = false;
+    start().then(() => notice(""));
+  }
 
   async function start() {
     let issued;
@@ -254,9 +290,12 @@
     token = issued.stream_token;
     $("qr-img").src = `data:image/png;base64,${issued.png_base64}`;
     $("qr-code").textContent = `${issued.short_code.slice(0, 4)} ${issued.short_code.slice(4)}`;
-    $("qr-deadline").textContent = `二维码有效期至 ${fmt.dateTime(issued.expires_at)}`;
+    $("qr-deadline").textContent = `二维码有效期至 ${fmt.dateTime(issued.expires_at)}，过期后将自动更新`;
     $("qr-loading").hidden = true;
     $("qr-body").hidden = false;
+    clearTimeout(expiryTimer);
+    const left = Date.parse(issued.expires_at) - (Date.now() + clockSkew(issued));
+    expiryTimer = setTimeout(reissue, Math.max(left, 1000));
     live("connecting");
     connect();
     try {

@@ -21,7 +21,7 @@
   /* ?until=face (the lease's 人脸识别 QR code): stop once the face check has passed; the
    * desktop then goes on to the contract. Remembered for this tab across the face
    * provider's round trip, which comes back with ?face_order= only. */
-  const untilFace = (() => {
+  const untilFaceParam = (() => {
     const query = new URLSearchParams(window.location.search);
     const key = `anju.signing.until.${id}`;
     try {
@@ -34,12 +34,56 @@
   })();
 
   let agreement = null;
+  let ended = false; // this phone's signing session ended (taken over, expired)
   const consents = {}; // kind → {title, version, body}
   let entered = null; // the section whose `enter` ran for the current agreement load
   let readFrom = 0;
   let boxes = null;
 
   /* ------------------------------------------------------------------ helpers */
+
+  /* The phone's signing session (opened from a QR code, no login), or null for a login. */
+  const session = () => (agreement && agreement.session) || null;
+  const untilFace = () => untilFaceParam || (session() && session().purpose === "face");
+  const SESSION_ENDED = new Set(["signing_session_ended", "signing_session_taken_over"]);
+
+  /* This phone may not go on: say why, plainly, and stop. */
+  function sessionEnded(message) {
+    ended = true;
+    $("loading").hidden = true;
+    for (const name of [...SECTIONS, "closed"]) $(`step-${name}`).hidden = name !== "closed";
+    $("flowbar").hidden = true;
+    $("abandon-link").hidden = true;
+    $("step-closed").querySelector(".weui-icon_msg").className = "weui-icon-warn weui-icon_msg";
+    $("closed-title").textContent = "本机已停止签约";
+    $("closed-desc").textContent = message;
+    const back = $("closed-back");
+    if (back) back.hidden = !!session() || !back.dataset.loggedIn;
+    if (watch) watch.close();
+  }
+
+  /* A takeover is told at once: the phone listens to its ticket's progress stream. */
+  let watch = null;
+  function watchTakeover() {
+    const own = session();
+    if (!own || watch || ended) return;
+    const proto = window.location.protocol === "https:" ? "wss:" : "ws:";
+    watch = new WebSocket(`${proto}//${window.location.host}/ws/qr/${encodeURIComponent(own.stream_token)}/`);
+    watch.addEventListener("message", (message) => {
+      let frame = null;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      if (frame.type !== "events" || frame.stream !== own.stream) return;
+      for (const event of frame.events || []) {
+        if (event.type === "qr.taken_over" && event.data && event.data.ended_session === own.id) {
+          sessionEnded("该签约二维码已在另一部手机上打开，本机已停止签约。如非本人操作，请立即联系工作人员。");
+        }
+      }
+    });
+  }
 
   async function step(name, body, button, busyLabel) {
     if (button) setBusy(button, true, busyLabel);
@@ -58,8 +102,12 @@
   /* A refusal: say why; when the server says the step is not the one the page shows,
    * reload the agreement to show the real one. */
   async function refused(failure) {
-    await showFailure(failure);
     const code = failure && failure.error && failure.error.code;
+    if (SESSION_ENDED.has(code)) {
+      sessionEnded(failure.error.message);
+      return;
+    }
+    await showFailure(failure);
     if (
       code === "step_out_of_order" ||
       code === "agreement_not_pending" ||
@@ -120,14 +168,24 @@
   function show() {
     $("loading").hidden = true;
     let section;
+    if (ended) return;
+    const own = session();
+    const reverify = Boolean(own && own.verify_needed);
     const faceDone =
-      untilFace && agreement.status === "pending" && agreement.step >= 4; // FACE_VERIFIED
+      untilFace() && agreement.status === "pending" && agreement.step >= 4 && !reverify; // FACE_VERIFIED
     $("step-closed").querySelector(".weui-icon_msg").className =
       `${faceDone ? "weui-icon-success" : "weui-icon-info"} weui-icon_msg`;
     if (faceDone) {
       section = "closed";
       $("closed-title").textContent = "人脸识别已完成，请回到电脑端继续";
       $("closed-desc").textContent = "电脑端页面将自动进入「签订合同」。";
+    } else if (reverify) {
+      // A later stage's code on a phone that has not passed this attempt's face check.
+      section = "face";
+      $("face-desc").textContent = "为确认是主申请人本人在办理，请在本机完成人脸识别后继续。";
+    } else if (own && own.purpose === "deposit" && agreement.lease) {
+      window.location.replace(`/h5/lease/${agreement.lease}/deposit/`);
+      return;
     } else if (agreement.status === "pending") {
       section = SECTIONS[Math.min(agreement.step, SECTIONS.length - 1)];
     } else if (agreement.status === "signed" && agreement.step >= 7) {
@@ -135,10 +193,18 @@
       if (agreement.lease) {
         // A lease goes on to the deposit (押金缴纳) before it is submitted for review.
         $("done-title").textContent = "合同已签署，请继续缴纳押金";
-        $("done-desc").textContent = "请回到电脑端扫描「押金缴纳」二维码，或在本机继续缴纳押金。";
         const next = $("done-next");
-        next.href = `/h5/lease/${agreement.lease}/`;
-        next.textContent = "继续缴纳押金";
+        if (own) {
+          $("done-desc").textContent = "电脑端页面将自动进入「押金缴纳」，请使用本机扫描电脑端的押金缴纳二维码。";
+          next.hidden = true;
+        } else {
+          $("done-desc").textContent = "请回到电脑端扫描「押金缴纳」二维码，或在本机继续缴纳押金。";
+          next.href = `/h5/lease/${agreement.lease}/`;
+          next.textContent = "继续缴纳押金";
+        }
+      } else if (own) {
+        $("done-desc").textContent = "电脑端页面已同步显示签约进度。审核通过并盖章后将以短信通知您。";
+        $("done-next").hidden = true;
       }
     } else {
       section = "closed";
@@ -147,7 +213,7 @@
       $("closed-desc").textContent = desc;
     }
     for (const name of [...SECTIONS, "closed"]) $(`step-${name}`).hidden = name !== section;
-    $("abandon-link").hidden = agreement.status !== "pending" || faceDone;
+    $("abandon-link").hidden = agreement.status !== "pending" || faceDone || !!own;
 
     const bar = $("flowbar");
     bar.hidden = section === "closed";
@@ -171,6 +237,11 @@
     try {
       agreement = await api("GET", `${base}/`);
     } catch (failure) {
+      const code = failure && failure.error && failure.error.code;
+      if (SESSION_ENDED.has(code)) {
+        sessionEnded(failure.error.message);
+        return;
+      }
       $("loading").textContent = "加载失败，请刷新页面重试";
       await showFailure(failure);
       return;
@@ -178,6 +249,7 @@
     entered = null;
     fill();
     show();
+    watchTakeover();
   }
 
   /* ------------------------------------------------------------------ 电子合同 */
@@ -292,7 +364,8 @@
         );
         forgetFaceOrder();
         toast("人脸识别通过");
-        show();
+        if (session()) await load(); // now verified on this phone: the text, the amounts
+        else show();
         return;
       } catch (failure) {
         const code = failure.error && failure.error.code;
