@@ -370,6 +370,10 @@ SIGNING = {
     ),
     "ORG_NAME": os.environ.get("ANJU_SIGNING_ORG_NAME", "深圳市住房保障机构（演示）"),
     "DEV_CA_AUTOCREATE": env_bool("ANJU_SIGNING_DEV_CA_AUTOCREATE", DEBUG),
+    # 咨询电话 and 咨询时间 (guide 001) where an agreement template leaves them blank
+    # (signing/consult.py); numbers separated by 、
+    "CONSULT_PHONES": os.environ.get("ANJU_SIGNING_CONSULT_PHONES", "0755-23619344、0755-82559564"),
+    "CONSULT_HOURS": os.environ.get("ANJU_SIGNING_CONSULT_HOURS", "工作日 9:00-12:00，14:00-18:00"),
 }
 
 # Bank-card photos (signing/images.py): checked, then re-encoded as JPEG without metadata.
