@@ -31,7 +31,6 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
-from django.utils import timezone
 from PIL import Image
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -47,6 +46,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
 from core.errors import Conflict, ValidationFailed
+from core.fmt import date_zh
 from signing.ca import Authority, applicant_certificate_issue, authority_load
 from signing.models import Agreement, SignatureCharacter
 from signing.pdf_verify import APPLICANT_FIELD, SEAL_FIELD, PdfReport, pdf_validate
@@ -134,8 +134,7 @@ def _wrap(paragraph: str, *, width: float, size: float) -> list[str]:
 
 
 def _local_date(at: datetime) -> str:
-    local = timezone.localtime(at)
-    return f"{local.year}年{local.month}月{local.day}日"
+    return date_zh(at)  # the one date format of SMS texts, PDFs and pages
 
 
 def _layout_pages(agreement: Agreement) -> list[list[tuple[float, float, str, float]]]:

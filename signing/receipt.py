@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from reportlab.lib.pagesizes import A5, landscape
 from reportlab.pdfgen import canvas
 
+from core.fmt import datetime_zh
 from signing.pdf import FONT, _font, _width, _wrap
 
 __all__ = ["amount_capital", "amount_yuan", "deposit_receipt_pdf"]
@@ -118,7 +119,6 @@ def _rows(
     out_trade_no: str,
     org_name: str,
 ) -> list[tuple[str, str]]:
-    local = paid_at.astimezone(SHANGHAI)
     return [
         ("交款人（主申请人）", payer_name),
         ("证件号码", id_number_masked),
@@ -126,7 +126,7 @@ def _rows(
         ("款项", "住房租赁押金"),
         ("金额（小写）", f"¥{amount_yuan(amount_fen)}"),
         ("金额（大写）", amount_capital(amount_fen)),
-        ("支付时间", f"{local:%Y-%m-%d %H:%M:%S}（北京时间）"),
+        ("支付时间", f"{datetime_zh(paid_at, seconds=True, tz=SHANGHAI)}（北京时间）"),
         ("支付渠道", CHANNEL),
         ("微信支付交易单号", transaction_id),
         ("商户订单号", out_trade_no),

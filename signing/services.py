@@ -13,11 +13,12 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Q
 from django.template import Context, Engine
-from django.utils import timezone
 
 from accounts.models import Family, User
 from core.context import RequestContext
 from core.errors import NotAllowed, ValidationFailed
+from core.fmt import clause, datetime_zh
+from signing.consult import consult_help
 from signing.evidence import evidence_append
 from signing.lease_gates import lease_review_gate, lease_void_due
 from signing.models import Agreement, AgreementTemplate, Lease
@@ -33,7 +34,7 @@ def _verification_code() -> str:
 
 
 def _deadline(at: datetime) -> str:
-    return timezone.localtime(at).strftime("%Y年%m月%d日%H:%M")
+    return datetime_zh(at)
 
 
 def agreement_lock(agreement_id: int) -> Agreement:
@@ -255,10 +256,17 @@ def agreement_reject(
             now=now,
             data={"reason": agreement.reject_reason, "next_attempt": agreement.attempt},
         )
+        consult = consult_help(agreement.template)
         sms_message_queue(
             phone=agreement.family.main_applicant.mobile,
             kind="agreement_rejected",
-            params=[agreement.title, agreement.reject_reason[:60]],
+            params=[
+                agreement.title,
+                clause(agreement.reject_reason)[:60],
+                _deadline(agreement.window_ends_at),
+                consult.phones_text,
+                consult.hours,
+            ],
             now=now,
         )
     return agreement

@@ -11,8 +11,9 @@ TEXTS: dict[str, str] = {
     "verify_code": "您正在{2}，验证码为{0}，{1}分钟内有效。工作人员不会向您索要验证码，请勿泄露。",
     # params: title, deadline
     "agreement_pushed": "您有一份《{0}》待签署，请于{1}前登录系统完成网上签约，逾期未签视为放弃。",
-    # params: title, reason
-    "agreement_rejected": "您签署的《{0}》未通过审核，原因：{1}。请在签约期限内重新签署。",
+    # params: title, reason (without its own closing punctuation: core/fmt.py `clause`),
+    # deadline, consultation numbers, consultation hours (signing/consult.py)
+    "agreement_rejected": "您签署的《{0}》未通过审核，原因：{1}。请于{2}前重新签署。如有疑问，请拨打咨询电话{3}（{4}）。",
     # params: title
     "agreement_sealed": "您签署的《{0}》已审核通过并盖章，可登录系统查看、下载协议。",
 }

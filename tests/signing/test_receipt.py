@@ -111,7 +111,7 @@ def test_receipt_text_as_a_reader_extracts_it(tmp_path):
         "福田区安居苑3栋1204室",
         "¥3,600.00",
         "人民币叁仟陆佰元整",
-        "2025-03-0514:03:22（北京时间）",
+        "2025年3月5日14:03:22（北京时间）",  # core/fmt.py's one format
         "微信支付",
         "4200002345202503051234567890",
         "AJ20250305140301A1B2C3D4E5F6",
@@ -125,7 +125,7 @@ def test_receipt_text_as_a_reader_extracts_it(tmp_path):
 def test_payment_time_is_shanghai_time_whatever_the_input_zone(tmp_path):
     new_york = datetime(2025, 3, 5, 1, 3, 22, tzinfo=ZoneInfo("America/New_York"))  # EST
     text = pdf_text(deposit_receipt_pdf(**{**RECEIPT, "paid_at": new_york}), tmp_path)
-    assert "2025-03-0514:03:22" in text
+    assert "2025年3月5日14:03:22" in text
 
 
 @pytest.mark.pdftools

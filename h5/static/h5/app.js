@@ -1,4 +1,5 @@
-/* Anju H5 shared helpers: the JSON API, the CSRF cookie, form errors, the resend countdown.
+/* Anju H5 shared helpers: the JSON API, the CSRF cookie, form errors, the resend countdown,
+ * the one time format.
  * Plain modern JS, no build step. Exposed as window.Anju. */
 (() => {
   "use strict";
@@ -257,7 +258,38 @@
     }, ms);
   }
 
+  /* Times as applicants read them, the same on every page, in SMS texts and in PDFs (core/fmt.py
+   * `datetime_zh`): 「2026年12月5日 01:08」 (with `seconds`, 「… 01:08:09」), always in the
+   * server's zone whatever the device's. */
+  const TZ = "Asia/Shanghai";
+  const fmt = {
+    TZ,
+    dateTime(value, { seconds = false } = {}) {
+      if (value === null || value === undefined || value === "") return "";
+      const date = new Date(typeof value === "number" ? value : Date.parse(value));
+      if (Number.isNaN(date.getTime())) return "";
+      const p = {};
+      for (const { type, value: v } of new Intl.DateTimeFormat("zh-CN", {
+        timeZone: TZ,
+        hourCycle: "h23",
+        year: "numeric",
+        month: "numeric",
+        day: "numeric",
+        hour: "2-digit",
+        minute: "2-digit",
+        second: "2-digit",
+      }).formatToParts(date)) {
+        p[type] = v;
+      }
+      const two = (v) => String(v).padStart(2, "0");
+      const hm = `${two(p.hour)}:${two(p.minute)}`;
+      const clock = seconds ? `${hm}:${two(p.second)}` : hm;
+      return `${p.year}年${p.month}月${p.day}日 ${clock}`;
+    },
+  };
+
   window.Anju = {
+    fmt,
     api,
     cookie,
     csrfToken,

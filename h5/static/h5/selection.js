@@ -46,8 +46,9 @@
       const p = parts(value, { month: "numeric", day: "numeric" });
       return `${p.month}月${p.day}日`;
     },
+    /* 「2026年3月3日 09:30:05」: the one format of every page (app.js), to the second here. */
     dateTime(value) {
-      return `${fmt.date(value)} ${fmt.time(value)}`;
+      return window.Anju.fmt.dateTime(value, { seconds: true });
     },
     /* 「3月3日 09:30–09:32」 */
     window(session) {

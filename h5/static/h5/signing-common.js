@@ -5,34 +5,11 @@
   "use strict";
 
   const { el, alert, LOGIN_URL } = window.Anju;
-  const TZ = "Asia/Shanghai"; // the server's zone: times read the same on every device
-
-  function parts(value, options) {
-    const date = new Date(typeof value === "number" ? value : Date.parse(value));
-    const out = {};
-    for (const { type, value: v } of new Intl.DateTimeFormat("zh-CN", {
-      timeZone: TZ,
-      hourCycle: "h23",
-      ...options,
-    }).formatToParts(date)) {
-      out[type] = v;
-    }
-    return out;
-  }
+  const { TZ } = window.Anju.fmt; // the server's zone: times read the same on every device
 
   const fmt = {
-    /* 「2026年1月23日 18:00」 */
-    dateTime(value) {
-      if (!value) return "";
-      const p = parts(value, {
-        year: "numeric",
-        month: "numeric",
-        day: "numeric",
-        hour: "2-digit",
-        minute: "2-digit",
-      });
-      return `${p.year}年${p.month}月${p.day}日 ${p.hour}:${p.minute}`;
-    },
+    /* 「2026年1月23日 18:00」: the one format of every page (app.js `Anju.fmt`). */
+    dateTime: window.Anju.fmt.dateTime,
     /* 「2026年1月20日 09:30 至 2026年1月23日 18:00」 */
     window(agreement) {
       return `${fmt.dateTime(agreement.window_starts_at)} 至 ${fmt.dateTime(agreement.window_ends_at)}`;

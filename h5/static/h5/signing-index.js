@@ -1,6 +1,8 @@
 /* 网上签约: the family's agreements with their status (待签字 / 已签字 / 已盖章 / 作废 /
  * 已放弃), a staff rejection's reason, 【签约协议】 (the QR code) while it can be signed, and
- * 【查看】 / 【下载】 the PDF once signed (print from the browser's PDF viewer). */
+ * 【查看】 (the viewer: pages, 打印, 保存) / 【下载】 the PDF once signed. 「请在签约期限内完成
+ * 签约」 only while something waits to be signed; the consultation numbers are the
+ * agreements' own (the API's `help`). */
 (() => {
   "use strict";
 
@@ -20,7 +22,10 @@
 
   function card(agreement) {
     const id = agreement.id;
-    const rows = [row("签约期限", fmt.window(agreement))];
+    const rows = [];
+    if (agreement.status === "pending" || agreement.status === "void") {
+      rows.push(row("签约期限", fmt.window(agreement)));
+    }
     if (agreement.reject_reason && agreement.status === "pending") {
       rows.push(row("退回原因", agreement.reject_reason, { class: "weui-form-preview__value anju-reject" }));
     }
@@ -49,9 +54,7 @@
         el("a", {
           role: "button",
           class: "weui-btn anju-btn_blue",
-          href: pdf,
-          target: "_blank",
-          rel: "noopener",
+          href: `/h5/signing/${id}/view/?from=signing`,
           text: "查看",
         }),
         el("a", {
@@ -145,6 +148,16 @@
     return new Set();
   }
 
+  /* The tips under the list: the deadline sentence only while an agreement waits to be
+   * signed; the numbers of the agreements' templates (the site's default stays when none). */
+  function tips(agreements) {
+    document.getElementById("tip-deadline").hidden = !agreements.some(
+      (agreement) => agreement.status === "pending",
+    );
+    const first = agreements.find((agreement) => agreement.help);
+    if (first) window.Anju.consult.fill(document.getElementById("signing-tips"), first.help);
+  }
+
   async function load() {
     try {
       let leaseAgreements = new Set();
@@ -153,9 +166,9 @@
       } catch (failure) {
         if (failure && failure.redirecting) return;
       }
-      const agreements = (await api("GET", "/api/v1/signing/agreements/")).filter(
-        (agreement) => !leaseAgreements.has(agreement.id),
-      );
+      const all = await api("GET", "/api/v1/signing/agreements/");
+      tips(all);
+      const agreements = all.filter((agreement) => !leaseAgreements.has(agreement.id));
       root.replaceChildren(
         ...(agreements.length
           ? agreements.map(card)
