@@ -47,6 +47,7 @@ from reportlab.pdfgen import canvas
 
 from core.errors import Conflict, ValidationFailed
 from core.fmt import date_zh
+from core.urls import absolute_url
 from signing.ca import Authority, applicant_certificate_issue, authority_load
 from signing.models import Agreement, SignatureCharacter
 from signing.pdf_verify import APPLICANT_FIELD, SEAL_FIELD, PdfReport, pdf_validate
@@ -200,7 +201,7 @@ def _signature_block(c: canvas.Canvas, agreement: Agreement, chars: Sequence[Sig
     c.setFont(FONT, 9.5)
     c.drawString(MARGIN_X, MARGIN_BOTTOM + 34, f"验证码：{code}")
     verify = (
-        f"验证方式：访问 {settings.SITE_URL}/verify/{code} 或运行 "
+        f"验证方式：访问 {absolute_url(f'/verify/{code}')} 或运行 "
         f"manage.py signing_pdf_verify <本文件>"
     )
     for k, line in enumerate(_wrap(verify, width=TEXT_W, size=9.5)):
