@@ -14,7 +14,7 @@ from core.errors import DomainError
 from h5.signing_views import _to_login
 from h5.views import _applicant
 from signing.models import Agreement, Lease
-from signing.preview import ViewedPdf, agreement_pdf_for_view, pdf_page_sizes, receipt_pdf_for_view
+from signing.preview import ViewedPdf, agreement_pdf_for_view, receipt_pdf_for_view
 
 # Where 「‹ 返回」 goes: the page the viewer was opened from (?from=…), else the records.
 BACK = {
@@ -59,10 +59,10 @@ def _viewer(request, agreement: Agreement, *, kind: str, load, api_base: str):
         context["other"] = (f"/h5/signing/{agreement.pk}/receipt/{query}", "查看押金收据")
     try:
         viewed: ViewedPdf = load(lease)
+        sizes = viewed.page_sizes()
     except DomainError as exc:
         context["not_ready"] = exc.message
         return render(request, "h5/signing/view.html", context)
-    sha = viewed.sha256
     pdf_url = f"{api_base}/"
     context.update(
         heading=viewed.title,
@@ -72,12 +72,12 @@ def _viewer(request, agreement: Agreement, *, kind: str, load, api_base: str):
         pages=[
             {
                 "number": n,
-                "src": f"{api_base}/pages/{n}/?v={sha}",
+                "src": f"{api_base}/pages/{n}/?v={viewed.version}",
                 # the page's proportions, so the list does not jump while images load
                 "width": 1000,
                 "height": round(1000 * height / width),
             }
-            for n, (width, height) in enumerate(pdf_page_sizes(viewed.pdf), start=1)
+            for n, (width, height) in enumerate(sizes, start=1)
         ],
     )
     return render(request, "h5/signing/view.html", context)

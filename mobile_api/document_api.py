@@ -15,7 +15,7 @@ from mobile_api.auth import IsApplicant
 from mobile_api.schema import ERROR_RESPONSES
 from signing import lease as leases
 from signing.models import Agreement
-from signing.preview import ViewedPdf, agreement_pdf_for_view, pdf_page_png, receipt_pdf_for_view
+from signing.preview import ViewedPdf, agreement_pdf_for_view, receipt_pdf_for_view
 
 PNG = {(200, "image/png"): OpenApiTypes.BINARY, **ERROR_RESPONSES}
 
@@ -30,10 +30,10 @@ def _own_agreement(request, agreement_id: int) -> Agreement:
 
 
 def page_response(request, viewed: ViewedPdf, page: int) -> HttpResponse:
-    """One page as PNG. The viewer asks with ?v=<the PDF's SHA-256>: such an answer never
-    changes, so the phone may keep it; any other is not stored."""
-    response = HttpResponse(pdf_page_png(viewed.pdf, page=page), content_type="image/png")
-    if request.query_params.get("v") == viewed.sha256:
+    """One page as PNG. The viewer asks with ?v=<the document's version>: such an answer
+    never changes, so the phone may keep it; any other is not stored."""
+    response = HttpResponse(viewed.page_png(page), content_type="image/png")
+    if request.query_params.get("v") == viewed.version:
         response["Cache-Control"] = "private, max-age=86400, immutable"
     else:
         response["Cache-Control"] = "private, no-store"

@@ -15,14 +15,16 @@ import hashlib
 import io
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.core.cache import cache
 
 from core.errors import DomainError
 from signing.deposit import deposit_receipt_pdf_for
 from signing.documents import document_latest
-from signing.models import Agreement, Lease
+from signing.models import Agreement, DepositPayment, Lease
 
 logger = logging.getLogger("anju.signing")
 
@@ -42,9 +44,10 @@ def _open(pdf: bytes, *, forms: bool = False):
     return document
 
 
-def pdf_page_sizes(pdf: bytes) -> list[tuple[float, float]]:
-    """Each page's (width, height) in PDF points, in order."""
-    key = f"pdf-pages:{hashlib.sha256(pdf).hexdigest()}"
+def pdf_page_sizes(pdf: bytes, *, version: str | None = None) -> list[tuple[float, float]]:
+    """Each page's (width, height) in PDF points, in order. `version` names the content for
+    the cache (default: the PDF's SHA-256)."""
+    key = f"pdf-pages:{version or hashlib.sha256(pdf).hexdigest()}"
     sizes = _cache_get(key)
     if sizes is None:
         with _lock:
@@ -57,13 +60,24 @@ def pdf_page_sizes(pdf: bytes) -> list[tuple[float, float]]:
     return [tuple(size) for size in sizes]
 
 
-def pdf_page_png(pdf: bytes, *, page: int, width_px: int = PAGE_WIDTH_PX) -> bytes:
-    """Page `page` (1-based) as a PNG `width_px` wide on white. Raises `page_not_found`."""
-    sha256 = hashlib.sha256(pdf).hexdigest()
-    key = f"pdf-page:{sha256}:{page}:{width_px}"
+def pdf_page_png(
+    pdf: bytes | Callable[[], bytes],
+    *,
+    page: int,
+    width_px: int = PAGE_WIDTH_PX,
+    version: str | None = None,
+) -> bytes:
+    """Page `page` (1-based) as a PNG `width_px` wide on white. `pdf` may be a function that
+    makes it, called only when the cache (under `version`) does not have the page yet.
+    Raises `page_not_found`."""
+    if version is None:
+        pdf = pdf() if callable(pdf) else pdf
+        version = hashlib.sha256(pdf).hexdigest()
+    key = f"pdf-page:{version}:{page}:{width_px}"
     png = _cache_get(key)
     if png is not None:
         return png
+    pdf = pdf() if callable(pdf) else pdf
     with _lock:
         document = _open(pdf, forms=True)
         try:
@@ -114,15 +128,30 @@ _NOT_READY = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class ViewedPdf:
-    title: str
-    pdf: bytes
-    filename: str
+    """A document for the viewer: its PDF is made only when needed (a receipt is issued and
+    sealed anew for each copy); `version` names what it shows, for the page cache and the
+    viewer's image URLs."""
 
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.pdf).hexdigest()
+    title: str
+    filename: str
+    version: str
+    make: Callable[[], bytes]
+
+    @cached_property
+    def pdf(self) -> bytes:
+        return self.make()
+
+    def page_sizes(self) -> list[tuple[float, float]]:
+        key = f"pdf-pages:{self.version}"
+        sizes = _cache_get(key)
+        if sizes is None:
+            sizes = pdf_page_sizes(self.pdf, version=self.version)
+        return [tuple(size) for size in sizes]
+
+    def page_png(self, page: int) -> bytes:
+        return pdf_page_png(lambda: self.pdf, page=page, version=self.version)
 
 
 def agreement_pdf_for_view(*, agreement: Agreement) -> ViewedPdf:
@@ -134,15 +163,30 @@ def agreement_pdf_for_view(*, agreement: Agreement) -> ViewedPdf:
         raise DomainError("document_not_ready", message, kind="not_found")
     return ViewedPdf(
         title=agreement.title,
-        pdf=bytes(document.pdf),
         filename=f"agreement-{agreement.verification_code}.pdf",
+        version=document.sha256,
+        make=lambda: bytes(document.pdf),
     )
 
 
 def receipt_pdf_for_view(*, lease: Lease) -> ViewedPdf:
-    """The lease's deposit receipt (押金收据). Raises `receipt_not_ready` until approved."""
+    """The lease's deposit receipt (押金收据); making it raises `receipt_not_ready` (from
+    signing/deposit.py) until the lease is approved. Each copy is sealed when issued, so its
+    bytes differ from copy to copy while what it shows does not: the version is the receipt
+    number and the approval."""
+    agreement = lease.agreement
+    receipt_no = (
+        DepositPayment.objects.filter(lease=lease, status=DepositPayment.Status.PAID)
+        .values_list("receipt_no", flat=True)
+        .first()
+    )
+    # Lazily: a cached page or page list was drawn from a copy issued for this very
+    # version, which includes the approval, so it never shows a receipt not yet due.
     return ViewedPdf(
         title="押金收据",
-        pdf=deposit_receipt_pdf_for(lease=lease),
         filename=f"deposit-receipt-{lease.pk}.pdf",
+        version=hashlib.sha256(
+            f"receipt:{lease.pk}:{receipt_no}:{agreement.status}:{agreement.sealed_at}".encode()
+        ).hexdigest(),
+        make=lambda: deposit_receipt_pdf_for(lease=lease),
     )

@@ -272,10 +272,12 @@ def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
     page.goto("/h5/")
     page.get_by_role("link", name="我的", exact=True).tap()
     page.get_by_role("link", name=re.compile("^网上签约记录")).tap()
-    card = page.locator(f'article[data-lease-id="{lid}"]')
-    expect(card.locator(".anju-badge")).to_have_text("审核通过")
+    card = page.locator(f'article[data-agreement-id="{aid}"]')
+    expect(card.locator(".anju-badge")).to_have_text("已盖章")  # the agreement's own words
     card.get_by_role("button", name="查看详情").tap()
-    expect(page).to_have_url(f"{live_url}/h5/lease/{lid}/")
+    expect(page).to_have_url(f"{live_url}/h5/signing/{aid}/view/?from=records")
+    expect(page.get_by_role("link", name=re.compile("^打印"))).to_be_visible()
+    page.goto(f"/h5/lease/{lid}/")
     contract = page.get_by_role("button", name="下载合同")
     receipt = page.get_by_role("button", name="下载押金收据")
     expect(contract).to_have_attribute(
