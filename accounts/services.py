@@ -3,18 +3,24 @@ device sessions (one active device per family) and the staff audit trail."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import MutableMapping
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Applicant, AuditEntry, DeviceSession, Family, Layout, User
+from accounts.signals import device_session_ended
 from accounts.validators import id_number_clean, mobile_clean
 from core.context import RequestContext
 from core.errors import DomainError, ValidationFailed
 from sms import crypto
 from sms.models import Purpose
 from sms.services import sms_code_send, sms_code_verify
+
+logger = logging.getLogger("anju.accounts")
 
 
 class LoginFailed(DomainError):
@@ -83,6 +89,99 @@ def applicant_user_ensure(*, applicant: Applicant) -> Applicant:
     return applicant
 
 
+class DeviceActive(DomainError):
+    kind = "conflict"
+    code = "device_active"
+    message = "该账号已在其他设备登录。在此设备继续登录，另一设备将退出"
+
+
+class LoginPendingMissing(DomainError):
+    kind = "unauthenticated"
+    code = "login_pending_missing"
+    message = "没有待确认的登录，请重新登录"
+
+
+class LoginPendingExpired(DomainError):
+    kind = "unauthenticated"
+    code = "login_pending_expired"
+    message = "登录确认已超时，请重新获取验证码登录"
+
+
+# A login that passed its check (SMS code, identity platform) but waits for the applicant to
+# confirm ending the other device: kept in this browser's session only, for a short time.
+PENDING_LOGIN_KEY = "anju_pending_login"
+PENDING_LOGIN_SECONDS = 180
+
+
+def device_session_check(*, user: User, session_key: str | None) -> None:
+    """Raise `device_active` when another session than `session_key` (this browser's, if it
+    has one) is the user's active device: logging in here would end it, so the applicant is
+    asked first. A login that is not the applicant's (a phone's signing session) never
+    comes here."""
+    others = DeviceSession.objects.filter(user=user, ended_at__isnull=True)
+    if session_key:
+        others = others.exclude(session_key=session_key)
+    if others.exists():
+        raise DeviceActive()
+
+
+def login_pending_hold(
+    *,
+    store: MutableMapping[str, Any],
+    applicant: Applicant,
+    provider: str,
+    now: datetime | None = None,
+) -> None:
+    """Remember in `store` (this browser's session) that `applicant` passed the login check
+    and may finish logging in here by confirming, without a new code, until it expires.
+    Replaces any login held before."""
+    now = now or timezone.now()
+    store[PENDING_LOGIN_KEY] = {
+        "applicant": applicant.pk,
+        "provider": provider,
+        "expires": int(now.timestamp()) + PENDING_LOGIN_SECONDS,
+    }
+
+
+def login_pending_take(
+    *, store: MutableMapping[str, Any], now: datetime | None = None
+) -> tuple[Applicant, str]:
+    """(applicant, provider) of the login held in `store`, which is consumed: a confirmation
+    is used once, expired or not. Raises `login_pending_missing` (none held in this browser)
+    and `login_pending_expired`."""
+    held = store.pop(PENDING_LOGIN_KEY, None)
+    if not isinstance(held, dict) or not isinstance(held.get("applicant"), int):
+        raise LoginPendingMissing()
+    now = now or timezone.now()
+    if not isinstance(held.get("expires"), int) or now.timestamp() >= held["expires"]:
+        raise LoginPendingExpired()
+    applicant = Applicant.objects.select_related("user").filter(pk=held["applicant"]).first()
+    if applicant is None or applicant.user is None or not applicant.user.is_active:
+        raise LoginPendingMissing()
+    return applicant, str(held.get("provider") or "")
+
+
+def login_pending_drop(*, store: MutableMapping[str, Any]) -> None:
+    """The applicant chose not to end the other device: forget the held login."""
+    store.pop(PENDING_LOGIN_KEY, None)
+
+
+def _device_sessions_ended_announce(ended: list[tuple[str, str]]) -> None:
+    """After the commit: tell the layers around (realtime closes the sockets) which sessions
+    ended and why. A receiver that fails is logged; the caller's work stands."""
+
+    def send() -> None:
+        for session_key, reason in ended:
+            for receiver, result in device_session_ended.send_robust(
+                sender=DeviceSession, session_key=session_key, reason=reason
+            ):
+                if isinstance(result, Exception):
+                    logger.warning("device_session_ended receiver %r failed: %r", receiver, result)
+
+    if ended:
+        transaction.on_commit(send, robust=True)
+
+
 def device_session_start(
     *,
     user: User,
@@ -93,14 +192,19 @@ def device_session_start(
 ) -> DeviceSession:
     """Make this session the user's only active device. Locks the user row so that two
     simultaneous logins end with exactly one active device; the one replaced is marked
-    `replaced` and its device is told so on its next request."""
+    `replaced`, and once committed `device_session_ended` tells its open pages at once.
+    A session that already is the active device (the same browser logging in again keeps
+    its session) stays as it is."""
     now = now or timezone.now()
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
-        DeviceSession.objects.filter(user=user, ended_at__isnull=True).update(
-            ended_at=now, end_reason=DeviceSession.EndReason.REPLACED
-        )
-        return DeviceSession.objects.create(
+        active = DeviceSession.objects.filter(user=user, ended_at__isnull=True)
+        current = active.filter(session_key=session_key).first()
+        if current is not None:
+            return current
+        ended = [(key, "replaced") for key in active.values_list("session_key", flat=True)]
+        active.update(ended_at=now, end_reason=DeviceSession.EndReason.REPLACED)
+        device = DeviceSession.objects.create(
             user=user,
             session_key=session_key,
             ip=ctx.ip,
@@ -108,12 +212,18 @@ def device_session_start(
             provider=provider,
             created_at=now,
         )
+        _device_sessions_ended_announce(ended)
+        return device
 
 
 def device_session_end(*, session_key: str, now: datetime | None = None) -> None:
-    DeviceSession.objects.filter(session_key=session_key, ended_at__isnull=True).update(
-        ended_at=now or timezone.now(), end_reason=DeviceSession.EndReason.LOGOUT
-    )
+    """Log this session's device out; once committed, its open pages are told at once."""
+    with transaction.atomic():
+        ended = DeviceSession.objects.filter(session_key=session_key, ended_at__isnull=True).update(
+            ended_at=now or timezone.now(), end_reason=DeviceSession.EndReason.LOGOUT
+        )
+        if ended:
+            _device_sessions_ended_announce([(session_key, "logout")])
 
 
 def device_session_status(*, session_key: str) -> str | None:

@@ -12,7 +12,13 @@ from rest_framework.views import APIView
 from accounts.services import applicant_authenticate, login_code_send
 from core.context import RequestContext
 from core.errors import NotAllowed
-from mobile_api.auth import IsApplicant, session_login_applicant, session_logout
+from mobile_api.auth import (
+    IsApplicant,
+    session_login_applicant,
+    session_login_cancel,
+    session_login_confirm,
+    session_logout,
+)
 from mobile_api.schema import ERROR_RESPONSES
 from mobile_api.throttles import ScopedRateThrottleFailOpen as ScopedRateThrottle
 
@@ -74,7 +80,12 @@ class MeOutputSerializer(serializers.Serializer):
 
 
 class LoginApi(APIView):
-    """Log in with ID number + SMS code; this device becomes the family's only active one."""
+    """Log in with ID number + SMS code; this device becomes the family's only active one.
+
+    When another device is logged in to the account: 409 `device_active`, and nothing
+    changes there. The code is spent and the login is held for this browser for a few
+    minutes: `login/confirm/` finishes it (the other device is logged out at once),
+    `login/cancel/` forgets it."""
 
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
@@ -94,6 +105,33 @@ class LoginApi(APIView):
         )
         session_login_applicant(request, applicant, provider="dev_sms")
         return Response(MeOutputSerializer(applicant).data)
+
+
+class LoginConfirmApi(APIView):
+    """Finish the login this browser was asked to confirm (409 `device_active`): this device
+    becomes the active one and the other is logged out, its open pages told at once.
+    Refused with `login_pending_missing` (nothing held by this browser) or
+    `login_pending_expired`."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+    @extend_schema(request=None, responses={200: MeOutputSerializer, **ERROR_RESPONSES})
+    def post(self, request):
+        applicant = session_login_confirm(request)
+        return Response(MeOutputSerializer(applicant).data)
+
+
+class LoginCancelApi(APIView):
+    """Keep the other device logged in: forget the login this browser holds (if any)."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=None, responses={204: None, **ERROR_RESPONSES})
+    def post(self, request):
+        session_login_cancel(request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class LogoutApi(APIView):

@@ -10,7 +10,15 @@ from rest_framework.permissions import BasePermission
 
 from accounts.middleware import DEVICE_SESSION_FLAG
 from accounts.models import Applicant
-from accounts.services import device_session_end, device_session_start
+from accounts.services import (
+    DeviceActive,
+    device_session_check,
+    device_session_end,
+    device_session_start,
+    login_pending_drop,
+    login_pending_hold,
+    login_pending_take,
+)
 from core.context import RequestContext
 
 
@@ -41,8 +49,23 @@ class IsApplicant(BasePermission):
         return True
 
 
-def session_login_applicant(request, applicant: Applicant, *, provider: str) -> None:
-    """Log the applicant in on this request's session and make it the only active device."""
+def session_login_applicant(
+    request, applicant: Applicant, *, provider: str, confirmed: bool = False
+) -> None:
+    """Log the applicant in on this request's session and make it the only active device.
+
+    When another device is the account's active one and the applicant has not confirmed
+    ending it, nothing changes but this: the login is held for this browser (its session)
+    and `device_active` is raised; `session_login_confirm` then finishes it without a new
+    code. The other device's open pages are closed at once when the login commits
+    (accounts.signals, realtime.device_notices)."""
+    if not confirmed:
+        try:
+            device_session_check(user=applicant.user, session_key=request.session.session_key)
+        except DeviceActive:
+            login_pending_hold(store=request.session, applicant=applicant, provider=provider)
+            raise
+    login_pending_drop(store=request.session)
     login(request, applicant.user, backend="django.contrib.auth.backends.ModelBackend")
     request.session[DEVICE_SESSION_FLAG] = True
     request.session.save()
@@ -52,6 +75,20 @@ def session_login_applicant(request, applicant: Applicant, *, provider: str) -> 
         provider=provider,
         ctx=RequestContext.from_request(request),
     )
+
+
+def session_login_confirm(request) -> Applicant:
+    """Finish the login this browser holds (see `session_login_applicant`), ending the other
+    device. Raises `login_pending_missing` (none held by this browser's session) and
+    `login_pending_expired`; either way the held login is gone."""
+    applicant, provider = login_pending_take(store=request.session)
+    session_login_applicant(request, applicant, provider=provider, confirmed=True)
+    return applicant
+
+
+def session_login_cancel(request) -> None:
+    """The applicant chose to keep the other device: forget the held login."""
+    login_pending_drop(store=request.session)
 
 
 def session_logout(request) -> None:

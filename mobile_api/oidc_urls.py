@@ -9,4 +9,6 @@ app_name = "oidc"
 urlpatterns = [
     path("start/", oidc_views.oidc_start, name="start"),
     path("callback/", oidc_views.oidc_callback, name="callback"),
+    path("confirm/", oidc_views.oidc_confirm, name="confirm"),
+    path("cancel/", oidc_views.oidc_cancel, name="cancel"),
 ]

@@ -3,6 +3,10 @@
 Browser redirects rather than JSON: `start` sends the browser to the platform, `callback`
 receives it back, logs the applicant in and sends it to the H5 home page. Every refusal
 renders the H5 error page with the Chinese message as its title and the stable code.
+
+When another device is logged in to the account, `callback` does not finish: it holds the
+login for this browser and shows a page asking whether to end the other device; `confirm`
+(a POST from that page) finishes it, `cancel` forgets it.
 """
 
 from __future__ import annotations
@@ -14,18 +18,20 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.identity.base import applicant_for_identity
 from accounts.identity.oidc import OidcProvider, OidcProviderError
+from accounts.services import DeviceActive
 from core.errors import DomainError
 from core.urls import absolute_url
-from mobile_api.auth import session_login_applicant
+from mobile_api.auth import session_login_applicant, session_login_cancel, session_login_confirm
 from mobile_api.errors import KIND_STATUS
 
 logger = logging.getLogger("anju.identity")
 
 HOME_URL = "/h5/"
+LOGIN_URL = "/h5/login/"
 
 
 def _error_page(request, exc: DomainError):
@@ -68,5 +74,28 @@ def oidc_callback(request):
         applicant = applicant_for_identity(identity=identity)
     except DomainError as exc:
         return _error_page(request, exc)
-    session_login_applicant(request, applicant, provider=provider.name)
+    try:
+        session_login_applicant(request, applicant, provider=provider.name)
+    except DeviceActive as exc:
+        # Held for this browser: the page below confirms or cancels it.
+        return render(request, "h5/login_confirm.html", {"code": exc.code})
     return HttpResponseRedirect(HOME_URL)
+
+
+@never_cache
+@require_POST
+def oidc_confirm(request):
+    """继续登录 on the confirmation page: finish the held login, ending the other device."""
+    try:
+        session_login_confirm(request)
+    except DomainError as exc:
+        return _error_page(request, exc)
+    return HttpResponseRedirect(HOME_URL)
+
+
+@never_cache
+@require_POST
+def oidc_cancel(request):
+    """取消 on the confirmation page: forget the held login; the other device stays."""
+    session_login_cancel(request)
+    return HttpResponseRedirect(LOGIN_URL)

@@ -1,4 +1,6 @@
-"""One active device per family: a second login ends the first, and the first is told why."""
+"""One active device per family: a second login ends the first once the applicant confirms
+it on the second device (tests/mobile_api/test_device_confirm.py), and the first is told
+why."""
 
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ ME = "/api/v1/me/"
 
 
 def later_login(client, family) -> None:
-    """Log in again after the 60 s resend cooldown of the first login's code."""
+    """Log in again after the 60 s resend cooldown of the first login's code, confirming
+    that the other device is to be logged out."""
     with time_machine.travel(timezone.now() + timedelta(seconds=61)):
-        client.login(family.main_applicant)
+        client.login(family.main_applicant, confirm=True)
 
 
 def test_second_login_replaces_the_first_and_the_first_is_told_once(make_api):
