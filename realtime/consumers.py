@@ -1,6 +1,7 @@
 """Websocket consumers. Thin: authenticate, join stream groups, forward the relay's frames,
 answer clock pings. Rules live in the domain apps; what a socket may follow lives in
-realtime.access. Protocol: docs/REALTIME.md."""
+realtime.access; a socket bound to a login is closed the moment that login ends
+(realtime.device_notices). Protocol: docs/REALTIME.md."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from redis.exceptions import RedisError
 from accounts.services import device_session_status
 from events.streams import qr_stream, round_stream
 from realtime import access
+from realtime.device_notices import ENDED_CLOSE, device_group, ended_close
 from realtime.hub import hub_for
 from realtime.protocol import group_name, server_time_ms
 from realtime.relay import relay_ensure_in_process
@@ -32,18 +34,42 @@ CLOSE_RATE = 4429
 CLOSE_TRY_AGAIN = 1013
 
 
+# Codes of a login that ended (4409 replaced, 4411 logged out): a socket that connects with
+# such a login is accepted and closed at once, since a browser never sees the code of a
+# socket refused at the handshake, and the page must learn why.
+ENDED_CODES = {code for code, _ in ENDED_CLOSE.values()}
+
+
 class StreamConsumer(AsyncWebsocketConsumer):
-    """Follows a set of streams: forwards their frames, answers pings, refuses junk politely."""
+    """Follows a set of streams: forwards their frames, answers pings, refuses junk politely.
+
+    A consumer that is `login_bound` also joins its login's device group before it checks
+    the login (so that an end in between is not missed) and is closed with the end's code
+    when that login ends (`device_ended`)."""
 
     streams: list[str]
+    login_bound = False
 
     async def connect(self):
         self.streams = []
+        self.device_group = None
+        self.opened = False
         self.tokens, self.refused = RATE_BURST, 0
         self.last_refill = time.monotonic()
+        try:
+            await self.device_join()
+        except (RedisError, OSError) as exc:
+            logger.warning("channel layer unavailable at connect: %s", exc)
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
         streams, close_code = await self.authorize()
         if streams is None:
-            await self.close(code=close_code)
+            await self.device_leave()
+            if close_code in ENDED_CODES:
+                await self.accept()
+                await self.close(code=close_code, reason=_reason(close_code))
+            else:
+                await self.close(code=close_code)
             return
         relay_ensure_in_process()
         hub = hub_for(self.channel_layer)
@@ -57,13 +83,43 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         self.streams = streams
         await self.accept()
+        self.opened = True
         await self.send_json({"type": "hello", "streams": streams, "server_time": server_time_ms()})
 
     async def authorize(self) -> tuple[list[str] | None, int]:
         """(streams to follow, 0) or (None, close code). Subclasses decide; none may follow."""
         return None, CLOSE_FORBIDDEN
 
+    async def device_join(self) -> None:
+        """Join the device group of the login this socket came with (its session), if it
+        is bound to one. Raises what the layer raises."""
+        session = self.scope.get("session")
+        key = session.session_key if self.login_bound and session is not None else None
+        if key:
+            group = device_group(key)
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.device_group = group
+
+    async def device_leave(self) -> None:
+        group, self.device_group = self.device_group, None
+        if group is None:
+            return
+        try:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        except Exception as exc:  # the layer is away: the membership goes with it
+            logger.info("could not leave %s: %s", group, exc)
+
+    async def device_ended(self, message):
+        """The login of this socket ended (realtime.device_notices): close at once."""
+        if not self.opened:
+            return  # refused or closing already
+        self.opened = False
+        code, reason = ended_close(message.get("reason"))
+        await self.close(code=code, reason=reason)
+
     async def disconnect(self, code):
+        self.opened = False
+        await self.device_leave()
         hub = hub_for(self.channel_layer)
         for stream in getattr(self, "streams", []):
             await hub.leave(group_name(stream), self)
@@ -114,10 +170,31 @@ class StreamConsumer(AsyncWebsocketConsumer):
             )
 
 
+def _reason(code: int) -> str:
+    return next((reason for c, reason in ENDED_CLOSE.values() if c == code), "")
+
+
+def _login_ended_code(session) -> int | None:
+    """The close code when the login of this socket's session has ended (replaced by
+    another device, logged out), None while it is the account's active device or when the
+    session is not an applicant's device login at all. Runs in a worker thread."""
+    if session is None or not session.get("anju_device"):
+        return None
+    reason = device_session_status(session_key=session.session_key)
+    if reason is None:
+        return None
+    if reason == "unknown":
+        return CLOSE_UNAUTHENTICATED
+    return ended_close(reason)[0]
+
+
 class SelectionConsumer(StreamConsumer):
     """A family's selection socket for a round: the public round stream (unit takeovers,
     phases), its sessions' streams (opened, last 30 s, closed) and its own family stream
-    (its result). Never another family's data."""
+    (its result). Never another family's data. Closed with 4409 the moment the login is
+    replaced by one on another device (4411 logged out)."""
+
+    login_bound = True
 
     async def authorize(self):
         return await database_sync_to_async(self._authorize)()
@@ -127,16 +204,34 @@ class SelectionConsumer(StreamConsumer):
         applicant = access.applicant_for(user)
         if applicant is None or not hasattr(applicant, "family"):
             return None, CLOSE_UNAUTHENTICATED
-        session = self.scope.get("session")
-        if (
-            session is not None
-            and session.get("anju_device")
-            and device_session_status(session_key=session.session_key)
-        ):
-            return None, CLOSE_UNAUTHENTICATED  # replaced by a login on another device
+        ended = _login_ended_code(self.scope.get("session"))
+        if ended is not None:
+            return None, ended
         round_id = self.scope["url_route"]["kwargs"]["round_id"]
         streams = access.family_streams(family=applicant.family, round_id=round_id)
         return (streams, 0) if streams else (None, CLOSE_NOT_FOUND)
+
+
+class AccountConsumer(StreamConsumer):
+    """The account socket of every logged-in page (h5/static/h5/account.js): it follows no
+    stream; it is there to be closed the moment the page's login ends, with 4409 (replaced
+    by a login on another device) or 4411 (logged out), so that the page says so at once,
+    whether or not it has a selection socket. 4401 when the page is not an applicant's
+    device login. Answers pings like the others."""
+
+    login_bound = True
+
+    async def authorize(self):
+        return await database_sync_to_async(self._authorize)()
+
+    def _authorize(self):
+        session = self.scope.get("session")
+        if access.applicant_for(self.scope.get("user")) is None or session is None:
+            return None, CLOSE_UNAUTHENTICATED
+        if not session.get("anju_device"):
+            return None, CLOSE_UNAUTHENTICATED  # not a device login: nothing would end it
+        ended = _login_ended_code(session)
+        return (None, ended) if ended is not None else ([], 0)
 
 
 class BroadcastConsumer(StreamConsumer):
