@@ -36,11 +36,15 @@
   const CLOCK_SAMPLES = 6;
   const DRIFT_WARN_MS = 2000;
   const FATAL_CLOSE = new Set([4401, 4403, 4404]);
+  // The login ended (4409 another device logged in, 4411 logged out): stop for good; the
+  // account notice (account.js) says why. Sent and heard as "anju:session-ended".
+  const SESSION_ENDED_CLOSE = new Set([4409, 4411]);
   const LABELS = {
     connecting: "连接中",
     live: "实时",
     reconnecting: "重新连接中",
     polling: "定时刷新",
+    ended: "已退出",
   };
 
   /* ------------------------------------------------------------------ the clock */
@@ -421,6 +425,11 @@
       clearInterval(timers.ping);
       timers.ping = 0;
       if (stopped) return;
+      if (SESSION_ENDED_CLOSE.has(code)) {
+        sessionEnded();
+        document.dispatchEvent(new CustomEvent("anju:session-ended", { detail: { code } }));
+        return;
+      }
       if (state === "live") setState("reconnecting");
       if (FATAL_CLOSE.has(code)) {
         // Not logged in, replaced by another device, no seat: no use reopening. The polled
@@ -449,7 +458,7 @@
 
     /* Back from the back-forward cache: start over as on load. */
     function resume(event) {
-      if (!event.persisted || !stopped) return;
+      if (!event.persisted || !stopped || state === "ended") return;
       stopped = false;
       attempt = 0;
       setState(state === "live" ? "reconnecting" : state);
@@ -471,6 +480,14 @@
       if (sock) sock.close();
     }
 
+    /* This page's login ended: no more updates, no polling, no reconnecting. */
+    function sessionEnded() {
+      if (stopped && state === "ended") return;
+      stop();
+      setState("ended");
+    }
+
+    document.addEventListener("anju:session-ended", sessionEnded);
     window.addEventListener("online", retryNow);
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") retryNow();

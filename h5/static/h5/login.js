@@ -1,8 +1,11 @@
-/* Login page: ID number + SMS code through the JSON API (development identity provider). */
+/* Login page: ID number + SMS code through the JSON API (development identity provider).
+ * When another device is logged in to the account the API answers 409 `device_active` and
+ * holds the login for this browser: a dialog asks whether to end the other device
+ * (继续登录 → login/confirm/, 取消 → login/cancel/); no new code is needed either way. */
 (() => {
   "use strict";
 
-  const { api, clearErrors, showErrors, countdown, setBusy } = window.Anju;
+  const { api, clearErrors, showErrors, countdown, setBusy, dialog } = window.Anju;
   const form = document.getElementById("login-form");
   if (!form) return; // only the identity platform button is on the page
 
@@ -82,8 +85,41 @@
       window.location.replace(nextUrl());
     } catch (failure) {
       if (failure.redirecting) return;
+      if (failure.error.code === "device_active") {
+        await confirmHere();
+        return;
+      }
       setBusy(loginButton, false);
       showErrors(form, failure);
     }
   });
+
+  /* Another device is logged in: ask before ending it. The code was used; the login waits
+   * in this browser's session for a few minutes. */
+  async function confirmHere() {
+    const goOn = await dialog({
+      title: "该账号已在其他设备登录",
+      body: "在此设备继续登录，另一设备将退出。",
+      buttons: [
+        { label: "取消", value: false, kind: "default" },
+        { label: "继续登录", value: true, kind: "primary" },
+      ],
+    });
+    if (!goOn) {
+      api("POST", "/api/v1/auth/login/cancel/").catch(() => {}); // it expires anyway
+      setBusy(loginButton, false);
+      codeInput.value = "";
+      showInfo("已取消登录，另一设备保持登录。");
+      return;
+    }
+    try {
+      await api("POST", "/api/v1/auth/login/confirm/");
+      window.location.replace(nextUrl());
+    } catch (failure) {
+      if (failure.redirecting) return;
+      setBusy(loginButton, false);
+      codeInput.value = "";
+      showErrors(form, failure);
+    }
+  }
 })();
