@@ -57,6 +57,8 @@ ROLE_PERMISSIONS[SUPERVISOR] = {
         )
         for key in ROLE_PERMISSIONS[OPERATOR].keys() | ROLE_PERMISSIONS[REVIEWER].keys()
     },
+    # Publishing a new agreement-template version (signing.services.template_revise).
+    ("signing", "agreementtemplate"): ("add", "view"),
     ("accounts", "auditentry"): ("view",),
     ("accounts", "devicesession"): ("view",),
     ("sms", "smsmessage"): ("view",),

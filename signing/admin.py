@@ -34,18 +34,155 @@ from signing.models import (
     Lease,
     PaymentNotification,
     SignatureCharacter,
+    TemplateKind,
 )
 
 
-@admin.register(AgreementTemplate)
-class AgreementTemplateAdmin(AuditedModelAdmin):
-    list_display = ("title", "kind", "version", "created_at")
+class TemplateRevisionForm(forms.Form):
+    """The content of a template version. Saving publishes a NEW version through
+    `services.template_revise`; the version shown is never changed."""
 
-    def has_change_permission(self, request, obj=None):
-        # A version in use is never edited: publish a new version instead.
-        if obj is not None and Agreement.objects.filter(template=obj).exists():
-            return False
-        return super().has_change_permission(request, obj)
+    kind = forms.ChoiceField(label="类型", choices=TemplateKind.choices)
+    title = forms.CharField(label="标题", max_length=100)
+    organisation = forms.CharField(
+        label="甲方（出租人）名称",
+        max_length=100,
+        required=False,
+        help_text="协议正文、签署栏、电子印章和印章证书中的甲方名称；留空则使用系统配置的机构名称",
+    )
+    consult_phones = forms.CharField(label="咨询电话", max_length=100, required=False)
+    consult_hours = forms.CharField(label="咨询时间", max_length=100, required=False)
+    body = forms.CharField(
+        label="正文",
+        widget=forms.Textarea(attrs={"rows": 30, "cols": 100}),
+        help_text="可使用变量，如 {{ name }}、{{ organisation }}、{{ window_ends_at }}",
+    )
+
+
+@admin.register(AgreementTemplate)
+class AgreementTemplateAdmin(admin.ModelAdmin):
+    """协议模板: a list of versions; opening one shows its content, and saving it publishes
+    the next version (services.template_revise, audited there). No version is ever edited
+    or deleted: agreements keep the version they were made from."""
+
+    list_display = (
+        "title",
+        "kind",
+        "version",
+        "organisation_display",
+        "agreements",
+        "newest",
+        "created_display",
+    )
+    list_filter = ("kind",)
+    ordering = ("kind", "-version")
+
+    @admin.display(description="甲方")
+    def organisation_display(self, obj):
+        return services.template_organisation(obj)
+
+    @admin.display(description="已用于协议（份）")
+    def agreements(self, obj):
+        return Agreement.objects.filter(template=obj).count()
+
+    @admin.display(description="最新版本", boolean=True)
+    def newest(self, obj):
+        newest = services.template_newest(kind=obj.kind)
+        return newest is not None and newest.pk == obj.pk
+
+    @admin.display(description="创建时间", ordering="created_at")
+    def created_display(self, obj):
+        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M")
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _revise_view(self, request, base: AgreementTemplate | None):
+        can_publish = request.user.has_perm("signing.add_agreementtemplate")
+        if not (can_publish or self.has_view_permission(request, base)):
+            raise PermissionDenied
+        initial = {}
+        if base is not None:
+            initial = {
+                field: getattr(base, field)
+                for field in (
+                    "kind",
+                    "title",
+                    "organisation",
+                    "consult_phones",
+                    "consult_hours",
+                    "body",
+                )
+            }
+        form = TemplateRevisionForm(request.POST or None, initial=initial)
+        if base is not None:
+            form.fields["kind"].disabled = True
+        if not can_publish:
+            for field in form.fields.values():
+                field.disabled = True
+        if request.method == "POST":
+            if not can_publish:
+                raise PermissionDenied
+            if form.is_valid():
+                data = form.cleaned_data
+                try:
+                    template = services.template_revise(
+                        kind=base.kind if base is not None else data["kind"],
+                        title=data["title"],
+                        body=data["body"],
+                        organisation=data["organisation"],
+                        consult_phones=data["consult_phones"],
+                        consult_hours=data["consult_hours"],
+                        based_on=base,
+                        actor=request.user,
+                        ip=request.META.get("REMOTE_ADDR", ""),
+                        now=timezone.now(),
+                    )
+                except DomainError as exc:
+                    for field, errors in (exc.fields or {}).items():
+                        if field in form.fields:
+                            for error in errors:
+                                form.add_error(field, error)
+                    messages.error(request, exc.message)
+                else:
+                    note = f"，v{base.version} 保持不变" if base is not None else ""
+                    messages.success(request, f"已发布新版本：{template}{note}")
+                    return HttpResponseRedirect(
+                        reverse("admin:signing_agreementtemplate_change", args=[template.pk])
+                    )
+        versions = (
+            AgreementTemplate.objects.filter(kind=base.kind).order_by("-version")
+            if base is not None
+            else AgreementTemplate.objects.none()
+        )
+        newest = services.template_newest(kind=base.kind) if base is not None else None
+        return TemplateResponse(
+            request,
+            "admin/signing/agreementtemplate/revise.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"协议模板：{base}" if base is not None else "新建协议模板",
+                "opts": self.model._meta,
+                "form": form,
+                "base": base,
+                "newest": newest,
+                "versions": versions,
+                "in_use": Agreement.objects.filter(template=base).count() if base else 0,
+                "can_publish": can_publish,
+                "variables": sorted(
+                    services.TEMPLATE_VARIABLES[base.kind] if base else services.COMMON_VARIABLES
+                ),
+            },
+        )
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not request.user.has_perm("signing.add_agreementtemplate"):
+            raise PermissionDenied
+        return self._revise_view(request, None)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        base = get_object_or_404(AgreementTemplate, pk=object_id)
+        return self._revise_view(request, base)
 
 
 @admin.register(ConsentText)
@@ -79,9 +216,7 @@ def _parse_ranks(text: str) -> list[int]:
 
 
 class BulkCreateForm(forms.Form):
-    template = forms.ModelChoiceField(
-        AgreementTemplate.objects.order_by("kind", "-version"), label="协议模板"
-    )
+    template = forms.ModelChoiceField(AgreementTemplate.objects.none(), label="协议模板")
     ranks = forms.CharField(
         label="家庭排位号",
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -90,6 +225,14 @@ class BulkCreateForm(forms.Form):
     window_starts_at = forms.DateTimeField(label="签约开始时间", help_text="如 2026-01-20 09:30")
     window_ends_at = forms.DateTimeField(label="签约截止时间", help_text="如 2026-01-23 18:00")
     push = forms.BooleanField(label="创建后立即推送短信", required=False, initial=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # New agreements are made from the newest version of each kind only.
+        newest = [
+            t.pk for kind in TemplateKind.values if (t := services.template_newest(kind=kind))
+        ]
+        self.fields["template"].queryset = AgreementTemplate.objects.filter(pk__in=newest)
 
     def clean_ranks(self):
         try:

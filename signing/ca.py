@@ -9,6 +9,16 @@
                                   a signature stays verifiable after its short-lived
                                   certificate has expired, without a network call
     seal.png                      the seal image stamped on sealed agreements
+    seals/<key>/                  one seal per further organisation (甲方): seal.crt.pem,
+                                  seal.key.pem, seal.png and name.txt, where <key> is
+                                  `seal_key(name)` (the first 16 hex digits of the SHA-256 of
+                                  the organisation's name)
+
+The top-level seal is the organisation of `SIGNING["ORG_NAME"]`; an agreement whose template
+names another organisation is sealed with that organisation's own seal (`seal_for`), so the
+name in its text, its signature block, its seal image and its seal certificate's subject is
+one. Development issues such a seal on first use under the development root; production
+installs each organisation's seal files under `seals/<key>/`.
 
 All keys are EC P-256 (cheap to generate per agreement and to load), written 0600 in a 0700
 directory. `dev_ca_ensure` (and `manage.py signing_dev_ca`)
@@ -30,6 +40,7 @@ of the handwritten signature.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -69,6 +80,17 @@ class Authority:
     tsa_cert: x509.Certificate
     tsa_key: ec.EllipticCurvePrivateKey
     seal_png: bytes
+
+
+@dataclass(frozen=True)
+class SealIdentity:
+    """One organisation's seal: its certificate (subject O and CN = the organisation's name,
+    OU 电子印章), key and image."""
+
+    org_name: str
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+    png: bytes
 
 
 @dataclass(frozen=True)
@@ -134,7 +156,7 @@ def _cn(value: str) -> str:
 def _name(*, common_name: str, org_name: str, unit: str | None = None) -> x509.Name:
     attrs = [
         x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, org_name),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, org_name[:64]),  # ub-organization-name
     ]
     if unit:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
@@ -334,6 +356,95 @@ def authority_load(*, directory: Path | None = None) -> Authority:
         dev_ca_ensure(directory=directory, now=timezone.now())
         fingerprint = _fingerprint(directory)
     return _authority_cached(directory, fingerprint)
+
+
+def seal_key(org_name: str) -> str:
+    """The directory name of an organisation's seal under `seals/`."""
+    return hashlib.sha256(org_name.strip().encode()).hexdigest()[:16]
+
+
+def _seal_dir(directory: Path, org_name: str) -> Path:
+    return directory / "seals" / seal_key(org_name)
+
+
+def _cert_org(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return str(names[0].value) if names else ""
+
+
+def seal_ensure(*, org_name: str, now: datetime, directory: Path | None = None) -> bool:
+    """Development: issue `org_name`'s seal certificate under the CA's root and draw its seal
+    image, in `seals/<key>/`, unless it is there (or is the top-level seal). True when
+    created. Holds the directory's lock meanwhile."""
+    directory = directory or ca_dir()
+    authority = authority_load(directory=directory)
+    if _is_top_seal(authority, org_name):
+        return False
+    target = _seal_dir(directory, org_name)
+    with _locked(directory):
+        if all(p.exists() for p in (*_paths(target, SEAL), target / SEAL_PNG)):
+            return False
+        target.mkdir(parents=True, exist_ok=True)
+        target.chmod(0o700)
+        key, cert = _seal_create(
+            org_name=org_name, root_key=authority.root_key, root_cert=authority.root_cert, now=now
+        )
+        _store(target, SEAL, key, cert)
+        png = seal_png_draw(org_name=org_name, font_path=settings.SIGNING["FONT_PATH"])
+        _write_atomic(target / SEAL_PNG, png, mode=0o644)
+        _write_atomic(target / "name.txt", org_name.encode(), mode=0o644)
+    return True
+
+
+def _cn_of(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def _is_top_seal(authority: Authority, org_name: str) -> bool:
+    """Whether the directory's top-level seal certificate is `org_name`'s."""
+    cert = authority.seal_cert
+    return _cert_org(cert) == org_name[:64] and _cn_of(cert) == _cn(org_name)
+
+
+@lru_cache(maxsize=32)
+def _seal_cached(target: Path, org_name: str, fingerprint: tuple[int, ...]) -> SealIdentity:
+    del fingerprint  # part of the cache key only
+    return SealIdentity(
+        org_name=org_name,
+        cert=_load_cert(_paths(target, SEAL)[1]),
+        key=_load_key(_paths(target, SEAL)[0]),
+        png=(target / SEAL_PNG).read_bytes(),
+    )
+
+
+def seal_for(
+    *, org_name: str, now: datetime | None = None, authority: Authority | None = None
+) -> SealIdentity:
+    """The seal of the organisation named `org_name` (甲方): its own under `seals/<key>/`, or
+    the top-level seal when that is the organisation's. In development
+    (`SIGNING["DEV_CA_AUTOCREATE"]`) a missing one is issued on first use (`seal_ensure`).
+    Raises Conflict `seal_missing` otherwise: sealing under another organisation's name is
+    never done."""
+    from core.errors import Conflict
+
+    authority = authority or authority_load()
+    org_name = org_name.strip()
+    target = _seal_dir(authority.directory, org_name)
+    files = [*_paths(target, SEAL), target / SEAL_PNG]
+    if not all(p.exists() for p in files):
+        if _is_top_seal(authority, org_name):
+            return SealIdentity(
+                org_name=org_name,
+                cert=authority.seal_cert,
+                key=authority.seal_key,
+                png=authority.seal_png,
+            )
+        if not settings.SIGNING.get("DEV_CA_AUTOCREATE"):
+            raise Conflict("seal_missing", f"未配置「{org_name}」的电子印章证书，请联系系统管理员")
+        seal_ensure(org_name=org_name, now=now or timezone.now(), directory=authority.directory)
+    fingerprint = tuple(p.stat().st_mtime_ns for p in files)
+    return _seal_cached(target, org_name, fingerprint)
 
 
 def applicant_certificate_issue(

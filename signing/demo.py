@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from accounts.models import Family
-from signing.models import Agreement, AgreementTemplate, TemplateKind
+from signing.models import Agreement, TemplateKind
 from signing.seed import texts_seed
-from signing.services import agreement_create
+from signing.services import agreement_create, template_newest
 
 DEMO_RANKS = (1, 2, 3)
 
@@ -18,11 +18,11 @@ DEMO_RANKS = (1, 2, 3)
 def demo_signing_load(*, now: datetime | None = None) -> list[Agreement]:
     now = now or timezone.now()
     texts_seed()
-    template = AgreementTemplate.objects.get(kind=TemplateKind.RENT_SUBSIDY, version=1)
+    template = template_newest(kind=TemplateKind.RENT_SUBSIDY)  # new agreements: newest version
     agreements = []
     for family in Family.objects.filter(rank__in=DEMO_RANKS).select_related("main_applicant"):
         existing = (
-            Agreement.objects.filter(family=family, template=template)
+            Agreement.objects.filter(family=family, template__kind=template.kind)
             .order_by("-created_at")
             .first()
         )

@@ -308,24 +308,28 @@ def deposit_refresh(*, lease: Lease, now: datetime) -> DepositPayment | None:
     return payment
 
 
-def deposit_receipt_pdf_for(*, lease: Lease) -> bytes:
-    """The deposit receipt (押金收据), once the lease is approved. Raises
-    `receipt_not_ready`."""
-    from signing.receipt import deposit_receipt_pdf
+def deposit_receipt_pdf_for(*, lease: Lease, now: datetime) -> bytes:
+    """The deposit receipt (押金收据), once the lease is approved, issued by the lease's 甲方
+    and sealed with that organisation's seal (time-stamped `now`, when this copy is issued).
+    Raises `receipt_not_ready`, `seal_missing`."""
+    from signing.receipt import deposit_receipt_issue
+    from signing.services import agreement_organisation
 
     payment = DepositPayment.objects.filter(lease=lease, status="paid").first()
     if payment is None or lease_stage(lease) != Stage.APPROVED:
         raise DomainError("receipt_not_ready", "审核通过后可下载押金收据", kind="not_found")
     applicant = lease.agreement.family.main_applicant
-    return deposit_receipt_pdf(
+    org_name = agreement_organisation(lease.agreement)
+    return deposit_receipt_issue(
+        now=now,
         receipt_no=payment.receipt_no,
         payer_name=applicant.real_name,
         id_number_masked=applicant.id_number_masked,
-        unit_label=lease.agreement.context.get("unit_label", lease.unit_label),
+        unit_label=lease.unit_label,  # from the unit, never the round's name
         amount_fen=payment.amount_fen,
         paid_at=payment.paid_at,
         transaction_id=payment.transaction_id,
         out_trade_no=payment.out_trade_no,
-        org_name=settings.SIGNING["ORG_NAME"],
+        org_name=org_name,
         verification_code=lease.agreement.verification_code,
     )

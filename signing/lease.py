@@ -38,7 +38,7 @@ from signing.models import (
     QrTicket,
     TemplateKind,
 )
-from signing.services import agreement_create, agreement_lock
+from signing.services import agreement_create, agreement_lock, agreement_text_rerender
 from signing.transitions import signing_window_check
 from sms.models import Purpose
 from sms.services import sms_code_send, sms_code_verify
@@ -104,6 +104,18 @@ def _yuan(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
 
 
+def _fen(value: Decimal) -> int:
+    return int((value * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+# The contract's 租金托收 lines until the applicant confirms them (完善承租信息).
+DEBIT_PENDING = {
+    "debit_bank": "（待乙方完善承租信息时确认）",
+    "debit_holder": "（待乙方完善承租信息时确认）",
+    "debit_account_masked": "（待乙方完善承租信息时确认）",
+}
+
+
 def lease_start(*, applicant: Applicant, ctx: RequestContext, now: datetime) -> Lease:
     """「去签约」/「网上签约」: the family's lease for its newest allocation, created on first
     use from the newest lease template with the unit, the monthly rent, the deposit (the
@@ -133,20 +145,34 @@ def lease_start(*, applicant: Applicant, ctx: RequestContext, now: datetime) -> 
         )
         if template is None:
             raise NotAllowed("lease_template_missing", "租赁合同模板未配置，请联系工作人员")
+        from signing.receipt import amount_capital
+
         unit, rules = allocation.unit, allocation.round
         deposit = unit.monthly_rent * rules.deposit_months
+        # The property is named from the unit alone, never from the round (a selection
+        # batch's name is no address). The rent direct-debit lines are filled in when the
+        # applicant confirms them (`lease_bank_confirm`), before the contract is shown.
+        unit_label = f"{unit.building}栋{unit.number}"
         agreement = agreement_create(
             family=family,
             template=template,
             window_starts_at=min(allocation.at, now),
             window_ends_at=_window_end(allocation.at, rules.lease_signing_days),
             context={
-                "unit_label": f"{rules.name} {unit.building}栋{unit.number}",
+                "unit_label": unit_label,
+                "building": unit.building,
+                "unit_number": unit.number,
+                "floor": unit.floor,
                 "layout": unit.get_layout_display(),
+                "orientation": unit.get_orientation_display(),
                 "area": str(unit.area),
                 "monthly_rent": _yuan(unit.monthly_rent),
+                "monthly_rent_capital": amount_capital(_fen(unit.monthly_rent)),
                 "deposit": _yuan(deposit),
+                "deposit_capital": amount_capital(_fen(deposit)),
+                "deposit_months": rules.deposit_months,
                 "lease_years": rules.lease_years,
+                **DEBIT_PENDING,
             },
             actor=None,
             now=now,
@@ -154,9 +180,9 @@ def lease_start(*, applicant: Applicant, ctx: RequestContext, now: datetime) -> 
         lease = Lease.objects.create(
             agreement=agreement,
             allocation=allocation,
-            unit_label=f"{unit.building}栋{unit.number}",
+            unit_label=unit_label,
             monthly_rent=unit.monthly_rent,
-            deposit_fen=int((deposit * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP)),
+            deposit_fen=_fen(deposit),
             created_at=now,
         )
         evidence_append(
@@ -381,6 +407,17 @@ def lease_bank_confirm(
                 "bank_attempt",
                 "bank_confirmed_at",
             ]
+        )
+        agreement_text_rerender(
+            agreement=agreement,
+            context={
+                "debit_bank": lease.get_bank_display(),
+                "debit_holder": holder,
+                "debit_account_masked": lease.account_masked,
+            },
+            actor=applicant.user,
+            ctx=ctx,
+            now=now,
         )
         evidence_append(
             agreement=agreement,

@@ -8,6 +8,8 @@ ends unsigned; 已放弃 abandoned by the abandonment declaration 《放弃签�
 
 from __future__ import annotations
 
+import hashlib
+
 from django.db import models
 from django.db.models import F, Q
 
@@ -33,7 +35,10 @@ class AgreementTemplate(models.Model):
     # Where 请拨打咨询电话 is said (pages, abandonment, rejection SMS), as guide 001 gives it.
     consult_phones = models.CharField("咨询电话", max_length=100, blank=True)
     consult_hours = models.CharField("咨询时间", max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # SHA-256 of `body`, fixed when the version is created (signing/services.py
+    # `template_revise`); each agreement keeps a copy (`Agreement.template_sha256`).
+    body_sha256 = models.CharField("正文SHA-256", max_length=64, blank=True)
+    created_at = models.DateTimeField("创建时间", auto_now_add=True)
 
     class Meta:
         verbose_name = "协议模板"
@@ -42,6 +47,14 @@ class AgreementTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} v{self.version}"
+
+    def save(self, *args, **kwargs):
+        """A version is written once: editing means a new version (`template_revise`)."""
+        if not self._state.adding:
+            raise ValueError("协议模板版本创建后不可修改：请通过 template_revise 创建新版本")
+        if not self.body_sha256:
+            self.body_sha256 = hashlib.sha256(self.body.encode()).hexdigest()
+        super().save(*args, **kwargs)
 
 
 class ConsentKind(models.TextChoices):
@@ -88,6 +101,7 @@ class Agreement(models.Model):
 
     family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="agreements")
     template = models.ForeignKey(AgreementTemplate, on_delete=models.PROTECT)
+    template_sha256 = models.CharField(max_length=64, blank=True)  # the version's body_sha256
     title = models.CharField(max_length=100)
     rendered_text = models.TextField()
     text_hash = models.CharField(max_length=64)  # sha256 of rendered_text

@@ -48,9 +48,10 @@ from reportlab.pdfgen import canvas
 from core.errors import Conflict, ValidationFailed
 from core.fmt import date_zh
 from core.urls import absolute_url
-from signing.ca import Authority, applicant_certificate_issue, authority_load
+from signing.ca import Authority, applicant_certificate_issue, authority_load, seal_for
 from signing.models import Agreement, SignatureCharacter
 from signing.pdf_verify import APPLICANT_FIELD, SEAL_FIELD, PdfReport, pdf_validate
+from signing.services import agreement_organisation
 from signing.tsa import LocalTimeStamper
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "PdfReport",
     "agreement_pdf_render",
     "pdf_seal",
+    "pdf_seal_document",
     "pdf_sign_applicant",
     "pdf_validate",
 ]
@@ -159,16 +161,24 @@ def _layout_pages(agreement: Agreement) -> list[list[tuple[float, float, str, fl
     return pages
 
 
+def verification_line(code: str, *, noun: str) -> str:
+    """How a reader checks a document: the public verification page, never a command."""
+    return f"验证方式：访问 {absolute_url(f'/verify/{code}')} 核验本{noun}"
+
+
 def _signature_block(c: canvas.Canvas, agreement: Agreement, chars: Sequence[SignatureCharacter]):
-    org = settings.SIGNING["ORG_NAME"]
+    org = agreement_organisation(agreement)
     c.setLineWidth(0.6)
     c.line(MARGIN_X, BLOCK_TOP, PAGE_W - MARGIN_X, BLOCK_TOP)
     c.setFont(FONT, BODY_SIZE)
-    c.drawString(MARGIN_X, BLOCK_TOP - 22, f"甲方（盖章）：{org}")
+    c.drawString(MARGIN_X, BLOCK_TOP - 22, "甲方（盖章）：")
+    for k, line in enumerate(_wrap(org, width=CHAR_ROW[0] - MARGIN_X - 16, size=BODY_SIZE)[:2]):
+        c.drawString(MARGIN_X, BLOCK_TOP - 38 - 15 * k, line)
     c.drawString(CHAR_ROW[0], BLOCK_TOP - 22, "乙方（签字）：")
     c.setFont(FONT, 8.5)
     c.setFillGray(0.45)
-    c.drawString(MARGIN_X, SEAL_BOX[1] - 16, "（电子印章，以数字签名为准）")
+    c.drawString(MARGIN_X, SEAL_BOX[1] - 14, "（电子印章，以数字签名为准）")
+    c.drawString(MARGIN_X, SEAL_BOX[1] - 26, "盖章日期：以电子印章的签名时间为准")
     c.setFillGray(0)
 
     n = len(chars)
@@ -200,11 +210,8 @@ def _signature_block(c: canvas.Canvas, agreement: Agreement, chars: Sequence[Sig
     code = agreement.verification_code
     c.setFont(FONT, 9.5)
     c.drawString(MARGIN_X, MARGIN_BOTTOM + 34, f"验证码：{code}")
-    verify = (
-        f"验证方式：访问 {absolute_url(f'/verify/{code}')} 或运行 "
-        f"manage.py signing_pdf_verify <本文件>"
-    )
-    for k, line in enumerate(_wrap(verify, width=TEXT_W, size=9.5)):
+    noun = "合同" if agreement.title.endswith("合同") else "协议"
+    for k, line in enumerate(_wrap(verification_line(code, noun=noun), width=TEXT_W, size=9.5)):
         c.drawString(MARGIN_X, MARGIN_BOTTOM + 18 - 13 * k, line)
 
 
@@ -228,7 +235,7 @@ def agreement_pdf_render(
         out, pagesize=A4, pageCompression=1, initialFontName=FONT, initialFontSize=BODY_SIZE
     )
     c.setTitle(agreement.title)
-    c.setAuthor(settings.SIGNING["ORG_NAME"])
+    c.setAuthor(agreement_organisation(agreement))
     c.setSubject(f"验证码 {agreement.verification_code}")
     c.setCreator("安居 Anju")
     for number, page in enumerate(pages, start=1):
@@ -358,8 +365,8 @@ def pdf_sign_applicant(*, pdf: bytes, agreement: Agreement, now: datetime) -> by
     )
 
 
-def _seal_stamp(authority: Authority) -> StaticStampStyle:
-    image = Image.open(io.BytesIO(authority.seal_png))
+def _seal_stamp(png: bytes) -> StaticStampStyle:
+    image = Image.open(io.BytesIO(png))
     image.load()
     return StaticStampStyle(
         background=PdfImage(image),
@@ -384,19 +391,45 @@ def pdf_seal(*, pdf: bytes, agreement: Agreement, now: datetime) -> bytes:
         raise Conflict("pdf_invalid", "协议文件未通过签名验证，不能盖章")
     if report.verification_code != agreement.verification_code:
         raise Conflict("pdf_invalid", "协议文件与本协议不符，不能盖章")
+    return _seal_sign(
+        writer=IncrementalPdfFileWriter(io.BytesIO(pdf)),
+        org_name=agreement_organisation(agreement),
+        reason=f"甲方盖章 验证码 {agreement.verification_code}",
+        now=now,
+    )
+
+
+def _seal_sign(
+    *, writer: IncrementalPdfFileWriter, org_name: str, reason: str, now: datetime
+) -> bytes:
+    """Fill the existing seal field with `org_name`'s seal signature and seal image."""
     authority = authority_load()
+    seal = seal_for(org_name=org_name, now=now, authority=authority)
     signer = signers.SimpleSigner(
-        signing_cert=_asn1_cert(authority.seal_cert),
-        signing_key=_asn1_key(authority.seal_key),
+        signing_cert=_asn1_cert(seal.cert),
+        signing_key=_asn1_key(seal.key),
         cert_registry=SimpleCertificateStore.from_certs([_asn1_cert(authority.root_cert)]),
     )
     return _sign(
-        writer=IncrementalPdfFileWriter(io.BytesIO(pdf)),
+        writer=writer,
         signer=signer,
         authority=authority,
         now=now,
         field=SEAL_FIELD,
-        reason=f"甲方盖章 验证码 {agreement.verification_code}",
+        reason=reason,
         new_field=False,
-        stamp=_seal_stamp(authority),
+        stamp=_seal_stamp(seal.png),
     )
+
+
+def pdf_seal_document(
+    *, pdf: bytes, org_name: str, box: tuple[float, float, float, float], reason: str, now: datetime
+) -> bytes:
+    """Seal a document the organisation issues alone (the deposit receipt): add the seal field
+    at `box` on the last page and fill it with `org_name`'s seal signature (PAdES B-T, seal
+    image as its appearance), in one incremental update. Locks nothing, reads no rows."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    fields.append_signature_field(
+        writer, fields.SigFieldSpec(sig_field_name=SEAL_FIELD, on_page=-1, box=box)
+    )
+    return _seal_sign(writer=writer, org_name=org_name, reason=reason, now=now)

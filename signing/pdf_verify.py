@@ -189,6 +189,28 @@ def pdf_validate(*, pdf: bytes, authority: Authority | None = None) -> PdfReport
     )
 
 
+def document_seal_validate(*, pdf: bytes, authority: Authority | None = None) -> PdfReport:
+    """Validate a document the organisation issues alone (the deposit receipt): exactly one
+    signature, in the `seal` field, made with a seal certificate (OU 电子印章) of the CA,
+    intact, time-stamped and covering the whole file. Never raises on a bad PDF."""
+    authority = authority or authority_load()
+    root = asn1_x509.Certificate.load(authority.root_cert.public_bytes(serialization.Encoding.DER))
+    sha256 = hashlib.sha256(pdf).hexdigest()
+    try:
+        embedded = list(PdfFileReader(io.BytesIO(pdf)).embedded_regular_signatures)
+    except Exception as exc:  # not a PDF, or damaged beyond reading
+        return PdfReport(sha256=sha256, problems=(f"无法读取 PDF：{exc}",))
+    checks = tuple(
+        _check(sig, root=root, is_last=i == len(embedded) - 1) for i, sig in enumerate(embedded)
+    )
+    problems = []
+    if [c.field for c in checks] != [SEAL_FIELD]:
+        problems.append(f"签名结构不符：{[c.field for c in checks]}（应为收款单位电子印章）")
+    if any(c.unit != SEAL_UNIT for c in checks):
+        problems.append("签名使用的不是本机构的电子印章证书")
+    return PdfReport(sha256=sha256, signatures=checks, problems=tuple(problems))
+
+
 @dataclass(frozen=True)
 class PdfRecord:
     """What the system holds for a validated PDF's verification code."""

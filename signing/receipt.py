@@ -1,12 +1,16 @@
 """The deposit receipt (押金收据): one A5 landscape page, set in the CJK font the agreement PDF
-uses (signing/pdf.py registers it once per process, embedded as a searchable subset).
+uses (signing/pdf.py registers it once per process, embedded as a searchable subset), sealed
+by the issuing organisation.
 
-    pdf = deposit_receipt_pdf(receipt_no=..., payer_name=..., amount_fen=360000, ...)
+    pdf = deposit_receipt_issue(now=now, receipt_no=..., payer_name=..., amount_fen=360000, ...)
+    report = receipt_validate(pdf=pdf)                       # signing.pdf_verify
 
-Pure: reads no rows and no clock. The PDF is deterministic (reportlab's invariant mode: fixed
-dates and document id), so the same payment always gives the same bytes and the receipt's
-hash can be recorded as evidence. `amount_capital` writes an amount in Chinese capital
-numerals (大写) as the payment-settlement rules for bills ask.
+`deposit_receipt_pdf` renders the page: pure, reads no rows and no clock, deterministic
+(reportlab's invariant mode: fixed dates and document id), so the same payment always gives
+the same page. `deposit_receipt_issue` renders it and adds the organisation's seal as a PAdES
+signature (the same seal certificate and time-stamp machinery as an agreement's seal,
+signing/pdf.py) whose appearance is the seal image over the issuer's row. `amount_capital` writes an amount in
+Chinese capital numerals (大写) as the payment-settlement rules for bills ask.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from reportlab.pdfgen import canvas
 from core.fmt import datetime_zh
 from signing.pdf import FONT, _font, _width, _wrap
 
-__all__ = ["amount_capital", "amount_yuan", "deposit_receipt_pdf"]
+__all__ = [
+    "amount_capital",
+    "amount_yuan",
+    "deposit_receipt_issue",
+    "deposit_receipt_pdf",
+    "deposit_receipt_seal",
+    "receipt_validate",
+]
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PAGE_W, PAGE_H = landscape(A5)
@@ -31,6 +42,20 @@ TITLE_SIZE, BODY_SIZE, SMALL_SIZE = 20.0, 10.5, 8.5
 ROW_PAD, LINE_GAP = 5.0, 14.0  # padding above/below a row's text; leading inside a row
 LABEL_W = 118.0  # the label column
 CHANNEL = "微信支付"
+# The seal (a square of this side, in points) is stamped at the right of the table's last
+# rows, centred on the issuer (收款单位) row, as a paper receipt is stamped.
+RECEIPT_SEAL_SIZE = 100.0
+SEAL_RIGHT = PAGE_W - MARGIN - 30
+NOTE_W = PAGE_W - 2 * MARGIN - RECEIPT_SEAL_SIZE - 40  # the note stays clear of the seal
+
+Box = tuple[float, float, float, float]
+
+
+def _seal_box(table_bottom: float) -> Box:
+    centre_y = table_bottom + 12
+    half = RECEIPT_SEAL_SIZE / 2
+    return (SEAL_RIGHT - RECEIPT_SEAL_SIZE, centre_y - half, SEAL_RIGHT, centre_y + half)
+
 
 DIGITS = "零壹贰叁肆伍陆柒捌玖"
 PLACES = ("", "拾", "佰", "仟")
@@ -134,7 +159,22 @@ def _rows(
     ]
 
 
-def deposit_receipt_pdf(
+def deposit_receipt_pdf(**fields) -> bytes:
+    """The rendered, unsealed receipt (see `_receipt_render` for the fields and checks)."""
+    return _receipt_render(**fields)[0]
+
+
+def deposit_receipt_issue(*, now: datetime, **fields) -> bytes:
+    """The receipt as issued: rendered, then sealed by its issuer `fields["org_name"]` at
+    `now` with the seal over the issuer row. Raises what `_receipt_render` and
+    `deposit_receipt_seal` raise."""
+    pdf, box = _receipt_render(**fields)
+    return deposit_receipt_seal(
+        pdf=pdf, org_name=fields["org_name"], receipt_no=fields["receipt_no"], box=box, now=now
+    )
+
+
+def _receipt_render(
     *,
     receipt_no: str,
     payer_name: str,
@@ -146,8 +186,8 @@ def deposit_receipt_pdf(
     out_trade_no: str,
     org_name: str,
     verification_code: str,
-) -> bytes:
-    """Render the deposit receipt: 「押金收据」, the receipt number and verification code, then
+) -> tuple[bytes, Box]:
+    """Render the deposit receipt, and where its seal goes: 「押金收据」, the receipt number and verification code, then
     a ruled table of the payer (主申请人) and masked ID number, the unit, the amount in yuan
     and in capitals, the payment time in Asia/Shanghai, the channel (微信支付), the provider's
     transaction id, our order number and the issuer. The same inputs give the same bytes.
@@ -221,9 +261,38 @@ def deposit_receipt_pdf(
 
     c.setFont(FONT, SMALL_SIZE)
     c.setFillGray(0.4)
-    note = "本收据由系统根据微信支付到账记录生成，可凭收据编号与验证码向收款单位核验真伪。"
-    c.drawString(MARGIN, bottom - 16, note)
+    note = (
+        "本收据由系统根据微信支付到账记录生成，加盖收款单位电子印章（以数字签名为准），"
+        "可凭收据编号与验证码向收款单位核验真伪。"
+    )
+    for k, line in enumerate(_wrap(note, width=NOTE_W, size=SMALL_SIZE)):
+        c.drawString(MARGIN, bottom - 16 - 11 * k, line)
     c.setFillGray(0)
     c.showPage()
     c.save()
-    return out.getvalue()
+    return out.getvalue(), _seal_box(bottom)
+
+
+def deposit_receipt_seal(
+    *, pdf: bytes, org_name: str, receipt_no: str, box: Box, now: datetime
+) -> bytes:
+    """Seal a rendered receipt with `org_name`'s seal (the issuing organisation, 甲方 of the
+    lease): a PAdES B-T signature time-stamped at `now`, the seal image at `box` on its page.
+    Raises Conflict `seal_missing` when the organisation has no seal (signing/ca.py)."""
+    from signing.pdf import pdf_seal_document
+
+    return pdf_seal_document(
+        pdf=pdf,
+        org_name=org_name,
+        box=box,
+        reason=f"{org_name} 押金收据 {receipt_no}",
+        now=now,
+    )
+
+
+def receipt_validate(*, pdf: bytes, authority=None):
+    """Validate a sealed receipt: exactly one signature, the organisation's seal, intact,
+    trusted, time-stamped and covering the whole file (signing.pdf_verify)."""
+    from signing.pdf_verify import document_seal_validate
+
+    return document_seal_validate(pdf=pdf, authority=authority)

@@ -194,8 +194,8 @@ def test_rendered_text_is_extractable_and_the_font_embedded(stages, tmp_path):
     assert "乙方应当按照本协议约定的用途使用租金补贴" in flat
     assert "第30条" in flat  # the last clause, on a later page
     assert f"验证码：{CODE}" in flat
-    assert f"https://anju.example.gov.cn/verify/{CODE}" in flat
-    assert "manage.pysigning_pdf_verify" in flat
+    assert f"验证方式：访问https://anju.example.gov.cn/verify/{CODE}核验本协议" in flat
+    assert "manage.py" not in flat and "signing_pdf_verify" not in flat  # no developer hint
     assert "第2页/共" in flat  # more than one page
 
     fonts = run("pdffonts", str(path)).splitlines()[2:]
