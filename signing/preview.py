@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from django.core.cache import cache
+from django.utils import timezone
 
 from core.errors import DomainError
 from signing.deposit import deposit_receipt_pdf_for
@@ -188,5 +189,5 @@ def receipt_pdf_for_view(*, lease: Lease) -> ViewedPdf:
         version=hashlib.sha256(
             f"receipt:{lease.pk}:{receipt_no}:{agreement.status}:{agreement.sealed_at}".encode()
         ).hexdigest(),
-        make=lambda: deposit_receipt_pdf_for(lease=lease),
+        make=lambda: deposit_receipt_pdf_for(lease=lease, now=timezone.now()),
     )
