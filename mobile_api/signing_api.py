@@ -234,6 +234,8 @@ def phone_page_url(session) -> str:
             "pk", flat=True
         )
         return f"/h5/lease/{lease_id.get()}/deposit/"
+    if session.purpose == QrTicket.Purpose.FACE:  # the flow stops after the face check
+        return f"/h5/signing/{session.agreement_id}/sign/?until=face"
     return f"/h5/signing/{session.agreement_id}/sign/"
 
 

@@ -130,7 +130,7 @@ def test_the_lease_on_a_desktop_and_a_phone_that_never_logs_in(page, desktop, li
 
     # ---- 人脸识别 on the phone
     _scan(desktop, phone, live_url, "人脸识别")
-    expect(phone).to_have_url(f"{live_url}/h5/signing/{aid}/sign/")
+    expect(phone).to_have_url(f"{live_url}/h5/signing/{aid}/sign/?until=face")
     _expect_done(desktop, "已扫码")
     expect(phone.locator("#step-contract")).to_contain_text(f"{NAME[0]}*")
     phone.get_by_role("button", name="下一步").tap()
