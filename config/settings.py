@@ -370,6 +370,14 @@ SIGNING = {
     ),
     "ORG_NAME": os.environ.get("ANJU_SIGNING_ORG_NAME", "深圳市住房保障机构（演示）"),
     "DEV_CA_AUTOCREATE": env_bool("ANJU_SIGNING_DEV_CA_AUTOCREATE", DEBUG),
+    # How long a desktop's QR code (and the phone's signing session it starts) lives, by
+    # purpose; never past the signing window. The desktop issues a new code when one runs
+    # out (docs/DECISIONS.md "QR tickets and signing sessions").
+    "QR_TTL_SECONDS": {
+        "sign": env_int("ANJU_QR_TTL_SIGN", 30 * 60),
+        "face": env_int("ANJU_QR_TTL_FACE", 15 * 60),
+        "deposit": env_int("ANJU_QR_TTL_DEPOSIT", 15 * 60),
+    },
     # 咨询电话 and 咨询时间 (guide 001) where an agreement template leaves them blank
     # (signing/consult.py); numbers separated by 、
     "CONSULT_PHONES": os.environ.get("ANJU_SIGNING_CONSULT_PHONES", "0755-23619344、0755-82559564"),

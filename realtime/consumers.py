@@ -5,6 +5,7 @@ realtime.access; a socket bound to a login is closed the moment that login ends
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -31,6 +32,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_RATE = 4429
+CLOSE_EXPIRED = 4410  # the QR ticket the socket follows has expired
 CLOSE_TRY_AGAIN = 1013
 
 
@@ -247,9 +249,20 @@ class BroadcastConsumer(StreamConsumer):
 
 class QrProgressConsumer(StreamConsumer):
     """The desktop page that shows a QR code hears the phone's progress on that ticket, with
-    the progress token it was given (see realtime.access.qr_stream_token)."""
+    the progress token it was given (see realtime.access.qr_stream_token), until the ticket
+    expires: the socket is closed then (CLOSE_EXPIRED) and the page issues a new code."""
 
     async def authorize(self):
-        token = self.scope["url_route"]["kwargs"]["token"]
-        ticket = access.qr_ticket_from_token(token)
-        return ([qr_stream(ticket)], 0) if ticket else (None, CLOSE_FORBIDDEN)
+        found = access.qr_token_read(self.scope["url_route"]["kwargs"]["token"])
+        if found is None:
+            return None, CLOSE_FORBIDDEN
+        ticket, left = found
+        loop = asyncio.get_running_loop()
+        self.expiry = loop.call_later(left, lambda: loop.create_task(self.close(CLOSE_EXPIRED)))
+        return [qr_stream(ticket)], 0
+
+    async def disconnect(self, code):
+        expiry = getattr(self, "expiry", None)
+        if expiry is not None:
+            expiry.cancel()
+        await super().disconnect(code)
