@@ -261,7 +261,9 @@ def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
     # ---- 网上签约 lists the lease (not its agreement again) with its stage
     page.goto("/h5/signing/")
     card = page.locator(f'#leases article[data-lease-id="{lid}"]')
-    expect(card.locator(".anju-badge")).to_have_text("待审核")
+    # The agreement's own status, as everywhere; the lease's stage beside it.
+    expect(card.locator(".anju-badge")).to_have_text("已签字")
+    expect(card.locator(f"#lease-{lid}-stage")).to_have_text("待审核")
     expect(card.get_by_role("button", name="查看详情")).to_have_attribute(
         "href", f"/h5/lease/{lid}/"
     )

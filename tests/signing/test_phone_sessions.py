@@ -397,7 +397,9 @@ def test_the_lease_three_codes_on_a_phone_that_never_logs_in(world, notify):  # 
     with time_machine.travel(LEASE_NOW, tick=True):
         # 人脸识别: the face code allows the steps up to the face check, nothing after.
         face = _open_with(handset, desktop, lid)
-        assert face["purpose"] == "face" and face["next_url"] == f"/h5/signing/{aid}/sign/?until=face"
+        assert (
+            face["purpose"] == "face" and face["next_url"] == f"/h5/signing/{aid}/sign/?until=face"
+        )
         assert error_code(handset.post(f"{base}/steps/read/", {})) == "signing_session_scope"
         assert error_code(handset.post(f"{lbase}/deposit/")) == "signing_session_scope"
         versions = _versions(handset)

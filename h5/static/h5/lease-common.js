@@ -1,22 +1,13 @@
-/* 租赁合同签约 shared pieces: a lease's card (网上签约 and 网上签约记录) with its stage as a
- * badge. What the card says comes from the lease JSON (GET /api/v1/lease/); the stage is the
- * API's. Exposed as window.Anju.lease. */
+/* 租赁合同签约 shared pieces: a lease's card on 网上签约, its status badge the agreement's own
+ * (待签字 / 已签字 / 已盖章 / 作废 / 已放弃, as for every agreement and in 网上签约记录) and the
+ * lease's stage as 签约进度 while it is under way. What the card says comes from the lease JSON
+ * (GET /api/v1/lease/). Exposed as window.Anju.lease. */
 (() => {
   "use strict";
 
   const { el } = window.Anju;
-  const { fmt } = window.Anju.signing;
-
-  // The stage's badge colour, in the colours of the agreement statuses (signing/_style.html).
-  const BADGE = {
-    info: "pending",
-    face: "pending",
-    contract: "pending",
-    deposit: "pending",
-    review: "signed",
-    approved: "sealed",
-    closed: "void",
-  };
+  const { fmt, badge } = window.Anju.signing;
+  const UNDER_WAY = new Set(["info", "face", "contract", "deposit", "review"]);
 
   function row(label, value, attrs = {}) {
     return el(
@@ -34,6 +25,7 @@
       row("承租住房", lease.unit.label),
       row("月租金", `${lease.monthly_rent}元`),
     ];
+    if (UNDER_WAY.has(lease.stage)) rows.push(row("签约进度", lease.stage_label, { id: `lease-${id}-stage` }));
     if (lease.agreement.status === "pending") {
       rows.push(row("签约截止", fmt.dateTime(lease.agreement.window_ends_at)));
     }
@@ -53,11 +45,7 @@
         "div",
         { class: "anju-agreement__head" },
         el("h3", { class: "anju-agreement__title", id: `lease-${id}-title`, text: title }),
-        el("span", {
-          class: `anju-badge anju-badge_${BADGE[lease.stage] || "pending"}`,
-          id: `lease-${id}-stage`,
-          text: lease.stage_label,
-        }),
+        badge(lease.agreement, { id: `lease-${id}-status` }),
       ),
       el("dl", { class: "weui-form-preview__bd" }, rows),
       el(

@@ -596,12 +596,16 @@
   function enterClosed() {
     const status = lease.agreement.status;
     const texts = {
-      void: ["签约已作废", "签约期限已过，本次签约已作废。如有疑问，请拨打咨询电话。"],
+      void: ["签约已作废", "签约期限已过，本次签约已作废。如有疑问，"],
       abandoned: ["您已放弃签约", "您已提交《放弃签约声明书》，本次签约已结束。"],
     };
     const [title, desc] = texts[status] || [lease.stage_label, lease.agreement.status_label];
     $("closed-title").textContent = title;
-    $("closed-desc").textContent = desc;
+    if (status === "void" && lease.help) {
+      $("closed-desc").replaceChildren(desc, ...window.Anju.consult.nodes(lease.help), "。");
+    } else {
+      $("closed-desc").textContent = status === "void" ? `${desc}请拨打咨询电话。` : desc;
+    }
   }
 
   const ENTER = {

@@ -29,7 +29,7 @@
     const pending = agreement.status === "pending";
     const rows = [];
     if (lease) {
-      rows.push(row("承租住房", `${lease.unit.round} ${lease.unit.label}`));
+      rows.push(row("承租住房", lease.unit.label)); // named from the unit, not the round
       if (pending || agreement.status === "signed") {
         rows.push(row("签约进度", lease.stage_label, { class: "weui-form-preview__value anju-record__stage" }));
       }
