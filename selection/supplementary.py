@@ -11,7 +11,8 @@ from accounts.models import Family, User
 from accounts.services import audit_record
 from core.context import RequestContext
 from core.errors import Conflict, NotAllowed, ValidationFailed
-from selection.models import Seat, Session, SupplementaryApplication
+from core.locking import lock_first, lock_rows
+from selection.models import Allocation, GiveUp, Round, Seat, Session, SupplementaryApplication
 from selection.phases import family_state, formal_day_deadline
 
 
@@ -52,7 +53,7 @@ def supplementary_apply(
         # The clock closes a session within a second of its end; its outcome decides this.
         raise Conflict("session_closing", "正在确定选房结果，请稍后再试")
     with transaction.atomic():
-        Family.objects.select_for_update().filter(pk=family.pk).first()
+        lock_first(Family.objects.filter(pk=family.pk))
         application, _ = SupplementaryApplication.objects.get_or_create(
             round_id=round_id,
             family=family,
@@ -61,24 +62,96 @@ def supplementary_apply(
     return application
 
 
+def supplementary_applications_deadline(*, round_id: int) -> datetime | None:
+    """When the supplementary-application window of the round's sessions ends: the latest
+    `formal_day_deadline` over every day of the round that has a formal session (the day's
+    last formal session end plus the round's grace, guide 000 item 9). None without any
+    formal session."""
+    from django.utils import timezone
+
+    rnd = Round.objects.filter(pk=round_id).first()
+    if rnd is None:
+        return None
+    latest: dict = {}
+    for session in Session.objects.filter(round=rnd, kind=Session.Kind.FORMAL):
+        day = timezone.localtime(session.starts_at).date()
+        if day not in latest or session.ends_at > latest[day].ends_at:
+            latest[day] = session
+    if not latest:
+        return None
+    return max(
+        formal_day_deadline(session=s, grace_seconds=rnd.supplementary_grace_seconds)
+        for s in latest.values()
+    )
+
+
 def supplementary_session_schedule(
-    *, round_id: int, starts_at: datetime, actor: User, ip: str = "", now: datetime
+    *,
+    round_id: int,
+    starts_at: datetime,
+    actor: User,
+    ip: str = "",
+    now: datetime,
+    family_ids: list[int] | None = None,
 ) -> Session:
-    """Staff: a supplementary session at `starts_at` for every application not yet scheduled,
-    in rank order, with the round's window length. Audited. Raises `invalid_start` (not in
-    the future), `no_applications`."""
+    """Staff: a supplementary session at `starts_at` for every application not yet scheduled
+    (or only for `family_ids`), in rank order, with the round's window length. Audited; each
+    family is sent an SMS with the session's time and place after commit.
+
+    Refused (nothing changed) with `applications_open` while any family of the round can still
+    apply (before the application window closes, `supplementary_applications_deadline`),
+    `invalid_start` (not in the future), `no_applications`, `not_applied` (a family in
+    `family_ids` with no unscheduled application), `gave_up` (a family that gave up) and
+    `already_allocated` (a family that holds a unit)."""
+    deadline = supplementary_applications_deadline(round_id=round_id)
+    if deadline is not None and now < deadline:
+        from django.utils import timezone
+
+        local = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M:%S")
+        raise NotAllowed(
+            "applications_open", f"补选申请尚未截止（截止时间 {local}），截止后方可安排补选场次"
+        )
     if starts_at <= now:
         raise ValidationFailed("invalid_start", "补选场次开始时间须晚于当前时间")
     with transaction.atomic():
+        rnd = lock_first(Round.objects.filter(pk=round_id))
+        if rnd is None:
+            raise ValidationFailed("no_applications", "没有待安排的补选申请")
+        # the round row serialises two staff scheduling at once; the applications are
+        # locked too so a concurrent apply cannot slip between the read and the update
+        lock_rows(SupplementaryApplication.objects.filter(round_id=round_id, session__isnull=True))
+        pending = SupplementaryApplication.objects.filter(round_id=round_id, session__isnull=True)
+        if family_ids is not None:
+            wanted = set(family_ids)
+            found = set(pending.filter(family_id__in=wanted).values_list("family_id", flat=True))
+            missing = sorted(wanted - found)
+            if missing:
+                ranks = Family.objects.filter(pk__in=missing).order_by("rank")
+                listed = "、".join(str(f.rank) for f in ranks) or "、".join(map(str, missing))
+                raise ValidationFailed(
+                    "not_applied", f"以下家庭未申请补选或已安排补选场次（排位号）：{listed}"
+                )
+            pending = pending.filter(family_id__in=wanted)
         applications = list(
-            SupplementaryApplication.objects.select_for_update()
-            .filter(round_id=round_id, session__isnull=True)
-            .select_related("family", "round")
-            .order_by("family__rank")
+            pending.select_related("family__main_applicant", "round").order_by("family__rank")
         )
         if not applications:
             raise ValidationFailed("no_applications", "没有待安排的补选申请")
-        rnd = applications[0].round
+        ids = [a.family_id for a in applications]
+        gave_up = Family.objects.filter(
+            pk__in=GiveUp.objects.filter(round_id=round_id, family_id__in=ids).values("family_id")
+        ).order_by("rank")
+        if gave_up:
+            listed = "、".join(str(f.rank) for f in gave_up)
+            raise NotAllowed("gave_up", f"以下家庭已主动放弃选房，不能安排补选（排位号）：{listed}")
+        holding = Family.objects.filter(
+            pk__in=Allocation.objects.filter(family_id__in=ids).values("family_id")
+        ).order_by("rank")
+        if holding:
+            listed = "、".join(str(f.rank) for f in holding)
+            raise Conflict(
+                "already_allocated", f"以下家庭已选定房源，不能安排补选（排位号）：{listed}"
+            )
         order = (Session.objects.filter(round_id=round_id).aggregate(m=Max("order"))["m"] or 0) + 1
         session = Session.objects.create(
             round=rnd,
@@ -95,11 +168,16 @@ def supplementary_session_schedule(
             actor=actor,
             action="selection.supplementary_schedule",
             target=str(session),
-            detail={
-                "families": [a.family_id for a in applications],
-                "starts_at": starts_at.isoformat(),
-            },
+            detail={"families": ids, "starts_at": starts_at.isoformat()},
             ip=ip,
             now=now,
         )
+        _notify_scheduled(session=session, families=[a.family for a in applications], now=now)
     return session
+
+
+def _notify_scheduled(*, session: Session, families: list[Family], now: datetime) -> None:
+    """Queue the 补选场次 SMS for each family (the outbox sends after commit)."""
+    from selection.notices import supplementary_scheduled_sms
+
+    supplementary_scheduled_sms(session=session, families=families, now=now)

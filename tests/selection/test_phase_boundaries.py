@@ -121,17 +121,17 @@ def test_supplementary_opens_at_the_own_session_end(world):
     )
 
 
-def test_supplementary_session_time_is_shown_only_after_the_day_ends(world, django_user_model):
+def test_supplementary_session_time_is_shown_as_soon_as_it_is_scheduled(world, django_user_model):
     rnd, s1, s2 = world.round, world.sessions[0], world.sessions[1]
     family = world.families[0]
     allocation.session_close(session_id=s1.pk, now=s1.ends_at)
     supplementary.supplementary_apply(family=family, round_id=rnd.pk, ctx=CTX, now=s1.ends_at)
     deadline = s2.ends_at + timedelta(minutes=3)
+    assert my_result(family=family, round_id=rnd.pk, now=deadline).supplementary_session is None
     staff = django_user_model.objects.create(username="op", is_staff=True)
     supplementary.supplementary_session_schedule(
-        round_id=rnd.pk, starts_at=deadline + timedelta(minutes=10), actor=staff, now=s2.ends_at
+        round_id=rnd.pk, starts_at=deadline + timedelta(minutes=10), actor=staff, now=deadline
     )
-    assert my_result(family=family, round_id=rnd.pk, now=deadline - S).supplementary_session is None
     assert my_result(family=family, round_id=rnd.pk, now=deadline).supplementary_session is not None
 
 

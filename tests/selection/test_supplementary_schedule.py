@@ -1,0 +1,144 @@
+"""Scheduling a supplementary session (补选场次): refused while families can still apply
+(the day's last formal session end + the round's grace, guide 000 item 9), refused for
+families that did not apply or gave up, nothing changed on refusal; an SMS per family."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+
+from accounts.models import AuditEntry
+from core.errors import DomainError
+from selection import allocation, supplementary
+from selection.models import GiveUp, Seat, Session, SupplementaryApplication
+from sms import texts
+from sms.models import SmsMessage
+from tests.worlds import CTX
+
+pytestmark = pytest.mark.django_db
+S = timedelta(seconds=1)
+
+
+@pytest.fixture
+def applied(world, django_user_model):
+    """Both sessions closed; families 0 (session 1) and 2 (session 2) applied."""
+    s1, s2 = world.sessions
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)
+    allocation.session_close(session_id=s2.pk, now=s2.ends_at)
+    for family in (world.families[0], world.families[2]):
+        supplementary.supplementary_apply(
+            family=family, round_id=world.round.pk, ctx=CTX, now=s2.ends_at
+        )
+    world.staff = django_user_model.objects.create(username="op", is_staff=True)
+    world.deadline = s2.ends_at + timedelta(minutes=3)
+    return world
+
+
+def counts():
+    return (
+        Session.objects.count(),
+        Seat.objects.count(),
+        SupplementaryApplication.objects.filter(session__isnull=False).count(),
+        SmsMessage.objects.count(),
+        AuditEntry.objects.filter(action="selection.supplementary_schedule").count(),
+    )
+
+
+def schedule(w, now, **kwargs):
+    kwargs.setdefault("starts_at", w.deadline + timedelta(minutes=30))
+    with time_machine.travel(now, tick=False):
+        return supplementary.supplementary_session_schedule(
+            round_id=w.round.pk, actor=w.staff, now=now, **kwargs
+        )
+
+
+def refused(code, w, now, **kwargs):
+    before = counts()
+    with pytest.raises(DomainError) as caught:
+        schedule(w, now, **kwargs)
+    assert caught.value.code == code
+    assert counts() == before
+    return caught.value
+
+
+def test_deadline_is_the_days_last_formal_end_plus_grace(applied):
+    assert (
+        supplementary.supplementary_applications_deadline(round_id=applied.round.pk)
+        == applied.deadline
+    )
+
+
+def test_refused_one_second_before_the_application_window_closes(applied):
+    error = refused("applications_open", applied, applied.deadline - S)
+    assert "补选申请尚未截止" in error.message and "截止后方可安排补选场次" in error.message
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_allowed_at_and_after_the_application_window_closes(applied, offset):
+    session = schedule(applied, applied.deadline + offset * S)
+    assert session.kind == Session.Kind.SUPPLEMENTARY
+    assert set(session.seats.values_list("family_id", flat=True)) == {
+        applied.families[0].pk,
+        applied.families[2].pk,
+    }
+
+
+def test_refused_for_a_family_that_did_not_apply(applied):
+    error = refused(
+        "not_applied",
+        applied,
+        applied.deadline,
+        family_ids=[applied.families[0].pk, applied.families[1].pk],
+    )
+    assert str(applied.families[1].rank) in error.message
+    assert "未申请补选" in error.message
+
+
+def test_only_the_named_families_when_given(applied):
+    session = schedule(applied, applied.deadline, family_ids=[applied.families[2].pk])
+    assert list(session.seats.values_list("family_id", flat=True)) == [applied.families[2].pk]
+    assert SupplementaryApplication.objects.get(family=applied.families[0]).session is None
+
+
+def test_refused_for_a_family_that_gave_up(applied):
+    GiveUp.objects.create(
+        round=applied.round,
+        family=applied.families[2],
+        session=applied.sessions[1],
+        at=applied.sessions[1].ends_at - S,
+    )
+    error = refused("gave_up", applied, applied.deadline)
+    assert "主动放弃" in error.message and str(applied.families[2].rank) in error.message
+
+
+def test_refused_without_applications(world, django_user_model):
+    s1, s2 = world.sessions
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)
+    allocation.session_close(session_id=s2.pk, now=s2.ends_at)
+    world.staff = django_user_model.objects.create(username="op2", is_staff=True)
+    world.deadline = s2.ends_at + timedelta(minutes=3)
+    refused("no_applications", world, world.deadline)
+
+
+def test_refused_with_a_start_not_in_the_future(applied):
+    refused("invalid_start", applied, applied.deadline, starts_at=applied.deadline)
+
+
+def test_each_family_gets_an_sms_with_time_and_place(applied):
+    session = schedule(applied, applied.deadline)
+    messages = list(SmsMessage.objects.filter(kind="supplementary_scheduled"))
+    phones = {m.phone for m in messages}
+    assert phones == {
+        applied.families[0].main_applicant.mobile,
+        applied.families[2].main_applicant.mobile,
+    }
+    from selection.notices import supplementary_scheduled_params
+
+    text = texts.render("supplementary_scheduled", supplementary_scheduled_params(session=session))
+    assert "补选" in text and "网上选房系统" in text
+    from django.utils import timezone
+
+    assert timezone.localtime(session.starts_at).strftime("%H:%M") in text
+    assert timezone.localtime(session.ends_at).strftime("%H:%M") in text
