@@ -38,6 +38,32 @@ class AuditedModelAdmin(admin.ModelAdmin):
         return super().log_deletions(request, queryset)
 
 
+def permission_denied(request, exception=None):
+    """handler403: inside the admin a staff member refused by their role sees a Chinese page
+    in the admin's look; elsewhere Django's default answer stands."""
+    from django.template.response import TemplateResponse
+    from django.views.defaults import permission_denied as default_permission_denied
+
+    user = getattr(request, "user", None)
+    if request.path.startswith("/admin/") and user is not None and user.is_staff:
+        from accounts.roles import ROLE_LABELS
+
+        groups = set(user.groups.values_list("name", flat=True))
+        role_label = "、".join(label for role, label in ROLE_LABELS.items() if role in groups)
+        response = TemplateResponse(
+            request,
+            "admin/forbidden.html",
+            {
+                **admin.site.each_context(request),
+                "title": "无权访问",
+                "role_label": role_label,
+            },
+            status=403,
+        )
+        return response.render()
+    return default_permission_denied(request, exception)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False

@@ -24,5 +24,6 @@ urlpatterns = [
     path("", include("h5.urls")),
 ]
 
+handler403 = "accounts.admin.permission_denied"
 handler404 = "h5.views.not_found"
 handler500 = "h5.views.server_error"

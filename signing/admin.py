@@ -408,6 +408,11 @@ class AgreementAdmin(ReadOnlyAdmin):
         reject = RejectForm(request.POST if request.POST.get("action") == "reject" else None)
         if request.method == "POST":
             try:
+                if request.POST.get("action") == "approve" and not request.POST.get("confirm_seal"):
+                    # Sealing is irreversible: the page asks for a ticked confirmation, and a
+                    # POST without it is refused here whatever the page did.
+                    messages.error(request, "请先勾选「我已核对签名与协议内容，确认盖章」再提交")
+                    return HttpResponseRedirect(request.path)
                 if request.POST.get("action") == "approve":
                     services.agreement_approve(
                         agreement_id=agreement.pk,

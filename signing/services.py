@@ -458,6 +458,15 @@ def agreement_abandon(
             now=now,
             data={"on_behalf": on_behalf, "declaration_sha256": declaration_version},
         )
+        if on_behalf:  # a staff act: also in the staff audit trail, in the same transaction
+            audit_record(
+                actor=actor,
+                action="signing.agreement_abandon_on_behalf",
+                target=str(agreement),
+                detail={"agreement_id": agreement.pk, "declaration_sha256": declaration_version},
+                ip=ctx.ip,
+                now=now,
+            )
     return agreement
 
 
@@ -485,6 +494,14 @@ def agreement_approve(*, agreement_id: int, actor: User, ip: str = "", now: date
             ctx=RequestContext(ip=ip),
             now=now,
             data={"pdf_sha256": sealed.sha256},
+        )
+        audit_record(
+            actor=actor,
+            action="signing.agreement_approve",
+            target=str(agreement),
+            detail={"agreement_id": agreement.pk, "pdf_sha256": sealed.sha256},
+            ip=ip,
+            now=now,
         )
         sms_message_queue(
             phone=agreement.family.main_applicant.mobile,
@@ -519,6 +536,18 @@ def agreement_reject(
             ctx=RequestContext(ip=ip),
             now=now,
             data={"reason": agreement.reject_reason, "next_attempt": agreement.attempt},
+        )
+        audit_record(
+            actor=actor,
+            action="signing.agreement_reject",
+            target=str(agreement),
+            detail={
+                "agreement_id": agreement.pk,
+                "reason": agreement.reject_reason,
+                "next_attempt": agreement.attempt,
+            },
+            ip=ip,
+            now=now,
         )
         consult = consult_help(agreement.template)
         sms_message_queue(

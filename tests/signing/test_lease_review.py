@@ -191,10 +191,16 @@ def test_staff_review_page_shows_the_lease_and_approves_only_a_paid_one(staff_cl
     # Before the deposit: the page says so and approving changes nothing.
     page = reviewer_.get(f"/admin/signing/agreement/{unpaid.agreement_id}/review/")
     assert "押金尚未缴纳" in page.content.decode()
-    reviewer_.post(f"/admin/signing/agreement/{unpaid.agreement_id}/review/", {"action": "approve"})
+    reviewer_.post(
+        f"/admin/signing/agreement/{unpaid.agreement_id}/review/",
+        {"action": "approve", "confirm_seal": "1"},
+    )
     assert Agreement.objects.get(pk=unpaid.agreement_id).status == "signed"
 
-    reviewer_.post(f"/admin/signing/agreement/{paid.agreement_id}/review/", {"action": "approve"})
+    reviewer_.post(
+        f"/admin/signing/agreement/{paid.agreement_id}/review/",
+        {"action": "approve", "confirm_seal": "1"},
+    )
     assert Agreement.objects.get(pk=paid.agreement_id).status == "sealed"
     assert lease_stage(Lease.objects.get(pk=paid.pk)) == Stage.APPROVED
     assert reviewer_.get("/admin/signing/lease/").status_code == 200

@@ -96,7 +96,8 @@ def test_approve_seals_with_an_incremental_signature_and_tells_the_applicant(sta
         agreement.signer_name
     )
     response = reviewer.post(
-        f"/admin/signing/agreement/{agreement.pk}/review/", {"action": "approve"}
+        f"/admin/signing/agreement/{agreement.pk}/review/",
+        {"action": "approve", "confirm_seal": "1"},
     )
     assert response.status_code == 302
     agreement.refresh_from_db()
@@ -136,7 +137,10 @@ def test_staff_open_any_pdf_and_anyone_can_verify_a_code_and_a_file(staff):
     bulk_create(staff("operator"))
     agreement = signed_agreement()
     reviewer = staff("reviewer")
-    reviewer.post(f"/admin/signing/agreement/{agreement.pk}/review/", {"action": "approve"})
+    reviewer.post(
+        f"/admin/signing/agreement/{agreement.pk}/review/",
+        {"action": "approve", "confirm_seal": "1"},
+    )
     pdf = reviewer.get(f"/admin/signing/agreement/{agreement.pk}/document/")
     assert pdf.status_code == 200 and pdf.content[:5] == b"%PDF-"
     assert AuditEntry.objects.filter(action="signing.document_view").exists()
