@@ -16,6 +16,7 @@ from accounts.signals import device_session_ended
 from accounts.validators import id_number_clean, mobile_clean
 from core.context import RequestContext
 from core.errors import DomainError, ValidationFailed
+from core.locking import lock_first, lock_get
 from sms import crypto
 from sms.models import Purpose
 from sms.services import sms_code_send, sms_code_verify
@@ -78,7 +79,7 @@ def applicant_authenticate(*, id_number: str, code: str, now: datetime | None = 
 def applicant_user_ensure(*, applicant: Applicant) -> Applicant:
     if applicant.user_id is None:
         with transaction.atomic():
-            locked = Applicant.objects.select_for_update().get(pk=applicant.pk)
+            locked = lock_get(Applicant.objects, pk=applicant.pk)
             if locked.user_id is None:
                 user = User.objects.create(username=f"applicant-{locked.pk}")
                 user.set_unusable_password()
@@ -197,7 +198,7 @@ def device_session_start(
     its session) stays as it is."""
     now = now or timezone.now()
     with transaction.atomic():
-        User.objects.select_for_update().filter(pk=user.pk).first()
+        lock_first(User.objects.filter(pk=user.pk))
         active = DeviceSession.objects.filter(user=user, ended_at__isnull=True)
         current = active.filter(session_key=session_key).first()
         if current is not None:

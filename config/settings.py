@@ -159,6 +159,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
+# Longest wait for a row lock (core.locking, SET LOCAL lock_timeout); past it the request is
+# refused with 503 `busy` and Retry-After instead of queueing without bound.
+LOCK_TIMEOUT_MS = env_int("LOCK_TIMEOUT_MS", 3000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-Kind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "throttled"]
+Kind = Literal[
+    "invalid", "unauthenticated", "forbidden", "not_found", "conflict", "throttled", "unavailable"
+]
 
 
 class DomainError(Exception):

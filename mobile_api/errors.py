@@ -14,6 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from core.errors import DomainError
+from core.locking import Busy, is_lock_timeout
 
 logger = logging.getLogger("anju.api")
 
@@ -24,6 +25,8 @@ KIND_STATUS = {
     "not_found": 404,
     "conflict": 409,
     "throttled": 429,
+    # A lock not taken in time (core.locking.Busy): nothing was written, retry shortly.
+    "unavailable": 503,
 }
 
 SESSION_ENDED = {
@@ -56,6 +59,9 @@ def _drf_fields(detail) -> dict[str, list[str]]:
 def exception_handler(exc, context):
     request = context.get("request")
     headers: dict[str, str] = {}
+    if is_lock_timeout(exc):
+        # A lock wait outside the lock helpers (an index entry, a cascade) ran out: same answer.
+        exc = Busy()
     if isinstance(exc, DomainError):
         if exc.retry_after:
             headers["Retry-After"] = str(exc.retry_after)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.models import Family
 from core.context import RequestContext
 from core.errors import Conflict, NotAllowed, ValidationFailed
+from core.locking import lock_first, lock_rows
 from events.services import event_record
 from events.streams import family_stream, round_stream
 from selection.carts import UnitNotFound
@@ -79,11 +80,11 @@ def selection_confirm(
         # The locked re-check below still decides every race.
         raise _unit_taken(in_cart.unit)
     with transaction.atomic():
-        Family.objects.select_for_update().filter(pk=family.pk).first()
+        lock_first(Family.objects.filter(pk=family.pk))
         existing = Allocation.objects.filter(round_id=round_id, family=family).first()
         if existing is not None:
             return _repeat(existing, unit_id, idempotency_key)
-        unit = Unit.objects.select_for_update().filter(pk=unit_id, round_id=round_id).first()
+        unit = lock_first(Unit.objects.filter(pk=unit_id, round_id=round_id))
         if unit is None:
             raise UnitNotFound()
         if unit.status != Unit.Status.AVAILABLE:
@@ -207,7 +208,7 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
     None), the session's families, the candidate units, then the ledger head.
     """
     with transaction.atomic():
-        session = Session.objects.select_for_update().filter(pk=session_id).first()
+        session = lock_first(Session.objects.filter(pk=session_id))
         if session is None or session.status == Session.Status.CLOSED or now < session.ends_at:
             return None
         report = CloseReport(session_id)
@@ -215,12 +216,7 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
             Seat.objects.filter(session=session).select_related("family").order_by("family__rank")
         )
         family_ids = sorted(seat.family_id for seat in seats)
-        list(
-            Family.objects.select_for_update()
-            .filter(pk__in=family_ids)
-            .order_by("pk")
-            .values_list("pk")
-        )
+        lock_rows(Family.objects.values_list("pk"), family_ids)
         allocated = set(
             Allocation.objects.filter(
                 round_id=session.round_id, family_id__in=family_ids
@@ -249,10 +245,7 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
         ):
             carts[family_id].append(unit_id)
         unit_ids = sorted({unit_id for cart in carts.values() for unit_id in cart})
-        units = {
-            unit.pk: unit
-            for unit in Unit.objects.select_for_update().filter(pk__in=unit_ids).order_by("pk")
-        }
+        units = {unit.pk: unit for unit in lock_rows(Unit, unit_ids)}
         taken = {
             a.unit_id: (a.at, a.ledger_seq)
             for a in Allocation.objects.filter(unit_id__in=unit_ids).only(
@@ -417,7 +410,7 @@ def selection_give_up(
         return existing
     _check_can_give_up(state)
     with transaction.atomic():
-        Family.objects.select_for_update().filter(pk=family.pk).first()
+        lock_first(Family.objects.filter(pk=family.pk))
         if Allocation.objects.filter(round_id=round_id, family=family).exists():
             raise Conflict("already_allocated", "您已选定房源，不能放弃")
         seat = state.current or state.upcoming

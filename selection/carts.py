@@ -10,6 +10,7 @@ from django.db import transaction
 from accounts.models import Family
 from core.context import RequestContext
 from core.errors import Conflict, DomainError, NotAllowed, ValidationFailed
+from core.locking import lock_first
 from selection.models import CartItem, Declaration, Seat, Unit
 from selection.phases import FamilyState, family_state, require_formal, require_preselect
 from selection.texts import declaration_text, text_version
@@ -114,7 +115,7 @@ def _renumber(items: list[CartItem]) -> None:
 
 def _lock_family(family: Family) -> None:
     # Serialises one family's cart edits (two tabs, a double tap).
-    Family.objects.select_for_update().filter(pk=family.pk).first()
+    lock_first(Family.objects.filter(pk=family.pk))
 
 
 def cart_add(

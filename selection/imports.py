@@ -20,6 +20,7 @@ from accounts.models import Applicant, Family, Layout, User
 from accounts.services import audit_record, family_upsert
 from accounts.validators import id_number_clean, mask_id_number, mobile_clean
 from core.errors import DomainError, ValidationFailed
+from core.locking import lock_first, lock_rows
 from selection.models import Orientation, Round, Seat, Unit
 from selection.phases import RoundNotFound
 from selection.sheets import (
@@ -166,7 +167,7 @@ def units_import(
         raise RoundNotFound()
     try:
         with transaction.atomic():
-            Round.objects.select_for_update().filter(pk=round_id).first()
+            lock_first(Round.objects.filter(pk=round_id))
             report.errors.extend(parsed.errors)
             clean = [] if parsed.errors else _unit_rows_check(rnd, parsed, report)
             report.created = len(clean)
@@ -335,7 +336,7 @@ def families_import(
         try:
             with transaction.atomic():
                 updating = sorted(v["family_id"] for _, v in clean if v["family_id"])
-                list(Family.objects.select_for_update().filter(pk__in=updating).order_by("pk"))
+                lock_rows(Family, updating)
                 for number, values in clean:
                     failed_row = number
                     family_upsert(**{k: v for k, v in values.items() if k != "family_id"})

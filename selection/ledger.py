@@ -12,6 +12,7 @@ from datetime import datetime
 from django.db import transaction
 
 from core.hashchain import GENESIS, chain_hash, normalised, utc_iso
+from core.locking import lock_first, lock_get
 from selection.models import LedgerEntry, LedgerHead
 
 
@@ -47,7 +48,10 @@ class LedgerWriter:
     def __init__(self, *, now: datetime) -> None:
         assert transaction.get_connection().in_atomic_block, "ledger appends need a transaction"
         self.now = now
-        self.head, _ = LedgerHead.objects.select_for_update().get_or_create(pk=1)
+        self.head = lock_first(LedgerHead.objects.filter(pk=1))
+        if self.head is None:  # first append ever: create the head, then lock it
+            LedgerHead.objects.get_or_create(pk=1)
+            self.head = lock_get(LedgerHead.objects, pk=1)
         self.seq, self.prev = self.head.seq, self.head.hash
         self.rows: list[LedgerEntry] = []
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import Family, User
 from accounts.services import audit_record
 from core.errors import ValidationFailed
+from core.locking import lock_first
 from selection.models import Allocation, Round, Seat, Session, SupplementaryApplication
 from selection.phases import RoundNotFound
 
@@ -70,7 +71,7 @@ def sessions_schedule_from_ranks(
     if first_start <= now:
         raise ValidationFailed("invalid_start", "首场开始时间须晚于当前时间")
     with transaction.atomic():
-        rnd = Round.objects.select_for_update().filter(pk=round_id).first()
+        rnd = lock_first(Round.objects.filter(pk=round_id))
         if rnd is None:
             raise RoundNotFound()
         window = timedelta(seconds=rnd.window_seconds)

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from core.context import RequestContext
 from core.errors import Conflict, DomainError
+from core.locking import lock_get
 from events.services import events_record
 from events.streams import qr_stream
 from signing.evidence import evidence_append
@@ -62,7 +63,7 @@ def deposit_order_prepare(*, lease_id: int, now: datetime) -> DepositPayment:
     with transaction.atomic():
         agreement_id = Lease.objects.values_list("agreement_id", flat=True).get(pk=lease_id)
         agreement = agreement_lock(agreement_id)
-        lease = Lease.objects.select_for_update().get(pk=lease_id)
+        lease = lock_get(Lease.objects, pk=lease_id)
         stage = lease_stage(lease, agreement)
         if stage == Stage.REVIEW or lease.deposit_paid_at:
             raise Conflict("deposit_paid", "押金已缴纳，无需重复支付")
@@ -202,7 +203,7 @@ def deposit_notice_apply(
         else:
             payment_id, agreement_id = found
             agreement = agreement_lock(agreement_id)
-            payment = DepositPayment.objects.select_for_update().get(pk=payment_id)
+            payment = lock_get(DepositPayment.objects, pk=payment_id)
             code = _mismatch(payment, notice)
             if not code and payment.status == DepositPayment.Status.PAID:
                 if payment.transaction_id == notice.transaction_id:

@@ -25,6 +25,7 @@ from accounts.models import Applicant, Family
 from accounts.services import audit_record
 from core.context import RequestContext
 from core.errors import Conflict, DomainError, NotAllowed, ValidationFailed
+from core.locking import lock_get
 from selection.models import Allocation
 from signing.evidence import evidence_append
 from signing.images import CleanImage, card_photo_clean
@@ -128,7 +129,7 @@ def lease_start(*, applicant: Applicant, ctx: RequestContext, now: datetime) -> 
     if family is None:
         raise NotAllowed("no_allocation", "您还没有选定房源，暂不能签约")
     with transaction.atomic():
-        Family.objects.select_for_update().filter(pk=family.pk).values_list("pk").get()
+        lock_get(Family.objects.filter(pk=family.pk).values_list("pk"))
         allocation = (
             Allocation.objects.select_related("unit", "round")
             .filter(family=family)
@@ -205,7 +206,7 @@ def _locked(lease_id: int) -> tuple[Lease, Agreement]:
     agreement = agreement_lock(
         Lease.objects.values_list("agreement_id", flat=True).get(pk=lease_id)
     )
-    return Lease.objects.select_for_update().get(pk=lease_id), agreement
+    return lock_get(Lease.objects, pk=lease_id), agreement
 
 
 # --------------------------------------------------------------------- rental information
@@ -275,7 +276,7 @@ def lease_phone_change(
         lease, agreement = _locked(lease.pk)
         if agreement.status != Agreement.Status.PENDING:
             raise Conflict("lease_not_open", "合同已签署，不能再修改手机号码")
-        applicant = Applicant.objects.select_for_update().get(pk=applicant.pk)
+        applicant = lock_get(Applicant.objects, pk=applicant.pk)
         old_masked = applicant.mobile_masked
         applicant.mobile = mobile
         applicant.save(update_fields=["mobile"])

@@ -34,6 +34,7 @@ from django.db import transaction
 from accounts.models import Applicant
 from core.context import RequestContext
 from core.errors import DomainError, NotAllowed
+from core.locking import lock_first
 from events.services import event_record
 from events.streams import qr_stream
 from signing.evidence import evidence_append
@@ -188,9 +189,9 @@ def _open_locked(ticket, applicant, device_hash, check, ctx, now) -> PhoneOpen:
     with transaction.atomic():
         agreement = agreement_lock(ticket.agreement_id)
         check(agreement)
-        previous = (
-            SigningSession.objects.select_for_update().filter(ticket=ticket, ended_at__isnull=True)
-        ).first()
+        previous = lock_first(
+            SigningSession.objects.filter(ticket=ticket, ended_at__isnull=True).order_by("pk")
+        )
         took_over = False
         if previous is not None:
             previous.ended_at = now

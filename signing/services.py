@@ -20,6 +20,7 @@ from accounts.services import audit_record
 from core.context import RequestContext
 from core.errors import Conflict, NotAllowed, ValidationFailed
 from core.fmt import clause, datetime_zh
+from core.locking import lock_get, lock_rows
 from signing.consult import consult_help
 from signing.evidence import evidence_append
 from signing.lease_gates import lease_review_gate, lease_void_due
@@ -40,11 +41,7 @@ def _deadline(at: datetime) -> str:
 
 
 def agreement_lock(agreement_id: int) -> Agreement:
-    return (
-        Agreement.objects.select_for_update()
-        .select_related("family__main_applicant")
-        .get(pk=agreement_id)
-    )
+    return lock_get(Agreement.objects.select_related("family__main_applicant"), pk=agreement_id)
 
 
 # ------------------------------------------------------------------------------ templates
@@ -191,9 +188,7 @@ def template_revise(
         raise ValidationFailed("template_body_required", "请填写正文", fields={"body": ["必填"]})
     template_body_check(kind=kind, body=body)
     with transaction.atomic():
-        versions = list(
-            AgreementTemplate.objects.select_for_update().filter(kind=kind).order_by("-version")
-        )
+        versions = lock_rows(AgreementTemplate.objects.filter(kind=kind), order_by=("-version",))
         newest = versions[0] if versions else None
         if based_on is not None and newest is not None and based_on.pk != newest.pk:
             raise Conflict(

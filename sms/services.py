@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import Throttled, ValidationFailed
+from core.locking import lock_first
 from sms import crypto, texts
 from sms.models import Purpose, SmsCode, SmsMessage
 from sms.providers import SmsSendError, get_provider
@@ -55,11 +56,8 @@ def sms_code_send(
     """
     now = now or timezone.now()
     with transaction.atomic():
-        latest = (
-            SmsCode.objects.select_for_update()
-            .filter(purpose=purpose, subject=subject)
-            .order_by("-created_at", "-id")
-            .first()
+        latest = lock_first(
+            SmsCode.objects.filter(purpose=purpose, subject=subject).order_by("-created_at", "-id")
         )
         cooldown = timedelta(seconds=_conf("RESEND_COOLDOWN_SECONDS"))
         if latest and now < latest.created_at + cooldown:
@@ -118,11 +116,8 @@ def sms_code_verify(
     code = (code or "").strip()
     error: ValidationFailed | None = None
     with transaction.atomic():
-        latest = (
-            SmsCode.objects.select_for_update()
-            .filter(purpose=purpose, subject=subject)
-            .order_by("-created_at", "-id")
-            .first()
+        latest = lock_first(
+            SmsCode.objects.filter(purpose=purpose, subject=subject).order_by("-created_at", "-id")
         )
         if latest is None:
             raise _invalid()
@@ -200,14 +195,12 @@ def _claim(message_id: int, now: datetime) -> tuple[SmsMessage, list[str]] | Non
     final, or it just expired (then it is marked so)."""
     stale = now - timedelta(seconds=STALE_CLAIM_SECONDS)
     with transaction.atomic():
-        message = (
-            SmsMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk=message_id, next_attempt_at__lte=now)
-            .filter(
+        message = lock_first(
+            SmsMessage.objects.filter(pk=message_id, next_attempt_at__lte=now).filter(
                 Q(status__in=[SmsMessage.Status.QUEUED, SmsMessage.Status.RETRY])
                 | Q(status=SmsMessage.Status.SENDING, claimed_at__lt=stale)
-            )
-            .first()
+            ),
+            skip_locked=True,
         )
         if message is None:
             return None

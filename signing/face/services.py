@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from core.errors import Conflict, Throttled
+from core.locking import lock_get
 from signing.evidence import evidence_append
 from signing.face import get_provider
 from signing.face.base import FaceOrderUnknown, FaceResult, FaceResultPending, FaceStart
@@ -73,7 +74,7 @@ def face_check_start(
     (see `face_check_begin`), never inside it."""
     provider = get_provider().name
     with transaction.atomic():
-        agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
+        agreement = lock_get(Agreement.objects, pk=agreement.pk)
         _check_can_start(agreement, now, reverify)
         started = FaceCheck.objects.filter(agreement=agreement, attempt=agreement.attempt).count()
         if started >= settings.FACE["MAX_STARTS_PER_ATTEMPT"]:
@@ -134,8 +135,8 @@ def _lock_for_apply(order_id: str, provider: str) -> FaceCheck:
     if found is None:
         raise FaceOrderUnknown()
     pk, agreement_id = found
-    Agreement.objects.select_for_update().filter(pk=agreement_id).values_list("pk").get()
-    return FaceCheck.objects.select_for_update().select_related("agreement").get(pk=pk)
+    lock_get(Agreement.objects.filter(pk=agreement_id).values_list("pk"))
+    return lock_get(FaceCheck.objects.select_related("agreement"), pk=pk)
 
 
 def _record(face_check: FaceCheck, result: FaceResult, now: datetime) -> None:
