@@ -133,9 +133,9 @@ class ResultApi(APIView):
                         "entered": seat.entered_at is not None,
                         "outcome": seat.outcome,
                         "outcome_label": seat.get_outcome_display(),
+                        "explanation": result.explanations.get(seat.session_id, ""),
                     }
                     for seat in result.seats
-                    if seat.session.kind == "formal" or result.supplementary_session
                 ],
                 "gave_up": result.state.gave_up,
                 "supplementary": {

@@ -94,9 +94,11 @@ class MyResult:
     allocation: Allocation | None
     seats: list[Seat]
     application: SupplementaryApplication | None
-    supplementary_session: Session | None  # shown only once the day's selection has ended
+    supplementary_session: Session | None  # shown as soon as staff scheduled it
     can_apply_supplementary: bool
     supplementary_deadline: datetime | None
+    # per session id: why the family got (or did not get) a unit there, in Chinese
+    explanations: dict[int, str]
 
 
 def my_result(*, family: Family, round_id: int, now: datetime) -> MyResult:
@@ -114,7 +116,9 @@ def my_result(*, family: Family, round_id: int, now: datetime) -> MyResult:
         if formal
         else None
     )
-    visible = application and application.session and deadline and now >= deadline
+    # Staff can schedule only once the application window closed (supplementary.py), so a
+    # scheduled session is shown at once.
+    scheduled = application.session if application and application.session else None
     can_apply = bool(
         formal
         and application is None
@@ -127,10 +131,70 @@ def my_result(*, family: Family, round_id: int, now: datetime) -> MyResult:
         allocation=state.allocation,
         seats=state.seats,
         application=application,
-        supplementary_session=application.session if visible else None,
+        supplementary_session=scheduled,
         can_apply_supplementary=can_apply,
         supplementary_deadline=deadline,
+        explanations=seat_explanations(family=family, round_id=round_id, seats=state.seats),
     )
+
+
+def _hms(value: datetime) -> str:
+    from django.utils import timezone
+
+    return timezone.localtime(value).strftime("%H:%M:%S")
+
+
+def seat_explanations(*, family: Family, round_id: int, seats: list[Seat]) -> dict[int, str]:
+    """For each closed seat of the family, the explanation it is shown, built from the ledger
+    entry the close wrote (its cart, the unit it got) and the allocations of the units ahead:
+    「您购物车第1套 3-1202 已于10:02:03被其他家庭选定；第2套 3-1203 已为您自动选定」."""
+    from selection.models import LedgerEntry
+
+    out: dict[int, str] = {}
+    closing = {
+        entry.session_id: entry
+        for entry in LedgerEntry.objects.filter(
+            round_id=round_id, kind__in=("auto_assign", "no_unit"), payload__family=family.pk
+        ).order_by("seq")
+    }
+    for seat in seats:
+        kind = "补选" if seat.session.kind == Session.Kind.SUPPLEMENTARY else "正选"
+        if seat.outcome == Seat.Outcome.ABSENT:
+            out[seat.session_id] = f"您未在{kind}时间内进入选房，预选结果作废。"
+            continue
+        entry = closing.get(seat.session_id)
+        if entry is None or seat.outcome not in (
+            Seat.Outcome.AUTO_ASSIGNED,
+            Seat.Outcome.NO_UNIT,
+        ):
+            continue
+        cart = list(entry.payload.get("cart") or [])
+        if not cart:
+            out[seat.session_id] = f"{kind}时间结束时您的购物车为空，未能自动选定房源。"
+            continue
+        chosen = entry.payload.get("unit")
+        units = {u.pk: u for u in Unit.objects.filter(pk__in=cart)}
+        held = {
+            a.unit_id: a
+            for a in Allocation.objects.filter(unit_id__in=cart).exclude(family_id=family.pk)
+        }
+        steps = []
+        for index, unit_id in enumerate(cart, start=1):
+            unit = units.get(unit_id)
+            label = unit.label if unit else str(unit_id)
+            if unit_id == chosen:
+                steps.append(f"第{index}套 {label} 已为您自动选定")
+                break
+            other = held.get(unit_id)
+            if other is not None and other.ledger_seq < entry.seq:
+                steps.append(f"第{index}套 {label} 已于{_hms(other.at)}被其他家庭选定")
+            else:
+                steps.append(f"第{index}套 {label} 已不可选")
+        text = "您购物车" + "；".join(steps)
+        if chosen is None:
+            text += "；购物车中已没有可选房源，未能自动选定房源"
+        out[seat.session_id] = text + "。"
+    return out
 
 
 def broadcast_snapshot(*, round_id: int, feed_size: int = 30) -> dict:

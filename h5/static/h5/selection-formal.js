@@ -26,6 +26,8 @@
   let confirming = 0; // the unit this family is confirming right now
   let cart = { kind: "formal", limit: 0, items: [] };
   let preCount = 0;
+  let preKey = ""; // the pre-selection cart's units in order, to tell whether sync would change anything
+  const cartKey = (items) => items.map((item) => item.unit.id).join(",");
   let units = [];
   let selected = null;
   let busy = false;
@@ -55,8 +57,13 @@
       selected,
     });
     const banner = $("sync-banner");
-    banner.hidden = !(cart.items.length === 0 && preCount > 0);
-    $("sync-banner-text").textContent = `您有${preCount}套预选房源，可点击【确认同步】同步至正选购物车。`;
+    /* Offered while the pre-selection cart holds units the formal cart does not hold in the
+     * same order: syncing stays possible after the first unit is in the formal cart. */
+    banner.hidden = !(preCount > 0 && cartKey(cart.items) !== preKey);
+    $("sync-banner-text").textContent =
+      cart.items.length === 0
+        ? `您有${preCount}套预选房源，可点击【确认同步】同步至正选购物车。`
+        : `您有${preCount}套预选房源，与正选购物车不同；点击【确认同步】将以预选房源覆盖正选购物车。`;
     drawConfirm();
   }
 
@@ -158,6 +165,7 @@
     if (!busy) {
       cart = { ...cart, items: data.carts.formal };
       preCount = data.carts.pre.length;
+      preKey = cartKey(data.carts.pre);
     }
     if (moved.has(`round.${rid}`)) {
       try {
@@ -369,7 +377,9 @@
     }
     endsAt = Date.parse(entered.session.ends_at);
     sessionId = entered.session.id;
-    sessionLabel = `第${entered.session.order}场 · 正选进行中`;
+    sessionLabel = sel.isSupplementary(entered.session)
+      ? "补选场次 · 补选进行中"
+      : `${sel.sessionName(entered.session)} · 正选进行中`;
     tick();
     setInterval(tick, 250);
     try {
@@ -381,6 +391,7 @@
       sel.fillFilters(form, filters);
       cart = formal;
       preCount = pre.items.length;
+      preKey = cartKey(pre.items);
       units = await call("GET", `${api}/units/?available=true`);
       $("loading").hidden = true;
       page.hidden = false;

@@ -90,9 +90,26 @@
   }
 
   /* Pre-selection is not (or no longer) open: say why and where to go. */
+  let noticeBox = null; // where the notice goes (the page itself is replaced by it)
+  let noticeTimer = null;
+
   function phaseNotice(state) {
     over = true;
     $("loading").hidden = true;
+    noticeBox = noticeBox || $("page").parentElement;
+    clearTimeout(noticeTimer);
+    if (state.phase === "formal" && state.session) {
+      /* The session closes: the notice must not keep saying 「去选房」. */
+      const wait = Date.parse(state.session.ends_at) - sel.clock.now() + 500;
+      noticeTimer = setTimeout(async () => {
+        try {
+          phaseNotice(await call("GET", `${api}/state/`));
+        } catch (failure) {
+          await showFailure(failure);
+        }
+      }, Math.max(wait, 500));
+    }
+    const word = sel.selectingWord(state.session);
     const links =
       state.phase === "formal"
         ? [
@@ -105,14 +122,14 @@
               ["我的选房结果", `/h5/selection/${rid}/result/`],
               ["返回", `/h5/selection/${rid}/`],
             ];
-    notice($("page").parentElement, {
+    notice(noticeBox, {
       title: state.phase === "not_started" ? "预选尚未开始" : "预选已结束",
       desc:
         state.phase === "not_started"
           ? `预选将于${fmt.dateTime(state.round.preselect_starts_at)}开始`
           : state.phase === "formal"
-            ? "您的正选时间已开始，请勾选声明后进入正选页面"
-            : "",
+            ? `您的${word}时间已开始，请勾选声明后进入${word}页面`
+            : "您的选房场次已结束，请查看选房结果。",
       links,
     });
   }
@@ -185,7 +202,7 @@
       }
       const next = state.next_session;
       $("phasebar").textContent = next
-        ? `预选进行中 · 您的正选时间 ${fmt.window(next)}`
+        ? `预选进行中 · 您的${sel.selectingWord(next)}时间 ${fmt.window(next)}`
         : "预选进行中";
       const [filters, current] = await Promise.all([
         call("GET", `${api}/unit-filters/`),

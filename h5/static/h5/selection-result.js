@@ -71,19 +71,39 @@
     );
   }
 
+  /* The session the headline speaks of: the running one, else the next, else the last. */
+  function currentSession(result) {
+    const now = sel.clock.now();
+    const sessions = result.sessions || [];
+    return (
+      sessions.find((s) => Date.parse(s.starts_at) <= now && now < Date.parse(s.ends_at)) ||
+      sessions.find((s) => now < Date.parse(s.starts_at)) ||
+      sessions[sessions.length - 1] ||
+      null
+    );
+  }
+
+  /* The server's explanation of the last closed session (auto-assignment, 预选结果作废). */
+  function lastExplanation(result) {
+    const done = (result.sessions || []).filter((s) => s.explanation);
+    return done.length ? done[done.length - 1].explanation : "";
+  }
+
   function headline(result) {
+    const session = currentSession(result);
+    const word = sel.selectingWord(session);
     if (result.allocation) {
-      return message("weui-icon-success", "选房成功", "请尽快办理网上签约。");
+      return message("weui-icon-success", "选房成功", lastExplanation(result) || "请尽快办理网上签约。");
     }
     if (result.gave_up) return message("weui-icon-info", "您已主动放弃本次选房", "主动放弃选房的家庭不能申请补选。");
     switch (result.phase) {
       case "not_started":
       case "pre":
-        return message("weui-icon-waiting", "尚未开始正选", "请在您的正选时间内进入选房。");
+        return message("weui-icon-waiting", `尚未开始${word}`, `请在您的${word}时间内进入选房。`);
       case "formal":
-        return message("weui-icon-waiting", "正选进行中", "请在正选时间内确认选房。");
+        return message("weui-icon-waiting", sel.selectingLabel(session), `请在${word}时间内确认选房。`);
       default:
-        return message("weui-icon-info", "未选定房源", "");
+        return message("weui-icon-info", "未选定房源", lastExplanation(result));
     }
   }
 
@@ -103,10 +123,11 @@
             el(
               "div",
               { class: "weui-cell__bd" },
-              el("p", {
-                text: `第${session.order}场${session.kind === "supplementary" ? "（补选）" : ""}`,
-              }),
+              el("p", { text: sel.sessionName(session) }),
               el("p", { class: "weui-cell__desc", text: fmt.window(session) }),
+              session.explanation
+                ? el("p", { class: "weui-cell__desc anju-explanation", text: session.explanation })
+                : null,
             ),
             el("div", { class: "weui-cell__ft", text: sessionStatus(session) }),
           ),
@@ -122,7 +143,7 @@
       cells.push(["补选申请", `已申请（${fmt.dateTime(info.applied_at)}）`]);
       cells.push([
         "补选场次",
-        info.session ? fmt.window(info.session) : "请于当天正选场次结束后登录查看",
+        info.session ? fmt.window(info.session) : "待工作人员安排，安排后将以短信通知您",
       ]);
     } else if (info.can_apply) {
       cells.push(["申请截止", fmt.dateTime(info.deadline)]);
@@ -166,7 +187,7 @@
   async function apply(button, deadline) {
     const ok = await dialog({
       title: "补选申请",
-      body: `补选申请截止时间为${fmt.dateTime(deadline)}。补选场次及时间请于当天正选场次结束后登录系统查看。确认申请补选吗？`,
+      body: `补选申请截止时间为${fmt.dateTime(deadline)}。补选申请截止后，工作人员将安排补选场次，并以短信通知您时间。确认申请补选吗？`,
       buttons: [
         { label: "取消", value: false, kind: "default" },
         { label: "确认申请", value: true },

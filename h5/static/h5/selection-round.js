@@ -36,10 +36,10 @@
         return `预选将于${fmt.dateTime(state.round.preselect_starts_at)}开始。`;
       case "pre":
         return next
-          ? `请于${fmt.dateTime(next.starts_at)}正选开始前完成预选；正选开始后，请勾选声明并进入正选页面确认选房。`
+          ? `请于${fmt.dateTime(next.starts_at)}${sel.selectingWord(next)}开始前完成预选；${sel.selectingWord(next)}开始后，请勾选声明并进入选房页面确认选房。`
           : "请完成预选。";
       case "formal":
-        return `您的正选时间剩余 ${fmt.mmss(Date.parse(state.session.ends_at) - clock.now())}，请立即开始选房。`;
+        return `您的${sel.selectingWord(state.session)}时间剩余 ${fmt.mmss(Date.parse(state.session.ends_at) - clock.now())}，请立即开始选房。`;
       case "allocated":
         return "您已选定房源，可查看选房结果并办理签约。";
       case "gave_up":
@@ -56,10 +56,13 @@
   }
 
   function render(result) {
-    $("phase").textContent = PHASES[state.phase] || state.phase;
     const session = sessionOf(state, result);
+    $("phase").textContent =
+      state.phase === "formal" ? sel.selectingLabel(state.session) : PHASES[state.phase] || state.phase;
+    $("session-label").textContent = sel.isSupplementary(session) ? "我的补选场次" : "我的正选场次";
+    $("window-label").textContent = sel.isSupplementary(session) ? "补选时长" : "正选时长";
     $("session-time").textContent = session
-      ? `第${session.order}场 ${fmt.window(session)}`
+      ? `${sel.sessionName(session)} ${fmt.window(session)}`
       : "暂未安排";
     $("window-length").textContent = `${Math.round(state.round.window_seconds / 60)}分钟`;
     $("cart-limit").textContent = `${state.round.cart_limit}套`;

@@ -62,6 +62,13 @@
     },
   };
 
+  /* A session's name and its running label by the API's `kind`: 补选 sessions are never
+   * called 正选 (「补选场次」/「补选进行中」; 「第3场」/「正选进行中」). */
+  const isSupplementary = (session) => Boolean(session) && session.kind === "supplementary";
+  const sessionName = (session) => (isSupplementary(session) ? "补选场次" : `第${session.order}场`);
+  const selectingLabel = (session) => (isSupplementary(session) ? "补选进行中" : "正选进行中");
+  const selectingWord = (session) => (isSupplementary(session) ? "补选" : "正选");
+
   const unitName = (unit) => `${unit.building}栋 ${unit.number}`;
   const unitDesc = (unit) =>
     [
@@ -396,6 +403,10 @@
     clock,
     call,
     fmt,
+    isSupplementary,
+    sessionName,
+    selectingLabel,
+    selectingWord,
     unitName,
     unitDesc,
     showFailure,

@@ -1,0 +1,90 @@
+"""What the family is told on its result page: why it got (or did not get) a unit, in
+Chinese, from the ledger; 预选结果作废 when it never entered."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from selection import allocation, carts
+from selection.selectors import my_result
+from tests.worlds import enter, make_world, preselect
+
+pytestmark = pytest.mark.django_db
+S = timedelta(seconds=1)
+
+
+@pytest.fixture
+def two():
+    return make_world(families=2, units=4, sessions=1)
+
+
+def _ready(w, family, units):
+    preselect(family, w.round, units)
+    enter(family, w.round, w.sessions[0])
+    carts.cart_sync(family=family, round_id=w.round.pk, now=w.sessions[0].starts_at)
+
+
+def test_auto_assign_explanation_names_the_taken_unit_and_its_time(two):
+    a, b = two.families
+    s1 = two.sessions[0]
+    u1, u2 = two.units[:2]
+    _ready(two, a, [u1])
+    _ready(two, b, [u1, u2])
+    taken_at = s1.starts_at + 32 * S
+    allocation.selection_confirm(
+        family=a,
+        round_id=two.round.pk,
+        unit_id=u1.pk,
+        idempotency_key="key-a-0000001",
+        now=taken_at,
+    )
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)
+    result = my_result(family=b, round_id=two.round.pk, now=s1.ends_at + S)
+    hms = timezone.localtime(taken_at).strftime("%H:%M:%S")
+    assert result.explanations[s1.pk] == (
+        f"您购物车第1套 {u1.label} 已于{hms}被其他家庭选定；第2套 {u2.label} 已为您自动选定。"
+    )
+    # the family that confirmed is given no auto-assign explanation
+    assert s1.pk not in my_result(family=a, round_id=two.round.pk, now=s1.ends_at).explanations
+
+
+def test_no_unit_explanation_when_every_cart_unit_was_taken(two):
+    a, b = two.families
+    s1 = two.sessions[0]
+    u1 = two.units[0]
+    _ready(two, a, [u1])
+    _ready(two, b, [u1])
+    allocation.selection_confirm(
+        family=a,
+        round_id=two.round.pk,
+        unit_id=u1.pk,
+        idempotency_key="key-a-0000002",
+        now=s1.starts_at + 5 * S,
+    )
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)
+    text = my_result(family=b, round_id=two.round.pk, now=s1.ends_at).explanations[s1.pk]
+    assert text.startswith(f"您购物车第1套 {u1.label} 已于")
+    assert text.endswith("购物车中已没有可选房源，未能自动选定房源。")
+
+
+def test_empty_cart_explanation(two):
+    b = two.families[1]
+    s1 = two.sessions[0]
+    enter(b, two.round, s1)
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)
+    text = my_result(family=b, round_id=two.round.pk, now=s1.ends_at).explanations[s1.pk]
+    assert text == "正选时间结束时您的购物车为空，未能自动选定房源。"
+
+
+def test_a_family_that_never_entered_is_told_its_preselection_is_void(two):
+    a = two.families[0]
+    s1 = two.sessions[0]
+    preselect(a, two.round, two.units[:2])
+    before = my_result(family=a, round_id=two.round.pk, now=s1.ends_at - S)
+    assert before.explanations == {}
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)
+    after = my_result(family=a, round_id=two.round.pk, now=s1.ends_at)
+    assert after.explanations[s1.pk] == "您未在正选时间内进入选房，预选结果作废。"
