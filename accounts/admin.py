@@ -101,7 +101,9 @@ class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
 class ApplicantAdmin(AuditedModelAdmin):
     list_display = ("real_name", "id_number_masked", "mobile_masked", "created_at")
     search_fields = ("real_name", "=id_number", "=mobile")
-    readonly_fields = ("user", "created_at")
+    # The ID number keys the family import; the mobile changes only through the SMS-proved
+    # flow or the staff operation (audited, both numbers told). Never a plain form field.
+    readonly_fields = ("id_number", "mobile", "user", "created_at")
 
 
 @admin.register(Family)
@@ -109,7 +111,9 @@ class FamilyAdmin(AuditedModelAdmin):
     list_display = ("rank", "applicant_name", "household_size", "layouts")
     search_fields = ("=rank", "main_applicant__real_name", "=main_applicant__id_number")
     list_select_related = ("main_applicant",)
-    raw_id_fields = ("main_applicant",)
+    # Rank and layouts belong to the importer and the staff operation that refuses them once
+    # a family is seated; the main applicant is fixed by the import.
+    readonly_fields = ("rank", "eligible_layouts", "main_applicant", "created_at")
 
     @admin.display(description="主申请人", ordering="main_applicant__real_name")
     def applicant_name(self, family):
@@ -127,9 +131,61 @@ class DeviceSessionAdmin(ReadOnlyAdmin):
     exclude = ("session_key",)
 
 
+# Audit action codes as staff read them. A code missing here is shown as the code itself
+# (admin.<model>.<add|change|delete> codes are composed from the model's Chinese name).
+AUDIT_ACTION_LABELS = {
+    "staff.login": "工作人员登录",
+    "staff.login_failed": "工作人员登录失败",
+    "applicant.mobile_changed": "申请人更换手机号码",
+    "selection.units_import": "导入房源",
+    "selection.families_import": "导入家庭名单",
+    "selection.sessions_schedule": "安排正选场次",
+    "selection.supplementary_schedule": "安排补选场次",
+    "selection.results_export": "导出选房结果",
+    "selection.session_live_view": "查看场次实时监控",
+    "signing.template_revised": "发布协议模板新版本",
+    "signing.agreements_create": "批量创建协议",
+    "signing.document_view": "查看/下载协议PDF",
+    "signing.card_photo_view": "查看银行卡照片",
+    "signing.agreement_approve": "审核通过并盖章",
+    "signing.agreement_reject": "退回重签",
+    "signing.agreement_abandon_on_behalf": "代申请人提交放弃签约声明",
+}
+_ADMIN_VERBS = {"add": "新增", "change": "修改", "delete": "删除"}
+
+
+def audit_action_label(code: str) -> str:
+    if code in AUDIT_ACTION_LABELS:
+        return AUDIT_ACTION_LABELS[code]
+    parts = code.split(".")
+    if len(parts) == 3 and parts[0] == "admin" and parts[2] in _ADMIN_VERBS:
+        from django.apps import apps
+
+        for model in apps.get_models():
+            if model._meta.model_name == parts[1]:
+                return f"后台{_ADMIN_VERBS[parts[2]]}{model._meta.verbose_name}"
+    return code
+
+
+class AuditActionFilter(admin.SimpleListFilter):
+    title = "操作"
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        codes = AuditEntry.objects.order_by().values_list("action", flat=True).distinct()
+        return sorted(((c, audit_action_label(c)) for c in codes), key=lambda x: x[1])
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ("at", "actor", "action", "target", "ip")
-    list_filter = ("action",)
+    list_display = ("at", "actor", "action_label", "target", "ip")
+    list_filter = (AuditActionFilter,)
     search_fields = ("target", "actor__username")
     date_hierarchy = "at"
+
+    @admin.display(description="操作", ordering="action")
+    def action_label(self, entry):
+        return audit_action_label(entry.action)

@@ -12,14 +12,29 @@ from selection.models import Allocation, Round, Seat, Session, SupplementaryAppl
 
 
 class SeatInline(admin.TabularInline):
+    """Seats are made by the scheduling service and settled by the close: shown, never
+    edited here."""
+
     model = Seat
-    raw_id_fields = ("family",)
+    fields = ("family", "entered_at", "outcome")
+    readonly_fields = fields
     extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Round)
 class RoundAdmin(AuditedModelAdmin):
     list_display = ("name", "preselect_starts_at", "cart_limit", "window_seconds")
+    readonly_fields = ("preselect_announced_at", "created_at")
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -49,6 +64,22 @@ class SessionAdmin(AuditedModelAdmin):
     list_display = ("__str__", "kind", "starts_at", "ends_at", "status", "live_link")
     list_filter = ("round", "kind", "status")
     inlines = [SeatInline]
+    # Times and status belong to the scheduling services and the session clock: a session is
+    # made by the round's scheduling tools and changed only through them.
+    readonly_fields = (
+        "round",
+        "order",
+        "kind",
+        "starts_at",
+        "ends_at",
+        "status",
+        "opened_at",
+        "last_call_at",
+        "closed_at",
+    )
+
+    def has_add_permission(self, request):
+        return False
 
     def get_urls(self):
         def live(request, object_id):
@@ -74,6 +105,11 @@ class UnitAdmin(AuditedModelAdmin):
     list_display = ("__str__", "floor", "layout", "orientation", "area", "monthly_rent", "status")
     list_filter = ("round", "building", "layout", "orientation", "status")
     search_fields = ("building", "number")
+    # 可选/已选/已撤回 follows the allocations and the staff withdraw/restore operation only.
+    readonly_fields = ("round", "status")
+
+    def has_add_permission(self, request):
+        return False  # units come from the import tool on the round page
 
 
 @admin.register(Allocation)

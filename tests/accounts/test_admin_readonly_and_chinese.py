@@ -1,0 +1,167 @@
+"""Issue 12 items 1 (read-only half) and 7: the admin's change forms offer no input for a
+service-owned field, a crafted POST cannot change one, and the admin speaks Chinese (audit
+actions as words, a readable agreement list with no instruction to edit the URL)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from accounts.admin import AUDIT_ACTION_LABELS, audit_action_label
+from accounts.models import Applicant, AuditEntry, Family
+from selection.demo import STAFF_PASSWORD, demo_data_load
+from selection.models import Round, Session, Unit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff():
+    demo_data_load()
+
+    def login(role: str) -> Client:
+        client = Client()
+        assert client.login(username=role, password=STAFF_PASSWORD)
+        return client
+
+    return login
+
+
+def inputs(html: str) -> set[str]:
+    """The names of every form control on the page."""
+    return set(re.findall(r'<(?:input|select|textarea)[^>]*\bname="([^"]+)"', html))
+
+
+def change_page(client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, url
+    return response.content.decode()
+
+
+def test_unit_status_is_not_an_input_and_a_crafted_post_changes_nothing(staff):
+    operator = staff("operator")
+    unit = Unit.objects.filter(status="available").first()
+    url = f"/admin/selection/unit/{unit.pk}/change/"
+    names = inputs(change_page(operator, url))
+    assert "building" in names  # the page is a form, only without the service-owned fields
+    assert not names & {"status", "round"}
+    operator.post(
+        url,
+        {
+            "building": unit.building,
+            "number": unit.number,
+            "floor": unit.floor,
+            "layout": unit.layout,
+            "orientation": unit.orientation,
+            "area": unit.area,
+            "monthly_rent": unit.monthly_rent,
+            "status": "taken",
+        },
+    )
+    unit.refresh_from_db()
+    assert unit.status == "available"
+    assert operator.get("/admin/selection/unit/add/").status_code == 403
+
+
+def test_session_times_status_and_seats_are_read_only(staff):
+    operator = staff("operator")
+    session = Session.objects.filter(seats__isnull=False).first()
+    url = f"/admin/selection/session/{session.pk}/change/"
+    page = change_page(operator, url)
+    names = inputs(page)
+    assert not names & {"starts_at_0", "starts_at", "ends_at_0", "ends_at", "status", "kind"}
+    assert not any(n.startswith("seats-") and n.endswith(("-family", "-outcome")) for n in names)
+    assert session.seats.first().family.main_applicant.real_name in page  # still shown
+    before = (session.starts_at, session.ends_at, session.status)
+    operator.post(
+        url,
+        {
+            "starts_at_0": "2030-01-01",
+            "starts_at_1": "09:00:00",
+            "ends_at_0": "2030-01-01",
+            "ends_at_1": "09:02:00",
+            "status": "closed",
+        },
+    )
+    session.refresh_from_db()
+    assert (session.starts_at, session.ends_at, session.status) == before
+    assert operator.get("/admin/selection/session/add/").status_code == 403
+
+
+def test_family_rank_and_layouts_are_read_only(staff):
+    operator = staff("operator")
+    family = Family.objects.get(rank=2)
+    url = f"/admin/accounts/family/{family.pk}/change/"
+    names = inputs(change_page(operator, url))
+    assert "household_size" in names
+    assert not names & {"rank", "eligible_layouts", "main_applicant"}
+    layouts = list(family.eligible_layouts)
+    operator.post(
+        url,
+        {"rank": 999, "household_size": family.household_size, "eligible_layouts": '["studio"]'},
+    )
+    family.refresh_from_db()
+    assert family.rank == 2 and family.eligible_layouts == layouts
+
+
+def test_applicant_mobile_and_id_number_are_read_only(staff):
+    operator = staff("operator")
+    applicant = Applicant.objects.get(family__rank=3)
+    url = f"/admin/accounts/applicant/{applicant.pk}/change/"
+    names = inputs(change_page(operator, url))
+    assert "real_name" in names
+    assert not names & {"mobile", "id_number"}
+    mobile, id_number = applicant.mobile, applicant.id_number
+    operator.post(
+        url,
+        {"real_name": applicant.real_name, "mobile": "13900000000", "id_number": "1" * 18},
+    )
+    applicant.refresh_from_db()
+    assert (applicant.mobile, applicant.id_number) == (mobile, id_number)
+
+
+def test_round_announcement_time_is_read_only(staff):
+    names = inputs(
+        change_page(staff("operator"), f"/admin/selection/round/{Round.objects.first().pk}/change/")
+    )
+    assert "name" in names and "preselect_announced_at_0" not in names
+
+
+def test_allocations_and_agreements_offer_no_form(staff):
+    operator = staff("operator")
+    assert operator.get("/admin/selection/allocation/add/").status_code == 403
+    assert operator.get("/admin/signing/agreement/add/").status_code == 403
+
+
+def test_audit_actions_are_shown_as_chinese_words(staff):
+    supervisor = staff("supervisor")  # the login itself is an audit entry: staff.login
+    page = supervisor.get("/admin/accounts/auditentry/").content.decode()
+    assert "工作人员登录" in page
+    assert ">staff.login<" not in page
+    assert audit_action_label("admin.unit.change") == "后台修改房源"
+    assert audit_action_label("some.future_code") == "some.future_code"
+    assert AuditEntry.objects.filter(action="staff.login").exists()
+
+
+def test_every_audit_code_in_the_code_has_a_label():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    codes = set()
+    for app in ("accounts", "selection", "signing", "sms", "events", "mobile_api", "core"):
+        for path in (root / app).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            if "audit" not in text:
+                continue
+            codes |= set(re.findall(r'action="([a-z_]+\.[a-z_.]+)"', text))
+            codes |= set(re.findall(r'_audit\(\s*\w+,\s*"([a-z_]+\.[a-z_.]+)"', text))
+    assert {"staff.login", "signing.agreement_approve", "selection.units_import"} <= codes
+    missing = sorted(codes - set(AUDIT_ACTION_LABELS))
+    assert missing == [], f"audit codes without a Chinese label: {missing}"
+
+
+def test_agreement_list_says_nothing_about_editing_the_url(staff):
+    page = staff("reviewer").get("/admin/signing/agreement/").content.decode()
+    assert "地址末尾" not in page and "review/</code>" not in page
