@@ -20,7 +20,7 @@ from core.errors import Conflict, NotAllowed, ValidationFailed
 from core.locking import lock_first, lock_rows
 from events.services import event_record
 from events.streams import family_stream, round_stream
-from selection.carts import UnitNotFound
+from selection.carts import UnitNotFound, session_open_recheck
 from selection.events import (
     LAST_CALL_SECONDS,
     allocation_events,
@@ -208,15 +208,22 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
     None), the session's families, the candidate units, then the ledger head.
     """
     with transaction.atomic():
-        session = lock_first(Session.objects.filter(pk=session_id))
+        # FOR NO KEY UPDATE: a confirm or give-up holding a family lock inserts rows that
+        # reference this session (FOR KEY SHARE); a plain FOR UPDATE here would deadlock with
+        # it while this close waits for that family.
+        session = lock_first(Session.objects.filter(pk=session_id), no_key=True)
         if session is None or session.status == Session.Status.CLOSED or now < session.ends_at:
             return None
         report = CloseReport(session_id)
+        family_ids = sorted(
+            Seat.objects.filter(session=session).values_list("family_id", flat=True)
+        )
+        lock_rows(Family.objects.values_list("pk"), family_ids)
+        # Read the seats (entered_at) only now: an enter or give-up that held a family lock
+        # committed before this point and is seen; any later one sees the session closed.
         seats = list(
             Seat.objects.filter(session=session).select_related("family").order_by("family__rank")
         )
-        family_ids = sorted(seat.family_id for seat in seats)
-        lock_rows(Family.objects.values_list("pk"), family_ids)
         allocated = set(
             Allocation.objects.filter(
                 round_id=session.round_id, family_id__in=family_ids
@@ -411,9 +418,11 @@ def selection_give_up(
     _check_can_give_up(state)
     with transaction.atomic():
         lock_first(Family.objects.filter(pk=family.pk))
+        seat = state.current or state.upcoming
+        if seat is not None:  # the close reads give-ups: refuse once it has committed
+            session_open_recheck(session_id=seat.session_id, now=now)
         if Allocation.objects.filter(round_id=round_id, family=family).exists():
             raise Conflict("already_allocated", "您已选定房源，不能放弃")
-        seat = state.current or state.upcoming
         give_up = GiveUp.objects.create(
             family=family,
             round_id=round_id,

@@ -11,7 +11,7 @@ from accounts.models import Family
 from core.context import RequestContext
 from core.errors import Conflict, DomainError, NotAllowed, ValidationFailed
 from core.locking import lock_first
-from selection.models import CartItem, Declaration, Seat, Unit
+from selection.models import CartItem, Declaration, Seat, Session, Unit
 from selection.phases import FamilyState, family_state, require_formal, require_preselect
 from selection.texts import declaration_text, text_version
 
@@ -68,15 +68,29 @@ def _require_declared(state: FamilyState, phase: str, session_id: int | None = N
         raise NotAllowed("declaration_required", "请先阅读并勾选「上述条款，我已阅知」")
 
 
+def session_open_recheck(*, session_id: int, now: datetime) -> None:
+    """Under the family lock, before a write the session's close reads (cart edits, enter,
+    give up, confirm): refuse with `window_closed` once the close has committed or the window
+    has ended. The close locks every family of the session before it reads their state, so a
+    write that passes this check commits before the close reads it, and one that comes after
+    the close sees it closed: an answer of 200 is always what the close used."""
+    session = Session.objects.filter(pk=session_id).values("status", "ends_at").first()
+    if session is None or session["status"] == Session.Status.CLOSED or now >= session["ends_at"]:
+        raise NotAllowed("window_closed", "您的正选时间已结束")
+
+
 def formal_enter(*, family: Family, round_id: int, now: datetime) -> Seat:
     """Mark the family as entered into formal selection (it opened the formal page inside its
     window after the formal declaration). Idempotent. From here on the family is covered by
-    auto-assign at the window's end."""
+    auto-assign at the window's end. Locks the family row and re-checks the session there."""
     state = family_state(family=family, round_id=round_id, now=now)
     seat = require_formal(state)
     _require_declared(state, Declaration.Phase.FORMAL, seat.session_id)
     if seat.entered_at is None:
-        Seat.objects.filter(pk=seat.pk, entered_at__isnull=True).update(entered_at=now)
+        with transaction.atomic():
+            _lock_family(family)
+            session_open_recheck(session_id=seat.session_id, now=now)
+            Seat.objects.filter(pk=seat.pk, entered_at__isnull=True).update(entered_at=now)
         seat.refresh_from_db(fields=["entered_at"])
     return seat
 
@@ -114,8 +128,18 @@ def _renumber(items: list[CartItem]) -> None:
 
 
 def _lock_family(family: Family) -> None:
-    # Serialises one family's cart edits (two tabs, a double tap).
+    # Serialises one family's cart edits (two tabs, a double tap) and orders them against the
+    # session close, which locks the same rows before it reads the carts.
     lock_first(Family.objects.filter(pk=family.pk))
+
+
+def _lock_for_edit(state: FamilyState, kind: str) -> None:
+    """Lock the family; a formal cart is what the close auto-assigns from, so re-check the
+    session under the lock (pre-selection ends when the session starts, long before its
+    close)."""
+    _lock_family(state.family)
+    if kind == CartItem.Kind.FORMAL:
+        session_open_recheck(session_id=state.current.session_id, now=state.now)
 
 
 def cart_add(
@@ -134,7 +158,7 @@ def cart_add(
     if unit.status != Unit.Status.AVAILABLE:
         raise Conflict("unit_taken", "该房源已被选定，请选择其他房源")
     with transaction.atomic():
-        _lock_family(family)
+        _lock_for_edit(state, kind)
         items = _items(family, round_id, kind)
         if any(item.unit_id == unit.pk for item in items):
             raise Conflict("already_in_cart", "该房源已在购物车中")
@@ -161,7 +185,7 @@ def cart_remove(
     state = family_state(family=family, round_id=round_id, now=now)
     _editable(state, kind)
     with transaction.atomic():
-        _lock_family(family)
+        _lock_for_edit(state, kind)
         deleted, _ = CartItem.objects.filter(
             family=family, round_id=round_id, kind=kind, unit_id=unit_id
         ).delete()
@@ -185,7 +209,7 @@ def cart_move(
     state = family_state(family=family, round_id=round_id, now=now)
     _editable(state, kind)
     with transaction.atomic():
-        _lock_family(family)
+        _lock_for_edit(state, kind)
         items = _items(family, round_id, kind)
         index = next((i for i, item in enumerate(items) if item.unit_id == unit_id), None)
         if index is None:
@@ -228,7 +252,7 @@ def cart_sync(*, family: Family, round_id: int, now: datetime) -> list[CartItem]
     state = family_state(family=family, round_id=round_id, now=now)
     _editable(state, CartItem.Kind.FORMAL)
     with transaction.atomic():
-        _lock_family(family)
+        _lock_for_edit(state, CartItem.Kind.FORMAL)
         pre = _items(family, round_id, CartItem.Kind.PRE)
         CartItem.objects.filter(
             family=family, round_id=round_id, kind=CartItem.Kind.FORMAL
