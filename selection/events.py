@@ -38,7 +38,12 @@ def session_json(session: Session) -> dict:
 
 
 def allocation_events(allocations: list[Allocation]) -> list[tuple[str, str, dict]]:
-    """A unit taken (public, no family) and the family's own result, for each allocation."""
+    """A unit taken (public, no family) and the family's own result, for each allocation.
+    Called once per allocation in the transaction that made it (confirm, close, staff), so
+    it also queues each family's result SMS there (outbox: sent after commit)."""
+    from selection.notices import selection_result_sms
+
+    selection_result_sms(allocations)
     events = []
     for allocation in allocations:
         unit = unit_json(allocation.unit)

@@ -25,6 +25,11 @@ RESULT_HEADERS = [
 
 
 def _session_label(session: Session) -> str:
+    """「第3场（正选场次）」; a supplementary session by its kind and start, never by its order
+    alone (「补选场次（3月3日 14:00）」), so staff never read it as a formal session."""
+    if session.kind == Session.Kind.SUPPLEMENTARY:
+        start = timezone.localtime(session.starts_at)
+        return f"补选场次（{start.month}月{start.day}日 {start:%H:%M}）"
     return f"第{session.order}场（{session.get_kind_display()}）"
 
 

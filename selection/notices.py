@@ -7,8 +7,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from accounts.models import Family
-from selection.models import Session
+from accounts.models import Applicant, Family
+from selection.models import Allocation, Round, Session
 from sms.services import sms_message_queue
 
 
@@ -34,4 +34,51 @@ def supplementary_scheduled_sms(*, session: Session, families: list[Family], now
         if phone:
             sms_message_queue(phone=phone, kind="supplementary_scheduled", params=params, now=now)
             sent += 1
+    return sent
+
+
+RESULT_HOW = {
+    Allocation.How.CONFIRMED: "您已确认选定",
+    Allocation.How.AUTO: "系统已为您自动选定",
+    Allocation.How.STAFF: "工作人员已为您分配",
+}
+
+
+def selection_result_params(*, allocation: Allocation, round_name: str) -> list[str]:
+    """Parameters of the `selection_result` SMS: round, how, unit, time (Shenzhen)."""
+    return [
+        f"「{round_name}」",
+        RESULT_HOW.get(allocation.how, "已为您确定"),
+        allocation.unit.label,
+        _local(allocation.at, "%m月%d日 %H:%M:%S"),
+    ]
+
+
+def selection_result_sms(allocations: list[Allocation]) -> int:
+    """Queue each family's result SMS (confirmed, auto-assigned or staff, with the unit) in the
+    transaction that made the allocation; two queries however many allocations."""
+    if not allocations:
+        return 0
+    names = dict(
+        Round.objects.filter(pk__in={a.round_id for a in allocations}).values_list("pk", "name")
+    )
+    phones = dict(
+        Applicant.objects.filter(family__pk__in=[a.family_id for a in allocations]).values_list(
+            "family__pk", "mobile"
+        )
+    )
+    sent = 0
+    for allocation in allocations:
+        phone = phones.get(allocation.family_id)
+        if not phone:
+            continue
+        sms_message_queue(
+            phone=phone,
+            kind="selection_result",
+            params=selection_result_params(
+                allocation=allocation, round_name=names[allocation.round_id]
+            ),
+            now=allocation.at,
+        )
+        sent += 1
     return sent

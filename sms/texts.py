@@ -16,6 +16,8 @@ TEXTS: dict[str, str] = {
     "agreement_rejected": "您签署的《{0}》未通过审核，原因：{1}。请于{2}前重新签署。如有疑问，请拨打咨询电话{3}（{4}）。",
     # params: title
     "agreement_sealed": "您签署的《{0}》已审核通过并盖章，可登录系统查看、下载协议。",
+    # params: round name, how it was decided (确认选定 / 系统自动选定 / 工作人员分配), unit, time
+    "selection_result": "您在{0}的选房结果：{1}房源{2}（{3}）。请登录系统查看选房结果，并在签约期限内完成网上签约。",
     # params: round name, start (local date and time), end (local time)
     "supplementary_scheduled": "您申请的{0}补选已安排：补选场次时间为{1}至{2}，地点为安居网上选房系统（线上进行）。请准时登录参加补选，开始前可预选房源。",
 }

@@ -88,3 +88,43 @@ def test_a_family_that_never_entered_is_told_its_preselection_is_void(two):
     allocation.session_close(session_id=s1.pk, now=s1.ends_at)
     after = my_result(family=a, round_id=two.round.pk, now=s1.ends_at)
     assert after.explanations[s1.pk] == "您未在正选时间内进入选房，预选结果作废。"
+
+
+def test_each_result_is_told_by_sms_once_confirmed_or_auto_assigned(two):
+    from sms import texts
+    from sms.models import SmsMessage
+
+    a, b = two.families
+    s1 = two.sessions[0]
+    u1, u2 = two.units[:2]
+    _ready(two, a, [u1])
+    _ready(two, b, [u1, u2])
+    allocation.selection_confirm(
+        family=a,
+        round_id=two.round.pk,
+        unit_id=u1.pk,
+        idempotency_key="key-a-0000003",
+        now=s1.starts_at + 5 * S,
+    )
+    allocation.selection_confirm(  # a repeated tap: no second SMS
+        family=a,
+        round_id=two.round.pk,
+        unit_id=u1.pk,
+        idempotency_key="key-a-0000004",
+        now=s1.starts_at + 6 * S,
+    )
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at + S)  # a second clock: no-op
+    sent = {m.phone: m for m in SmsMessage.objects.filter(kind="selection_result")}
+    assert set(sent) == {a.main_applicant.mobile, b.main_applicant.mobile}
+    assert SmsMessage.objects.filter(kind="selection_result").count() == 2
+    from selection.models import Allocation
+    from selection.notices import selection_result_params
+
+    for family, unit, how in ((a, u1, "您已确认选定"), (b, u2, "系统已为您自动选定")):
+        alloc = Allocation.objects.get(family=family)
+        text = texts.render(
+            "selection_result",
+            selection_result_params(allocation=alloc, round_name=two.round.name),
+        )
+        assert how in text and unit.label in text and two.round.name in text

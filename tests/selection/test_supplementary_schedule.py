@@ -142,3 +142,16 @@ def test_each_family_gets_an_sms_with_time_and_place(applied):
 
     assert timezone.localtime(session.starts_at).strftime("%H:%M") in text
     assert timezone.localtime(session.ends_at).strftime("%H:%M") in text
+
+
+def test_export_labels_the_supplementary_session_as_such(applied):
+    from django.utils import timezone
+
+    from selection import exports
+
+    session = schedule(applied, applied.deadline)
+    rows = {row[0]: row for row in exports.results_table(round_id=applied.round.pk)}
+    start = timezone.localtime(session.starts_at)
+    label = f"补选场次（{start.month}月{start.day}日 {start:%H:%M}）"
+    assert rows[applied.families[0].rank][3] == label
+    assert rows[applied.families[1].rank][3] == "第1场（正选场次）"
