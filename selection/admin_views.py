@@ -225,6 +225,21 @@ class ScheduleForm(forms.Form):
 
 class SupplementaryForm(forms.Form):
     starts_at = _datetime_field("补选场次开始时间")
+    ranks = forms.CharField(
+        label="仅安排以下家庭（排位号）",
+        required=False,
+        max_length=2000,
+        help_text="可选。多个排位号以逗号或空格分隔；留空则安排全部已申请、尚未安排的家庭",
+    )
+
+    def clean_ranks(self) -> list[int] | None:
+        raw = self.cleaned_data.get("ranks", "").replace("，", ",").replace("、", ",")
+        parts = [p for p in raw.replace(",", " ").split() if p]
+        if not parts:
+            return None
+        if not all(p.isdigit() and len(p) <= 9 for p in parts):
+            raise forms.ValidationError("排位号须为正整数，多个以逗号分隔")
+        return sorted({int(p) for p in parts})
 
 
 def schedule_view(model_admin, request, object_id):
@@ -282,6 +297,7 @@ def supplementary_view(model_admin, request, object_id):
                 actor=request.user,
                 ip=_ip(request),
                 now=timezone.now(),
+                family_ranks=form.cleaned_data["ranks"],
             )
         except DomainError as exc:
             form.add_error(None, exc.message)

@@ -93,9 +93,10 @@ def supplementary_session_schedule(
     ip: str = "",
     now: datetime,
     family_ids: list[int] | None = None,
+    family_ranks: list[int] | None = None,
 ) -> Session:
     """Staff: a supplementary session at `starts_at` for every application not yet scheduled
-    (or only for `family_ids`), in rank order, with the round's window length. Audited; each
+    (or only for `family_ids` / the families of `family_ranks`), in rank order, with the round's window length. Audited; each
     family is sent an SMS with the session's time and place after commit.
 
     Refused (nothing changed) with `applications_open` while any family of the round can still
@@ -103,6 +104,13 @@ def supplementary_session_schedule(
     `invalid_start` (not in the future), `no_applications`, `not_applied` (a family in
     `family_ids` with no unscheduled application), `gave_up` (a family that gave up) and
     `already_allocated` (a family that holds a unit)."""
+    if family_ranks is not None:
+        by_rank = dict(Family.objects.filter(rank__in=family_ranks).values_list("rank", "pk"))
+        unknown = [r for r in family_ranks if r not in by_rank]
+        if unknown:
+            listed = "、".join(map(str, unknown))
+            raise ValidationFailed("family_not_found", f"没有以下排位号的家庭：{listed}")
+        family_ids = [*(family_ids or []), *by_rank.values()]
     deadline = supplementary_applications_deadline(round_id=round_id)
     if deadline is not None and now < deadline:
         from django.utils import timezone
