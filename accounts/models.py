@@ -29,13 +29,18 @@ class Applicant(models.Model):
     """The main applicant (主申请人) of a family: the one person who logs in and signs."""
 
     user = models.OneToOneField(
-        User, on_delete=models.PROTECT, null=True, blank=True, related_name="applicant"
+        User,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="applicant",
+        verbose_name="登录账号",
     )
     real_name = models.CharField("姓名", max_length=50)
     # Stored in full (identity providers match on it); shown masked everywhere.
     id_number = models.CharField("身份证号码", max_length=18, unique=True)
     mobile = models.CharField("登记手机号码", max_length=11)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="创建时间")
 
     class Meta:
         verbose_name = "主申请人"
@@ -70,7 +75,7 @@ class Family(models.Model):
     main_applicant = models.OneToOneField(
         Applicant, on_delete=models.PROTECT, related_name="family", verbose_name="主申请人"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="创建时间")
 
     class Meta:
         verbose_name = "选房家庭"
@@ -96,14 +101,18 @@ class DeviceSession(models.Model):
         LOGOUT = "logout", "已退出"
         REPLACED = "replaced", "已在其他设备登录"
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="device_sessions")
-    session_key = models.CharField(max_length=64, unique=True)
-    ip = models.CharField(max_length=64, blank=True)
-    user_agent = models.CharField(max_length=400, blank=True)
-    provider = models.CharField(max_length=20)
-    created_at = models.DateTimeField()
-    ended_at = models.DateTimeField(null=True, blank=True)
-    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="device_sessions", verbose_name="用户"
+    )
+    session_key = models.CharField(max_length=64, unique=True, verbose_name="会话标识")
+    ip = models.CharField(max_length=64, blank=True, verbose_name="IP地址")
+    user_agent = models.CharField(max_length=400, blank=True, verbose_name="浏览器标识")
+    provider = models.CharField(max_length=20, verbose_name="登录方式")
+    created_at = models.DateTimeField(verbose_name="登录时间")
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name="结束时间")
+    end_reason = models.CharField(
+        max_length=20, choices=EndReason.choices, blank=True, verbose_name="结束原因"
+    )
 
     class Meta:
         verbose_name = "登录设备"
@@ -123,12 +132,14 @@ class DeviceSession(models.Model):
 class AuditEntry(models.Model):
     """Append-only record of what staff (and the system on their behalf) did."""
 
-    actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
-    action = models.CharField(max_length=60)
-    target = models.CharField(max_length=200, blank=True)
-    detail = models.JSONField(default=dict)
-    ip = models.CharField(max_length=64, blank=True)
-    at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, related_name="+", verbose_name="操作人"
+    )
+    action = models.CharField(max_length=60, verbose_name="操作")
+    target = models.CharField(max_length=200, blank=True, verbose_name="对象")
+    detail = models.JSONField(default=dict, verbose_name="详情")
+    ip = models.CharField(max_length=64, blank=True, verbose_name="IP地址")
+    at = models.DateTimeField(db_index=True, verbose_name="时间")
 
     class Meta:
         verbose_name = "操作日志"

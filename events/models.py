@@ -10,9 +10,9 @@ class Stream(models.Model):
     """A stream's counter. Incremented by an upsert that holds the row until commit, so a
     stream's seqs are contiguous and in commit order for any one writer."""
 
-    name = models.CharField(max_length=80, primary_key=True)
-    last_seq = models.PositiveBigIntegerField(default=0)
-    updated_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    name = models.CharField(max_length=80, primary_key=True, verbose_name="名称")
+    last_seq = models.PositiveBigIntegerField(default=0, verbose_name="最新序号")
+    updated_at = models.DateTimeField(null=True, blank=True, db_index=True, verbose_name="更新时间")
 
     class Meta:
         verbose_name = "事件流"
@@ -20,12 +20,12 @@ class Stream(models.Model):
 
 
 class Event(models.Model):
-    stream = models.CharField(max_length=80)
-    seq = models.PositiveBigIntegerField()
-    type = models.CharField(max_length=60)
-    data = models.JSONField()
-    at = models.DateTimeField()
-    published_at = models.DateTimeField(null=True, blank=True)
+    stream = models.CharField(max_length=80, verbose_name="事件流")
+    seq = models.PositiveBigIntegerField(verbose_name="序号")
+    type = models.CharField(max_length=60, verbose_name="类型")
+    data = models.JSONField(verbose_name="数据")
+    at = models.DateTimeField(verbose_name="时间")
+    published_at = models.DateTimeField(null=True, blank=True, verbose_name="发布时间")
 
     class Meta:
         verbose_name = "事件"

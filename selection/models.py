@@ -34,12 +34,14 @@ class Round(models.Model):
     supplementary_grace_seconds = models.PositiveIntegerField(
         "补选申请截止（当天最后一场正选结束后，秒）", default=180
     )
-    preselect_announced_at = models.DateTimeField(null=True, blank=True)
+    preselect_announced_at = models.DateTimeField(
+        null=True, blank=True, verbose_name="预选结果公布时间"
+    )
     deposit_months = models.PositiveSmallIntegerField("押金（月租金倍数）", default=2)
     lease_years = models.PositiveSmallIntegerField("租期（年）", default=3)
     # The lease's signing window: from the allocation to 18:00 of the N-th day after it.
     lease_signing_days = models.PositiveSmallIntegerField("签约期限（天）", default=7)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="创建时间")
 
     class Meta:
         verbose_name = "选房批次"
@@ -69,7 +71,9 @@ class Session(models.Model):
         OPEN = "open", "进行中"
         CLOSED = "closed", "已结束"
 
-    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="sessions")
+    round = models.ForeignKey(
+        Round, on_delete=models.PROTECT, related_name="sessions", verbose_name="批次"
+    )
     order = models.PositiveIntegerField("场次序号")
     kind = models.CharField("类型", max_length=20, choices=Kind.choices, default=Kind.FORMAL)
     starts_at = models.DateTimeField("开始时间")
@@ -77,10 +81,14 @@ class Session(models.Model):
     status = models.CharField(
         "状态", max_length=20, choices=Status.choices, default=Status.SCHEDULED
     )
-    opened_at = models.DateTimeField(null=True, blank=True)
-    last_call_at = models.DateTimeField(null=True, blank=True)  # the last-30-seconds notice
-    closed_at = models.DateTimeField(null=True, blank=True)
-    families = models.ManyToManyField(Family, through="Seat", related_name="sessions")
+    opened_at = models.DateTimeField(null=True, blank=True, verbose_name="实际开始时间")
+    last_call_at = models.DateTimeField(
+        null=True, blank=True, verbose_name="最后30秒提醒时间"
+    )  # the last-30-seconds notice
+    closed_at = models.DateTimeField(null=True, blank=True, verbose_name="实际结束时间")
+    families = models.ManyToManyField(
+        Family, through="Seat", related_name="sessions", verbose_name="家庭"
+    )
 
     class Meta:
         verbose_name = "选房场次"
@@ -113,12 +121,18 @@ class Seat(models.Model):
         ABSENT = "absent", "未参加正选"
         GAVE_UP = "gave_up", "主动放弃"
 
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="seats")
-    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="seats")
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="seats", verbose_name="场次"
+    )
+    family = models.ForeignKey(
+        Family, on_delete=models.PROTECT, related_name="seats", verbose_name="家庭"
+    )
     # The family entered selection: acknowledged the declaration and opened the formal page
     # inside the window. Auto-assign covers entered families only.
-    entered_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+    entered_at = models.DateTimeField(null=True, blank=True, verbose_name="进入正选时间")
+    outcome = models.CharField(
+        max_length=20, choices=Outcome.choices, blank=True, verbose_name="结果"
+    )
 
     class Meta:
         verbose_name = "场次家庭"
@@ -136,7 +150,9 @@ class Unit(models.Model):
         TAKEN = "taken", "已选"
         WITHDRAWN = "withdrawn", "已撤回"
 
-    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="units")
+    round = models.ForeignKey(
+        Round, on_delete=models.PROTECT, related_name="units", verbose_name="批次"
+    )
     building = models.CharField("楼栋", max_length=20)
     number = models.CharField("房号", max_length=20)
     floor = models.SmallIntegerField("楼层")
@@ -174,14 +190,22 @@ class Declaration(models.Model):
         PRE = "pre", "预选"
         FORMAL = "formal", "正选"
 
-    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="declarations")
-    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="declarations")
-    session = models.ForeignKey(Session, on_delete=models.PROTECT, null=True, blank=True)
-    phase = models.CharField(max_length=10, choices=Phase.choices)
-    text_version = models.CharField(max_length=64)  # sha256 of the declaration text shown
-    at = models.DateTimeField()
-    ip = models.CharField(max_length=64, blank=True)
-    user_agent = models.CharField(max_length=400, blank=True)
+    family = models.ForeignKey(
+        Family, on_delete=models.PROTECT, related_name="declarations", verbose_name="家庭"
+    )
+    round = models.ForeignKey(
+        Round, on_delete=models.PROTECT, related_name="declarations", verbose_name="批次"
+    )
+    session = models.ForeignKey(
+        Session, on_delete=models.PROTECT, null=True, blank=True, verbose_name="场次"
+    )
+    phase = models.CharField(max_length=10, choices=Phase.choices, verbose_name="阶段")
+    text_version = models.CharField(
+        max_length=64, verbose_name="声明版本"
+    )  # sha256 of the declaration text shown
+    at = models.DateTimeField(verbose_name="时间")
+    ip = models.CharField(max_length=64, blank=True, verbose_name="IP地址")
+    user_agent = models.CharField(max_length=400, blank=True, verbose_name="浏览器标识")
 
     class Meta:
         verbose_name = "声明确认"
@@ -196,12 +220,18 @@ class CartItem(models.Model):
         PRE = "pre", "预选"
         FORMAL = "formal", "正选"
 
-    family = models.ForeignKey(Family, on_delete=models.CASCADE, related_name="cart_items")
-    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="cart_items")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="cart_items")
-    position = models.PositiveSmallIntegerField()
-    added_at = models.DateTimeField()
+    family = models.ForeignKey(
+        Family, on_delete=models.CASCADE, related_name="cart_items", verbose_name="家庭"
+    )
+    round = models.ForeignKey(
+        Round, on_delete=models.CASCADE, related_name="cart_items", verbose_name="批次"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, verbose_name="类型")
+    unit = models.ForeignKey(
+        Unit, on_delete=models.PROTECT, related_name="cart_items", verbose_name="房源"
+    )
+    position = models.PositiveSmallIntegerField(verbose_name="顺序")
+    added_at = models.DateTimeField(verbose_name="加入时间")
 
     class Meta:
         verbose_name = "购物车房源"
@@ -223,15 +253,23 @@ class Allocation(models.Model):
         AUTO = "auto", "系统自动选定"
         STAFF = "staff", "工作人员分配"
 
-    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="allocations")
-    unit = models.OneToOneField(Unit, on_delete=models.PROTECT, related_name="allocation")
-    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="allocations")
-    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="allocations")
-    how = models.CharField(max_length=20, choices=How.choices)
-    at = models.DateTimeField()
-    ledger_seq = models.PositiveBigIntegerField(unique=True)
+    round = models.ForeignKey(
+        Round, on_delete=models.PROTECT, related_name="allocations", verbose_name="批次"
+    )
+    unit = models.OneToOneField(
+        Unit, on_delete=models.PROTECT, related_name="allocation", verbose_name="房源"
+    )
+    family = models.ForeignKey(
+        Family, on_delete=models.PROTECT, related_name="allocations", verbose_name="家庭"
+    )
+    session = models.ForeignKey(
+        Session, on_delete=models.PROTECT, related_name="allocations", verbose_name="场次"
+    )
+    how = models.CharField(max_length=20, choices=How.choices, verbose_name="方式")
+    at = models.DateTimeField(verbose_name="时间")
+    ledger_seq = models.PositiveBigIntegerField(unique=True, verbose_name="台账序号")
     # A confirm's client-supplied key: a repeated click with the same key gets the same answer.
-    idempotency_key = models.CharField(max_length=64, blank=True)
+    idempotency_key = models.CharField(max_length=64, blank=True, verbose_name="幂等键")
 
     class Meta:
         verbose_name = "选房结果"
@@ -244,12 +282,18 @@ class Allocation(models.Model):
 class GiveUp(models.Model):
     """主动放弃: explicit, asked twice, irreversible; bars supplementary selection."""
 
-    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="give_ups")
-    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="give_ups")
-    session = models.ForeignKey(Session, on_delete=models.PROTECT, null=True, blank=True)
-    at = models.DateTimeField()
-    ip = models.CharField(max_length=64, blank=True)
-    user_agent = models.CharField(max_length=400, blank=True)
+    family = models.ForeignKey(
+        Family, on_delete=models.PROTECT, related_name="give_ups", verbose_name="家庭"
+    )
+    round = models.ForeignKey(
+        Round, on_delete=models.PROTECT, related_name="give_ups", verbose_name="批次"
+    )
+    session = models.ForeignKey(
+        Session, on_delete=models.PROTECT, null=True, blank=True, verbose_name="场次"
+    )
+    at = models.DateTimeField(verbose_name="时间")
+    ip = models.CharField(max_length=64, blank=True, verbose_name="IP地址")
+    user_agent = models.CharField(max_length=400, blank=True, verbose_name="浏览器标识")
 
     class Meta:
         verbose_name = "主动放弃"
@@ -262,14 +306,23 @@ class GiveUp(models.Model):
 class SupplementaryApplication(models.Model):
     """补选申请, and the supplementary session staff scheduled for it."""
 
-    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="supplementary")
-    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="supplementary")
-    applied_at = models.DateTimeField()
-    session = models.ForeignKey(
-        Session, on_delete=models.SET_NULL, null=True, blank=True, related_name="applications"
+    family = models.ForeignKey(
+        Family, on_delete=models.PROTECT, related_name="supplementary", verbose_name="家庭"
     )
-    ip = models.CharField(max_length=64, blank=True)
-    user_agent = models.CharField(max_length=400, blank=True)
+    round = models.ForeignKey(
+        Round, on_delete=models.PROTECT, related_name="supplementary", verbose_name="批次"
+    )
+    applied_at = models.DateTimeField(verbose_name="申请时间")
+    session = models.ForeignKey(
+        Session,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="applications",
+        verbose_name="补选场次",
+    )
+    ip = models.CharField(max_length=64, blank=True, verbose_name="IP地址")
+    user_agent = models.CharField(max_length=400, blank=True, verbose_name="浏览器标识")
 
     class Meta:
         verbose_name = "补选申请"
@@ -283,14 +336,18 @@ class LedgerEntry(models.Model):
     """Append-only allocation ledger: each row carries the previous row's hash and its own
     hash over canonical JSON, so an edited or removed row is detected (`ledger_verify`)."""
 
-    seq = models.PositiveBigIntegerField(unique=True)
-    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="ledger")
-    session = models.ForeignKey(Session, on_delete=models.PROTECT, null=True, blank=True)
-    kind = models.CharField(max_length=40)
-    at = models.DateTimeField()
-    payload = models.JSONField()
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    seq = models.PositiveBigIntegerField(unique=True, verbose_name="序号")
+    round = models.ForeignKey(
+        Round, on_delete=models.PROTECT, related_name="ledger", verbose_name="批次"
+    )
+    session = models.ForeignKey(
+        Session, on_delete=models.PROTECT, null=True, blank=True, verbose_name="场次"
+    )
+    kind = models.CharField(max_length=40, verbose_name="类型")
+    at = models.DateTimeField(verbose_name="时间")
+    payload = models.JSONField(verbose_name="内容")
+    prev_hash = models.CharField(max_length=64, verbose_name="前一条哈希")
+    hash = models.CharField(max_length=64, unique=True, verbose_name="哈希")
 
     class Meta:
         verbose_name = "选房日志"
@@ -302,8 +359,8 @@ class LedgerHead(models.Model):
     """The single row that serialises ledger appends: locked last in every transaction that
     appends, holding the latest seq and hash."""
 
-    seq = models.PositiveBigIntegerField(default=0)
-    hash = models.CharField(max_length=64, default="0" * 64)
+    seq = models.PositiveBigIntegerField(default=0, verbose_name="序号")
+    hash = models.CharField(max_length=64, default="0" * 64, verbose_name="哈希")
 
     class Meta:
         verbose_name = "选房日志链头"

@@ -36,6 +36,7 @@ from signing.models import (
     SignatureCharacter,
     TemplateKind,
 )
+from signing.templatetags.money import fen_to_yuan
 
 
 class TemplateRevisionForm(forms.Form):
@@ -535,7 +536,12 @@ class LeaseAdmin(ReadOnlyAdmin):
         "agreement__family__main_applicant__real_name",
     )
     list_filter = ("agreement__status",)
-    exclude = ("account_number",)
+    exclude = ("account_number", "deposit_fen")
+    readonly_fields = ("deposit_yuan",)
+
+    @admin.display(description="押金（元）")
+    def deposit_yuan(self, obj):
+        return f"{fen_to_yuan(obj.deposit_fen)} 元"
 
     @admin.display(description="家庭")
     def family(self, obj):
@@ -565,8 +571,14 @@ class PaymentNotificationAdmin(ReadOnlyAdmin):
         "outcome",
         "code",
         "out_trade_no",
-        "amount_fen",
+        "amount_yuan",
         "ip",
     )
     list_filter = ("outcome", "code")
     search_fields = ("=out_trade_no", "=transaction_id")
+    exclude = ("amount_fen",)
+    readonly_fields = ("amount_yuan",)
+
+    @admin.display(description="金额（元）", ordering="amount_fen")
+    def amount_yuan(self, obj):
+        return "—" if obj.amount_fen is None else f"{fen_to_yuan(obj.amount_fen)} 元"

@@ -64,11 +64,11 @@ class ConsentKind(models.TextChoices):
 
 
 class ConsentText(models.Model):
-    kind = models.CharField(max_length=20, choices=ConsentKind.choices)
-    version = models.PositiveIntegerField()
-    title = models.CharField(max_length=100)
-    body = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=20, choices=ConsentKind.choices, verbose_name="类型")
+    version = models.PositiveIntegerField(verbose_name="版本")
+    title = models.CharField(max_length=100, verbose_name="标题")
+    body = models.TextField(verbose_name="正文")
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="创建时间")
 
     class Meta:
         verbose_name = "同意条款"
@@ -99,27 +99,47 @@ class Agreement(models.Model):
         SIGNATURE_DRAWN = 6, "手写签名"
         SUBMITTED = 7, "短信验证并提交"
 
-    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="agreements")
-    template = models.ForeignKey(AgreementTemplate, on_delete=models.PROTECT)
-    template_sha256 = models.CharField(max_length=64, blank=True)  # the version's body_sha256
-    title = models.CharField(max_length=100)
-    rendered_text = models.TextField()
-    text_hash = models.CharField(max_length=64)  # sha256 of rendered_text
-    signer_name = models.CharField(max_length=50)  # the characters to sign, one box each
+    family = models.ForeignKey(
+        Family, on_delete=models.PROTECT, related_name="agreements", verbose_name="家庭"
+    )
+    template = models.ForeignKey(
+        AgreementTemplate, on_delete=models.PROTECT, verbose_name="协议模板"
+    )
+    template_sha256 = models.CharField(
+        max_length=64, blank=True, verbose_name="模板哈希"
+    )  # the version's body_sha256
+    title = models.CharField(max_length=100, verbose_name="协议名称")
+    rendered_text = models.TextField(verbose_name="协议正文")
+    text_hash = models.CharField(max_length=64, verbose_name="正文哈希")  # sha256 of rendered_text
+    signer_name = models.CharField(
+        max_length=50, verbose_name="签署人姓名"
+    )  # the characters to sign, one box each
     window_starts_at = models.DateTimeField("签约开始时间")
     window_ends_at = models.DateTimeField("签约截止时间")
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    step = models.PositiveSmallIntegerField(choices=Step.choices, default=Step.NONE)
-    attempt = models.PositiveSmallIntegerField(default=1)  # +1 after each staff rejection
-    reject_reason = models.CharField(max_length=300, blank=True)
-    verification_code = models.CharField(max_length=16, unique=True)
-    created_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
-    created_at = models.DateTimeField()
-    pushed_at = models.DateTimeField(null=True, blank=True)
-    signed_at = models.DateTimeField(null=True, blank=True)
-    sealed_at = models.DateTimeField(null=True, blank=True)
-    closed_at = models.DateTimeField(null=True, blank=True)  # void or abandoned
-    context = models.JSONField(default=dict)  # the variables the text was rendered with
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PENDING, verbose_name="状态"
+    )
+    step = models.PositiveSmallIntegerField(
+        choices=Step.choices, default=Step.NONE, verbose_name="签署步骤"
+    )
+    attempt = models.PositiveSmallIntegerField(
+        default=1, verbose_name="签署次数"
+    )  # +1 after each staff rejection
+    reject_reason = models.CharField(max_length=300, blank=True, verbose_name="退回原因")
+    verification_code = models.CharField(max_length=16, unique=True, verbose_name="验证码")
+    created_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, related_name="+", verbose_name="创建人"
+    )
+    created_at = models.DateTimeField(verbose_name="创建时间")
+    pushed_at = models.DateTimeField(null=True, blank=True, verbose_name="推送时间")
+    signed_at = models.DateTimeField(null=True, blank=True, verbose_name="签字时间")
+    sealed_at = models.DateTimeField(null=True, blank=True, verbose_name="盖章时间")
+    closed_at = models.DateTimeField(
+        null=True, blank=True, verbose_name="作废/放弃时间"
+    )  # void or abandoned
+    context = models.JSONField(
+        default=dict, verbose_name="正文变量"
+    )  # the variables the text was rendered with
 
     class Meta:
         verbose_name = "协议"
@@ -155,13 +175,19 @@ class QrTicket(models.Model):
         FACE = "face", "人脸识别"
         DEPOSIT = "deposit", "缴纳押金"
 
-    agreement = models.ForeignKey(Agreement, on_delete=models.CASCADE, related_name="qr_tickets")
-    purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.SIGN)
-    token = models.CharField(max_length=64, unique=True)
-    short_code = models.CharField(max_length=12, unique=True)
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    created_session_hash = models.CharField(max_length=64, blank=True)  # the desktop's session
+    agreement = models.ForeignKey(
+        Agreement, on_delete=models.CASCADE, related_name="qr_tickets", verbose_name="协议"
+    )
+    purpose = models.CharField(
+        max_length=10, choices=Purpose.choices, default=Purpose.SIGN, verbose_name="用途"
+    )
+    token = models.CharField(max_length=64, unique=True, verbose_name="令牌")
+    short_code = models.CharField(max_length=12, unique=True, verbose_name="短码")
+    created_at = models.DateTimeField(verbose_name="创建时间")
+    expires_at = models.DateTimeField(verbose_name="过期时间")
+    created_session_hash = models.CharField(
+        max_length=64, blank=True, verbose_name="创建会话哈希"
+    )  # the desktop's session
 
     class Meta:
         verbose_name = "签约二维码"
@@ -182,19 +208,23 @@ class SigningSession(models.Model):
         TAKEN_OVER = "taken_over", "已在另一部手机上打开"
         SUPERSEDED = "superseded", "签约环节已变化"
 
-    ticket = models.ForeignKey(QrTicket, on_delete=models.CASCADE, related_name="sessions")
-    agreement = models.ForeignKey(
-        Agreement, on_delete=models.CASCADE, related_name="signing_sessions"
+    ticket = models.ForeignKey(
+        QrTicket, on_delete=models.CASCADE, related_name="sessions", verbose_name="二维码"
     )
-    purpose = models.CharField(max_length=10, choices=QrTicket.Purpose.choices)
-    secret_hash = models.CharField(max_length=64, unique=True)
-    device_hash = models.CharField(max_length=64)
-    ip = models.CharField(max_length=64, blank=True)
-    user_agent = models.CharField(max_length=400, blank=True)
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    ended_at = models.DateTimeField(null=True, blank=True)
-    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+    agreement = models.ForeignKey(
+        Agreement, on_delete=models.CASCADE, related_name="signing_sessions", verbose_name="协议"
+    )
+    purpose = models.CharField(max_length=10, choices=QrTicket.Purpose.choices, verbose_name="用途")
+    secret_hash = models.CharField(max_length=64, unique=True, verbose_name="密钥哈希")
+    device_hash = models.CharField(max_length=64, verbose_name="设备哈希")
+    ip = models.CharField(max_length=64, blank=True, verbose_name="IP地址")
+    user_agent = models.CharField(max_length=400, blank=True, verbose_name="浏览器标识")
+    created_at = models.DateTimeField(verbose_name="创建时间")
+    expires_at = models.DateTimeField(verbose_name="过期时间")
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name="结束时间")
+    end_reason = models.CharField(
+        max_length=20, choices=EndReason.choices, blank=True, verbose_name="结束原因"
+    )
 
     class Meta:
         verbose_name = "手机签约会话"
@@ -212,16 +242,25 @@ class SigningSession(models.Model):
 
 
 class QrScan(models.Model):
-    ticket = models.ForeignKey(QrTicket, on_delete=models.CASCADE, related_name="scans")
-    session = models.ForeignKey(
-        SigningSession, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    ticket = models.ForeignKey(
+        QrTicket, on_delete=models.CASCADE, related_name="scans", verbose_name="二维码"
     )
-    at = models.DateTimeField()
-    user = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True)
-    accepted = models.BooleanField()
-    reason = models.CharField(max_length=40, blank=True)
-    ip = models.CharField(max_length=64, blank=True)
-    user_agent = models.CharField(max_length=400, blank=True)
+    session = models.ForeignKey(
+        SigningSession,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="签署会话",
+    )
+    at = models.DateTimeField(verbose_name="扫码时间")
+    user = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, verbose_name="用户"
+    )
+    accepted = models.BooleanField(verbose_name="是否接受")
+    reason = models.CharField(max_length=40, blank=True, verbose_name="原因")
+    ip = models.CharField(max_length=64, blank=True, verbose_name="IP地址")
+    user_agent = models.CharField(max_length=400, blank=True, verbose_name="浏览器标识")
 
     class Meta:
         verbose_name = "扫码记录"
@@ -232,17 +271,19 @@ class SignatureCharacter(models.Model):
     """One handwritten character, as strokes (the evidence) and the PNG the server rendered
     from them (never a client image)."""
 
-    agreement = models.ForeignKey(Agreement, on_delete=models.CASCADE, related_name="characters")
-    attempt = models.PositiveSmallIntegerField()
-    index = models.PositiveSmallIntegerField()  # position in signer_name
-    expected = models.CharField(max_length=1)
-    strokes = models.JSONField()
-    box_width = models.PositiveSmallIntegerField()
-    box_height = models.PositiveSmallIntegerField()
-    png = models.BinaryField()
-    png_sha256 = models.CharField(max_length=64)
-    strokes_sha256 = models.CharField(max_length=64)
-    drawn_at = models.DateTimeField()
+    agreement = models.ForeignKey(
+        Agreement, on_delete=models.CASCADE, related_name="characters", verbose_name="协议"
+    )
+    attempt = models.PositiveSmallIntegerField(verbose_name="签署次数")
+    index = models.PositiveSmallIntegerField(verbose_name="字序")  # position in signer_name
+    expected = models.CharField(max_length=1, verbose_name="应写的字")
+    strokes = models.JSONField(verbose_name="笔画")
+    box_width = models.PositiveSmallIntegerField(verbose_name="签字框宽")
+    box_height = models.PositiveSmallIntegerField(verbose_name="签字框高")
+    png = models.BinaryField(verbose_name="图像")
+    png_sha256 = models.CharField(max_length=64, verbose_name="图像哈希")
+    strokes_sha256 = models.CharField(max_length=64, verbose_name="笔画哈希")
+    drawn_at = models.DateTimeField(verbose_name="书写时间")
 
     class Meta:
         verbose_name = "签名字"
@@ -258,16 +299,20 @@ class Evidence(models.Model):
     """Append-only, hash-chained per agreement: every step with who, when, from where, what
     text version was shown, and hashes. `signing_evidence_verify` names the first bad row."""
 
-    agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="evidence")
-    seq = models.PositiveIntegerField()
-    kind = models.CharField(max_length=40)
-    actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
-    at = models.DateTimeField()
-    ip = models.CharField(max_length=64, blank=True)
-    user_agent = models.CharField(max_length=400, blank=True)
-    data = models.JSONField()
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    agreement = models.ForeignKey(
+        Agreement, on_delete=models.PROTECT, related_name="evidence", verbose_name="协议"
+    )
+    seq = models.PositiveIntegerField(verbose_name="序号")
+    kind = models.CharField(max_length=40, verbose_name="类型")
+    actor = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, related_name="+", verbose_name="操作人"
+    )
+    at = models.DateTimeField(verbose_name="时间")
+    ip = models.CharField(max_length=64, blank=True, verbose_name="IP地址")
+    user_agent = models.CharField(max_length=400, blank=True, verbose_name="浏览器标识")
+    data = models.JSONField(verbose_name="内容")
+    prev_hash = models.CharField(max_length=64, verbose_name="前一条哈希")
+    hash = models.CharField(max_length=64, verbose_name="哈希")
 
     class Meta:
         verbose_name = "签约证据"
@@ -284,12 +329,14 @@ class AgreementDocument(models.Model):
         SIGNED = "signed", "已签字"
         SEALED = "sealed", "已盖章"
 
-    agreement = models.ForeignKey(Agreement, on_delete=models.CASCADE, related_name="documents")
-    attempt = models.PositiveSmallIntegerField()
-    stage = models.CharField(max_length=10, choices=Stage.choices)
-    pdf = models.BinaryField()
-    sha256 = models.CharField(max_length=64)
-    created_at = models.DateTimeField()
+    agreement = models.ForeignKey(
+        Agreement, on_delete=models.CASCADE, related_name="documents", verbose_name="协议"
+    )
+    attempt = models.PositiveSmallIntegerField(verbose_name="签署次数")
+    stage = models.CharField(max_length=10, choices=Stage.choices, verbose_name="阶段")
+    pdf = models.BinaryField(verbose_name="PDF文件")
+    sha256 = models.CharField(max_length=64, verbose_name="文件哈希")
+    created_at = models.DateTimeField(verbose_name="生成时间")
 
     class Meta:
         verbose_name = "协议文件"
@@ -310,19 +357,28 @@ class FaceCheck(models.Model):
         PASSED = "passed", "通过"
         FAILED = "failed", "未通过"
 
-    agreement = models.ForeignKey(Agreement, on_delete=models.CASCADE, related_name="face_checks")
-    attempt = models.PositiveSmallIntegerField()
-    provider = models.CharField(max_length=20)
-    order_id = models.CharField(max_length=64, unique=True)
+    agreement = models.ForeignKey(
+        Agreement, on_delete=models.CASCADE, related_name="face_checks", verbose_name="协议"
+    )
+    attempt = models.PositiveSmallIntegerField(verbose_name="签署次数")
+    provider = models.CharField(max_length=20, verbose_name="服务商")
+    order_id = models.CharField(max_length=64, unique=True, verbose_name="核验单号")
     # The phone's signing session that started it (None: a logged-in applicant's own page).
     signing_session = models.ForeignKey(
-        "SigningSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "SigningSession",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="签署会话",
     )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STARTED)
-    score = models.FloatField(null=True, blank=True)
-    result_id = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField()
-    completed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.STARTED, verbose_name="状态"
+    )
+    score = models.FloatField(null=True, blank=True, verbose_name="比对分数")
+    result_id = models.CharField(max_length=100, blank=True, verbose_name="结果编号")
+    created_at = models.DateTimeField(verbose_name="创建时间")
+    completed_at = models.DateTimeField(null=True, blank=True, verbose_name="完成时间")
 
     class Meta:
         verbose_name = "人脸识别"
@@ -358,9 +414,14 @@ class Lease(models.Model):
     Its stage is derived (signing/lease.py `lease_stage`) from these facts and the agreement's
     status and step, never stored, so it cannot drift from them."""
 
-    agreement = models.OneToOneField(Agreement, on_delete=models.PROTECT, related_name="lease")
+    agreement = models.OneToOneField(
+        Agreement, on_delete=models.PROTECT, related_name="lease", verbose_name="协议"
+    )
     allocation = models.OneToOneField(
-        "selection.Allocation", on_delete=models.PROTECT, related_name="lease"
+        "selection.Allocation",
+        on_delete=models.PROTECT,
+        related_name="lease",
+        verbose_name="选房结果",
     )
     unit_label = models.CharField("房号", max_length=50)
     monthly_rent = models.DecimalField("月租金（元）", max_digits=9, decimal_places=2)
@@ -370,10 +431,10 @@ class Lease(models.Model):
     bank = models.CharField("托收银行", max_length=10, choices=Bank.choices, blank=True)
     account_number = models.CharField("银行账号", max_length=19, blank=True)
     account_holder = models.CharField("账户名", max_length=50, blank=True)
-    bank_attempt = models.PositiveSmallIntegerField(default=0)
-    bank_confirmed_at = models.DateTimeField(null=True, blank=True)
+    bank_attempt = models.PositiveSmallIntegerField(default=0, verbose_name="银行卡提交次数")
+    bank_confirmed_at = models.DateTimeField(null=True, blank=True, verbose_name="银行卡确认时间")
     deposit_paid_at = models.DateTimeField("押金缴纳时间", null=True, blank=True)
-    created_at = models.DateTimeField()
+    created_at = models.DateTimeField(verbose_name="创建时间")
 
     class Meta:
         verbose_name = "租赁签约"
@@ -405,16 +466,20 @@ class CardPhoto(models.Model):
         FRONT = "front", "银行卡正面"
         BACK = "back", "银行卡反面"
 
-    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="photos")
-    side = models.CharField(max_length=5, choices=Side.choices)
-    image = models.BinaryField()
-    content_type = models.CharField(max_length=20)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
-    source_sha256 = models.CharField(max_length=64)  # the upload as received, as evidence
-    source_format = models.CharField(max_length=10)
-    uploaded_at = models.DateTimeField()
+    lease = models.ForeignKey(
+        Lease, on_delete=models.CASCADE, related_name="photos", verbose_name="租赁签约"
+    )
+    side = models.CharField(max_length=5, choices=Side.choices, verbose_name="正反面")
+    image = models.BinaryField(verbose_name="图像")
+    content_type = models.CharField(max_length=20, verbose_name="文件类型")
+    width = models.PositiveIntegerField(verbose_name="宽度")
+    height = models.PositiveIntegerField(verbose_name="高度")
+    sha256 = models.CharField(max_length=64, verbose_name="文件哈希")
+    source_sha256 = models.CharField(
+        max_length=64, verbose_name="原始文件哈希"
+    )  # the upload as received, as evidence
+    source_format = models.CharField(max_length=10, verbose_name="原始格式")
+    uploaded_at = models.DateTimeField(verbose_name="上传时间")
 
     class Meta:
         verbose_name = "银行卡照片"
@@ -430,17 +495,21 @@ class DepositPayment(models.Model):
         CREATED = "created", "待支付"
         PAID = "paid", "已支付"
 
-    lease = models.OneToOneField(Lease, on_delete=models.PROTECT, related_name="payment")
-    provider = models.CharField(max_length=20)
-    out_trade_no = models.CharField(max_length=32, unique=True)
-    amount_fen = models.PositiveIntegerField()
-    currency = models.CharField(max_length=3, default="CNY")
-    prepay_id = models.CharField(max_length=64, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CREATED)
-    transaction_id = models.CharField(max_length=64, blank=True)
-    receipt_no = models.CharField(max_length=32, blank=True)
-    created_at = models.DateTimeField()
-    paid_at = models.DateTimeField(null=True, blank=True)
+    lease = models.OneToOneField(
+        Lease, on_delete=models.PROTECT, related_name="payment", verbose_name="租赁签约"
+    )
+    provider = models.CharField(max_length=20, verbose_name="支付渠道")
+    out_trade_no = models.CharField(max_length=32, unique=True, verbose_name="商户订单号")
+    amount_fen = models.PositiveIntegerField(verbose_name="金额（分）")
+    currency = models.CharField(max_length=3, default="CNY", verbose_name="币种")
+    prepay_id = models.CharField(max_length=64, blank=True, verbose_name="预支付编号")
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.CREATED, verbose_name="状态"
+    )
+    transaction_id = models.CharField(max_length=64, blank=True, verbose_name="支付流水号")
+    receipt_no = models.CharField(max_length=32, blank=True, verbose_name="收据编号")
+    created_at = models.DateTimeField(verbose_name="下单时间")
+    paid_at = models.DateTimeField(null=True, blank=True, verbose_name="缴费时间")
 
     class Meta:
         verbose_name = "押金支付"
@@ -468,15 +537,15 @@ class PaymentNotification(models.Model):
         DUPLICATE = "duplicate", "重复通知"
         REFUSED = "refused", "已拒绝"
 
-    provider = models.CharField(max_length=20)
-    received_at = models.DateTimeField()
-    outcome = models.CharField(max_length=10, choices=Outcome.choices)
-    code = models.CharField(max_length=50, blank=True)
-    out_trade_no = models.CharField(max_length=64, blank=True)
-    transaction_id = models.CharField(max_length=64, blank=True)
-    amount_fen = models.BigIntegerField(null=True, blank=True)
-    body_sha256 = models.CharField(max_length=64)
-    ip = models.CharField(max_length=64, blank=True)
+    provider = models.CharField(max_length=20, verbose_name="支付渠道")
+    received_at = models.DateTimeField(verbose_name="接收时间")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, verbose_name="处理结果")
+    code = models.CharField(max_length=50, blank=True, verbose_name="错误码")
+    out_trade_no = models.CharField(max_length=64, blank=True, verbose_name="商户订单号")
+    transaction_id = models.CharField(max_length=64, blank=True, verbose_name="支付流水号")
+    amount_fen = models.BigIntegerField(null=True, blank=True, verbose_name="金额（分）")
+    body_sha256 = models.CharField(max_length=64, verbose_name="报文哈希")
+    ip = models.CharField(max_length=64, blank=True, verbose_name="IP地址")
 
     class Meta:
         verbose_name = "支付通知"

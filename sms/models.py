@@ -21,18 +21,23 @@ class SmsCode(models.Model):
     but every rule runs the same, so the API never tells whether an ID number is registered.
     """
 
-    purpose = models.CharField(max_length=20, choices=Purpose.choices)
-    subject = models.CharField(max_length=100)
-    phone = models.CharField(max_length=11, blank=True, db_index=True)
-    salt = models.CharField(max_length=32)
-    code_hash = models.CharField(max_length=64)
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    attempts = models.PositiveSmallIntegerField(default=0)
-    used_at = models.DateTimeField(null=True, blank=True)
-    ip = models.CharField(max_length=64, blank=True, db_index=True)
+    purpose = models.CharField(max_length=20, choices=Purpose.choices, verbose_name="用途")
+    subject = models.CharField(max_length=100, verbose_name="对象")
+    phone = models.CharField(max_length=11, blank=True, db_index=True, verbose_name="手机号码")
+    salt = models.CharField(max_length=32, verbose_name="盐值")
+    code_hash = models.CharField(max_length=64, verbose_name="验证码哈希")
+    created_at = models.DateTimeField(verbose_name="发送时间")
+    expires_at = models.DateTimeField(verbose_name="过期时间")
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name="尝试次数")
+    used_at = models.DateTimeField(null=True, blank=True, verbose_name="使用时间")
+    ip = models.CharField(max_length=64, blank=True, db_index=True, verbose_name="IP地址")
     message = models.OneToOneField(
-        "SmsMessage", on_delete=models.SET_NULL, null=True, blank=True, related_name="code"
+        "SmsMessage",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="code",
+        verbose_name="短信",
     )
 
     class Meta:
@@ -59,19 +64,25 @@ class SmsMessage(models.Model):
         DEAD = "dead", "发送失败"
         EXPIRED = "expired", "已过期未发送"
 
-    phone = models.CharField(max_length=11, db_index=True)
-    kind = models.CharField(max_length=40)
-    payload = models.TextField(blank=True)  # Fernet token of {"params": [...]}; "" once final
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField()
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
-    provider = models.CharField(max_length=20, blank=True)
-    provider_message_id = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField()
-    sent_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
+    phone = models.CharField(max_length=11, db_index=True, verbose_name="手机号码")
+    kind = models.CharField(max_length=40, verbose_name="类型")
+    payload = models.TextField(
+        blank=True, verbose_name="内容（加密）"
+    )  # Fernet token of {"params": [...]}; "" once final
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.QUEUED, verbose_name="状态"
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name="发送次数")
+    next_attempt_at = models.DateTimeField(verbose_name="下次发送时间")
+    claimed_at = models.DateTimeField(null=True, blank=True, verbose_name="领取时间")
+    last_error = models.CharField(max_length=500, blank=True, verbose_name="最近错误")
+    provider = models.CharField(max_length=20, blank=True, verbose_name="短信服务商")
+    provider_message_id = models.CharField(
+        max_length=100, blank=True, verbose_name="服务商消息编号"
+    )
+    created_at = models.DateTimeField(verbose_name="创建时间")
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name="发送时间")
+    expires_at = models.DateTimeField(null=True, blank=True, verbose_name="过期时间")
 
     class Meta:
         verbose_name = "短信"
@@ -87,9 +98,11 @@ class SmsMessage(models.Model):
 class DevInboxMessage(models.Model):
     """What the console provider 'delivered', for the DEBUG-only /dev/sms/ page."""
 
-    phone = models.CharField(max_length=11)
-    text = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    phone = models.CharField(max_length=11, verbose_name="手机号码")
+    text = models.TextField(verbose_name="短信内容")
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="时间")
 
     class Meta:
         ordering = ["-id"]
+        verbose_name = "开发环境短信收件箱"
+        verbose_name_plural = "开发环境短信收件箱"

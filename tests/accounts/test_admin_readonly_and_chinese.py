@@ -165,3 +165,55 @@ def test_every_audit_code_in_the_code_has_a_label():
 def test_agreement_list_says_nothing_about_editing_the_url(staff):
     page = staff("reviewer").get("/admin/signing/agreement/").content.decode()
     assert "地址末尾" not in page and "review/</code>" not in page
+
+
+ENGLISH_HEADERS = ("TITLE", "FAMILY", "STATUS", "STEP", "ATTEMPT", "SIGNED AT", "以 status")
+
+
+def test_agreement_list_and_filters_are_in_chinese(staff):
+    from signing.seed import texts_seed
+    from tests.signing.test_review_admin import bulk_create
+
+    texts_seed()
+    bulk_create(staff("operator"), ranks="1-3")
+    page = staff("reviewer").get("/admin/signing/agreement/").content.decode()
+    text = re.sub(r"<[^>]+>", " ", page)
+    for english in ENGLISH_HEADERS:
+        assert english not in text, english
+    assert "以 状态" in text and "签署步骤" in text and "审核" in text
+    # seven short columns (and the selection checkbox at most): readable at 1280 px
+    head = page[page.index("<thead>") : page.index("</thead>")]
+    assert head.count("<th ") <= 7, head
+    change = staff("reviewer").get(
+        f"/admin/signing/agreement/{__import__('signing.models').models.Agreement.objects.first().pk}/change/"
+    )
+    body = re.sub(r"<[^>]+>", " ", change.content.decode())
+    for english in ("Family", "Text hash", "Reject reason", "Signed at"):
+        assert english not in body, english
+
+
+def test_model_fields_all_have_chinese_names():
+    from django.apps import apps
+
+    cjk = re.compile(r"[\u4e00-\u9fff]")
+    for app in ("accounts", "selection", "signing", "sms", "events"):
+        for model in apps.get_app_config(app).get_models():
+            assert cjk.search(str(model._meta.verbose_name)), model
+            for field in model._meta.get_fields():
+                if field.auto_created or not hasattr(field, "verbose_name"):
+                    continue
+                if model._meta.model_name == "user":
+                    continue  # Django's own fields, translated by Django
+                assert cjk.search(str(field.verbose_name)), f"{model.__name__}.{field.name}"
+
+
+def test_money_is_shown_in_yuan_in_the_admin():
+    from django.contrib import admin
+
+    from signing.admin import LeaseAdmin, PaymentNotificationAdmin
+    from signing.models import Lease, PaymentNotification
+
+    assert LeaseAdmin(Lease, admin.site).deposit_yuan(Lease(deposit_fen=421200)) == "4212.00 元"
+    notices = PaymentNotificationAdmin(PaymentNotification, admin.site)
+    assert notices.amount_yuan(PaymentNotification(amount_fen=360000)) == "3600.00 元"
+    assert notices.amount_yuan(PaymentNotification(amount_fen=None)) == "—"
