@@ -66,6 +66,7 @@ def selection_confirm(
     seat = require_formal(state)
     if seat.entered_at is None:
         raise NotAllowed("not_entered", "请先勾选声明并进入正选页面")
+    earlier_sessions_close_due(session=seat.session, now=now)
     in_cart = (
         CartItem.objects.filter(
             family=family, round_id=round_id, kind=CartItem.Kind.FORMAL, unit_id=unit_id
@@ -364,6 +365,24 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
         session.closed_at = now
         session.save(update_fields=["status", "closed_at"])
     return report
+
+
+def earlier_sessions_close_due(*, session: Session, now: datetime) -> None:
+    """Rank order across session boundaries: before a write of `session` (a confirm, a cart
+    edit, an enter), close and auto-assign every other session of its round whose window has
+    ended and that the clock has not closed yet, oldest first, with the clock's own
+    exactly-once `session_close` (a clock closing it at the same moment makes this wait on the
+    session row, then find it closed). With back-to-back sessions a family of session N+1 thus
+    never takes a unit that session N's auto-assign gives. Called outside any transaction."""
+    due = (
+        Session.objects.filter(round_id=session.round_id, ends_at__lte=now)
+        .exclude(status=Session.Status.CLOSED)
+        .exclude(pk=session.pk)
+        .order_by("ends_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    for session_id in due:
+        session_close(session_id=session_id, now=now)
 
 
 def sessions_close_due(*, now: datetime) -> list[CloseReport]:

@@ -87,6 +87,7 @@ def formal_enter(*, family: Family, round_id: int, now: datetime) -> Seat:
     seat = require_formal(state)
     _require_declared(state, Declaration.Phase.FORMAL, seat.session_id)
     if seat.entered_at is None:
+        _earlier_sessions_closed(state, CartItem.Kind.FORMAL)
         with transaction.atomic():
             _lock_family(family)
             session_open_recheck(session_id=seat.session_id, now=now)
@@ -133,6 +134,15 @@ def _lock_family(family: Family) -> None:
     lock_first(Family.objects.filter(pk=family.pk))
 
 
+def _earlier_sessions_closed(state: FamilyState, kind: str) -> None:
+    """Before a formal write, every earlier session of the round whose end has passed is
+    closed and auto-assigned (see `earlier_sessions_close_due`). Outside the transaction."""
+    if kind == CartItem.Kind.FORMAL and state.current is not None:
+        from selection.allocation import earlier_sessions_close_due  # allocation imports us
+
+        earlier_sessions_close_due(session=state.current.session, now=state.now)
+
+
 def _lock_for_edit(state: FamilyState, kind: str) -> None:
     """Lock the family; a formal cart is what the close auto-assigns from, so re-check the
     session under the lock (pre-selection ends when the session starts, long before its
@@ -157,6 +167,7 @@ def cart_add(
         raise NotAllowed("unit_not_eligible", "该房源户型不在您家庭可选户型范围内")
     if unit.status != Unit.Status.AVAILABLE:
         raise Conflict("unit_taken", "该房源已被选定，请选择其他房源")
+    _earlier_sessions_closed(state, kind)
     with transaction.atomic():
         _lock_for_edit(state, kind)
         items = _items(family, round_id, kind)
@@ -184,6 +195,7 @@ def cart_remove(
     errors and `not_in_cart`."""
     state = family_state(family=family, round_id=round_id, now=now)
     _editable(state, kind)
+    _earlier_sessions_closed(state, kind)
     with transaction.atomic():
         _lock_for_edit(state, kind)
         deleted, _ = CartItem.objects.filter(
@@ -208,6 +220,7 @@ def cart_move(
         raise ValidationFailed("invalid_direction", "移动方向不正确")
     state = family_state(family=family, round_id=round_id, now=now)
     _editable(state, kind)
+    _earlier_sessions_closed(state, kind)
     with transaction.atomic():
         _lock_for_edit(state, kind)
         items = _items(family, round_id, kind)
@@ -251,6 +264,7 @@ def cart_sync(*, family: Family, round_id: int, now: datetime) -> list[CartItem]
     overwriting what was added on the formal page (the guide warns of exactly this)."""
     state = family_state(family=family, round_id=round_id, now=now)
     _editable(state, CartItem.Kind.FORMAL)
+    _earlier_sessions_closed(state, CartItem.Kind.FORMAL)
     with transaction.atomic():
         _lock_for_edit(state, CartItem.Kind.FORMAL)
         pre = _items(family, round_id, CartItem.Kind.PRE)
