@@ -35,7 +35,7 @@ from signing import services
 from signing.models import Agreement, DepositPayment, Lease, PaymentNotification, QrTicket
 from tests.browser.conftest import PHONE, RESULTS
 from tests.browser.test_login import COUNTDOWN, latest_code, log_in
-from tests.browser.test_signing_flow import AN, LIN, Finger, _expect_done, _sign_code, _write
+from tests.browser.test_signing_flow import Finger, _expect_done, _sign_code, write_lin_an
 from tests.signing.lease_worlds import ACCOUNT, make_lease_world, photo_bytes
 
 pytestmark = pytest.mark.browser
@@ -203,16 +203,7 @@ def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
     finger.scroll_to_end(reader)
     scanner.get_by_role("button", name="阅读并确认").tap()
     _expect_done(page, "阅读并确认合同")
-    scanner.get_by_role("button", name="第1字「林」，点击书写").tap()
-    _write(scanner, finger, LIN)
-    scanner.get_by_role("dialog", name="书写「林」（第1字，共2字）").get_by_role(
-        "button", name="确定"
-    ).tap()
-    pad = scanner.get_by_role("dialog", name="书写「安」（第2字，共2字）")
-    expect(pad).to_be_visible()
-    _write(scanner, finger, AN)
-    pad.get_by_role("button", name="确定").tap()
-    expect(pad).to_be_hidden()
+    write_lin_an(scanner, finger)
     scanner.locator("#signature-ok").tap()
     _expect_done(page, "手写签名")
     scanner.get_by_role("button", name="获取验证码").tap()

@@ -256,6 +256,20 @@ def _write(page, finger: Finger, strokes) -> None:
         finger.stroke(box, path)
 
 
+def write_lin_an(page, finger: Finger) -> None:
+    """「林」 then 「安」, each in its box, each 「确定」: the pad closes."""
+    page.get_by_role("button", name="第1字「林」，点击书写").tap()
+    _write(page, finger, LIN)
+    page.get_by_role("dialog", name="书写「林」（第1字，共2字）").get_by_role(
+        "button", name="确定"
+    ).tap()
+    pad = page.get_by_role("dialog", name="书写「安」（第2字，共2字）")
+    expect(pad).to_be_visible()
+    _write(page, finger, AN)
+    pad.get_by_role("button", name="确定").tap()
+    expect(pad).to_be_hidden()
+
+
 def _progress(desktop, label: str):
     return desktop.locator("#progress li").filter(has_text=re.compile(f"^{re.escape(label)}$"))
 

@@ -27,16 +27,14 @@ from signing.models import Agreement, DepositPayment, Lease, QrTicket, SigningSe
 from tests.browser.conftest import PHONE, RESULTS
 from tests.browser.test_lease_flow import NAME, _allocated_just_now
 from tests.browser.test_signing_flow import (
-    AN,
     DESKTOP,
-    LIN,
     Finger,
     _agreement_open_now,
     _expect_done,
     _logged_in_session,
     _sign_code,
-    _write,
     decode_qr,
+    write_lin_an,
 )
 from tests.signing.lease_worlds import ACCOUNT, photo_bytes
 
@@ -160,16 +158,7 @@ def test_the_lease_on_a_desktop_and_a_phone_that_never_logs_in(page, desktop, li
     finger.scroll_to_end(reader)
     phone.get_by_role("button", name="阅读并确认").tap()
     _expect_done(desktop, "阅读并确认合同")
-    phone.get_by_role("button", name="第1字「林」，点击书写").tap()
-    _write(phone, finger, LIN)
-    phone.get_by_role("dialog", name="书写「林」（第1字，共2字）").get_by_role(
-        "button", name="确定"
-    ).tap()
-    pad = phone.get_by_role("dialog", name="书写「安」（第2字，共2字）")
-    expect(pad).to_be_visible()
-    _write(phone, finger, AN)
-    pad.get_by_role("button", name="确定").tap()
-    expect(pad).to_be_hidden()
+    write_lin_an(phone, finger)
     phone.locator("#signature-ok").tap()
     _expect_done(desktop, "手写签名")
     phone.get_by_role("button", name="获取验证码").tap()
