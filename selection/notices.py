@@ -13,14 +13,16 @@ from sms.services import sms_message_queue
 
 
 def _local(value: datetime, fmt: str) -> str:
-    return timezone.localtime(value).strftime(fmt)
+    """Shenzhen time; 「{md}」 is 「12月5日」 (no leading zeros, as people write dates)."""
+    local = timezone.localtime(value)
+    return local.strftime(fmt.replace("{md}", f"{local.month}月{local.day}日"))
 
 
 def supplementary_scheduled_params(*, session: Session) -> list[str]:
     """Parameters of the `supplementary_scheduled` SMS: round, start, end (Shenzhen time)."""
     return [
         f"「{session.round.name}」",
-        _local(session.starts_at, "%Y年%m月%d日 %H:%M"),
+        _local(session.starts_at, "%Y年{md} %H:%M"),
         _local(session.ends_at, "%H:%M"),
     ]
 
@@ -50,7 +52,7 @@ def selection_result_params(*, allocation: Allocation, round_name: str) -> list[
         f"「{round_name}」",
         RESULT_HOW.get(allocation.how, "已为您确定"),
         allocation.unit.label,
-        _local(allocation.at, "%m月%d日 %H:%M:%S"),
+        _local(allocation.at, "{md} %H:%M:%S"),
     ]
 
 

@@ -160,8 +160,8 @@
           el(
             "div",
             { class: "weui-cell" },
-            el("div", { class: "weui-cell__bd", text: label }),
-            el("div", { class: "weui-cell__ft", text: value }),
+            el("div", { class: "weui-cell__hd", style: "flex: none; white-space: nowrap", text: label }),
+            el("div", { class: "weui-cell__bd weui-cell__ft", style: "padding-left: 16px", text: value }),
           ),
         ),
       ),
