@@ -1,0 +1,60 @@
+"""Issue 12 item 7: the agreement list reads at 1280 px (no horizontal overflow), in Chinese,
+with a review link per row instead of an instruction to edit the URL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+pytestmark = pytest.mark.browser
+
+
+def _agreements() -> None:
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    from accounts.models import Family, User
+    from selection.demo import STAFF_PASSWORD, demo_data_load
+    from signing import services
+    from signing.models import AgreementTemplate
+    from signing.seed import texts_seed
+
+    demo_data_load()
+    texts_seed()
+    # the live server hashes with the project's hasher, not the tests' fast one
+    hasher = PBKDF2PasswordHasher()
+    User.objects.filter(username="reviewer").update(
+        password=hasher.encode(STAFF_PASSWORD, hasher.salt())
+    )
+    now = timezone.now()
+    template = AgreementTemplate.objects.get(kind="rent_subsidy")
+    for family in Family.objects.order_by("rank")[:12]:
+        services.agreement_create(
+            family=family,
+            template=template,
+            window_starts_at=now - timedelta(hours=1),
+            window_ends_at=now + timedelta(days=3),
+            actor=None,
+            now=now,
+        )
+
+
+def test_agreement_list_fits_1280(page, orm, screenshot):
+    from selection.demo import STAFF_PASSWORD
+
+    orm(_agreements)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/admin/login/?next=/admin/signing/agreement/")
+    page.fill("#id_username", "reviewer")
+    page.fill("#id_password", STAFF_PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(lambda url: url.endswith("/admin/signing/agreement/"))
+    width = page.evaluate("document.documentElement.scrollWidth")
+    shot = screenshot("admin_agreement_list_1280")
+    assert width <= 1280, f"the list overflows: {width}px ({shot})"
+    text = page.inner_text("#result_list")
+    for english in ("TITLE", "FAMILY", "STATUS", "STEP", "ATTEMPT", "SIGNED AT"):
+        assert english not in text
+    assert "审核" in text and "状态" in text
+    assert "地址末尾" not in page.inner_text("body")
