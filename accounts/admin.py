@@ -55,7 +55,7 @@ def permission_denied(request, exception=None):
             "admin/forbidden.html",
             {
                 **admin.site.each_context(request),
-                "title": "无权访问",
+                "title": "无权访问此页面",
                 "role_label": role_label,
             },
             status=403,
@@ -105,6 +105,9 @@ class ApplicantAdmin(AuditedModelAdmin):
     # flow or the staff operation (audited, both numbers told). Never a plain form field.
     readonly_fields = ("id_number", "mobile", "user", "created_at")
 
+    def has_add_permission(self, request):
+        return False  # applicants come with their family from the import tool
+
 
 @admin.register(Family)
 class FamilyAdmin(AuditedModelAdmin):
@@ -114,6 +117,9 @@ class FamilyAdmin(AuditedModelAdmin):
     # Rank and layouts belong to the importer and the staff operation that refuses them once
     # a family is seated; the main applicant is fixed by the import.
     readonly_fields = ("rank", "eligible_layouts", "main_applicant", "created_at")
+
+    def has_add_permission(self, request):
+        return False  # families come from the import tool on the round page
 
     @admin.display(description="主申请人", ordering="main_applicant__real_name")
     def applicant_name(self, family):
@@ -185,6 +191,8 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = (AuditActionFilter,)
     search_fields = ("target", "actor__username")
     date_hierarchy = "at"
+    fields = ("at", "actor", "action_label", "action", "target", "detail", "ip")
+    readonly_fields = ("action_label",)
 
     @admin.display(description="操作", ordering="action")
     def action_label(self, entry):

@@ -104,6 +104,8 @@ def test_family_rank_and_layouts_are_read_only(staff):
     )
     family.refresh_from_db()
     assert family.rank == 2 and family.eligible_layouts == layouts
+    assert operator.get("/admin/accounts/family/add/").status_code == 403
+    assert operator.get("/admin/accounts/applicant/add/").status_code == 403
 
 
 def test_applicant_mobile_and_id_number_are_read_only(staff):

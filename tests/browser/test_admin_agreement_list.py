@@ -58,3 +58,34 @@ def test_agreement_list_fits_1280(page, orm, screenshot):
         assert english not in text
     assert "审核" in text and "状态" in text
     assert "地址末尾" not in page.inner_text("body")
+
+
+def _operator_password() -> int:
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    from accounts.models import User
+    from selection.demo import STAFF_PASSWORD
+    from signing.models import Agreement
+
+    hasher = PBKDF2PasswordHasher()
+    User.objects.filter(username="operator").update(
+        password=hasher.encode(STAFF_PASSWORD, hasher.salt())
+    )
+    return Agreement.objects.order_by("pk").first().pk
+
+
+def test_an_operator_refused_a_review_page_sees_a_chinese_page(page, orm, screenshot):
+    from selection.demo import STAFF_PASSWORD
+
+    orm(_agreements)
+    agreement_id = orm(_operator_password)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"/admin/login/?next=/admin/signing/agreement/{agreement_id}/review/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", STAFF_PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(lambda url: url.endswith("/review/"))
+    screenshot("admin_forbidden_operator")
+    body = page.inner_text("body")
+    assert "无权访问此页面" in body and "操作员" in body
+    assert "Forbidden" not in body
