@@ -57,7 +57,7 @@
         status.hidden = true;
       } else if (upcoming) {
         const word = sel.selectingWord(upcoming);
-        status.textContent = `您的${word}时间为${fmt.dateTime(upcoming.starts_at)}至${fmt.hm(upcoming.ends_at)}，届时本页将自动开放【去选房】。`;
+        status.textContent = `您的${word}时间为${fmt.window(upcoming)}，届时本页将自动开放【去选房】。`;
         status.hidden = false;
         const wait = Date.parse(upcoming.starts_at) - clock.now() + 300;
         if (wait < 6 * 3600 * 1000) stateTimer = setTimeout(watchWindow, Math.max(wait, 300));

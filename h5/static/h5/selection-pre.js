@@ -95,7 +95,8 @@
 
   function phaseNotice(state) {
     over = true;
-    $("loading").hidden = true;
+    const loading = $("loading"); // gone once a first notice replaced the page
+    if (loading) loading.hidden = true;
     noticeBox = noticeBox || $("page").parentElement;
     clearTimeout(noticeTimer);
     if (state.phase === "formal" && state.session) {

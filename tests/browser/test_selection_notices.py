@@ -1,0 +1,75 @@
+"""Stale selection notices, on a phone against the live server's clock: the formal declaration
+page says when the family's window opens and opens 【去选房】 by itself at that time; the
+pre-selection page's 「…时间已开始…去选房」 notice moves on once the session is over."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from accounts.models import Layout
+from selection.models import Round, Seat, Session, Unit
+from tests.browser.test_login import log_in
+from tests.factories import FamilyFactory
+
+pytestmark = pytest.mark.browser
+
+
+def _session_soon(opens_in: float, lasts: float):
+    now = timezone.now()
+    rnd = Round.objects.create(
+        name="2026年第三批公共租赁住房网上选房",
+        preselect_starts_at=now - timedelta(hours=1),
+        window_seconds=120,
+    )
+    Unit.objects.create(
+        round=rnd,
+        building="2",
+        number="0601",
+        floor=6,
+        layout=Layout.ONE_BED,
+        orientation="S",
+        area=Decimal("45.20"),
+        monthly_rent=Decimal("1469"),
+    )
+    family = FamilyFactory(rank=11, eligible_layouts=[Layout.ONE_BED])
+    starts = now + timedelta(seconds=opens_in)
+    session = Session.objects.create(
+        round=rnd, order=1, starts_at=starts, ends_at=starts + timedelta(seconds=lasts)
+    )
+    Seat.objects.create(session=session, family=family)
+    return rnd.pk, family.main_applicant
+
+
+def test_formal_declaration_says_when_and_opens_by_itself(page, orm, screenshot):
+    rid, applicant = orm(_session_soon, 12, 120)
+    log_in(page, orm, applicant)
+    page.goto(f"/h5/selection/{rid}/declaration/formal/")
+    status = page.locator("#window-status")
+    expect(status).to_contain_text("您的正选时间为")
+    expect(status).to_contain_text("届时本页将自动开放【去选房】")
+    page.get_by_label("上述条款，我已阅知").tap()
+    go = page.get_by_role("button", name="去选房")
+    expect(go).to_be_disabled()
+    screenshot("formal-declaration-waiting")
+    expect(go).to_be_enabled(timeout=25_000)  # the page moves on at the window's start
+    expect(status).to_be_hidden()
+    screenshot("formal-declaration-open")
+
+
+def test_pre_page_notice_moves_on_after_the_session(page, orm, screenshot):
+    rid, applicant = orm(_session_soon, -1, 20)
+    log_in(page, orm, applicant)
+    page.goto(f"/h5/selection/{rid}/pre/")
+    expect(page.get_by_text(re.compile("您的正选时间已开始"))).to_be_visible()
+    expect(page.get_by_role("button", name="去选房")).to_be_visible()
+    screenshot("pre-notice-formal")
+    expect(page.get_by_text("您的选房场次已结束，请查看选房结果。")).to_be_visible(timeout=25_000)
+    expect(page.get_by_role("button", name="去选房")).to_have_count(0)
+    expect(page.get_by_text(re.compile("您的正选时间已开始"))).to_have_count(0)
+    screenshot("pre-notice-ended")
