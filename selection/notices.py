@@ -84,3 +84,31 @@ def selection_result_sms(allocations: list[Allocation]) -> int:
         )
         sent += 1
     return sent
+
+
+def session_scheduled_params(*, session: Session) -> list[str]:
+    """Parameters of the `session_scheduled` SMS: round, order, start, end (Shenzhen)."""
+    return [
+        f"「{session.round.name}」",
+        str(session.order),
+        _local(session.starts_at, "%Y年{md} %H:%M"),
+        _local(session.ends_at, "%H:%M"),
+    ]
+
+
+def sessions_scheduled_sms(*, sessions: list[Session], now: datetime) -> int:
+    """Tell each seated family its formal session's time (one query for the numbers)."""
+    seated = Applicant.objects.filter(family__sessions__in=sessions).values_list(
+        "family__sessions", "mobile"
+    )
+    by_session: dict[int, list[str]] = {}
+    for session_id, phone in seated:
+        by_session.setdefault(session_id, []).append(phone)
+    sent = 0
+    for session in sessions:
+        params = session_scheduled_params(session=session)
+        for phone in by_session.get(session.pk, []):
+            if phone:
+                sms_message_queue(phone=phone, kind="session_scheduled", params=params, now=now)
+                sent += 1
+    return sent

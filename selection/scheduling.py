@@ -61,7 +61,7 @@ def sessions_schedule_from_ranks(
 
     Families holding a unit (in any round) are left out: a family holds at most one unit.
     Locks the round row, so two staff scheduling at once cannot seat a family twice. Audited
-    (`selection.sessions_schedule`). Raises `round_not_found`, `invalid_block_size`,
+    (`selection.sessions_schedule`); each seated family is sent its session's time by SMS. Raises `round_not_found`, `invalid_block_size`,
     `invalid_gap` (shorter than the window, so the new sessions would overlap each other),
     `invalid_start` (not in the future, or before pre-selection opens), `no_families`,
     `session_overlap` (an existing session of the round overlaps a new one)."""
@@ -127,4 +127,7 @@ def sessions_schedule_from_ranks(
             ip=ip,
             now=now,
         )
+        from selection.notices import sessions_scheduled_sms
+
+        sessions_scheduled_sms(sessions=sessions, now=now)  # outbox: sent after commit
     return sessions

@@ -155,3 +155,47 @@ def test_export_labels_the_supplementary_session_as_such(applied):
     label = f"补选场次（{start.month}月{start.day}日 {start:%H:%M}）"
     assert rows[applied.families[0].rank][3] == label
     assert rows[applied.families[1].rank][3] == "第1场（正选场次）"
+
+
+def test_formal_scheduling_tells_each_family_its_session_time(django_user_model):
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    from selection.models import Round
+    from selection.notices import session_scheduled_params
+    from selection.scheduling import sessions_schedule_from_ranks
+    from tests.factories import FamilyFactory
+    from tests.worlds import TZ
+
+    rnd = Round.objects.create(
+        name="短信测试批次", preselect_starts_at=datetime(2026, 3, 2, 9, 0, tzinfo=TZ)
+    )
+    families = [FamilyFactory() for _ in range(3)]
+    staff = django_user_model.objects.create(username="op3", is_staff=True)
+    first = datetime(2026, 3, 3, 9, 30, tzinfo=TZ)
+    sessions = sessions_schedule_from_ranks(
+        round_id=rnd.pk,
+        first_start=first,
+        block_size=2,
+        gap_minutes=5,
+        actor=staff,
+        now=datetime(2026, 3, 1, 12, 0, tzinfo=TZ),
+    )
+    sent = {m.phone for m in SmsMessage.objects.filter(kind="session_scheduled")}
+    assert sent == {f.main_applicant.mobile for f in families}
+    assert SmsMessage.objects.filter(kind="session_scheduled").count() == 3
+    text = texts.render("session_scheduled", session_scheduled_params(session=sessions[1]))
+    start = timezone.localtime(sessions[1].starts_at)
+    assert "第2场" in text and f"{start.month}月{start.day}日 {start:%H:%M}" in text
+    # a refusal (nobody left to seat) queues nothing more
+    with pytest.raises(DomainError):
+        sessions_schedule_from_ranks(
+            round_id=rnd.pk,
+            first_start=first + timedelta(hours=1),
+            block_size=2,
+            gap_minutes=5,
+            actor=staff,
+            now=datetime(2026, 3, 1, 12, 0, tzinfo=TZ),
+        )
+    assert SmsMessage.objects.filter(kind="session_scheduled").count() == 3
