@@ -81,6 +81,9 @@ class SessionAdmin(AuditedModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # nothing on a session is edited here: a view page, no save button
+
     def get_urls(self):
         def live(request, object_id):
             return admin_views.session_live_view(self, request, object_id)

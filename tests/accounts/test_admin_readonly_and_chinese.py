@@ -74,6 +74,7 @@ def test_session_times_status_and_seats_are_read_only(staff):
     assert not names & {"starts_at_0", "starts_at", "ends_at_0", "ends_at", "status", "kind"}
     assert not any(n.startswith("seats-") and n.endswith(("-family", "-outcome")) for n in names)
     assert session.seats.first().family.main_applicant.real_name in page  # still shown
+    assert 'name="_save"' not in page  # a view page: nothing to save
     before = (session.starts_at, session.ends_at, session.status)
     operator.post(
         url,
