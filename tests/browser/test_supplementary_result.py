@@ -123,6 +123,12 @@ def test_supplementary_family_result_page_before_during_and_after(page, orm, scr
     expect(page.locator("#phase")).to_have_text("补选进行中")
     expect(page.locator("#phase-tips")).to_contain_text("您的补选时间剩余")
     screenshot("supplementary-round-running")
+    page.goto(f"/h5/selection/{rid}/formal/")
+    expect(page.locator("#countdown-label")).to_have_text("补选场次 · 补选进行中")
+    expect(page.locator("#formal-tips")).to_contain_text("补选时间结束仍未确认的")
+    expect(page.locator("#formal-tips")).to_be_visible()
+    expect(page.locator(".anju-titlebar__title")).to_have_text("补选")
+    screenshot("supplementary-formal-page")
 
     orm(_close, session_id)
     page.goto(f"/h5/selection/{rid}/result/")

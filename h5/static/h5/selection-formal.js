@@ -20,6 +20,7 @@
   let endsAt = 0;
   let sessionId = 0;
   let sessionLabel = "正选进行中";
+  let word = "正选"; // 「补选」 in a supplementary session
   let ended = false;
   let leaving = false;
   let lastCall = false; // the server said the last 30 s have begun
@@ -182,7 +183,7 @@
     ended = true;
     drawConfirm();
     await dialog({
-      title: "正选时间已结束",
+      title: `${word}时间已结束`,
       body: "系统将按购物车中的意向排序，为您自动选定未被其他家庭选定的第一序位房源。",
       buttons: [{ label: "查看选房结果", value: true }],
     });
@@ -377,6 +378,15 @@
     }
     endsAt = Date.parse(entered.session.ends_at);
     sessionId = entered.session.id;
+    word = sel.selectingWord(entered.session);
+    if (sel.isSupplementary(entered.session)) {
+      document.querySelector(".anju-titlebar__title").textContent = "补选";
+      document.title = document.title.replace("正式选房", "补选");
+      $("last-call").textContent =
+        "补选时间仅剩最后30秒，请尽快确认；时间结束未确认的，系统将按购物车排序自动选定。";
+      $("formal-tips").textContent =
+        "选中一套房源后点击【确认正选】。补选时间结束仍未确认的，系统将自动选定购物车中排序最前且未被选定的房源。";
+    }
     sessionLabel = sel.isSupplementary(entered.session)
       ? "补选场次 · 补选进行中"
       : `${sel.sessionName(entered.session)} · 正选进行中`;
