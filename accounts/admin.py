@@ -99,7 +99,7 @@ class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
 
 @admin.register(Applicant)
 class ApplicantAdmin(AuditedModelAdmin):
-    list_display = ("real_name", "id_number_masked", "mobile_masked", "created_at")
+    list_display = ("real_name", "id_number_shown", "mobile_shown", "created_at")
     search_fields = ("real_name", "=id_number", "=mobile")
     # The ID number keys the family import; the mobile changes only through the SMS-proved
     # flow or the staff operation (audited, both numbers told). Never a plain form field.
@@ -107,6 +107,14 @@ class ApplicantAdmin(AuditedModelAdmin):
 
     def has_add_permission(self, request):
         return False  # applicants come with their family from the import tool
+
+    @admin.display(description="身份证号码")
+    def id_number_shown(self, applicant):
+        return applicant.id_number_masked
+
+    @admin.display(description="登记手机号码")
+    def mobile_shown(self, applicant):
+        return applicant.mobile_masked
 
 
 @admin.register(Family)

@@ -220,3 +220,35 @@ def test_money_is_shown_in_yuan_in_the_admin():
     notices = PaymentNotificationAdmin(PaymentNotification, admin.site)
     assert notices.amount_yuan(PaymentNotification(amount_fen=360000)) == "3600.00 元"
     assert notices.amount_yuan(PaymentNotification(amount_fen=None)) == "—"
+
+
+def test_every_list_a_supervisor_opens_has_chinese_headers_and_filters(staff):
+    from django.contrib import admin
+
+    supervisor = staff("supervisor")
+    checked, found = [], []
+    for model in admin.site._registry:
+        opts = model._meta
+        if model.__name__ == "User":
+            continue  # Django's own user admin, translated by Django
+        response = supervisor.get(f"/admin/{opts.app_label}/{opts.model_name}/")
+        if response.status_code != 200:
+            continue
+        page = response.content.decode()
+        if 'id="result_list"' not in page:
+            continue  # an empty list has no table
+        table = page[page.index('id="result_list"') :]
+        head = table[table.index("<thead>") : table.index("</thead>")]
+        head_text = re.sub(r"<[^>]+>", " ", head)
+        english = [w for w in re.findall(r"[A-Za-z][A-Za-z ]+", head_text) if w.strip() != "IP"]
+        if english:
+            found.append((opts.label, english))
+        filters = re.findall(r"<summary>\s*(.*?)\s*</summary>", page, re.S)
+        for title in filters:
+            assert not re.search(r"以\s*[A-Za-z]", re.sub(r"<[^>]+>", "", title)), (
+                opts.label,
+                title,
+            )
+        checked.append(opts.label)
+    assert found == [], found
+    assert {"accounts.Applicant", "accounts.AuditEntry", "selection.Unit"} <= set(checked), checked
