@@ -89,3 +89,47 @@ def test_an_operator_refused_a_review_page_sees_a_chinese_page(page, orm, screen
     body = page.inner_text("body")
     assert "无权访问此页面" in body and "操作员" in body
     assert "Forbidden" not in body
+
+
+def _signed() -> int:
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    from accounts.models import User
+    from selection.demo import STAFF_PASSWORD
+    from tests.signing.test_review_admin import signed_agreement
+
+    hasher = PBKDF2PasswordHasher()
+    User.objects.filter(username="reviewer").update(
+        password=hasher.encode(STAFF_PASSWORD, hasher.salt())
+    )
+    return signed_agreement().pk
+
+
+def _status(agreement_id: int) -> str:
+    from signing.models import Agreement
+
+    return Agreement.objects.get(pk=agreement_id).status
+
+
+def test_sealing_asks_for_a_ticked_confirmation(page, orm, screenshot):
+    from selection.demo import STAFF_PASSWORD
+
+    orm(_agreements)
+    agreement_id = orm(_signed)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"/admin/login/?next=/admin/signing/agreement/{agreement_id}/review/")
+    page.fill("#id_username", "reviewer")
+    page.fill("#id_password", STAFF_PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(lambda url: url.endswith("/review/"))
+    screenshot("admin_review_confirm")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+    page.click("button[value=approve]")  # the box is required: the browser does not submit
+    assert dialogs == [] and orm(_status, agreement_id) == "signed"
+    page.check("input[name=confirm_seal]")
+    page.click("button[value=approve]")
+    page.wait_for_url(lambda url: "status__exact=signed" in url)
+    assert dialogs and "盖章后不可撤销" in dialogs[0]
+    assert orm(_status, agreement_id) == "sealed"
+    screenshot("admin_review_sealed")
