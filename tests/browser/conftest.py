@@ -58,6 +58,14 @@ PHONE = {
 }
 
 
+# A desktop beside the phone (the desktop fixture): wide screen, no touch.
+DESKTOP = {
+    "viewport": {"width": 1280, "height": 800},
+    "locale": "zh-CN",
+    "timezone_id": "Asia/Shanghai",
+}
+
+
 def _unavailable(reason: str) -> None:
     # The rule of tests/conftest.py: skip locally, fail under CI.
     if CI:
@@ -260,3 +268,19 @@ def screenshot(page) -> Callable[[str], Path]:
         return path
 
     return take
+
+
+@pytest.fixture
+def desktop(page, live_url) -> Iterator[Any]:
+    """A desktop browser (no touch, wide screen) beside the phone."""
+    browser = page.context.browser
+    context = browser.new_context(base_url=live_url, **DESKTOP)
+    context.set_default_timeout(10_000)
+    errors: list[str] = []
+    tab = context.new_page()
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert not errors, f"uncaught JavaScript errors on the desktop: {errors}"

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
-from typing import Any
 
 import pytest
 import zxingcpp
@@ -60,11 +58,6 @@ pytestmark = pytest.mark.browser
 
 CTX = RequestContext(ip="10.0.0.7", user_agent="pytest")
 NAME = "林安"  # two characters, two boxes
-DESKTOP = {
-    "viewport": {"width": 1280, "height": 800},
-    "locale": "zh-CN",
-    "timezone_id": "Asia/Shanghai",
-}
 SIGN_CODE = re.compile(r"签约确认，验证码为(\d{6})")
 
 
@@ -146,22 +139,6 @@ def _characters(agreement_id: int) -> list[dict]:
 
 def _agreement(agreement_id: int) -> Agreement:
     return Agreement.objects.get(pk=agreement_id)
-
-
-@pytest.fixture
-def desktop(page, live_url) -> Iterator[Any]:
-    """A desktop browser (no touch, wide screen) beside the phone."""
-    browser = page.context.browser
-    context = browser.new_context(base_url=live_url, **DESKTOP)
-    context.set_default_timeout(10_000)
-    errors: list[str] = []
-    tab = context.new_page()
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield tab
-    finally:
-        context.close()
-    assert not errors, f"uncaught JavaScript errors on the desktop: {errors}"
 
 
 # ------------------------------------------------------------------------ touch helpers

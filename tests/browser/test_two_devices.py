@@ -27,7 +27,6 @@ from signing.models import Agreement, DepositPayment, Lease, QrTicket, SigningSe
 from tests.browser.conftest import PHONE, RESULTS
 from tests.browser.test_lease_flow import NAME, _allocated_just_now
 from tests.browser.test_signing_flow import (
-    DESKTOP,
     Finger,
     _agreement_open_now,
     _expect_done,
@@ -71,21 +70,6 @@ def _lease_info_done(applicant_pk: int) -> Lease:
         ctx=ctx,
         now=now,
     )
-
-
-@pytest.fixture
-def desktop(page, live_url):
-    """The applicant's desktop browser, beside the phone (`page`), in its own context."""
-    context = page.context.browser.new_context(base_url=live_url, **DESKTOP)
-    context.set_default_timeout(10_000)
-    errors: list[str] = []
-    tab = context.new_page()
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield tab
-    finally:
-        context.close()
-    assert not errors, f"uncaught JavaScript errors on the desktop: {errors}"
 
 
 def _log_in_desktop(desktop, orm, live_url, applicant_pk: int) -> str:

@@ -233,7 +233,8 @@
     });
   }
 
-  function stop() {
+  /* Drop the code's timers, polling and socket (stop() and reissue() both start here). */
+  function disconnect() {
     clearTimeout(expiryTimer);
     clearTimeout(connectTimer);
     clearTimeout(reconnectTimer);
@@ -243,6 +244,10 @@
       socket = null;
       ws.close();
     }
+  }
+
+  function stop() {
+    disconnect();
     notice("");
     $("live-state").hidden = true; // nothing more to hear
   }
@@ -257,15 +262,7 @@
   /* The code ran out: drop its socket and show a new one. */
   function reissue() {
     if (state.done) return;
-    clearTimeout(expiryTimer);
-    clearTimeout(connectTimer);
-    clearTimeout(reconnectTimer);
-    stopPolling();
-    if (socket) {
-      const ws = socket;
-      socket = null;
-      ws.close();
-    }
+    disconnect();
     last = 0;
     $("qr-body").hidden = true;
     $("qr-loading").hidden = false;
