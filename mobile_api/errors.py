@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import IntegrityError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -37,6 +38,9 @@ SESSION_ENDED = {
     "logout": ("session_ended", "您已退出登录，请重新登录"),
     "unknown": ("session_ended", "登录已失效，请重新登录"),
 }
+
+
+INVARIANT_VIOLATION = ("invariant_violation", "数据状态冲突，本次操作未生效，请刷新页面后重试")
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -70,6 +74,12 @@ def exception_handler(exc, context):
             status=KIND_STATUS[exc.kind],
             headers=headers,
         )
+    if isinstance(exc, IntegrityError):
+        # A database guard (unique, one-to-one, check, the unit/allocation trigger) refused a
+        # write the services should have refused first: the transaction was rolled back, so
+        # nothing changed. A bug to look into, never a 500 for the applicant.
+        logger.error("database invariant refused a write", exc_info=exc)
+        return Response(error_body(*INVARIANT_VIOLATION), status=409)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -10,13 +10,13 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 
 from accounts.services import applicant_user_ensure
 from selection import allocation, carts
 from selection.ledger import ledger_verify
-from selection.models import Allocation, CartItem, LedgerEntry, Seat
+from selection.models import Allocation, CartItem, LedgerEntry, Seat, Unit
 from tests.worlds import enter, make_world, preselect
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -149,7 +149,9 @@ def test_control_without_locks_and_constraints_a_unit_is_allocated_twice(monkeyp
         assert not errors
         assert Allocation.objects.filter(unit=unit).count() == 2  # the double allocation
     finally:
-        Allocation.objects.all().delete()
+        with transaction.atomic():  # one commit: the unit/allocation guard checks it whole
+            Allocation.objects.all().delete()
+            Unit.objects.filter(pk=unit.pk).update(status=Unit.Status.AVAILABLE)
         with connection.cursor() as cursor:
             for name, definition in dropped:
                 cursor.execute(

@@ -14,7 +14,7 @@ from django.utils import timezone
 from selection import allocation, carts
 from selection.clock import clock_run, clock_tick
 from selection.ledger import ledger_verify
-from selection.models import Allocation, LedgerEntry, LedgerHead, Session
+from selection.models import Allocation, LedgerEntry, LedgerHead, Session, Unit
 from selection.replay import session_replay
 from tests.worlds import enter, make_world, preselect
 
@@ -93,7 +93,12 @@ def test_replay_catches_an_allocation_changed_behind_the_ledger():
     world = played_session()
     s1 = world.sessions[0]
     b = world.families[1]
-    Allocation.objects.filter(family=b).update(unit=world.units[3])
+    moved = Allocation.objects.get(family=b)
+    # Behind the ledger, but consistent enough for the database guard (unit 已选 exactly when
+    # allocated): the old unit freed, the new one taken.
+    Allocation.objects.filter(pk=moved.pk).update(unit=world.units[3])
+    Unit.objects.filter(pk=moved.unit_id).update(status=Unit.Status.AVAILABLE)
+    Unit.objects.filter(pk=world.units[3].pk).update(status=Unit.Status.TAKEN)
     report = session_replay(session_id=s1.pk)
     assert not report.ok and any("differ from the replay" in p for p in report.problems)
     with pytest.raises(CommandError):

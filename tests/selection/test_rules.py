@@ -44,6 +44,21 @@ def big():
     return make_world(families=2, units=8, sessions=1)
 
 
+def taken_by_other(world, unit):
+    """The unit allocated to the world's last family (the database guard wants an allocation
+    behind every 已选 unit)."""
+    Allocation.objects.create(
+        round=world.round,
+        unit=unit,
+        family=world.families[-1],
+        session=world.sessions[0],
+        how=Allocation.How.STAFF,
+        at=PRE_START,
+        ledger_seq=10**8 + unit.pk,
+    )
+    Unit.objects.filter(pk=unit.pk).update(status=Unit.Status.TAKEN)
+
+
 def test_cart_holds_at_most_the_limit(big):
     family, rnd = big.families[0], big.round
     preselect(family, rnd, big.units[:5])
@@ -105,7 +120,7 @@ def test_ineligible_taken_unknown_and_foreign_units_are_refused(big):
         unit_id=studio.pk,
         now=PRE_START,
     )
-    Unit.objects.filter(pk=big.units[0].pk).update(status=Unit.Status.TAKEN)
+    taken_by_other(big, big.units[0])
     refused(
         "unit_taken",
         carts.cart_add,
@@ -191,7 +206,7 @@ def test_move_up_down_pin_and_delete(big):
 def test_a_taken_unit_can_still_be_deleted_from_the_cart(big):
     family, rnd = big.families[0], big.round
     preselect(family, rnd, big.units[:2])
-    Unit.objects.filter(pk=big.units[0].pk).update(status=Unit.Status.TAKEN)
+    taken_by_other(big, big.units[0])
     carts.cart_remove(
         family=family, round_id=rnd.pk, kind="pre", unit_id=big.units[0].pk, now=PRE_START
     )
@@ -430,6 +445,7 @@ def test_the_database_refuses_a_second_allocation_of_a_unit_or_family(big):
         at=timezone.now(),
         ledger_seq=10**9,
     )
+    Unit.objects.filter(pk=big.units[0].pk).update(status=Unit.Status.TAKEN)
     with pytest.raises(IntegrityError), transaction.atomic():
         Allocation.objects.create(
             round=big.round,
