@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 from accounts.validators import mask_id_number, mask_mobile
 
@@ -42,6 +43,8 @@ class Applicant(models.Model):
     mobile = models.CharField("登记手机号码", max_length=11)
     created_at = models.DateTimeField(auto_now_add=True, verbose_name="创建时间")
 
+    history = HistoricalRecords(verbose_name="申请人变更记录", verbose_name_plural="申请人变更记录")
+
     class Meta:
         verbose_name = "主申请人"
         verbose_name_plural = "主申请人"
@@ -76,6 +79,8 @@ class Family(models.Model):
         Applicant, on_delete=models.PROTECT, related_name="family", verbose_name="主申请人"
     )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name="创建时间")
+
+    history = HistoricalRecords(verbose_name="家庭变更记录", verbose_name_plural="家庭变更记录")
 
     class Meta:
         verbose_name = "选房家庭"

@@ -117,8 +117,7 @@ def selection_confirm(
             ledger_seq=seq,
             idempotency_key=idempotency_key,
         )
-        unit.status = Unit.Status.TAKEN
-        unit.save(update_fields=["status"])
+        Unit.objects.filter(pk=unit.pk).update(status=Unit.Status.TAKEN)
         Seat.objects.filter(pk=seat.pk).update(outcome=Seat.Outcome.CONFIRMED)
         record_allocations([allocation], now=now)
     return ConfirmResult(allocation, True)
@@ -142,9 +141,11 @@ def sessions_open_due(*, now: datetime) -> list[int]:
     )
     for session in due:
         with transaction.atomic():
-            if Session.objects.filter(pk=session.pk, status=Session.Status.SCHEDULED).update(
-                status=Session.Status.OPEN, opened_at=now
-            ):
+            # The start is re-read under the row lock the update takes: a session staff moved
+            # later a moment ago (selection.staff_ops.session_reschedule) is not opened.
+            if Session.objects.filter(
+                pk=session.pk, status=Session.Status.SCHEDULED, starts_at__lte=now
+            ).update(status=Session.Status.OPEN, opened_at=now):
                 record_session_phase(session, "opened", now=now)
                 opened.append(session.pk)
     return opened
@@ -361,9 +362,7 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
         CartItem.objects.filter(
             round_id=session.round_id, kind=CartItem.Kind.PRE, family_id__in=absent_ids
         ).delete()
-        session.status = Session.Status.CLOSED
-        session.closed_at = now
-        session.save(update_fields=["status", "closed_at"])
+        Session.objects.filter(pk=session.pk).update(status=Session.Status.CLOSED, closed_at=now)
     return report
 
 

@@ -2,13 +2,20 @@
 give-ups, supplementary applications and the append-only allocation ledger.
 
 The database guards the invariants as well as the services: a unit has at most one
-allocation, a family at most one per round, a unit's status agrees with its allocation.
+allocation, a family at most one per round (constraints), and a unit is 已选 exactly when it
+has an allocation (PostgreSQL constraint triggers, migration 0005).
+
+Rounds, sessions and units keep a field-level history of every change made by a save (the
+staff operations, the admin): who, when, why, before and after (django-simple-history). The
+applicants' and the clock's allocation writes are queryset updates recorded in the hash-chained
+ledger instead.
 """
 
 from __future__ import annotations
 
 from django.db import models
 from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
 
 from accounts.models import Family, Layout
 
@@ -42,6 +49,10 @@ class Round(models.Model):
     # The lease's signing window: from the allocation to 18:00 of the N-th day after it.
     lease_signing_days = models.PositiveSmallIntegerField("签约期限（天）", default=7)
     created_at = models.DateTimeField(auto_now_add=True, verbose_name="创建时间")
+
+    history = HistoricalRecords(
+        verbose_name="选房批次变更记录", verbose_name_plural="选房批次变更记录"
+    )
 
     class Meta:
         verbose_name = "选房批次"
@@ -88,6 +99,10 @@ class Session(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True, verbose_name="实际结束时间")
     families = models.ManyToManyField(
         Family, through="Seat", related_name="sessions", verbose_name="家庭"
+    )
+
+    history = HistoricalRecords(
+        verbose_name="选房场次变更记录", verbose_name_plural="选房场次变更记录"
     )
 
     class Meta:
@@ -163,6 +178,8 @@ class Unit(models.Model):
     status = models.CharField(
         "状态", max_length=20, choices=Status.choices, default=Status.AVAILABLE
     )
+
+    history = HistoricalRecords(verbose_name="房源变更记录", verbose_name_plural="房源变更记录")
 
     class Meta:
         verbose_name = "房源"
