@@ -6,9 +6,13 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
+from django.utils import timezone
+from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
 
-from accounts.models import Applicant, AuditEntry, DeviceSession, Family, User
+from accounts.models import Applicant, AuditEntry, DeviceSession, Family, Layout, User
 from accounts.services import audit_record
+from selection.admin_ops import StaffOpsMixin
 
 
 class AuditedModelAdmin(admin.ModelAdmin):
@@ -36,6 +40,40 @@ class AuditedModelAdmin(admin.ModelAdmin):
         for obj in queryset:
             self._audit(request, obj, "delete", {})
         return super().log_deletions(request, queryset)
+
+
+class ChineseHistoryHelper(HistoricalRecordContextHelper):
+    """History values as staff read them: choice labels (已选, not taken), layouts by name,
+    times in Beijing time."""
+
+    def prepare_delta_change_value(self, change, value):
+        field = self.model._meta.get_field(change.field)
+        if field.choices and not isinstance(value, list):
+            return dict(field.flatchoices).get(value, value)
+        if change.field == "eligible_layouts" and isinstance(value, list):
+            return "、".join(
+                Layout(code).label if code in Layout.values else code for code in value
+            )
+        if hasattr(value, "tzinfo") and value.tzinfo is not None:
+            return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+        return super().prepare_delta_change_value(change, value)
+
+
+class HistoryAdmin(AuditedModelAdmin, SimpleHistoryAdmin):
+    """An audited admin whose 「历史记录」 page lists every saved change of the object field by
+    field (django-simple-history), with who made it and why. Read-only: reverting is off
+    (SIMPLE_HISTORY_REVERT_DISABLED) because service-owned fields change only through the
+    services."""
+
+    object_history_list_template = "admin/field_history.html"
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return ChineseHistoryHelper(self.model, historical_record)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        from django.core.exceptions import PermissionDenied
+
+        raise PermissionDenied  # the per-version form is a revert page: not offered
 
 
 def permission_denied(request, exception=None):
@@ -98,7 +136,7 @@ class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
 
 
 @admin.register(Applicant)
-class ApplicantAdmin(AuditedModelAdmin):
+class ApplicantAdmin(StaffOpsMixin, HistoryAdmin):
     list_display = ("real_name", "id_number_shown", "mobile_shown", "created_at")
     search_fields = ("real_name", "=id_number", "=mobile")
     # The ID number keys the family import; the mobile changes only through the SMS-proved
@@ -118,7 +156,7 @@ class ApplicantAdmin(AuditedModelAdmin):
 
 
 @admin.register(Family)
-class FamilyAdmin(AuditedModelAdmin):
+class FamilyAdmin(StaffOpsMixin, HistoryAdmin):
     list_display = ("rank", "applicant_name", "household_size", "layouts")
     search_fields = ("=rank", "main_applicant__real_name", "=main_applicant__id_number")
     list_select_related = ("main_applicant",)
@@ -151,6 +189,13 @@ AUDIT_ACTION_LABELS = {
     "staff.login": "工作人员登录",
     "staff.login_failed": "工作人员登录失败",
     "applicant.mobile_changed": "申请人更换手机号码",
+    "applicant.mobile_changed_by_staff": "工作人员更换申请人手机号码",
+    "accounts.family_rank_change": "修改家庭排位号",
+    "accounts.family_layouts_change": "修改家庭可选户型",
+    "selection.unit_withdraw": "撤回房源",
+    "selection.unit_restore": "恢复房源",
+    "selection.session_reschedule": "场次改期",
+    "selection.allocation_by_staff": "工作人员分配房源",
     "selection.units_import": "导入房源",
     "selection.families_import": "导入家庭名单",
     "selection.sessions_schedule": "安排正选场次",

@@ -5,7 +5,10 @@ operator (操作员): schedules rounds and sessions, imports units and families,
     for the staff tools, view rights for export and the live view; see selection.admin_views).
 reviewer (审核员): reviews signatures and seals agreements; reads families and results, exports
     results and watches a session, but cannot import or schedule.
-supervisor (主管): everything the other two do, plus the audit trail and SMS records.
+operators also run the staff operations (selection.admin_ops): withdraw/restore a unit,
+    reschedule a session, change a family's rank or layouts, change an applicant's mobile.
+supervisor (主管): everything the other two do, plus the audit trail and SMS records, and staff
+    allocation of a unit (工作人员分配).
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ ROLE_PERMISSIONS[SUPERVISOR] = {
         )
         for key in ROLE_PERMISSIONS[OPERATOR].keys() | ROLE_PERMISSIONS[REVIEWER].keys()
     },
+    # Staff allocation (selection.staff_ops.allocation_by_staff): irreversible and outside the
+    # rank order, so a supervisor's decision, not an operator's.
+    ("selection", "allocation"): ("add", "view"),
     # Publishing a new agreement-template version (signing.services.template_revise).
     ("signing", "agreementtemplate"): ("add", "view"),
     ("accounts", "auditentry"): ("view",),

@@ -74,3 +74,15 @@ def mask_name(name: str) -> str:
     passed the face check sees no more)."""
     name = (name or "").strip()
     return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
+
+
+REASON_MIN, REASON_MAX = 4, 100
+
+
+def reason_clean(value: str) -> str:
+    """The written reason every staff operation asks for (audit, history, ledger)."""
+    reason = (value or "").strip()
+    if not REASON_MIN <= len(reason) <= REASON_MAX:
+        message = f"请填写操作原因（{REASON_MIN}至{REASON_MAX}字）"
+        raise ValidationFailed("reason_required", message, fields={"reason": [message]})
+    return reason

@@ -6,8 +6,9 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.admin import AuditedModelAdmin, ReadOnlyAdmin
+from accounts.admin import HistoryAdmin, ReadOnlyAdmin
 from selection import admin_views
+from selection.admin_ops import StaffOpsMixin
 from selection.models import Allocation, Round, Seat, Session, SupplementaryApplication, Unit
 
 
@@ -32,7 +33,7 @@ class SeatInline(admin.TabularInline):
 
 
 @admin.register(Round)
-class RoundAdmin(AuditedModelAdmin):
+class RoundAdmin(HistoryAdmin):
     list_display = ("name", "preselect_starts_at", "cart_limit", "window_seconds")
     readonly_fields = ("preselect_announced_at", "created_at")
 
@@ -60,7 +61,8 @@ class RoundAdmin(AuditedModelAdmin):
 
 
 @admin.register(Session)
-class SessionAdmin(AuditedModelAdmin):
+class SessionAdmin(StaffOpsMixin, HistoryAdmin):
+    change_form_template = None  # admin/selection/session/change_form.html: live view + ops
     list_display = ("__str__", "kind", "starts_at", "ends_at", "status", "live_link")
     list_filter = ("round", "kind", "status")
     inlines = [SeatInline]
@@ -104,15 +106,18 @@ class SessionAdmin(AuditedModelAdmin):
 
 
 @admin.register(Unit)
-class UnitAdmin(AuditedModelAdmin):
+class UnitAdmin(StaffOpsMixin, HistoryAdmin):
     list_display = ("__str__", "floor", "layout", "orientation", "area", "monthly_rent", "status")
     list_filter = ("round", "building", "layout", "orientation", "status")
     search_fields = ("building", "number")
-    # 可选/已选/已撤回 follows the allocations and the staff withdraw/restore operation only.
-    readonly_fields = ("round", "status")
 
     def has_add_permission(self, request):
         return False  # units come from the import tool on the round page
+
+    def has_change_permission(self, request, obj=None):
+        # A view page: 可选/已选/已撤回 follows the allocations and the withdraw/restore
+        # operations; the rest comes from the import (rent and area are in agreements).
+        return False
 
 
 @admin.register(Allocation)

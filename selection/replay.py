@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from selection.models import Allocation, CartItem, LedgerEntry
 
 ALLOCATING = ("confirm", "auto_assign", "staff_assign")
+# Staff withdraw a unit from the pool and restore it (selection.staff_ops): not available to
+# the close in between.
+WITHDRAWING = ("unit_withdraw", "unit_restore")
 
 
 @dataclass
@@ -23,8 +26,8 @@ class ReplayReport:
 
 
 def session_replay(*, session_id: int) -> ReplayReport:
-    """Re-run rank-order auto-assign: units taken before the close come from the ledger's
-    earlier allocating entries; each family's cart from its ledger entry, checked against
+    """Re-run rank-order auto-assign: units taken (or withdrawn) before the close come from the
+    ledger's earlier allocating (and withdraw/restore) entries; each family's cart from its ledger entry, checked against
     the stored formal cart; the result against the ledger and the Allocation rows."""
     report = ReplayReport(session_id)
     entries = list(LedgerEntry.objects.filter(session_id=session_id).order_by("seq"))
@@ -34,13 +37,15 @@ def session_replay(*, session_id: int) -> ReplayReport:
         return report
     family_entries = [e for e in entries if e.kind in ("auto_assign", "no_unit")]
     start = family_entries[0].seq if family_entries else close.seq
-    taken = {
-        e.payload["unit"]
-        for e in LedgerEntry.objects.filter(
-            round_id=close.round_id, seq__lt=start, kind__in=ALLOCATING
-        )
-        if e.payload.get("unit")
-    }
+    taken: set[int] = set()
+    for e in LedgerEntry.objects.filter(
+        round_id=close.round_id, seq__lt=start, kind__in=(*ALLOCATING, *WITHDRAWING)
+    ).order_by("seq"):
+        unit = e.payload.get("unit")
+        if unit and e.kind == "unit_restore":
+            taken.discard(unit)
+        elif unit:
+            taken.add(unit)
     stored_carts: dict[int, list[int]] = {}
     for family_id, unit_id in (
         CartItem.objects.filter(

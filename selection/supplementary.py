@@ -111,20 +111,23 @@ def supplementary_session_schedule(
             listed = "、".join(map(str, unknown))
             raise ValidationFailed("family_not_found", f"没有以下排位号的家庭：{listed}")
         family_ids = [*(family_ids or []), *by_rank.values()]
-    deadline = supplementary_applications_deadline(round_id=round_id)
-    if deadline is not None and now < deadline:
-        from django.utils import timezone
-
-        local = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M:%S")
-        raise NotAllowed(
-            "applications_open", f"补选申请尚未截止（截止时间 {local}），截止后方可安排补选场次"
-        )
     if starts_at <= now:
         raise ValidationFailed("invalid_start", "补选场次开始时间须晚于当前时间")
     with transaction.atomic():
         rnd = lock_first(Round.objects.filter(pk=round_id))
         if rnd is None:
             raise ValidationFailed("no_applications", "没有待安排的补选申请")
+        # Under the round lock: a formal session rescheduled at the same moment (which takes
+        # this lock too) moves the deadline either before this read or after this commit.
+        deadline = supplementary_applications_deadline(round_id=round_id)
+        if deadline is not None and now < deadline:
+            from django.utils import timezone
+
+            local = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M:%S")
+            raise NotAllowed(
+                "applications_open",
+                f"补选申请尚未截止（截止时间 {local}），截止后方可安排补选场次",
+            )
         # the round row serialises two staff scheduling at once; the applications are
         # locked too so a concurrent apply cannot slip between the read and the update
         lock_rows(SupplementaryApplication.objects.filter(round_id=round_id, session__isnull=True))

@@ -22,6 +22,12 @@ TEXTS: dict[str, str] = {
     "session_scheduled": "您在{0}的正选场次已安排：第{1}场，{2}至{3}，在安居网上选房系统（线上）进行。正选开始前可登录预选房源，请准时参加。",
     # params: round name, start (local date and time), end (local time)
     "supplementary_scheduled": "您申请的{0}补选已安排：补选场次时间为{1}至{2}，地点为安居网上选房系统（线上进行）。请准时登录参加补选，开始前可预选房源。",
+    # params: round name, unit
+    "unit_withdrawn": "您在{0}购物车中的房源{1}已被工作人员撤回，不再可选，已从购物车中移除。请登录系统调整您的选房顺序。",
+    # params: round name, session (第N场正选 / 补选场次), new start (date and time), new end (time), old start
+    "session_rescheduled": "您在{0}的{1}已改期：{2}至{3}（原定{4}），在安居网上选房系统（线上）进行。请准时参加。",
+    # params: new mobile (masked), old mobile (masked)
+    "mobile_changed_by_staff": "您在安居系统登记的手机号码已由工作人员从{1}更改为{0}，今后验证码将发送至新号码。如非本人申请，请立即联系工作人员。",
 }
 
 
