@@ -23,10 +23,66 @@
     return { error: { code, message, fields: {} }, ...extra };
   }
 
+  /* 503 `busy` (core/locking.py: a row lock not taken in time): the server wrote nothing, so
+   * the same request is sent again, after Retry-After seconds (1 s when absent, at most 5 s),
+   * up to BUSY_RETRIES times; a confirm also carries its idempotency key. */
+  const BUSY_RETRIES = 3;
+  const BUSY_WAIT_MAX_S = 5;
+  const BUSY_TEXT = "系统繁忙，正在重试…";
+  let busyRetrying = 0; // requests waiting to be sent again: the notice shows while > 0
+
+  /* The non-blocking WeUI loading toast 「系统繁忙，正在重试…」 (taps go through it). */
+  function busyNotice(delta) {
+    busyRetrying = Math.max(0, busyRetrying + delta);
+    let root = document.getElementById("anju-busy");
+    if (!root && busyRetrying > 0) {
+      root = el(
+        "div",
+        { id: "anju-busy", role: "status", "aria-live": "polite" },
+        el(
+          "div",
+          { class: "weui-toast__wrp" },
+          el(
+            "div",
+            { class: "weui-toast anju-busy-toast" },
+            el("i", { class: "weui-loading weui-icon_toast", "aria-hidden": "true" }),
+            el("p", { class: "weui-toast__content", text: BUSY_TEXT }),
+          ),
+        ),
+      );
+      document.body.append(root);
+    }
+    if (root) root.hidden = busyRetrying === 0;
+  }
+
+  const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
   /* Call the API. Resolves with the parsed JSON (null for an empty body); rejects with the
    * API's error body {error: {code, message, fields}} plus `status` and `retryAfter`.
+   * A 503 `busy` is sent again (see BUSY_RETRIES) before it is given up on.
    * A session ended by a login on another device goes straight to the login page. */
   async function api(method, url, body) {
+    let retrying = false; // the notice stays up from the first busy until this call ends
+    try {
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          return await request(method, url, body);
+        } catch (failure) {
+          const busy = failure.status === 503 && failure.error && failure.error.code === "busy";
+          if (!busy || attempt >= BUSY_RETRIES) throw failure;
+          if (!retrying) {
+            retrying = true;
+            busyNotice(+1);
+          }
+          await pause(Math.min(failure.retryAfter || 1, BUSY_WAIT_MAX_S) * 1000);
+        }
+      }
+    } finally {
+      if (retrying) busyNotice(-1);
+    }
+  }
+
+  async function request(method, url, body) {
     method = method.toUpperCase();
     const headers = { Accept: "application/json" };
     const init = { method, headers, credentials: "same-origin", cache: "no-store" };
