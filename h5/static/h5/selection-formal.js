@@ -42,7 +42,7 @@
     const ready = Boolean(item && item.unit.status === "available") && !ended;
     confirmButton.disabled = !ready;
     confirmButton.classList.toggle("weui-btn_disabled", !ready);
-    confirmButton.textContent = ready ? `确认正选 ${unitName(item.unit)}` : "确认正选";
+    confirmButton.textContent = ready ? `确认${word} ${unitName(item.unit)}` : `确认${word}`;
   }
 
   function drawCart() {
@@ -274,13 +274,14 @@
     }
   }
 
-  /* 确认正选: asked a second time; the key makes a repeated tap the same request. */
+  /* 确认正选 / 确认补选: asked a second time; the key makes a repeated tap (and a resend
+   * after a busy answer) the same request. */
   async function confirmUnit() {
     const item = selected && itemOf(selected);
     if (!item || busy || ended) return;
     const name = unitName(item.unit);
     const ok = await dialog({
-      title: "确认正选",
+      title: `确认${word}`,
       body: `提交后选房结果不可更改，确认选定 ${name} 吗？`,
       buttons: [
         { label: "取消", value: false, kind: "default" },
@@ -385,7 +386,7 @@
       $("last-call").textContent =
         "补选时间仅剩最后30秒，请尽快确认；时间结束未确认的，系统将按购物车排序自动选定。";
       $("formal-tips").textContent =
-        "选中一套房源后点击【确认正选】。补选时间结束仍未确认的，系统将自动选定购物车中排序最前且未被选定的房源。";
+        "选中一套房源后点击【确认补选】。补选时间结束仍未确认的，系统将自动选定购物车中排序最前且未被选定的房源。";
     }
     sessionLabel = sel.isSupplementary(entered.session)
       ? "补选场次 · 补选进行中"
