@@ -1,6 +1,7 @@
 /* The declaration page: the text the server serves, 「上述条款，我已阅知」, then
  * 【开始预选】 or 【去选房】, enabled only when ticked. The acknowledgement is recorded by the
- * API with the text's version. */
+ * API with the text's version. Formal: before the window, when it opens and a countdown to
+ * it (server clock); at 00:00 「正在开启，请稍候…」 until the server says the window is open. */
 (() => {
   "use strict";
 
@@ -14,9 +15,14 @@
   const ack = document.getElementById("ack");
   const go = document.getElementById("go-btn");
   const status = document.getElementById("window-status");
+  const countdown = document.getElementById("open-countdown");
   let version = "";
   let waiting = false; // formal: the family's window has not opened yet
   let stateTimer = null;
+  let upcoming = null; // formal: the session the family waits for
+  let opening = 0; // reads of the state since the countdown reached 00:00
+  const OPENING_CHECK_MS = [300, 1000, 2000, 3000]; // then every 3 s
+  const COUNTDOWN_WITHIN_MS = 3600 * 1000; // the countdown shows in the last hour
 
   function sync() {
     const ready = ack.checked && Boolean(version) && !waiting;
@@ -44,29 +50,62 @@
     }
   }
 
-  /* 正选/补选 declaration: say when the family's window opens, and open 【去选房】 by itself
-   * at that time (server clock); after the window, say so and point to the result. */
+  /* The wait for the window, every 250 ms: 「距正选开始 04:59」 in the last hour; from
+   * 00:00 (server clock) 「正在开启，请稍候…」 until the state read says it is open. */
+  function drawWait() {
+    if (!upcoming) {
+      countdown.hidden = true;
+      return;
+    }
+    const word = sel.selectingWord(upcoming);
+    const left = Date.parse(upcoming.starts_at) - clock.now();
+    if (left <= 0) {
+      status.textContent = "正在开启，请稍候…";
+      status.classList.add("anju-opening");
+      countdown.hidden = true;
+      return;
+    }
+    status.textContent = `您的${word}时间为${fmt.window(upcoming)}，届时本页将自动开放【去选房】。`;
+    status.classList.remove("anju-opening");
+    countdown.textContent = `距${word}开始 ${fmt.mmss(left)}`;
+    countdown.hidden = left > COUNTDOWN_WITHIN_MS;
+  }
+
+  /* 正选/补选 declaration: say when the family's window opens, count down to it, and open
+   * 【去选房】 by itself once the server says it is open; after the window, say so and point
+   * to the result. */
   async function watchWindow() {
     if (phase === "pre") return;
     clearTimeout(stateTimer);
     try {
       const state = await call("GET", `/api/v1/selection/${rid}/state/`);
-      const upcoming = state.phase !== "formal" && state.next_session;
+      upcoming = state.phase !== "formal" ? state.next_session : null;
       waiting = state.phase !== "formal";
       if (state.phase === "formal") {
         status.hidden = true;
+        countdown.hidden = true;
       } else if (upcoming) {
-        const word = sel.selectingWord(upcoming);
-        status.textContent = `您的${word}时间为${fmt.window(upcoming)}，届时本页将自动开放【去选房】。`;
         status.hidden = false;
-        const wait = Date.parse(upcoming.starts_at) - clock.now() + 300;
-        if (wait < 6 * 3600 * 1000) stateTimer = setTimeout(watchWindow, Math.max(wait, 300));
+        drawWait();
+        const wait = Date.parse(upcoming.starts_at) - clock.now();
+        if (wait > 0) opening = 0;
+        if (wait > 0 && wait < 6 * 3600 * 1000) {
+          stateTimer = setTimeout(watchWindow, wait + OPENING_CHECK_MS[0]);
+        } else if (wait <= 0) {
+          stateTimer = setTimeout(
+            watchWindow,
+            OPENING_CHECK_MS[Math.min(++opening, OPENING_CHECK_MS.length - 1)],
+          );
+        }
       } else {
         status.textContent = "您的选房场次已结束，请查看选房结果。";
+        status.classList.remove("anju-opening");
         status.hidden = false;
+        countdown.hidden = true;
       }
     } catch (failure) {
       await showFailure(failure);
+      if (upcoming) stateTimer = setTimeout(watchWindow, 3000);
     }
     sync();
   }
@@ -97,4 +136,5 @@
 
   load();
   watchWindow();
+  if (phase !== "pre") setInterval(() => waiting && drawWait(), 250);
 })();

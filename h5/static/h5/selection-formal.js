@@ -1,8 +1,11 @@
-/* 正选: entering (POST …/formal/enter/ is what counts as "entered"), the countdown by server
- * time, 同步预选房源 with its diff, the formal cart, 确认正选 (asked twice, idempotent per
- * unit for this page load) and 主动放弃 (asked twice). Live (the family's socket): a unit
- * taken by another family is marked 已被选 at once, the last 30 s are announced, and the
- * close of the session or the family's result moves the page on to the result. */
+/* 正选 (补选 in a supplementary session): entering (POST …/formal/enter/ is what counts as
+ * "entered"), the countdown by server time, 同步预选房源 with its diff, the formal cart,
+ * 确认正选 / 确认补选 (asked twice, idempotent per unit for this page load) and 主动放弃
+ * (asked twice). Live (the family's socket): a unit taken by another family is marked 已被选
+ * at once, the last 30 s are announced, and the close of the session or the family's result
+ * moves the page on to the result. At 00:00 the page says 「正在结束，请稍候…」 until the
+ * server has closed the session (its event, a snapshot, or the result read every few
+ * seconds), never a stale 00:00 nor a result page that does not know the outcome yet. */
 (() => {
   "use strict";
 
@@ -21,7 +24,8 @@
   let sessionId = 0;
   let sessionLabel = "正选进行中";
   let word = "正选"; // 「补选」 in a supplementary session
-  let ended = false;
+  let ended = false; // the window is over by the server's clock: nothing more is sent
+  let closing = false; // … and the page waits for the server to close the session
   let leaving = false;
   let lastCall = false; // the server said the last 30 s have begun
   let confirming = 0; // the unit this family is confirming right now
@@ -80,6 +84,15 @@
   function draw() {
     drawCart();
     drawUnits();
+    if (ended) freeze();
+  }
+
+  /* The window is over: no button of the page may look as if it still did something. */
+  function freeze() {
+    for (const control of $("page").querySelectorAll("button, input, select")) {
+      control.disabled = true;
+      if (control.classList.contains("weui-btn")) control.classList.add("weui-btn_disabled");
+    }
   }
 
   const unitsUrl = () => `${api}/units/${sel.unitsQuery(form, { available: "true" })}`;
@@ -101,14 +114,17 @@
   }
 
   function tick() {
+    if (closing) return;
     const left = endsAt - Live.now();
-    const value = $("countdown");
-    value.textContent = `剩余 ${fmt.mmss(left)}`;
+    if (left <= 0) {
+      windowEnded();
+      return;
+    }
+    $("countdown").textContent = `剩余 ${fmt.mmss(left)}`;
     const last = lastCall || left <= 30_000;
     $("countdown-bar").classList.toggle("anju-countdown_last", last);
     $("countdown-label").textContent = last ? "最后30秒，请尽快确认" : sessionLabel;
     $("last-call").hidden = !last || ended;
-    if (left <= 0 && !ended) windowEnded();
   }
 
   /* To the result page, once: the session closed, or the family has its result. */
@@ -158,8 +174,13 @@
   /* The snapshot (on connect, on reconnect, and every 3 s while polling): the phase, the
    * session's end, the carts with each unit's status; the list again when the round moved. */
   async function onSnapshot(data, { moved }) {
-    if (data.allocation || data.phase !== "formal") {
+    if (data.allocation || data.phase === "allocated" || data.phase === "gave_up") {
       leave();
+      return;
+    }
+    if (data.phase !== "formal" || (data.session && data.session.id !== sessionId)) {
+      /* By the server's clock this window is over; the close may not have run yet. */
+      windowEnded();
       return;
     }
     if (data.session) endsAt = Date.parse(data.session.ends_at);
@@ -179,15 +200,43 @@
     draw();
   }
 
-  async function windowEnded() {
+  /* The window is over: say so instead of 00:00 and wait for the server's close (the
+   * auto-assignment), heard as an event, seen in a snapshot, or read from the result. */
+  const CLOSE_CHECK_MS = [1000, 2000, 3000, 5000]; // then every 5 s
+  function windowEnded() {
+    if (closing || leaving) return;
+    closing = true;
     ended = true;
     drawConfirm();
-    await dialog({
-      title: `${word}时间已结束`,
-      body: "系统将按购物车中的意向排序，为您自动选定未被其他家庭选定的第一序位房源。",
-      buttons: [{ label: "查看选房结果", value: true }],
-    });
-    window.location.replace(resultUrl);
+    freeze();
+    const bar = $("countdown-bar");
+    bar.classList.remove("anju-countdown_last");
+    bar.classList.add("anju-countdown_closing");
+    $("countdown-label").textContent = `${word}时间已结束`;
+    $("countdown").textContent = "正在结束，请稍候…";
+    const line = $("last-call");
+    line.textContent = "系统正在按购物车中的意向排序为您自动选定房源，完成后本页将自动显示选房结果。";
+    line.classList.add("anju-last-call_closing");
+    line.hidden = false;
+    checkClosed(0);
+  }
+
+  async function checkClosed(round) {
+    if (leaving) return;
+    const wait = CLOSE_CHECK_MS[Math.min(round, CLOSE_CHECK_MS.length - 1)];
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    if (leaving) return;
+    try {
+      const result = await call("GET", `${api}/result/`);
+      const mine = (result.sessions || []).find((s) => s.id === sessionId);
+      if (result.allocation || result.gave_up || !mine || mine.status === "closed" || mine.outcome) {
+        leave();
+        return;
+      }
+    } catch {
+      /* the next check tries again */
+    }
+    checkClosed(round + 1);
   }
 
   /* One change at a time; the formal cart is redrawn from the API's answer. */
@@ -355,7 +404,8 @@
     } catch (failure) {
       $("loading").hidden = true;
       const code = failure.error && failure.error.code;
-      if (code === "declaration_required") {
+      if (code === "declaration_required" || code === "window_not_open") {
+        // Before the window the declaration page says when it opens and counts down to it.
         window.location.replace(`/h5/selection/${rid}/declaration/formal/`);
         return;
       }
@@ -369,7 +419,6 @@
       }
       notice(page.parentElement, {
         title: (failure.error && failure.error.message) || "无法进入正选",
-        desc: code === "window_not_open" ? "请在您的正选时间开始后，勾选声明并进入正选页面。" : "",
         links: [
           ["返回", `/h5/selection/${rid}/`],
           ["我的选房结果", resultUrl],

@@ -31,6 +31,14 @@
 
   function tips(state) {
     const next = state.next_session;
+    /* Past a boundary by the server's clock, until the state read there answers: say so,
+     * never 「剩余 00:00」 or a start time already gone. */
+    if (state.phase === "formal" && Date.parse(state.session.ends_at) <= clock.now()) {
+      return "正在结束，请稍候…";
+    }
+    if (state.phase === "pre" && next && Date.parse(next.starts_at) <= clock.now()) {
+      return "正在开启，请稍候…";
+    }
     switch (state.phase) {
       case "not_started":
         return `预选将于${fmt.dateTime(state.round.preselect_starts_at)}开始。`;
@@ -89,7 +97,8 @@
             : null;
     if (!at) return;
     const wait = Date.parse(at) - clock.now() + 500;
-    if (wait > 0 && wait < 6 * 3600 * 1000) refreshTimer = setTimeout(load, wait);
+    // A boundary already passed that the server has not moved past yet: read again shortly.
+    if (wait < 6 * 3600 * 1000) refreshTimer = setTimeout(load, wait > 0 ? wait : 1000);
   }
 
   async function load() {
@@ -107,7 +116,9 @@
   function tick() {
     if (!clock.synced) return;
     $("server-clock").textContent = `服务器时间 ${fmt.time(clock.now())}`;
-    if (state && state.phase === "formal") $("phase-tips").textContent = tips(state);
+    if (state && (state.phase === "formal" || state.phase === "pre")) {
+      $("phase-tips").textContent = tips(state);
+    }
   }
 
   function onLive(event, stream) {
