@@ -103,7 +103,7 @@ class StaffOp:
 
 
 def _unit_label(unit: Unit) -> str:
-    return f"{unit.round.name} {unit.label}"
+    return f"{unit}（{unit.round.name}）"
 
 
 # Each runner: (object, cleaned form data, who) -> the success message; `who` holds the
