@@ -87,6 +87,6 @@ class SessionSerializer(serializers.Serializer):
 class AllocationSerializer(serializers.Serializer):
     unit = UnitSerializer()
     how = serializers.CharField()
-    how_label = serializers.CharField(source="get_how_display")
+    how_label = serializers.CharField()
     at = serializers.DateTimeField()
     ledger_seq = serializers.IntegerField()

@@ -23,8 +23,16 @@ class UnitNotFound(DomainError):
 
 
 def declaration_current(*, state: FamilyState, phase: str) -> tuple[str, str]:
+    seat = state.current or state.upcoming
+    words = phase
+    if (
+        phase == Declaration.Phase.FORMAL
+        and seat
+        and seat.session.kind == Session.Kind.SUPPLEMENTARY
+    ):
+        words = "supplementary"  # 补选声明: the same rules, said as 补选
     text = declaration_text(
-        phase, cart_limit=state.round.cart_limit, window_seconds=state.round.window_seconds
+        words, cart_limit=state.round.cart_limit, window_seconds=state.round.window_seconds
     )
     return text, text_version(text)
 

@@ -54,7 +54,7 @@ def allocation_events(allocations: list[Allocation]) -> list[tuple[str, str, dic
                 {
                     "unit": unit,
                     "how": allocation.how,
-                    "how_label": allocation.get_how_display(),
+                    "how_label": allocation.how_label,
                     "ledger_seq": allocation.ledger_seq,
                 },
             )

@@ -60,7 +60,7 @@ def results_table(*, round_id: int) -> list[list[Any]]:
             rows.append(
                 head
                 + [_session_label(allocation.session), str(unit), unit.get_layout_display()]
-                + [unit.area, unit.monthly_rent, allocation.get_how_display(), at]
+                + [unit.area, unit.monthly_rent, allocation.how_label, at]
                 + [allocation.ledger_seq]
             )
         else:

@@ -295,6 +295,14 @@ class Allocation(models.Model):
             models.UniqueConstraint(fields=["round", "family"], name="one_unit_per_family"),
         ]
 
+    @property
+    def how_label(self) -> str:
+        """How it was decided, in the words of its session: a confirmation in a supplementary
+        session is 家庭确认补选."""
+        if self.how == self.How.CONFIRMED and self.session.kind == Session.Kind.SUPPLEMENTARY:
+            return "家庭确认补选"
+        return self.get_how_display()
+
 
 class GiveUp(models.Model):
     """主动放弃: explicit, asked twice, irreversible; bars supplementary selection."""

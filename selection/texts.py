@@ -24,10 +24,20 @@ DECLARATION = {
         "四、正选时间结束时仍未确认的，系统将自动为您选定意向房源中未被其他家庭选定的第一序位房源。\n"
         "五、主动放弃选房的，不能申请补选。"
     ),
+    # The formal declaration of a supplementary session (补选): the same rules in its words.
+    "supplementary": (
+        "补选声明\n"
+        "一、补选时间为{window_minutes}分钟，以系统服务器时间为准。\n"
+        "二、点击「同步预选房源」后，补选页面中新选择的意向房源将被预选房源覆盖。\n"
+        "三、点击「确认补选」并提交后，选房结果不可更改，补选场次结束。\n"
+        "四、补选时间结束时仍未确认的，系统将自动为您选定意向房源中未被其他家庭选定的第一序位房源。\n"
+        "五、主动放弃选房的，本批次不再为您安排选房。"
+    ),
 }
 
 
 def declaration_text(phase: str, *, cart_limit: int, window_seconds: int) -> str:
+    """`phase` is "pre", "formal" or "supplementary" (the formal phase of a 补选 session)."""
     return DECLARATION[phase].format(
         cart_limit=cart_limit, window_minutes=max(1, window_seconds // 60)
     )

@@ -35,6 +35,11 @@
     try {
       const data = await call("GET", `/api/v1/selection/${rid}/declaration/${phase}/`);
       const [title, ...lines] = data.text.split("\n");
+      if (title.startsWith("补选")) {
+        /* a supplementary session's declaration: the page says 补选, not 正选 */
+        document.querySelector(".anju-titlebar__title").textContent = "补选声明";
+        document.title = document.title.replace("正选声明", "补选声明");
+      }
       article.replaceChildren(
         el("h2", { class: "anju-declaration__title", text: title }),
         ...lines.map((line) => el("p", { text: line })),

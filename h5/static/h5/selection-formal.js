@@ -149,10 +149,36 @@
   const ofThisSession = (event, stream) =>
     stream.startsWith("session.") && event.data.session && event.data.session.id === sessionId;
 
+  /* Staff withdrew (撤回) or restored a unit: the server already took it out of the formal
+   * cart. Redraw from the server's cart and list; the family whose cart held it is told. */
+  async function unitWithdrawn(unit, mine) {
+    try {
+      const [current, answer] = await Promise.all([
+        call("GET", `${api}/cart/formal/`),
+        fetchUnits(),
+      ]);
+      if (!busy) cart = current;
+      if (answer) units = sel.keepRows(units, answer);
+      if (selected === unit.id && !itemOf(unit.id)) selected = null;
+      draw();
+    } catch (failure) {
+      await showFailure(failure);
+      return;
+    }
+    if (mine) toast(`${unitName(unit)} 已被工作人员撤回，已从购物车移除`, { ms: 3000 });
+  }
+
   function onLive(event, stream) {
     switch (event.type) {
       case "selection.unit_taken":
         unitTaken(event.data.unit);
+        break;
+      case "selection.cart_unit_withdrawn":
+        unitWithdrawn(event.data.unit, true);
+        break;
+      case "selection.unit_withdrawn":
+      case "selection.unit_restored":
+        unitWithdrawn(event.data.unit, false);
         break;
       case "selection.session_last_call":
         if (ofThisSession(event, stream) && !lastCall) {

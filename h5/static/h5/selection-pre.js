@@ -153,12 +153,32 @@
     if (mine) toast(`购物车中的 ${unitName(unit)} 已被其他家庭选定`, { ms: 2500 });
   }
 
+  /* Staff withdrew (撤回) or restored a unit: the server already took it out of every open
+   * cart. Redraw from the server's cart and list; the family whose cart held it is told. */
+  async function unitWithdrawn(unit, mine) {
+    try {
+      const [current, answer] = await Promise.all([call("GET", `${api}/cart/pre/`), fetchUnits()]);
+      if (!busy) cart = current;
+      if (answer) units = answer;
+      draw();
+    } catch (failure) {
+      await showFailure(failure);
+      return;
+    }
+    if (mine) toast(`${unitName(unit)} 已被工作人员撤回，已从购物车移除`, { ms: 3000 });
+  }
+
   function onLive(event, stream) {
     if (over) return;
     switch (event.type) {
       case "selection.unit_taken":
         unitTaken(event.data.unit);
         break;
+      case "selection.cart_unit_withdrawn":
+        return unitWithdrawn(event.data.unit, true);
+      case "selection.unit_withdrawn":
+      case "selection.unit_restored":
+        return unitWithdrawn(event.data.unit, false);
       case "selection.session_opened":
       case "selection.session_closed":
         if (stream.startsWith("session.")) return phaseMoved();
