@@ -7,6 +7,7 @@ The family's phone, open on its pre-selection page, is told live and the unit le
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -137,3 +138,34 @@ def test_a_reviewer_gets_the_chinese_403_on_an_operators_page(desktop, orm):
     assert "无权访问此页面" in body and "审核员" in body and "Forbidden" not in body
     desktop.screenshot(path="test-results/staff_reviewer_403.png", full_page=True)
     assert orm(_status, world["unit"]) == "available"
+
+
+def _session1() -> dict:
+    from selection.models import Session
+
+    s1 = Session.objects.get(order=1)
+    moved = timezone.localtime(s1.starts_at) + timedelta(minutes=2)
+    return {"id": s1.pk, "new_start": moved.strftime("%Y-%m-%dT%H:%M"), "new_hm": f"{moved:%H:%M}"}
+
+
+def test_operator_reschedules_and_the_familys_page_shows_the_new_time(page, desktop, orm):
+    world = orm(_world)
+    s1 = orm(_session1)
+    log_in(page, orm, world["applicant"])
+    page.goto(f"/h5/selection/{world['round']}/pre/")
+    expect(page.locator("#phasebar")).to_contain_text("您的正选时间")
+    assert f"{s1['new_hm']}–" not in page.inner_text("#phasebar")
+
+    url = f"/admin/selection/session/{s1['id']}/change/"
+    _staff_login(desktop, "operator", url)
+    desktop.get_by_role("link", name="场次改期").click()
+    assert "本场家庭将收到改期短信" in desktop.inner_text("#content-main")
+    desktop.fill("#id_starts_at", s1["new_start"])
+    desktop.fill("#id_reason", "系统维护，顺延两分钟")
+    desktop.get_by_role("button", name="场次改期").click()
+    desktop.wait_for_url(re.compile(re.escape(url) + "$"))
+    expect(desktop.locator(".messagelist")).to_contain_text("已改期至")
+
+    # the family's open page moves to the new time by itself
+    expect(page.locator("#phasebar")).to_contain_text(f"{s1['new_hm']}–")
+    page.screenshot(path="test-results/staff_rescheduled_phone.png")

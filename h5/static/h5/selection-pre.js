@@ -183,6 +183,9 @@
       case "selection.session_closed":
         if (stream.startsWith("session.")) return phaseMoved();
         break;
+      case "selection.session_rescheduled":
+        if (stream.startsWith("session.")) return sessionRescheduled();
+        break;
       case "selection.result_assigned":
       case "selection.gave_up":
         return phaseMoved();
@@ -209,6 +212,24 @@
     draw();
   }
 
+  function drawPhasebar(state) {
+    const next = state.next_session;
+    $("phasebar").textContent = next
+      ? `预选进行中 · 您的${sel.selectingWord(next)}时间 ${fmt.window(next)}`
+      : "预选进行中";
+  }
+
+  /* Staff moved this family's session (改期): show the new time. */
+  async function sessionRescheduled() {
+    try {
+      const state = await call("GET", `${api}/state/`);
+      if (state.phase !== "pre") phaseNotice(state);
+      else drawPhasebar(state);
+    } catch (failure) {
+      await showFailure(failure);
+    }
+  }
+
   async function start() {
     const page = $("page");
     try {
@@ -221,10 +242,7 @@
         window.location.replace(`/h5/selection/${rid}/declaration/pre/`);
         return;
       }
-      const next = state.next_session;
-      $("phasebar").textContent = next
-        ? `预选进行中 · 您的${sel.selectingWord(next)}时间 ${fmt.window(next)}`
-        : "预选进行中";
+      drawPhasebar(state);
       const [filters, current] = await Promise.all([
         call("GET", `${api}/unit-filters/`),
         call("GET", `${api}/cart/pre/`),

@@ -129,6 +129,7 @@
         return load();
       case "selection.session_opened":
       case "selection.session_closed":
+      case "selection.session_rescheduled": // staff moved this family's session: new times
         return stream.startsWith("session.") ? load() : undefined;
       default:
         return undefined;
