@@ -182,3 +182,28 @@ def test_supervisor_staff_allocation_refused_while_the_session_is_open(staff):
     status, text = page(supervisor, op_url(family, "allocate"), data)
     assert "该家庭的选房场次尚未结束" in errors(text)
     assert not Allocation.objects.exists()
+
+
+def test_a_held_unit_cannot_be_withdrawn_from_its_page(staff):
+    from django.db import transaction
+
+    operator = staff("operator")
+    unit = Unit.objects.filter(status="available").first()
+    family = Family.objects.get(rank=1)
+    with transaction.atomic():  # held: an allocation behind the 已选 status (the DB guard)
+        Allocation.objects.create(
+            round=unit.round,
+            unit=unit,
+            family=family,
+            session=Session.objects.get(order=1),
+            how=Allocation.How.STAFF,
+            at=localtime(),
+            ledger_seq=10**9,
+        )
+        Unit.objects.filter(pk=unit.pk).update(status=Unit.Status.TAKEN)
+    text = page(operator, f"/admin/selection/unit/{unit.pk}/change/")[1]
+    assert "撤回房源" not in text  # not offered...
+    status, text = page(operator, op_url(unit, "withdraw"), {"reason": "开发商通知漏水维修"})
+    assert status == 200 and "已被选定，不能撤回" in errors(text)  # ...and refused if forced
+    unit.refresh_from_db()
+    assert unit.status == Unit.Status.TAKEN
