@@ -115,6 +115,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Check every event payload against its schema (events/schemas.py) as it is recorded: on in
+# development and in the test suite, off in production (where the check would only cost time).
+EVENTS_CHECK_PAYLOADS = env_bool("EVENTS_CHECK_PAYLOADS", DEBUG)
+
 # History is read-only in the admin: staff change service-owned fields through the services,
 # so "revert to this version" (a direct write of every field) stays off.
 SIMPLE_HISTORY_REVERT_DISABLED = True

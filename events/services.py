@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection
 
 from events.models import Event, Stream
@@ -43,7 +44,12 @@ def events_record(*, events: Iterable[tuple[str, str, dict]], now: datetime) -> 
     here: realtime's relay sends committed events, so a rolled-back change sends nothing."""
     assert connection.in_atomic_block, "events are recorded inside the change's transaction"
     by_stream: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+    check = settings.EVENTS_CHECK_PAYLOADS
     for stream, kind, data in events:
+        if check:
+            from events.schemas import payload_check
+
+            payload_check(kind, data)
         by_stream[stream].append((kind, data))
     rows = []
     lasts = _reserve({stream: len(items) for stream, items in by_stream.items()}, now)

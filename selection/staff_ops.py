@@ -381,14 +381,11 @@ def session_reschedule(
                 "supplementary_too_early",
                 "改期后补选申请截止时间将晚于已安排的补选场次，请先调整补选场次",
             )
+        moved = {"session": session_json(session)}  # as every session event carries it
         events_record(
             events=[
-                (
-                    session_stream(session.pk),
-                    "selection.session_rescheduled",
-                    session_json(session),
-                ),
-                (round_stream(round_id), "selection.session_rescheduled", session_json(session)),
+                (session_stream(session.pk), "selection.session_rescheduled", moved),
+                (round_stream(round_id), "selection.session_rescheduled", moved),
             ],
             now=now,
         )
