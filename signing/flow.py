@@ -25,7 +25,11 @@ from signing.models import Agreement, ConsentKind, ConsentText, QrTicket, Signat
 from signing.phone import phone_session_still_live
 from signing.services import agreement_lock
 from signing.signature import character_clean
-from signing.transitions import signing_window_check, transition_apply
+from signing.transitions import (
+    agreement_signable_check,
+    signing_window_check,
+    transition_apply,
+)
 from sms.models import Purpose
 from sms.services import sms_code_send, sms_code_verify
 
@@ -42,10 +46,7 @@ def _open(
         phone_session_still_live(session_id=ctx.signing_session, now=now)
     if agreement.family.main_applicant_id != applicant.pk:
         raise NotAllowed("agreement_not_yours", "该协议不属于您，只有主申请人本人可以签署")
-    if agreement.status != Agreement.Status.PENDING:
-        raise Conflict(
-            "agreement_not_pending", f"协议当前状态为「{agreement.get_status_display()}」，不能签署"
-        )
+    agreement_signable_check(agreement)
     signing_window_check(agreement, now)
     lease_flow_gate(agreement)
 

@@ -23,6 +23,7 @@ from stdnum import luhn
 
 from accounts.models import Applicant, Family
 from accounts.services import audit_record
+from accounts.validators import mobile_clean
 from core.context import RequestContext
 from core.errors import Conflict, DomainError, NotAllowed, ValidationFailed
 from core.locking import lock_get
@@ -45,7 +46,6 @@ from sms.models import Purpose
 from sms.services import sms_code_send, sms_code_verify
 
 Step = Agreement.Step
-MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
 WINDOW_CLOSES_AT_HOUR = 18  # 18:00 Shenzhen time, as guide 001's window
 
 
@@ -217,11 +217,7 @@ def _phone_subject(applicant: Applicant, mobile: str) -> str:
 
 
 def _new_mobile(applicant: Applicant, mobile: str) -> str:
-    mobile = (mobile or "").strip()
-    if not MOBILE_RE.match(mobile):
-        raise ValidationFailed(
-            "mobile_invalid", "请输入正确的11位手机号码", fields={"mobile": ["格式不正确"]}
-        )
+    mobile = mobile_clean(mobile)  # the one mobile rule and code (`invalid_mobile`)
     if mobile == applicant.mobile:
         raise ValidationFailed(
             "mobile_unchanged", "新手机号码与当前号码相同", fields={"mobile": ["与当前号码相同"]}
@@ -233,7 +229,7 @@ def lease_phone_code_send(
     *, lease: Lease, applicant: Applicant, mobile: str, ctx: RequestContext, now: datetime
 ) -> None:
     """The SMS code for a phone change, sent to the NEW number (proving the applicant holds
-    it). Only before the contract is signed. Raises `mobile_invalid`, `mobile_unchanged`,
+    it). Only before the contract is signed. Raises `invalid_mobile`, `mobile_unchanged`,
     `lease_not_open`, `signing_closed`, the SMS throttles."""
     mobile = _new_mobile(applicant, mobile)
     agreement = lease.agreement

@@ -40,6 +40,7 @@ from events.streams import qr_stream
 from signing.evidence import evidence_append
 from signing.models import Agreement, FaceCheck, Lease, QrScan, QrTicket, SigningSession
 from signing.services import agreement_lock
+from signing.transitions import agreement_signable_check
 
 Step = Agreement.Step
 Purpose = QrTicket.Purpose
@@ -118,15 +119,10 @@ def _stage_of_lease(agreement: Agreement) -> str | None:
 def _check_ticket_current(ticket: QrTicket, agreement: Agreement) -> None:
     """A ticket of a stage that is over (a face code after the face check passed) is
     refused: the desktop shows the code of the current stage."""
-    if agreement.status not in (Agreement.Status.PENDING, Agreement.Status.SIGNED):
-        raise NotAllowed(
-            "agreement_not_pending",
-            f"协议当前状态为「{agreement.get_status_display()}」，无需扫码",
-        )
+    agreement_signable_check(agreement, signed_too=True)
     current = _stage_of_lease(agreement)
     if current is None:  # an agreement of guide 001: one code for the whole flow
-        if agreement.status != Agreement.Status.PENDING:
-            raise NotAllowed("agreement_not_pending", "协议已签署，无需再次扫码")
+        agreement_signable_check(agreement)
         return
     if current != ticket.purpose:
         raise NotAllowed(

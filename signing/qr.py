@@ -21,6 +21,7 @@ from accounts.models import Applicant
 from core.errors import NotAllowed
 from core.urls import absolute_url
 from signing.models import Agreement, QrTicket
+from signing.transitions import agreement_signable_check
 
 SHORT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 QUIET_ZONE = 6  # modules; the standard asks 4, a screenshot cropped by a thumb needs more
@@ -42,8 +43,7 @@ def qr_ticket_issue(
     `agreement_not_yours`, `signing_closed`, `agreement_not_pending`."""
     if agreement.family.main_applicant_id != applicant.pk:
         raise NotAllowed("agreement_not_yours", "该协议不属于您")
-    if agreement.status != Agreement.Status.PENDING:
-        raise NotAllowed("agreement_not_pending", "协议当前不可签署")
+    agreement_signable_check(agreement)
     if now >= agreement.window_ends_at:
         raise NotAllowed("signing_closed", "签约期限已过")
     return qr_ticket_create(

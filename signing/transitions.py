@@ -35,6 +35,22 @@ def signing_window_check(agreement: Agreement, now: datetime) -> None:
         raise NotAllowed("signing_closed", "签约期限已过")
 
 
+def agreement_signable_check(agreement: Agreement, *, signed_too: bool = False) -> None:
+    """The one "agreement is signable" rule: 409 `agreement_not_pending` unless the agreement
+    is 待签署 (or, with `signed_too`, already signed and in a lease's later stages). Every path
+    that signs, scans or checks a face asks this, so the answer is the same everywhere."""
+    allowed = (
+        (Agreement.Status.PENDING, Agreement.Status.SIGNED)
+        if signed_too
+        else (Agreement.Status.PENDING,)
+    )
+    if agreement.status not in allowed:
+        raise Conflict(
+            "agreement_not_pending",
+            f"协议当前状态为「{agreement.get_status_display()}」，不能签署",
+        )
+
+
 def transition_check(agreement: Agreement, target: str) -> None:
     """Raise `invalid_transition` unless `agreement` may move to `target`."""
     if target not in ALLOWED[agreement.status]:

@@ -20,7 +20,7 @@ from signing.evidence import evidence_append
 from signing.face import get_provider
 from signing.face.base import FaceOrderUnknown, FaceResult, FaceResultPending, FaceStart
 from signing.models import Agreement, FaceCheck
-from signing.transitions import signing_window_check
+from signing.transitions import agreement_signable_check, signing_window_check
 
 logger = logging.getLogger("anju.face")
 
@@ -35,19 +35,12 @@ def _check_can_start(agreement: Agreement, now: datetime, reverify: bool) -> Non
     if reverify:
         # A later stage's code opened on a phone that has not passed this attempt's face
         # check (signing/phone.py `face_reverify_needed`): the check proves the phone again.
-        if agreement.status not in (Agreement.Status.PENDING, Agreement.Status.SIGNED):
-            raise Conflict(
-                "agreement_not_pending",
-                f"协议当前状态为「{agreement.get_status_display()}」，不能签署",
-            )
+        agreement_signable_check(agreement, signed_too=True)
         signing_window_check(agreement, now)
         if agreement.step < Step.FACE_VERIFIED:
             raise Conflict("step_out_of_order", f"请先完成「{Step(agreement.step + 1).label}」")
         return
-    if agreement.status != Agreement.Status.PENDING:
-        raise Conflict(
-            "agreement_not_pending", f"协议当前状态为「{agreement.get_status_display()}」，不能签署"
-        )
+    agreement_signable_check(agreement)
     signing_window_check(agreement, now)
     if agreement.step != Step.IDENTITY_CONFIRMED:
         if agreement.step > Step.IDENTITY_CONFIRMED:
