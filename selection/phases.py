@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.db.models import Max
 
 from accounts.models import Family
-from core.errors import DomainError, NotAllowed
+from core.errors import Conflict, DomainError, NotAllowed
 from selection.models import Allocation, GiveUp, Round, Seat, Session
 
 
@@ -94,7 +94,7 @@ def family_state(*, family: Family, round_id: int, now: datetime) -> FamilyState
 
 def require_preselect(state: FamilyState) -> None:
     if state.allocation is not None:
-        raise NotAllowed("already_allocated", "您已选定房源")
+        raise Conflict("already_allocated", "您已选定房源")
     if state.gave_up:
         raise NotAllowed("gave_up", "您已主动放弃本次选房")
     if state.now < state.round.preselect_starts_at:
@@ -105,7 +105,7 @@ def require_preselect(state: FamilyState) -> None:
 
 def require_formal(state: FamilyState) -> Seat:
     if state.allocation is not None:
-        raise NotAllowed("already_allocated", "您已选定房源")
+        raise Conflict("already_allocated", "您已选定房源")
     if state.gave_up:
         raise NotAllowed("gave_up", "您已主动放弃本次选房")
     if state.current is None:

@@ -34,6 +34,7 @@ from core.locking import lock_first, lock_rows
 from events.services import events_record
 from events.streams import family_stream, round_stream, session_stream
 from selection.allocation import record_allocations
+from selection.carts import UnitNotFound
 from selection.events import session_json, unit_json
 from selection.ledger import LedgerWriter
 from selection.models import (
@@ -75,7 +76,7 @@ def unit_withdraw(
     reason = reason_clean(reason)
     unit = Unit.objects.filter(pk=unit_id).select_related("round").first()
     if unit is None:
-        raise ValidationFailed("unit_not_found", "房源不存在")
+        raise UnitNotFound()
     with transaction.atomic():
         # Families before the unit, as every selection service locks them.
         holders = _cart_holders(unit)
@@ -183,7 +184,7 @@ def unit_restore(
     with transaction.atomic():
         unit = lock_first(Unit.objects.filter(pk=unit_id).select_related("round"))
         if unit is None:
-            raise ValidationFailed("unit_not_found", "房源不存在")
+            raise UnitNotFound()
         if unit.status != Unit.Status.WITHDRAWN:
             raise Conflict("unit_not_withdrawn", f"房源{unit.label}未撤回，无需恢复")
         unit.status = Unit.Status.AVAILABLE
@@ -239,7 +240,7 @@ def allocation_by_staff(
         raise ValidationFailed("family_not_found", "家庭不存在")
     unit = Unit.objects.filter(pk=unit_id).first()
     if unit is None:
-        raise ValidationFailed("unit_not_found", "房源不存在")
+        raise UnitNotFound()
     round_id = unit.round_id
     with transaction.atomic():
         lock_first(Family.objects.filter(pk=family.pk))

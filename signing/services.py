@@ -371,7 +371,7 @@ def agreement_push(
     with transaction.atomic():
         agreement = agreement_lock(agreement_id)
         if agreement.status != Agreement.Status.PENDING:
-            raise NotAllowed("invalid_transition", "只有待签字的协议可以推送")
+            raise Conflict("invalid_transition", "只有待签字的协议可以推送")
         agreement.pushed_at = now
         agreement.save(update_fields=["pushed_at"])
         applicant = agreement.family.main_applicant
@@ -441,7 +441,7 @@ def agreement_abandon(
         agreement = agreement_lock(agreement_id)
         text = ABANDON_DECLARATION.format(title=agreement.title)
         if declaration_version != hashlib.sha256(text.encode()).hexdigest():
-            raise ValidationFailed("declaration_outdated", "声明内容已更新，请刷新后重新确认")
+            raise Conflict("declaration_outdated", "声明内容已更新，请刷新后重新确认")
         fields = transition_apply(agreement, Agreement.Status.ABANDONED)
         agreement.closed_at = now
         agreement.save(update_fields=[*fields, "closed_at"])
