@@ -12,7 +12,7 @@ from simple_history.template_utils import HistoricalRecordContextHelper
 
 from accounts.models import Applicant, AuditEntry, DeviceSession, Family, Layout, User
 from accounts.services import audit_record
-from selection.admin_ops import StaffOpsMixin
+from selection.admin_ops import STAFF_OPS_FORM, StaffOpsMixin
 
 
 class AuditedModelAdmin(admin.ModelAdmin):
@@ -137,6 +137,7 @@ class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
 
 @admin.register(Applicant)
 class ApplicantAdmin(StaffOpsMixin, HistoryAdmin):
+    change_form_template = STAFF_OPS_FORM
     list_display = ("real_name", "id_number_shown", "mobile_shown", "created_at")
     search_fields = ("real_name", "=id_number", "=mobile")
     # The ID number keys the family import; the mobile changes only through the SMS-proved
@@ -157,6 +158,7 @@ class ApplicantAdmin(StaffOpsMixin, HistoryAdmin):
 
 @admin.register(Family)
 class FamilyAdmin(StaffOpsMixin, HistoryAdmin):
+    change_form_template = STAFF_OPS_FORM
     list_display = ("rank", "applicant_name", "household_size", "layouts")
     search_fields = ("=rank", "main_applicant__real_name", "=main_applicant__id_number")
     list_select_related = ("main_applicant",)

@@ -56,7 +56,8 @@ def _string(node: ast.AST | None) -> str | None:
         return node.value
     if isinstance(node, ast.JoinedStr):  # an f-string message: its literal parts
         return "".join(
-            part.value if isinstance(part, ast.Constant) else "…" for part in node.values
+            part.value if isinstance(part, ast.Constant) and isinstance(part.value, str) else "…"
+            for part in node.values
         )
     return None
 
@@ -68,7 +69,7 @@ def _keyword(call: ast.Call, name: str) -> ast.AST | None:
 class _Scan(ast.NodeVisitor):
     def __init__(self, module: str, found: dict[str, ErrorCode], classes: dict[str, str]):
         self.module, self.found, self.classes = module, found, classes
-        self.tuples: dict[str, list[ast.AST]] = {}  # module-level NAME = ("code", "message")
+        self.tuples: dict[str, list[ast.expr]] = {}  # module-level NAME = ("code", "message")
 
     def visit_Module(self, node: ast.Module) -> None:
         for stmt in node.body:
@@ -127,7 +128,7 @@ class _Scan(ast.NodeVisitor):
                 and body.func.id == "error_body"
                 and isinstance(status, ast.Constant)
             ):
-                args = list(body.args)
+                args: list[ast.expr] = list(body.args)
                 if (
                     args
                     and isinstance(args[0], ast.Starred)
@@ -136,7 +137,7 @@ class _Scan(ast.NodeVisitor):
                     args = self.tuples.get(args[0].value.id, [])  # error_body(*CONSTANT)
                 code = _string(args[0]) if args else None
                 message = _string(args[1]) if len(args) > 1 else None
-                self.add(code, status.value, message)
+                self.add(code, status.value if isinstance(status.value, int) else None, message)
         self.generic_visit(node)
 
 

@@ -30,7 +30,7 @@ class UnitPayload(Strict):
     id = serializers.IntegerField()
     building = serializers.CharField()
     number = serializers.CharField()
-    label = serializers.CharField(help_text="楼栋-房号")
+    label = serializers.CharField(help_text="楼栋-房号")  # type: ignore[assignment]  # a payload key (DRF pops declared fields)
     layout = serializers.CharField()
     layout_label = serializers.CharField()
     orientation = serializers.CharField()
@@ -83,16 +83,16 @@ class CartUnitWithdrawn(Strict):
 
 
 class Label(Strict):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a payload key (DRF pops declared fields)
 
 
 class QrStep(Strict):
     step = serializers.IntegerField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a payload key (DRF pops declared fields)
 
 
 class QrTakenOver(Strict):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a payload key (DRF pops declared fields)
     ended_session = serializers.IntegerField(help_text="the phone session that stops")
 
 

@@ -51,7 +51,7 @@ def events_record(*, events: Iterable[tuple[str, str, dict]], now: datetime) -> 
 
             payload_check(kind, data)
         by_stream[stream].append((kind, data))
-    rows = []
+    rows: list[Event] = []
     lasts = _reserve({stream: len(items) for stream, items in by_stream.items()}, now)
     for stream in sorted(by_stream):
         items = by_stream[stream]

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from accounts.admin import HistoryAdmin, ReadOnlyAdmin
 from selection import admin_views
-from selection.admin_ops import StaffOpsMixin
+from selection.admin_ops import STAFF_OPS_FORM, StaffOpsMixin
 from selection.models import Allocation, Round, Seat, Session, SupplementaryApplication, Unit
 
 
@@ -62,7 +62,7 @@ class RoundAdmin(HistoryAdmin):
 
 @admin.register(Session)
 class SessionAdmin(StaffOpsMixin, HistoryAdmin):
-    change_form_template = None  # admin/selection/session/change_form.html: live view + ops
+    # (admin/selection/session/change_form.html: the live view link and the operations)
     list_display = ("__str__", "kind", "starts_at", "ends_at", "status", "live_link")
     list_filter = ("round", "kind", "status")
     inlines = [SeatInline]
@@ -107,6 +107,7 @@ class SessionAdmin(StaffOpsMixin, HistoryAdmin):
 
 @admin.register(Unit)
 class UnitAdmin(StaffOpsMixin, HistoryAdmin):
+    change_form_template = STAFF_OPS_FORM
     list_display = ("__str__", "floor", "layout", "orientation", "area", "monthly_rent", "status")
     list_filter = ("round", "building", "layout", "orientation", "status")
     search_fields = ("building", "number")

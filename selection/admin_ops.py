@@ -28,6 +28,7 @@ from core.errors import DomainError
 from selection import staff_ops
 from selection.models import Round, Session, Unit
 
+STAFF_OPS_FORM = "admin/staff_ops_change_form.html"
 REASON_HELP = "记入审计日志和变更记录，4至100字"
 
 
@@ -306,9 +307,8 @@ def op_view(model_admin, request, object_id, op: StaffOp):
 
 class StaffOpsMixin:
     """For a ModelAdmin: the model's operations as pages, and their links among the object
-    tools of the change (or view) page."""
-
-    change_form_template = "admin/staff_ops_change_form.html"
+    tools of the change (or view) page (`staff_ops` in the context; the admin's
+    change_form_template shows them, e.g. STAFF_OPS_FORM)."""
 
     def get_urls(self):
         return [*op_urls(self), *super().get_urls()]

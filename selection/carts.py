@@ -157,6 +157,7 @@ def _lock_for_edit(state: FamilyState, kind: str) -> None:
     close)."""
     _lock_family(state.family)
     if kind == CartItem.Kind.FORMAL:
+        assert state.current is not None  # _editable allowed a formal edit: a window is open
         session_open_recheck(session_id=state.current.session_id, now=state.now)
 
 

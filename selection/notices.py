@@ -39,7 +39,7 @@ def supplementary_scheduled_sms(*, session: Session, families: list[Family], now
     return sent
 
 
-RESULT_HOW = {
+RESULT_HOW: dict[str, str] = {
     Allocation.How.CONFIRMED: "您已确认选定",
     Allocation.How.AUTO: "系统已为您自动选定",
     Allocation.How.STAFF: "工作人员已为您分配",

@@ -124,6 +124,7 @@ def my_result(*, family: Family, round_id: int, now: datetime) -> MyResult:
         and application is None
         and state.allocation is None
         and not state.gave_up
+        and deadline is not None
         and formal.session.ends_at <= now < deadline
     )
     return MyResult(

@@ -77,14 +77,18 @@ class OidcConfig:
     @classmethod
     def from_settings(cls) -> OidcConfig:
         conf = settings.OIDC
+
+        def text(key: str) -> str:
+            return str(conf.get(key) or "")
+
         return cls(
-            issuer=conf.get("ISSUER", ""),
-            client_id=conf.get("CLIENT_ID", ""),
-            client_secret=conf.get("CLIENT_SECRET", ""),
-            scopes=conf.get("SCOPES", "") or "openid",
-            id_number_claim=conf.get("ID_NUMBER_CLAIM", "") or "id_card_no",
-            name_claim=conf.get("NAME_CLAIM", "") or "name",
-            timeout=float(conf.get("TIMEOUT_SECONDS", 5)),
+            issuer=text("ISSUER"),
+            client_id=text("CLIENT_ID"),
+            client_secret=text("CLIENT_SECRET"),
+            scopes=text("SCOPES") or "openid",
+            id_number_claim=text("ID_NUMBER_CLAIM") or "id_card_no",
+            name_claim=text("NAME_CLAIM") or "name",
+            timeout=float(str(conf.get("TIMEOUT_SECONDS") or 5)),
         )
 
     @property
