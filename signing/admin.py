@@ -140,10 +140,10 @@ class AgreementTemplateAdmin(admin.ModelAdmin):
                         now=timezone.now(),
                     )
                 except DomainError as exc:
-                    for field, errors in (exc.fields or {}).items():
-                        if field in form.fields:
+                    for name, errors in (exc.fields or {}).items():
+                        if name in form.fields:
                             for error in errors:
-                                form.add_error(field, error)
+                                form.add_error(name, error)
                     messages.error(request, exc.message)
                 else:
                     note = f"，v{base.version} 保持不变" if base is not None else ""

@@ -52,7 +52,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -99,6 +99,14 @@ class IssuedCertificate:
 
     cert: x509.Certificate
     key: ec.EllipticCurvePrivateKey
+
+
+def _ca_public_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+    """A CA certificate's key: the CAs this module makes are EC (imported ones may be RSA)."""
+    key = cert.public_key()
+    if not isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
+        raise ValueError(f"unsupported CA key type {type(key).__name__}")
+    return key
 
 
 def ca_dir() -> Path:
@@ -183,7 +191,7 @@ def _leaf_builder(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key()),
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(_ca_public_key(issuer_cert)),
             critical=False,
         )
     )

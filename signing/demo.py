@@ -19,6 +19,7 @@ def demo_signing_load(*, now: datetime | None = None) -> list[Agreement]:
     now = now or timezone.now()
     texts_seed()
     template = template_newest(kind=TemplateKind.RENT_SUBSIDY)  # new agreements: newest version
+    assert template is not None  # texts_seed made version 1
     agreements = []
     for family in Family.objects.filter(rank__in=DEMO_RANKS).select_related("main_applicant"):
         existing = (

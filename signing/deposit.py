@@ -181,7 +181,7 @@ def deposit_notice_apply(
     `payment_currency_mismatch`, `payment_merchant_mismatch`, `payment_not_success`,
     `payment_conflict`: another transaction id for a paid order) after recording it with
     `deposit_notice_refused` evidence."""
-    refused: PaymentRefused | None = None
+    refused: PaymentRefused | PaymentOrderUnknown | None = None
     with transaction.atomic():
         found = (
             DepositPayment.objects.filter(

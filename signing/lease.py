@@ -50,7 +50,7 @@ WINDOW_CLOSES_AT_HOUR = 18  # 18:00 Shenzhen time, as guide 001's window
 
 
 # The QR code each stage shows on the desktop.
-QR_PURPOSE = {
+QR_PURPOSE: dict[str, str] = {
     Stage.FACE: QrTicket.Purpose.FACE,
     Stage.CONTRACT: QrTicket.Purpose.SIGN,
     Stage.DEPOSIT: QrTicket.Purpose.DEPOSIT,
@@ -390,8 +390,9 @@ def lease_bank_confirm(
         lease, agreement = _locked(lease.pk)
         signing_window_check(agreement, now)
         _stage_required(lease, agreement, Stage.INFO)
-        photos = {side: card_photo_current(lease=lease, side=side) for side in CardPhoto.Side}
-        if not all(photos.values()):
+        found = {side: card_photo_current(lease=lease, side=side) for side in CardPhoto.Side}
+        photos = {side: photo for side, photo in found.items() if photo is not None}
+        if len(photos) != len(found):
             raise ValidationFailed("card_photos_required", "请上传银行卡正反面照片")
         lease.bank, lease.account_number, lease.account_holder = bank, number, holder
         lease.bank_attempt = agreement.attempt

@@ -73,7 +73,7 @@ BODY_SIZE, LEADING, TITLE_SIZE = 11.0, 19.0, 18.0
 FOOTER_Y = 32.0
 # The signature block sits at the bottom of the last page; its top edge:
 BLOCK_TOP = MARGIN_BOTTOM + 250.0
-SEAL_BOX = (84, MARGIN_BOTTOM + 86, 204, MARGIN_BOTTOM + 206)  # x1, y1, x2, y2 (points)
+SEAL_BOX = (84, int(MARGIN_BOTTOM) + 86, 204, int(MARGIN_BOTTOM) + 206)  # x1, y1, x2, y2 (points)
 CHAR_ROW = (312.0, MARGIN_BOTTOM + 122.0, PAGE_W - MARGIN_X)  # x1, y of the boxes' foot, x2
 CHAR_BOX_MAX, CHAR_GAP = 52.0, 6.0
 SIGNATURE_RESERVED = 8192  # bytes for each CMS signature container
@@ -327,6 +327,7 @@ async def _sign_at(
         pdf_cms_signed_attrs=PdfCMSSignedAttributes(signing_time=now),
     )
     await signed.post_signature_processing(output)
+    assert isinstance(output, io.BytesIO)  # digest_tbs_document writes to a fresh BytesIO
     return output.getvalue()
 
 
@@ -430,6 +431,11 @@ def pdf_seal_document(
     image as its appearance), in one incremental update. Locks nothing, reads no rows."""
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     fields.append_signature_field(
-        writer, fields.SigFieldSpec(sig_field_name=SEAL_FIELD, on_page=-1, box=box)
+        writer,
+        fields.SigFieldSpec(
+            sig_field_name=SEAL_FIELD,
+            on_page=-1,
+            box=(int(box[0]), int(box[1]), int(box[2]), int(box[3])),
+        ),
     )
     return _seal_sign(writer=writer, org_name=org_name, reason=reason, now=now)

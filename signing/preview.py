@@ -122,7 +122,7 @@ def _cache_set(key: str, value) -> None:
 
 # ------------------------------------------------------------------------ what is viewed
 
-_NOT_READY = {
+_NOT_READY: dict[str, str] = {
     Agreement.Status.PENDING: "协议尚未签字，签字提交后即可在此查看协议。",
     Agreement.Status.VOID: "该协议已作废，没有可查看的协议文件。",
     Agreement.Status.ABANDONED: "您已放弃本次签约，没有可查看的协议文件。",

@@ -255,9 +255,9 @@ def texts_seed(*, now: datetime | None = None) -> None:
     from signing.services import body_sha256, template_newest, template_revise
 
     now = now or timezone.now()
-    for kind, (title, body) in CONSENTS.items():
+    for consent, (title, body) in CONSENTS.items():
         ConsentText.objects.get_or_create(
-            kind=kind, version=1, defaults={"title": title, "body": body}
+            kind=consent, version=1, defaults={"title": title, "body": body}
         )
     for kind, (title, body, organisation) in TEMPLATES.items():
         newest = template_newest(kind=kind)

@@ -82,7 +82,7 @@ LEASE_VARIABLES = frozenset(
         "debit_holder",
     }
 )
-TEMPLATE_VARIABLES = {
+TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {
     TemplateKind.LEASE: COMMON_VARIABLES | LEASE_VARIABLES,
     TemplateKind.RENT_SUBSIDY: COMMON_VARIABLES,
 }
@@ -121,8 +121,10 @@ def _template_variables(body: str) -> set[str]:
             names.add(lookups[0])
 
     for node in nodelist.get_nodes_by_type(VariableNode):
+        assert isinstance(node, VariableNode)
         add(node.filter_expression)
     for node in nodelist.get_nodes_by_type(IfNode):
+        assert isinstance(node, IfNode)
         for condition, _ in node.conditions_nodelists:
             stack = [condition]
             while stack:

@@ -19,7 +19,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     S.ABANDONED: frozenset(),
 }
 
-MESSAGES = {
+MESSAGES: dict[str, str] = {
     S.SIGNED: "协议已签字，等待工作人员审核",
     S.SEALED: "协议已盖章生效",
     S.VOID: "协议已作废（签约期限已过）",

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.errors import DomainError
+from core.errors import DomainError, Kind
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class FaceCallbackInvalid(DomainError):
 
     code = "face_callback_invalid"
     message = "人脸识别结果通知无效"
-    kind = "invalid"
+    kind: Kind = "invalid"
 
 
 class FaceOrderUnknown(FaceCallbackInvalid):
