@@ -6,74 +6,11 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
-from django.utils import timezone
-from simple_history.admin import SimpleHistoryAdmin
-from simple_history.template_utils import HistoricalRecordContextHelper
 
 from accounts.models import Applicant, AuditEntry, DeviceSession, Family, Layout, User
 from accounts.services import audit_record
-from selection.admin_ops import STAFF_OPS_FORM, StaffOpsMixin
-
-
-class AuditedModelAdmin(admin.ModelAdmin):
-    """Every add, change and delete through the admin also lands in AuditEntry, with the
-    staff member, the object and the changed fields."""
-
-    def _audit(self, request, obj, action: str, detail: dict) -> None:
-        audit_record(
-            actor=request.user,
-            action=f"admin.{obj._meta.model_name}.{action}",
-            target=f"{obj._meta.label}:{obj.pk} {obj}",
-            detail=detail,
-            ip=request.META.get("REMOTE_ADDR", ""),
-        )
-
-    def log_addition(self, request, obj, message):
-        self._audit(request, obj, "add", {"message": message})
-        return super().log_addition(request, obj, message)
-
-    def log_change(self, request, obj, message):
-        self._audit(request, obj, "change", {"message": message})
-        return super().log_change(request, obj, message)
-
-    def log_deletions(self, request, queryset):
-        for obj in queryset:
-            self._audit(request, obj, "delete", {})
-        return super().log_deletions(request, queryset)
-
-
-class ChineseHistoryHelper(HistoricalRecordContextHelper):
-    """History values as staff read them: choice labels (已选, not taken), layouts by name,
-    times in Beijing time."""
-
-    def prepare_delta_change_value(self, change, value):
-        field = self.model._meta.get_field(change.field)
-        if field.choices and not isinstance(value, list):
-            return dict(field.flatchoices).get(value, value)
-        if change.field == "eligible_layouts" and isinstance(value, list):
-            return "、".join(
-                Layout(code).label if code in Layout.values else code for code in value
-            )
-        if hasattr(value, "tzinfo") and value.tzinfo is not None:
-            return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
-        return super().prepare_delta_change_value(change, value)
-
-
-class HistoryAdmin(AuditedModelAdmin, SimpleHistoryAdmin):
-    """An audited admin whose 「历史记录」 page lists every saved change of the object field by
-    field (django-simple-history), with who made it and why. Read-only: reverting is off
-    (SIMPLE_HISTORY_REVERT_DISABLED) because service-owned fields change only through the
-    services."""
-
-    object_history_list_template = "admin/field_history.html"
-
-    def get_historical_record_context_helper(self, request, historical_record):
-        return ChineseHistoryHelper(self.model, historical_record)
-
-    def history_form_view(self, request, object_id, version_id, extra_context=None):
-        from django.core.exceptions import PermissionDenied
-
-        raise PermissionDenied  # the per-version form is a revert page: not offered
+from core.admin import AuditedModelAdmin, HistoryAdmin, ReadOnlyAdmin
+from core.admin_ops import STAFF_OPS_FORM, StaffOpsMixin
 
 
 def permission_denied(request, exception=None):
@@ -100,17 +37,6 @@ def permission_denied(request, exception=None):
         )
         return response.render()
     return default_permission_denied(request, exception)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @receiver(user_logged_in, dispatch_uid="anju.audit_staff_login")
@@ -159,6 +85,7 @@ class ApplicantAdmin(StaffOpsMixin, HistoryAdmin):
 @admin.register(Family)
 class FamilyAdmin(StaffOpsMixin, HistoryAdmin):
     change_form_template = STAFF_OPS_FORM
+    history_value_labels = {"eligible_layouts": dict(Layout.choices)}
     list_display = ("rank", "applicant_name", "household_size", "layouts")
     search_fields = ("=rank", "main_applicant__real_name", "=main_applicant__id_number")
     list_select_related = ("main_applicant",)

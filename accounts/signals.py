@@ -14,3 +14,17 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 device_session_ended = Signal()
+
+
+def audit_admin_change(sender, request, obj, action: str, detail: dict, **kwargs) -> None:
+    """core.admin announces every staff add / change / delete made in the admin; the audit
+    trail (this app's) records it."""
+    from accounts.services import audit_record
+
+    audit_record(
+        actor=request.user,
+        action=f"admin.{obj._meta.model_name}.{action}",
+        target=f"{obj._meta.label}:{obj.pk} {obj}",
+        detail=detail,
+        ip=request.META.get("REMOTE_ADDR", ""),
+    )

@@ -6,9 +6,12 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.admin import HistoryAdmin, ReadOnlyAdmin
-from selection import admin_views
-from selection.admin_ops import STAFF_OPS_FORM, StaffOpsMixin
+from core.admin import HistoryAdmin, ReadOnlyAdmin
+from core.admin_ops import STAFF_OPS_FORM, StaffOpsMixin
+from selection import (
+    admin_ops,  # noqa: F401  (registers the staff operations)
+    admin_views,
+)
 from selection.models import Allocation, Round, Seat, Session, SupplementaryApplication, Unit
 
 

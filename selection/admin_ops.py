@@ -1,7 +1,7 @@
-"""The staff operations' admin pages: one form, one service (selection.staff_ops or
-accounts.services), a Chinese message, nothing changed on a refusal. Each operation is a link
-among the object tools of its object's page (a unit, a session, a family, an applicant) and a
-page of its own at <object url>/<slug>/.
+"""The staff operations of selection day, registered with core.admin_ops: their forms and the
+service each calls (selection.staff_ops or accounts.services). Each operation is a link among
+the object tools of its object's page (a unit, a session, a family, an applicant) and a page
+of its own at <object url>/<slug>/.
 
 Who may do what, by Django permission (accounts.roles grants them): operators withdraw and
 restore units, reschedule sessions, change a family's rank and layouts and an applicant's
@@ -11,24 +11,15 @@ mobile; staff allocation (irreversible, outside the rank order) is for superviso
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from django import forms
-from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Layout
-from core.errors import DomainError
+from core.admin_ops import StaffOp, register_ops
 from selection import staff_ops
 from selection.models import Round, Session, Unit
 
-STAFF_OPS_FORM = "admin/staff_ops_change_form.html"
 REASON_HELP = "记入审计日志和变更记录，4至100字"
 
 
@@ -91,18 +82,6 @@ class MobileForm(forms.Form):
     reason = _reason_field()
 
 
-@dataclass(frozen=True)
-class StaffOp:
-    slug: str
-    label: str  # the link and the page title
-    perms: tuple[str, ...]
-    form: type[forms.Form]
-    run: Callable  # (obj, cleaned data, who) -> the success message
-    shown: Callable = lambda obj: True  # whether the link makes sense for this object now
-    intro: str = ""
-    confirm: str = ""  # a confirm() text before submitting, for what cannot be undone
-
-
 def _unit_label(unit: Unit) -> str:
     return f"{unit}（{unit.round.name}）"
 
@@ -157,163 +136,80 @@ def _mobile(applicant, data, who) -> str:
     return f"{applicant.real_name}的登记手机号码已更换，新旧号码均已发送通知短信"
 
 
-OPS: dict[str, dict[str, StaffOp]] = {
-    "unit": {
-        "withdraw": StaffOp(
-            slug="withdraw",
-            label="撤回房源",
-            perms=("selection.change_unit",),
-            form=ReasonForm,
-            run=_withdraw,
-            shown=lambda unit: unit.status == Unit.Status.AVAILABLE,
-            intro="撤回后该房源不再可选，并从尚未结束场次的家庭购物车中移除；相关家庭将收到"
-            "页面提醒和短信。已被选定的房源不能撤回。",
-            confirm="确定撤回该房源？相关家庭的购物车将移除该房源。",
-        ),
-        "restore": StaffOp(
-            slug="restore",
-            label="恢复房源",
-            perms=("selection.change_unit",),
-            form=ReasonForm,
-            run=_restore,
-            shown=lambda unit: unit.status == Unit.Status.WITHDRAWN,
-            intro="恢复后该房源重新可选（不会自动放回任何家庭的购物车）。",
-        ),
-    },
-    "session": {
-        "reschedule": StaffOp(
-            slug="reschedule",
-            label="场次改期",
-            perms=("selection.change_session",),
-            form=RescheduleForm,
-            run=_reschedule,
-            shown=lambda session: session.status == Session.Status.SCHEDULED,
-            intro="只能调整尚未开始的场次；时长不变，不能与其他场次重叠，正选场次须保持排位"
-            "顺序，补选场次须在补选申请截止之后。本场家庭将收到改期短信。",
-        ),
-    },
-    "family": {
-        "allocate": StaffOp(
-            slug="allocate",
-            label="工作人员分配房源",
-            perms=("selection.add_allocation",),
-            form=AllocationForm,
-            run=_allocate,
-            intro="仅用于该家庭选房场次已结束且未获得房源的情形（如系统故障）。分配记入选房"
-            "日志，家庭将收到选房结果短信，分配后不可撤销。",
-            confirm="确定为该家庭分配此房源？分配后不可撤销。",
-        ),
-        "rank": StaffOp(
-            slug="rank",
-            label="修改排位号",
-            perms=("accounts.change_family",),
-            form=RankForm,
-            run=_rank,
-            intro="已安排选房场次的家庭不能修改排位号。",
-        ),
-        "layouts": StaffOp(
-            slug="layouts",
-            label="修改可选户型",
-            perms=("accounts.change_family",),
-            form=LayoutsForm,
-            run=_layouts,
-            intro="已安排选房场次的家庭不能修改可选户型。",
-        ),
-    },
-    "applicant": {
-        "mobile": StaffOp(
-            slug="mobile",
-            label="更换登记手机号码",
-            perms=("accounts.change_applicant",),
-            form=MobileForm,
-            run=_mobile,
-            intro="请在核实申请人身份后操作。原号码和新号码都将收到通知短信；今后的验证码发送"
-            "至新号码。",
-        ),
-    },
-}
-
-
-def _ops(model_admin) -> dict[str, StaffOp]:
-    return OPS[model_admin.model._meta.model_name]
-
-
-def op_links(model_admin, request, obj) -> list[tuple[str, str]]:
-    """(label, url) of the operations this user may run on `obj` now."""
-    if obj is None:
-        return []
-    info = (model_admin.model._meta.app_label, model_admin.model._meta.model_name)
-    return [
-        (op.label, reverse(f"admin:{info[0]}_{info[1]}_{op.slug}", args=[obj.pk]))
-        for op in _ops(model_admin).values()
-        if request.user.has_perms(op.perms) and op.shown(obj)
-    ]
-
-
-def op_urls(model_admin) -> list:
-    info = (model_admin.model._meta.app_label, model_admin.model._meta.model_name)
-    urls = []
-    for op in _ops(model_admin).values():
-
-        def page(request, object_id, op=op):
-            return op_view(model_admin, request, object_id, op)
-
-        urls.append(
-            path(
-                f"<path:object_id>/{op.slug}/",
-                model_admin.admin_site.admin_view(page),
-                name=f"{info[0]}_{info[1]}_{op.slug}",
-            )
-        )
-    return urls
-
-
-def op_view(model_admin, request, object_id, op: StaffOp):
-    obj = model_admin.get_object(request, object_id)
-    if obj is None:
-        raise Http404("未找到该对象")
-    if not request.user.has_perms(op.perms):
-        raise PermissionDenied
-    form = op.form(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            who = {
-                "actor": request.user,
-                "ip": request.META.get("REMOTE_ADDR", "")[:64],
-                "now": timezone.now(),
-            }
-            message = op.run(obj, form.cleaned_data, who)
-        except DomainError as exc:
-            for field, errors in exc.fields.items():
-                if field in form.fields:
-                    for error in errors:
-                        form.add_error(field, error)
-            if not set(exc.fields) & set(form.fields):
-                form.add_error(None, exc.message)
-        else:
-            messages.success(request, message)
-            info = (model_admin.model._meta.app_label, model_admin.model._meta.model_name)
-            return HttpResponseRedirect(reverse(f"admin:{info[0]}_{info[1]}_change", args=[obj.pk]))
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,
-        "original": obj,
-        "title": f"{op.label}：{obj}",
-        "op": op,
-        "form": form,
+register_ops(
+    {
+        "unit": {
+            "withdraw": StaffOp(
+                slug="withdraw",
+                label="撤回房源",
+                perms=("selection.change_unit",),
+                form=ReasonForm,
+                run=_withdraw,
+                shown=lambda unit: unit.status == Unit.Status.AVAILABLE,
+                intro="撤回后该房源不再可选，并从尚未结束场次的家庭购物车中移除；相关家庭将收到"
+                "页面提醒和短信。已被选定的房源不能撤回。",
+                confirm="确定撤回该房源？相关家庭的购物车将移除该房源。",
+            ),
+            "restore": StaffOp(
+                slug="restore",
+                label="恢复房源",
+                perms=("selection.change_unit",),
+                form=ReasonForm,
+                run=_restore,
+                shown=lambda unit: unit.status == Unit.Status.WITHDRAWN,
+                intro="恢复后该房源重新可选（不会自动放回任何家庭的购物车）。",
+            ),
+        },
+        "session": {
+            "reschedule": StaffOp(
+                slug="reschedule",
+                label="场次改期",
+                perms=("selection.change_session",),
+                form=RescheduleForm,
+                run=_reschedule,
+                shown=lambda session: session.status == Session.Status.SCHEDULED,
+                intro="只能调整尚未开始的场次；时长不变，不能与其他场次重叠，正选场次须保持排位"
+                "顺序，补选场次须在补选申请截止之后。本场家庭将收到改期短信。",
+            ),
+        },
+        "family": {
+            "allocate": StaffOp(
+                slug="allocate",
+                label="工作人员分配房源",
+                perms=("selection.add_allocation",),
+                form=AllocationForm,
+                run=_allocate,
+                intro="仅用于该家庭选房场次已结束且未获得房源的情形（如系统故障）。分配记入选房"
+                "日志，家庭将收到选房结果短信，分配后不可撤销。",
+                confirm="确定为该家庭分配此房源？分配后不可撤销。",
+            ),
+            "rank": StaffOp(
+                slug="rank",
+                label="修改排位号",
+                perms=("accounts.change_family",),
+                form=RankForm,
+                run=_rank,
+                intro="已安排选房场次的家庭不能修改排位号。",
+            ),
+            "layouts": StaffOp(
+                slug="layouts",
+                label="修改可选户型",
+                perms=("accounts.change_family",),
+                form=LayoutsForm,
+                run=_layouts,
+                intro="已安排选房场次的家庭不能修改可选户型。",
+            ),
+        },
+        "applicant": {
+            "mobile": StaffOp(
+                slug="mobile",
+                label="更换登记手机号码",
+                perms=("accounts.change_applicant",),
+                form=MobileForm,
+                run=_mobile,
+                intro="请在核实申请人身份后操作。原号码和新号码都将收到通知短信；今后的验证码发送"
+                "至新号码。",
+            ),
+        },
     }
-    return TemplateResponse(request, "admin/staff_op.html", context)
-
-
-class StaffOpsMixin:
-    """For a ModelAdmin: the model's operations as pages, and their links among the object
-    tools of the change (or view) page (`staff_ops` in the context; the admin's
-    change_form_template shows them, e.g. STAFF_OPS_FORM)."""
-
-    def get_urls(self):
-        return [*op_urls(self), *super().get_urls()]
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        links = op_links(self, request, self.get_object(request, object_id))
-        extra_context = {**(extra_context or {}), "staff_ops": links}
-        return super().change_view(request, object_id, form_url, extra_context)
+)

@@ -15,11 +15,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from accounts.admin import AuditedModelAdmin, ReadOnlyAdmin
 from accounts.models import Family
 from accounts.services import audit_record
+from core.admin import AuditedModelAdmin, ReadOnlyAdmin
 from core.context import RequestContext
 from core.errors import DomainError
+from core.http import private_image_response
 from signing import services
 from signing.documents import document_latest
 from signing.lease import card_photo_current
@@ -437,9 +438,9 @@ class AgreementAdmin(ReadOnlyAdmin):
             detail={"side": side, "sha256": photo.sha256},
             ip=request.META.get("REMOTE_ADDR", ""),
         )
-        from mobile_api.lease_api import photo_response
-
-        return photo_response(photo)
+        return private_image_response(
+            bytes(photo.image), content_type=photo.content_type, filename=f"card-{photo.side}.jpg"
+        )
 
     def review_view(self, request, agreement_id: int):
         if not request.user.has_perm("signing.review_agreement"):

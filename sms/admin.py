@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from accounts.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 from sms.models import SmsMessage
 
 

@@ -1,3 +1,7 @@
+"""The quick start's demo data: the selection round (selection.demo) and the agreements waiting
+to be signed (signing.demo). Lives in signing because signing builds on selection, not the
+other way round."""
+
 from django.core.management.base import BaseCommand
 
 from selection.demo import STAFF_PASSWORD, demo_data_load

@@ -1,0 +1,15 @@
+"""Responses shared by the interface layers (the API and the staff admin)."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+
+
+def private_image_response(data: bytes, *, content_type: str, filename: str) -> HttpResponse:
+    """A private image (a bank-card photo): never cached, never sniffed, never run as a page."""
+    response = HttpResponse(data, content_type=content_type)
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
