@@ -52,6 +52,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from accounts.validators import mask_id_number
+from core import jsonsafe
 from core.urls import absolute_url
 from core.webhooks import header_value, webhook_post
 from signing.face.base import FaceCallbackInvalid, FaceResult, FaceStart
@@ -292,7 +293,7 @@ class DevFaceProvider:
 
     def _result(self, body: bytes) -> FaceResult:
         try:
-            data = json.loads(body.decode("utf-8"))
+            data = jsonsafe.loads(body)
         except (UnicodeDecodeError, ValueError) as exc:
             raise FaceCallbackInvalid(message="人脸识别结果通知格式不正确") from exc
         if not isinstance(data, dict):

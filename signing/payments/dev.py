@@ -90,6 +90,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from core import jsonsafe
 from core.urls import absolute_url
 from core.webhooks import header_value, webhook_post
 from signing.ca import _locked, _write_atomic
@@ -713,7 +714,7 @@ class DevPayProvider:
 
     def _notice(self, body: bytes) -> PaymentNotice:
         try:
-            envelope = json.loads(body.decode("utf-8"))
+            envelope = jsonsafe.loads(body)
         except (UnicodeDecodeError, ValueError) as exc:
             raise _malformed() from exc
         if not isinstance(envelope, dict):
@@ -758,7 +759,7 @@ class DevPayProvider:
                 base64.b64decode(ciphertext, validate=True),
                 associated_data.encode(),
             )
-            transaction = json.loads(plaintext.decode("utf-8"))
+            transaction = jsonsafe.loads(plaintext)
         except (binascii.Error, ValueError, InvalidTag) as exc:
             # Wrong APIv3 key, tampered ciphertext, a nonce AES-GCM refuses, not JSON.
             raise _malformed("支付结果通知无法解密") from exc
