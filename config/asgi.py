@@ -1,5 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels with session auth and
-an Origin check (a page from another site cannot open a socket with the user's cookie)."""
+an Origin check (a page from another site cannot open a socket with the user's cookie).
+In front of both, the client's address from the trusted proxies only, and HTTP request
+bodies capped before Django reads them (core/asgi.py)."""
 
 import gc
 import os
@@ -13,16 +15,21 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from core.asgi import BodyLimit, ClientAddress  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
-    }
+application = ClientAddress(
+    ProtocolTypeRouter(
+        {
+            "http": BodyLimit(django_asgi_app, lambda: settings.REQUEST_BODY_MAX_BYTES),
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            ),
+        }
+    ),
+    lambda: settings.TRUSTED_PROXY_COUNT,
 )
 
 # A daphne process holding a few thousand sockets keeps ~500,000 long-lived objects; a full

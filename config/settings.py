@@ -283,6 +283,11 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
 )
 USE_X_FORWARDED_HOST = env_bool("BEHIND_PROXY", False)
+# How many reverse proxies in front of daphne append to X-Forwarded-For (the shipped nginx: 1).
+# The client's address is the entry that many from the right, set as REMOTE_ADDR by
+# core/asgi.py ClientAddress; 0 (the demo, no proxy) takes the TCP peer and ignores the
+# header. NUM_PROXIES is the older name of the same setting.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", env_int("NUM_PROXIES", 0))
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 LOGIN_URL = "/h5/login/"
@@ -298,7 +303,8 @@ REST_FRAMEWORK = {
         "login": os.environ.get("THROTTLE_LOGIN", "30/min"),
         "sms_send": os.environ.get("THROTTLE_SMS_SEND", "10/min"),
     },
-    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
+    # REMOTE_ADDR is already the client (TRUSTED_PROXY_COUNT): throttles take it as it is.
+    "NUM_PROXIES": 0,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -408,6 +414,10 @@ UPLOADS = {
 # A card photo travels in a multipart body: let Django read bodies of that size.
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOADS["MAX_BYTES"] + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOADS["MAX_BYTES"] + 1024 * 1024
+# The largest request body the server reads at all (core/asgi.py BodyLimit, before Django):
+# the largest legitimate upload, a card photo with its multipart framing. Larger bodies are
+# answered 413 `request_too_large`; nginx's client_max_body_size refuses them first.
+REQUEST_BODY_MAX_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 
 # The lease deposit (signing/deposit.py, signing/payments/): provider "dev" is a WeChat Pay
 # APIv3-shaped simulation (a cashier page at /dev/pay/ when DEBUG, notifications signed with
