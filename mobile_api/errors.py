@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import IntegrityError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -41,6 +42,10 @@ SESSION_ENDED = {
 
 
 INVARIANT_VIOLATION = ("invariant_violation", "数据状态冲突，本次操作未生效，请刷新页面后重试")
+# Bodies the server will not read: Django's DATA_UPLOAD_MAX_* limits here; the cap in front
+# of Django (core/asgi.py BodyLimit) gives the same answer (a test keeps the two equal).
+REQUEST_TOO_LARGE = ("request_too_large", "提交的内容过大")
+TOO_MANY_FIELDS = ("too_many_fields", "提交的字段或文件过多")
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -74,6 +79,10 @@ def exception_handler(exc, context):
             status=KIND_STATUS[exc.kind],
             headers=headers,
         )
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body(*REQUEST_TOO_LARGE), status=413)
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        return Response(error_body(*TOO_MANY_FIELDS), status=400)
     if isinstance(exc, IntegrityError):
         # A database guard (unique, one-to-one, check, the unit/allocation trigger) refused a
         # write the services should have refused first: the transaction was rolled back, so
