@@ -32,6 +32,7 @@ from signing.face import services as face_services
 from signing.face.base import FaceProviderError
 from signing.lease import lease_qr_issue
 from signing.models import Agreement, ConsentKind, Lease, QrTicket, SignatureCharacter
+from signing.signature import finite_strokes
 
 OBJ = {200: OpenApiTypes.OBJECT, **ERROR_RESPONSES}
 
@@ -363,7 +364,9 @@ class SignatureCharacterApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         strokes = serializers.ListField(
-            child=serializers.ListField(child=serializers.DictField()), max_length=40
+            child=serializers.ListField(child=serializers.DictField()),
+            max_length=40,
+            validators=[finite_strokes],
         )
         width = serializers.IntegerField()
         height = serializers.IntegerField()

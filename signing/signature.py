@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from PIL import Image, ImageDraw
 
 from core.errors import ValidationFailed
@@ -38,7 +40,23 @@ def _bad(message: str) -> ValidationFailed:
 def _number(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _bad(f"笔迹数据格式不正确（{name}）")
+    # 1e400 parses as infinity; int(inf) and Pillow would raise a 500 further on.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _bad(f"笔迹数据格式不正确（{name}）")
     return float(value)
+
+
+def finite_strokes(strokes) -> None:
+    """Validator for the strokes of the API's input serializer: every number of every point
+    finite (JSON's 1e400 is infinity in Python). Raises Django's ValidationError, which DRF
+    answers as 400 `invalid_input` before any agreement is looked at."""
+    for stroke in strokes if isinstance(strokes, list) else ():
+        for point in stroke if isinstance(stroke, list) else ():
+            if not isinstance(point, dict):
+                continue
+            for value in point.values():
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ValidationError("笔迹数据中的数值无效")
 
 
 def character_clean(*, strokes, width, height) -> CleanCharacter:
