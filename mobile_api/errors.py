@@ -46,6 +46,7 @@ INVARIANT_VIOLATION = ("invariant_violation", "数据状态冲突，本次操作
 # of Django (core/asgi.py BodyLimit) gives the same answer (a test keeps the two equal).
 REQUEST_TOO_LARGE = ("request_too_large", "提交的内容过大")
 TOO_MANY_FIELDS = ("too_many_fields", "提交的字段或文件过多")
+NOT_FOUND = ("not_found", "请求的内容不存在")
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -83,6 +84,11 @@ def exception_handler(exc, context):
         return Response(error_body(*REQUEST_TOO_LARGE), status=413)
     if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
         return Response(error_body(*TOO_MANY_FIELDS), status=400)
+    if isinstance(exc, OverflowError):
+        # A number past what the database stores (SQLite: 64-bit integers) reached a query,
+        # from a field without a bound: no row has it. Paths are bounded by core.converters.
+        logger.warning("number out of database range in %s", getattr(request, "path", "?"))
+        return Response(error_body(*NOT_FOUND), status=404)
     if isinstance(exc, IntegrityError):
         # A database guard (unique, one-to-one, check, the unit/allocation trigger) refused a
         # write the services should have refused first: the transaction was rolled back, so
@@ -117,7 +123,7 @@ def exception_handler(exc, context):
             error_body("throttled", "操作过于频繁，请稍后再试"), status=429, headers=headers
         )
     simple = {
-        exceptions.NotFound: ("not_found", "请求的内容不存在"),
+        exceptions.NotFound: NOT_FOUND,
         exceptions.MethodNotAllowed: ("method_not_allowed", "不支持该请求方式"),
         exceptions.ParseError: ("malformed_request", "请求格式不正确"),
         exceptions.UnsupportedMediaType: ("unsupported_media_type", "不支持的内容类型"),
@@ -143,7 +149,7 @@ def csrf_failure(request, reason=""):
 
 
 def json_404(request, exception=None):
-    return JsonResponse(error_body("not_found", "请求的内容不存在"), status=404)
+    return JsonResponse(error_body(*NOT_FOUND), status=404)
 
 
 def json_500(request):
