@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
+from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
 logger = logging.getLogger("anju.api")
 
 
 class ScopedRateThrottleFailOpen(ScopedRateThrottle):
+    def get_rate(self):
+        # The rates as configured now (DRF binds them once, at import): a settings override
+        # applies, and a scope missing from an overriding dict is named, not a KeyError 500.
+        try:
+            return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+        except KeyError:
+            raise ImproperlyConfigured(f"No throttle rate set for scope {self.scope!r}") from None
+
     def allow_request(self, request, view):
         try:
             return super().allow_request(request, view)

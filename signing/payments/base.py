@@ -67,6 +67,18 @@ class PaymentNotificationInvalid(DomainError):
     kind = "invalid"
 
 
+class PaymentNotificationJunk(PaymentNotificationInvalid):
+    """Not even shaped like a notification: signature headers missing or malformed, a body
+    larger than any notice. Refused before the signature is checked and, unlike the other
+    refusals, not recorded: anyone can send it, and a row per anonymous POST would let them
+    fill the payment log (the webhook is throttled per address too)."""
+
+
+# A notification is a small JSON envelope (WeChat Pay: well under 10 KB; the encrypted
+# resource is bounded at 64 KB by the provider check). Anything larger is junk.
+NOTIFY_MAX_BYTES = 128 * 1024
+
+
 class PaymentNotificationStale(PaymentNotificationInvalid):
     """Signed too long ago (or too far ahead) of our clock."""
 

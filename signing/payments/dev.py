@@ -97,6 +97,7 @@ from signing.ca import _locked, _write_atomic
 from signing.payments.base import (
     PaymentNotice,
     PaymentNotificationInvalid,
+    PaymentNotificationJunk,
     PaymentNotificationMalformed,
     PaymentNotificationReplayed,
     PaymentNotificationStale,
@@ -679,7 +680,7 @@ class DevPayProvider:
         signature = header_value(headers, HEADER_SIGNATURE)
         signature_type = header_value(headers, HEADER_SIGNATURE_TYPE)
         if not (timestamp and nonce and serial and signature):
-            raise PaymentNotificationInvalid(message="支付结果通知缺少签名")
+            raise PaymentNotificationJunk(message="支付结果通知缺少签名")
         if not (
             timestamp.isascii()
             and timestamp.isdigit()
@@ -689,7 +690,7 @@ class DevPayProvider:
             and len(signature) <= 1024
             and signature_type in ("", SIGNATURE_TYPE)
         ):
-            raise PaymentNotificationInvalid(message="支付结果通知签名格式不正确")
+            raise PaymentNotificationJunk(message="支付结果通知签名格式不正确")
         if abs(int(self.clock().timestamp()) - int(timestamp)) > _max_age():
             raise PaymentNotificationStale()
         identity = platform_identity()
