@@ -165,10 +165,17 @@ if DATABASE_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backe
         "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The embedded default serves a few people trying the demo; WAL and a busy timeout keep
-    # the server and the clock from tripping over each other's writes.
+    # The embedded default serves a few people trying the demo (docs/DECISIONS.md "SQLite is
+    # the demo's database"). WAL lets readers run beside the one writer; IMMEDIATE takes the
+    # write lock when a transaction begins, so two transactions that read and then write wait
+    # for each other (up to the busy timeout, seconds) instead of one failing at once with
+    # "database is locked" (SQLite cannot wait to upgrade a read lock held in a deferred one).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 # Longest wait for a row lock (core.locking, SET LOCAL lock_timeout); past it the request is
 # refused with 503 `busy` and Retry-After instead of queueing without bound.
