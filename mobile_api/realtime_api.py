@@ -4,7 +4,6 @@ live snapshot. Pages whose socket fails poll these."""
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -18,6 +17,7 @@ from mobile_api.schema import ERROR_RESPONSES
 from mobile_api.selection_common import (
     AllocationSerializer,
     CartItemSerializer,
+    ServerTimeSerializer,
     SessionSerializer,
     _family,
     _server_time,
@@ -26,6 +26,13 @@ from realtime import access
 from selection import selectors
 from selection.models import CartItem
 from selection.phases import family_state
+
+
+class StreamEventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    type = serializers.CharField()
+    at = serializers.CharField(help_text="ISO 8601")
+    data = serializers.DictField(help_text="the event's payload (docs/REALTIME.md)")
 
 
 class StreamEventsApi(APIView):
@@ -38,8 +45,14 @@ class StreamEventsApi(APIView):
         after = serializers.IntegerField(min_value=0)
         token = serializers.CharField(required=False, max_length=400, default="")
 
+    class OutputSerializer(ServerTimeSerializer):
+        stream = serializers.CharField()
+        last_seq = serializers.IntegerField()
+        events = StreamEventSerializer(many=True)
+        more = serializers.BooleanField(help_text="ask again after the last event's seq")
+
     @extend_schema(
-        parameters=[QuerySerializer], responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES}
+        parameters=[QuerySerializer], responses={200: OutputSerializer, **ERROR_RESPONSES}
     )
     def get(self, request, stream: str):
         query = self.QuerySerializer(data=request.query_params)
@@ -65,13 +78,26 @@ class StreamEventsApi(APIView):
         )
 
 
+class LiveCartsSerializer(serializers.Serializer):
+    pre = CartItemSerializer(many=True)
+    formal = CartItemSerializer(many=True)
+
+
 class SelectionLiveApi(APIView):
     """The family's live snapshot: stream heads (read first), then phase, carts and result.
     Apply socket events with a seq above these heads."""
 
     permission_classes = [IsApplicant]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
+    class OutputSerializer(ServerTimeSerializer):
+        heads = serializers.DictField(child=serializers.IntegerField())
+        phase = serializers.CharField()
+        session = SessionSerializer(allow_null=True)
+        next_session = SessionSerializer(allow_null=True)
+        carts = LiveCartsSerializer()
+        allocation = AllocationSerializer(allow_null=True)
+
+    @extend_schema(responses={200: OutputSerializer, **ERROR_RESPONSES})
     def get(self, request, round_id: int):
         family = _family(request)
         streams = access.family_streams(family=family, round_id=round_id)

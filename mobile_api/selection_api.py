@@ -5,7 +5,6 @@ the result and the broadcast are in `selection_result_api`."""
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -15,10 +14,13 @@ from accounts.models import Layout
 from core.context import RequestContext
 from core.errors import DomainError
 from mobile_api.auth import IsApplicant
-from mobile_api.schema import ERROR_RESPONSES
+from mobile_api.schema import ERROR_RESPONSES, IsoDateTimeField, link, path_enum
 from mobile_api.selection_common import (
+    KIND_CHOICES,
     CartItemSerializer,
     CartSerializer,
+    OptionSerializer,
+    ServerTimeSerializer,
     SessionSerializer,
     UnitSerializer,
     _cart_response,
@@ -30,6 +32,17 @@ from selection import carts, selectors
 from selection.models import CartItem, Declaration, Orientation
 from selection.phases import family_state
 
+PHASE = path_enum("phase", Declaration.Phase.values, "预选 (pre) or 正式 (formal) selection")
+KIND = path_enum("kind", KIND_CHOICES, "the pre-selection or the formal cart")
+
+
+class StateRoundSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    preselect_starts_at = IsoDateTimeField()
+    cart_limit = serializers.IntegerField()
+    window_seconds = serializers.IntegerField()
+
 
 class StateApi(APIView):
     """Where the family stands: phase, its session window, what it has done, server time."""
@@ -37,7 +50,7 @@ class StateApi(APIView):
     permission_classes = [IsApplicant]
 
     class OutputSerializer(serializers.Serializer):
-        round = serializers.DictField()
+        round = StateRoundSerializer()
         phase = serializers.CharField()
         session = SessionSerializer(allow_null=True)
         next_session = SessionSerializer(allow_null=True)
@@ -55,29 +68,51 @@ class StateApi(APIView):
         current = state.current.session if state.current else None
         declarations = Declaration.objects.filter(family=family, round=state.round)
         return Response(
-            {
-                "round": {
-                    "id": state.round.pk,
-                    "name": state.round.name,
-                    "preselect_starts_at": state.round.preselect_starts_at.isoformat(),
-                    "cart_limit": state.round.cart_limit,
-                    "window_seconds": state.round.window_seconds,
-                },
-                "phase": state.phase,
-                "session": SessionSerializer(current).data if current else None,
-                "next_session": SessionSerializer(state.upcoming.session).data
-                if state.upcoming
-                else None,
-                "entered": bool(state.current and state.current.entered_at),
-                "declared_pre": declarations.filter(phase=Declaration.Phase.PRE).exists(),
-                "declared_formal": bool(current)
-                and declarations.filter(phase=Declaration.Phase.FORMAL, session=current).exists(),
-                **_server_time(now),
-            }
+            self.OutputSerializer(
+                {
+                    "round": {
+                        "id": state.round.pk,
+                        "name": state.round.name,
+                        "preselect_starts_at": state.round.preselect_starts_at.isoformat(),
+                        "cart_limit": state.round.cart_limit,
+                        "window_seconds": state.round.window_seconds,
+                    },
+                    "phase": state.phase,
+                    "session": SessionSerializer(current).data if current else None,
+                    "next_session": SessionSerializer(state.upcoming.session).data
+                    if state.upcoming
+                    else None,
+                    "entered": bool(state.current and state.current.entered_at),
+                    "declared_pre": declarations.filter(phase=Declaration.Phase.PRE).exists(),
+                    "declared_formal": bool(current)
+                    and declarations.filter(
+                        phase=Declaration.Phase.FORMAL, session=current
+                    ).exists(),
+                    **_server_time(now),
+                }
+            ).data
         )
 
 
 class RoundListApi(APIView):
+    openapi_links = {
+        "get": {
+            200: {
+                name: link(operation, round_id="$response.body#/0/id")
+                for name, operation in {
+                    "State": "v1_selection_state_retrieve",
+                    "Units": "v1_selection_units_list",
+                    "UnitFilters": "v1_selection_unit_filters_retrieve",
+                    "Cart": "v1_selection_cart_retrieve",
+                    "Declaration": "v1_selection_declaration_retrieve",
+                    "Live": "v1_selection_live_retrieve",
+                    "Result": "v1_selection_result_retrieve",
+                    "Broadcast": "v1_broadcast_retrieve",
+                }.items()
+            }
+        }
+    }
+
     permission_classes = [IsApplicant]
 
     class OutputSerializer(serializers.Serializer):
@@ -85,7 +120,10 @@ class RoundListApi(APIView):
         name = serializers.CharField()
         preselect_starts_at = serializers.DateTimeField()
 
-    @extend_schema(responses={200: OutputSerializer(many=True), **ERROR_RESPONSES})
+    @extend_schema(
+        operation_id="v1_selection_rounds_list",
+        responses={200: OutputSerializer(many=True), **ERROR_RESPONSES},
+    )
     def get(self, request):
         rounds = selectors.family_rounds(family=_family(request))
         return Response(self.OutputSerializer(rounds, many=True).data)
@@ -93,6 +131,22 @@ class RoundListApi(APIView):
 
 class DeclarationApi(APIView):
     """GET the declaration text and its version; POST to acknowledge 「上述条款，我已阅知」."""
+
+    openapi_links = {
+        "get": {
+            200: {
+                "Acknowledge": link(
+                    "v1_selection_declaration_create",
+                    request_body={
+                        "text_version": "$response.body#/text_version",
+                        "acknowledged": True,
+                    },
+                    round_id="$request.path.round_id",
+                    phase="$request.path.phase",
+                )
+            }
+        }
+    }
 
     permission_classes = [IsApplicant]
 
@@ -110,13 +164,17 @@ class DeclarationApi(APIView):
             raise DomainError("not_found", "请求的内容不存在", kind="not_found")
         return phase
 
-    @extend_schema(responses={200: OutputSerializer, **ERROR_RESPONSES})
+    @extend_schema(parameters=[PHASE], responses={200: OutputSerializer, **ERROR_RESPONSES})
     def get(self, request, round_id: int, phase: str):
         state = family_state(family=_family(request), round_id=round_id, now=timezone.now())
         text, version = carts.declaration_current(state=state, phase=self._phase(phase))
         return Response({"phase": phase, "text": text, "text_version": version})
 
-    @extend_schema(request=InputSerializer, responses={201: None, **ERROR_RESPONSES})
+    @extend_schema(
+        parameters=[PHASE],
+        request=InputSerializer,
+        responses={201: None, **ERROR_RESPONSES},
+    )
     def post(self, request, round_id: int, phase: str):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -137,6 +195,18 @@ class UnitListApi(APIView):
     """Units of the round, filtered by building, layout and orientation; each marked whether
     the family's household may choose it."""
 
+    openapi_links = {
+        "get": {
+            200: {
+                "AddToCart": link(
+                    "v1_selection_cart_items_create",
+                    request_body={"unit_id": "$response.body#/0/id"},
+                    round_id="$request.path.round_id",
+                )
+            }
+        }
+    }
+
     permission_classes = [IsApplicant]
 
     class FilterSerializer(serializers.Serializer):
@@ -151,6 +221,7 @@ class UnitListApi(APIView):
         eligible = serializers.BooleanField()
 
     @extend_schema(
+        operation_id="v1_selection_units_list",
         parameters=[FilterSerializer],
         responses={200: OutputSerializer(many=True), **ERROR_RESPONSES},
     )
@@ -176,25 +247,32 @@ class UnitListApi(APIView):
 class UnitFiltersApi(APIView):
     permission_classes = [IsApplicant]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
+    class OutputSerializer(serializers.Serializer):
+        buildings = serializers.ListField(child=serializers.CharField())
+        layouts = OptionSerializer(many=True)
+        orientations = OptionSerializer(many=True)
+
+    @extend_schema(responses={200: OutputSerializer, **ERROR_RESPONSES})
     def get(self, request, round_id: int):
         family_state(family=_family(request), round_id=round_id, now=timezone.now())
         values = selectors.unit_filters(round_id=round_id)
         return Response(
-            {
-                "buildings": values["buildings"],
-                "layouts": [{"value": v, "label": Layout(v).label} for v in values["layouts"]],
-                "orientations": [
-                    {"value": v, "label": Orientation(v).label} for v in values["orientations"]
-                ],
-            }
+            self.OutputSerializer(
+                {
+                    "buildings": values["buildings"],
+                    "layouts": [{"value": v, "label": Layout(v).label} for v in values["layouts"]],
+                    "orientations": [
+                        {"value": v, "label": Orientation(v).label} for v in values["orientations"]
+                    ],
+                }
+            ).data
         )
 
 
 class CartApi(APIView):
     permission_classes = [IsApplicant]
 
-    @extend_schema(responses={200: CartSerializer, **ERROR_RESPONSES})
+    @extend_schema(parameters=[KIND], responses={200: CartSerializer, **ERROR_RESPONSES})
     def get(self, request, round_id: int, kind: str):
         return _cart_response(request, round_id, _kind(kind))
 
@@ -202,12 +280,33 @@ class CartApi(APIView):
 class CartItemAddApi(APIView):
     """选择: add a unit to the end of the cart."""
 
+    openapi_links = {
+        "post": {
+            201: {
+                name: link(
+                    operation,
+                    round_id="$request.path.round_id",
+                    kind="$request.path.kind",
+                    unit_id="$request.body#/unit_id",
+                )
+                for name, operation in {
+                    "Remove": "v1_selection_cart_items_destroy",
+                    "Move": "v1_selection_cart_items_move_create",
+                }.items()
+            }
+        }
+    }
+
     permission_classes = [IsApplicant]
 
     class InputSerializer(serializers.Serializer):
         unit_id = serializers.IntegerField(min_value=1)
 
-    @extend_schema(request=InputSerializer, responses={201: CartSerializer, **ERROR_RESPONSES})
+    @extend_schema(
+        parameters=[KIND],
+        request=InputSerializer,
+        responses={201: CartSerializer, **ERROR_RESPONSES},
+    )
     def post(self, request, round_id: int, kind: str):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -228,7 +327,7 @@ class CartItemRemoveApi(APIView):
 
     permission_classes = [IsApplicant]
 
-    @extend_schema(responses={200: CartSerializer, **ERROR_RESPONSES})
+    @extend_schema(parameters=[KIND], responses={200: CartSerializer, **ERROR_RESPONSES})
     def delete(self, request, round_id: int, kind: str, unit_id: int):
         items = carts.cart_remove(
             family=_family(request),
@@ -248,7 +347,11 @@ class CartItemMoveApi(APIView):
     class InputSerializer(serializers.Serializer):
         direction = serializers.ChoiceField(choices=carts.MOVES)
 
-    @extend_schema(request=InputSerializer, responses={200: CartSerializer, **ERROR_RESPONSES})
+    @extend_schema(
+        parameters=[KIND],
+        request=InputSerializer,
+        responses={200: CartSerializer, **ERROR_RESPONSES},
+    )
     def post(self, request, round_id: int, kind: str, unit_id: int):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -269,16 +372,18 @@ class FormalEnterApi(APIView):
 
     permission_classes = [IsApplicant]
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
+    class OutputSerializer(ServerTimeSerializer):
+        entered_at = IsoDateTimeField()
+        session = SessionSerializer()
+
+    @extend_schema(request=None, responses={200: OutputSerializer, **ERROR_RESPONSES})
     def post(self, request, round_id: int):
         now = timezone.now()
         seat = carts.formal_enter(family=_family(request), round_id=round_id, now=now)
         return Response(
-            {
-                "entered_at": seat.entered_at.isoformat(),
-                "session": SessionSerializer(seat.session).data,
-                **_server_time(now),
-            }
+            self.OutputSerializer(
+                {"entered_at": seat.entered_at, "session": seat.session, **_server_time(now)}
+            ).data
         )
 
 
@@ -288,7 +393,7 @@ class CartSyncApi(APIView):
 
     permission_classes = [IsApplicant]
 
-    class DiffSerializer(serializers.Serializer):
+    class DiffSerializer(ServerTimeSerializer):
         pre = CartItemSerializer(many=True)
         formal = CartItemSerializer(many=True)
         removed = CartItemSerializer(many=True)

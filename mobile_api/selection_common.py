@@ -43,10 +43,11 @@ class CartItemSerializer(serializers.Serializer):
 
 
 class CartSerializer(serializers.Serializer):
-    kind = serializers.CharField()
+    kind = serializers.ChoiceField(choices=CartItem.Kind.choices)
     limit = serializers.IntegerField()
     items = CartItemSerializer(many=True)
-    server_time_ms = serializers.IntegerField(read_only=True, required=False)
+    server_time = serializers.CharField(read_only=True, help_text="ISO 8601")
+    server_time_ms = serializers.IntegerField(read_only=True)
 
 
 def _cart_response(request, round_id: int, kind: str, items=None) -> Response:
@@ -73,6 +74,18 @@ def _kind(kind: str) -> str:
     if kind not in KIND_CHOICES:
         raise DomainError("not_found", "请求的内容不存在", kind="not_found")
     return kind
+
+
+class ServerTimeSerializer(serializers.Serializer):
+    """The server's clock when the answer was made (`_server_time`): pages sync on it."""
+
+    server_time = serializers.CharField(read_only=True, help_text="ISO 8601")
+    server_time_ms = serializers.IntegerField(read_only=True)
+
+
+class OptionSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    label = serializers.CharField()
 
 
 class SessionSerializer(serializers.Serializer):

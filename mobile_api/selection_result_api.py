@@ -5,7 +5,6 @@ operation; views parse, call one domain service, serialize; the rules live in se
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -18,9 +17,10 @@ from core.errors import DomainError
 from events.services import stream_heads
 from events.streams import round_stream
 from mobile_api.auth import IsApplicant
-from mobile_api.schema import ERROR_RESPONSES
+from mobile_api.schema import ERROR_RESPONSES, IsoDateTimeField, link
 from mobile_api.selection_common import (
     AllocationSerializer,
+    ServerTimeSerializer,
     SessionSerializer,
     _family,
     _server_time,
@@ -39,9 +39,12 @@ class ConfirmApi(APIView):
         unit_id = serializers.IntegerField(min_value=1)
         idempotency_key = serializers.RegexField(r"^[A-Za-z0-9_-]{8,64}$")
 
+    class OutputSerializer(AllocationSerializer, ServerTimeSerializer):
+        pass
+
     @extend_schema(
         request=InputSerializer,
-        responses={201: AllocationSerializer, 200: AllocationSerializer, **ERROR_RESPONSES},
+        responses={201: OutputSerializer, 200: OutputSerializer, **ERROR_RESPONSES},
     )
     def post(self, request, round_id: int):
         data = self.InputSerializer(data=request.data)
@@ -62,14 +65,34 @@ class ConfirmApi(APIView):
 class GiveUpIntentApi(APIView):
     """The first asking of 主动放弃: returns a token the second asking must send back."""
 
+    openapi_links = {
+        "post": {
+            200: {
+                "GiveUp": link(
+                    "v1_selection_give_up_create",
+                    request_body={"token": "$response.body#/token"},
+                    round_id="$request.path.round_id",
+                )
+            }
+        }
+    }
+
     permission_classes = [IsApplicant]
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
+    class OutputSerializer(serializers.Serializer):
+        token = serializers.CharField(help_text="send it back to give-up/")
+        expires_in = serializers.IntegerField(help_text="seconds")
+
+    @extend_schema(request=None, responses={200: OutputSerializer, **ERROR_RESPONSES})
     def post(self, request, round_id: int):
         token = allocation.give_up_intent(
             family=_family(request), round_id=round_id, now=timezone.now()
         )
-        return Response({"token": token, "expires_in": allocation.GIVE_UP_TOKEN_SECONDS})
+        return Response(
+            self.OutputSerializer(
+                {"token": token, "expires_in": allocation.GIVE_UP_TOKEN_SECONDS}
+            ).data
+        )
 
 
 class GiveUpApi(APIView):
@@ -80,7 +103,10 @@ class GiveUpApi(APIView):
     class InputSerializer(serializers.Serializer):
         token = serializers.CharField(max_length=400)
 
-    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
+    class OutputSerializer(serializers.Serializer):
+        gave_up_at = IsoDateTimeField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **ERROR_RESPONSES})
     def post(self, request, round_id: int):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -91,7 +117,9 @@ class GiveUpApi(APIView):
             ctx=RequestContext.from_request(request),
             now=timezone.now(),
         )
-        return Response({"gave_up_at": give_up.at.isoformat()}, status=status.HTTP_201_CREATED)
+        return Response(
+            self.OutputSerializer({"gave_up_at": give_up.at}).data, status=status.HTTP_201_CREATED
+        )
 
 
 class SupplementaryApplyApi(APIView):
@@ -99,7 +127,10 @@ class SupplementaryApplyApi(APIView):
 
     permission_classes = [IsApplicant]
 
-    @extend_schema(request=None, responses={201: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
+    class OutputSerializer(serializers.Serializer):
+        applied_at = IsoDateTimeField()
+
+    @extend_schema(request=None, responses={201: OutputSerializer, **ERROR_RESPONSES})
     def post(self, request, round_id: int):
         application = supplementary.supplementary_apply(
             family=_family(request),
@@ -108,8 +139,23 @@ class SupplementaryApplyApi(APIView):
             now=timezone.now(),
         )
         return Response(
-            {"applied_at": application.applied_at.isoformat()}, status=status.HTTP_201_CREATED
+            self.OutputSerializer({"applied_at": application.applied_at}).data,
+            status=status.HTTP_201_CREATED,
         )
+
+
+class ResultSeatSerializer(SessionSerializer):
+    entered = serializers.BooleanField()
+    outcome = serializers.CharField(allow_blank=True)
+    outcome_label = serializers.CharField(allow_blank=True)
+    explanation = serializers.CharField(allow_blank=True)
+
+
+class ResultSupplementarySerializer(serializers.Serializer):
+    can_apply = serializers.BooleanField()
+    deadline = IsoDateTimeField(allow_null=True)
+    applied_at = IsoDateTimeField(allow_null=True)
+    session = SessionSerializer(allow_null=True)
 
 
 class ResultApi(APIView):
@@ -117,10 +163,18 @@ class ResultApi(APIView):
 
     permission_classes = [IsApplicant]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
+    class OutputSerializer(ServerTimeSerializer):
+        phase = serializers.CharField()
+        allocation = AllocationSerializer(allow_null=True)
+        sessions = ResultSeatSerializer(many=True)
+        gave_up = serializers.BooleanField()
+        supplementary = ResultSupplementarySerializer()
+
+    @extend_schema(responses={200: OutputSerializer, **ERROR_RESPONSES})
     def get(self, request, round_id: int):
         now = timezone.now()
         result = selectors.my_result(family=_family(request), round_id=round_id, now=now)
+        # Built from serializers' output already: OutputSerializer documents the shape.
         return Response(
             {
                 "phase": result.state.phase,
@@ -155,13 +209,68 @@ class ResultApi(APIView):
         )
 
 
+class BroadcastCountSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    taken = serializers.IntegerField()
+    available = serializers.IntegerField()
+
+
+class BroadcastBuildingSerializer(BroadcastCountSerializer):
+    building = serializers.CharField()
+
+
+class BroadcastLayoutSerializer(BroadcastCountSerializer):
+    layout = serializers.CharField()
+    label = serializers.CharField()
+
+
+class BroadcastUnitSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    building = serializers.CharField()
+    number = serializers.CharField()
+    floor = serializers.IntegerField()
+    layout = serializers.CharField()
+    orientation = serializers.CharField()
+    status = serializers.CharField()
+    area = serializers.CharField(help_text="square metres, decimal")
+    layout_label = serializers.CharField()
+    orientation_label = serializers.CharField()
+    status_label = serializers.CharField()
+
+
+class BroadcastFeedSerializer(serializers.Serializer):
+    unit = serializers.CharField()
+    layout_label = serializers.CharField()
+    how = serializers.CharField()
+    how_label = serializers.CharField()
+    at = serializers.CharField(help_text="ISO 8601")
+    seq = serializers.IntegerField()
+
+
+class BroadcastRoundSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
 class BroadcastApi(APIView):
     """房源信息播报 (public): every unit's status, counts, the latest takes. No family data."""
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
+    class OutputSerializer(ServerTimeSerializer):
+        round = BroadcastRoundSerializer()
+        total = serializers.IntegerField()
+        taken = serializers.IntegerField()
+        by_building = BroadcastBuildingSerializer(many=True)
+        by_layout = BroadcastLayoutSerializer(many=True)
+        units = BroadcastUnitSerializer(many=True)
+        feed = BroadcastFeedSerializer(many=True)
+        heads = serializers.DictField(
+            child=serializers.IntegerField(), help_text="last seq of each stream, by name"
+        )
+
+    @extend_schema(responses={200: OutputSerializer, **ERROR_RESPONSES})
     def get(self, request, round_id: int):
         now = timezone.now()
         stream = round_stream(round_id)

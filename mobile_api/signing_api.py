@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 
 from django.http import HttpResponse
+from django.urls import path
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -15,26 +16,28 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.validators import mask_name
 from core.context import RequestContext
 from core.errors import DomainError
 from core.urls import absolute_url
 from mobile_api.auth import IsApplicant
 from mobile_api.errors import error_body
-from mobile_api.schema import ERROR_RESPONSES
+from mobile_api.schema import (
+    ERROR_RESPONSES,
+    IsoDateTimeField,
+    ServerTimeMsField,
+    link,
+    path_enum,
+)
 from mobile_api.signer import Signer, cookies_set, device_id, session_json, signer_for
 from realtime.access import qr_stream_token
-from signing import flow, phone, qr, services
-from signing.consult import consult_help
+from signing import flow, phone, qr, selectors, services
 from signing.documents import document_latest
 from signing.face import provider_name as face_provider_name
 from signing.face import services as face_services
 from signing.face.base import FaceProviderError
 from signing.lease import lease_qr_issue
-from signing.models import Agreement, ConsentKind, Lease, QrTicket, SignatureCharacter
+from signing.models import Agreement, ConsentKind, Lease, QrTicket
 from signing.signature import finite_strokes
-
-OBJ = {200: OpenApiTypes.OBJECT, **ERROR_RESPONSES}
 
 
 def _applicant(request):
@@ -57,77 +60,173 @@ def _ctx(request) -> RequestContext:
     return RequestContext.from_request(request)
 
 
-def agreement_json(
-    agreement: Agreement, *, with_text: bool = False, signer: Signer | None = None
-) -> dict:
-    """The agreement for the pages. `with_text`: the phone flow's view, with the text and the
-    signer's details; a phone's signing session that has not passed the face check sees the
-    name masked and no text (`signer`)."""
-    data = {
-        "id": agreement.pk,
-        "title": agreement.title,
-        "status": agreement.status,
-        "status_label": agreement.get_status_display(),
-        "step": agreement.step,
-        "step_label": agreement.get_step_display(),
-        "next_step": agreement.step + 1 if agreement.status == Agreement.Status.PENDING else None,
-        "attempt": agreement.attempt,
-        "window_starts_at": agreement.window_starts_at.isoformat(),
-        "window_ends_at": agreement.window_ends_at.isoformat(),
-        "signer_boxes": len(agreement.signer_name),
-        "reject_reason": agreement.reject_reason,
-        "verification_code": agreement.verification_code,
-        "signed_at": agreement.signed_at.isoformat() if agreement.signed_at else None,
-        "sealed_at": agreement.sealed_at.isoformat() if agreement.sealed_at else None,
-        "lease": Lease.objects.filter(agreement=agreement).values_list("pk", flat=True).first(),
-        # 咨询电话 and hours, wherever a page says 请拨打咨询电话 (signing/consult.py)
-        "help": consult_help(agreement.template).as_json(),
-        "server_time_ms": int(timezone.now().timestamp() * 1000),
-    }
-    if with_text:
-        applicant = agreement.family.main_applicant
-        shown = signer is None or signer.verified
+# ------------------------------------------------------------------ output serializers
+
+
+class HelpSerializer(serializers.Serializer):
+    """咨询电话 and hours (signing/consult.py)."""
+
+    phones = serializers.ListField(child=serializers.CharField())
+    phones_text = serializers.CharField()
+    hours = serializers.CharField(allow_blank=True)
+    text = serializers.CharField()
+
+
+class PhoneSessionSerializer(serializers.Serializer):
+    """The phone's own signing session (mobile_api/signer.py `session_json`)."""
+
+    id = serializers.IntegerField()
+    purpose = serializers.ChoiceField(choices=QrTicket.Purpose.choices)
+    purpose_label = serializers.CharField()
+    expires_at = IsoDateTimeField()
+    verified = serializers.BooleanField()
+    verify_needed = serializers.BooleanField()
+    stream = serializers.CharField()
+    stream_token = serializers.CharField()
+
+
+class AgreementSerializer(serializers.Serializer):
+    """An agreement as the pages list it (signing/selectors.py `AgreementSummary`)."""
+
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    status = serializers.ChoiceField(choices=Agreement.Status.choices)
+    status_label = serializers.CharField()
+    step = serializers.ChoiceField(choices=Agreement.Step.choices)
+    step_label = serializers.CharField()
+    next_step = serializers.IntegerField(allow_null=True)
+    attempt = serializers.IntegerField()
+    window_starts_at = IsoDateTimeField()
+    window_ends_at = IsoDateTimeField()
+    signer_boxes = serializers.IntegerField()
+    reject_reason = serializers.CharField(allow_blank=True)
+    verification_code = serializers.CharField()
+    signed_at = IsoDateTimeField(allow_null=True)
+    sealed_at = IsoDateTimeField(allow_null=True)
+    lease = serializers.IntegerField(allow_null=True)
+    help = HelpSerializer()
+    server_time_ms = ServerTimeMsField()
+
+
+class AgreementDetailSerializer(AgreementSerializer):
+    """The phone flow's view (signing/selectors.py `AgreementDetail`): the signer's details,
+    masked for a phone not yet verified; the text and what is signed only once verified."""
+
+    real_name = serializers.CharField()
+    id_number_masked = serializers.CharField()
+    mobile_masked = serializers.CharField()
+    session = PhoneSessionSerializer(allow_null=True, help_text="null for the applicant's login")
+    text = serializers.CharField(required=False, help_text="only once verified")
+    text_sha256 = serializers.CharField(required=False)
+    signer_name = serializers.CharField(required=False)
+    characters_drawn = serializers.ListField(child=serializers.IntegerField(), required=False)
+
+    def to_representation(self, detail: selectors.AgreementDetail):
+        data = AgreementSerializer(detail.summary).data
         data.update(
-            real_name=applicant.real_name if shown else mask_name(applicant.real_name),
-            id_number_masked=applicant.id_number_masked,
-            mobile_masked=applicant.mobile_masked,
-            session=session_json(signer) if signer else None,
+            real_name=detail.real_name,
+            id_number_masked=detail.id_number_masked,
+            mobile_masked=detail.mobile_masked,
+            session=self.context.get("session"),
         )
-        if shown:
+        if detail.content is not None:
             data.update(
-                text=agreement.rendered_text,
-                text_sha256=agreement.text_hash,
-                signer_name=agreement.signer_name,
-                characters_drawn=sorted(
-                    SignatureCharacter.objects.filter(
-                        agreement=agreement, attempt=agreement.attempt
-                    ).values_list("index", flat=True)
-                ),
+                text=detail.content.text,
+                text_sha256=detail.content.text_sha256,
+                signer_name=detail.content.signer_name,
+                characters_drawn=detail.content.characters_drawn,
             )
-    return data
+        return data
+
+
+def agreement_response(agreement: Agreement, *, status_code: int = 200) -> Response:
+    """A service's resulting agreement, as the pages list it."""
+    summary = selectors.agreement_summary(agreement=agreement)
+    return Response(AgreementSerializer(summary).data, status=status_code)
+
+
+class QrTicketSerializer(serializers.Serializer):
+    ticket = serializers.IntegerField()
+    purpose = serializers.ChoiceField(choices=QrTicket.Purpose.choices)
+    short_code = serializers.CharField()
+    url = serializers.CharField()
+    png_base64 = serializers.CharField()
+    expires_at = IsoDateTimeField()
+    server_time_ms = serializers.IntegerField()
+    stream = serializers.CharField()
+    stream_token = serializers.CharField()
+
+
+def _responses(ok, status_code: int = 200) -> dict:
+    return {status_code: ok, **ERROR_RESPONSES}
+
+
+# ------------------------------------------------------------------ agreements
 
 
 class AgreementListApi(APIView):
+    """The family's agreements, newest first (one query whatever their number)."""
+
+    openapi_links = {
+        "get": {
+            200: {
+                "Agreement": link(
+                    "v1_signing_agreements_retrieve", agreement_id="$response.body#/0/id"
+                ),
+                "QrCode": link(
+                    "v1_signing_agreements_qr_create", agreement_id="$response.body#/0/id"
+                ),
+                "AbandonText": link(
+                    "v1_signing_agreements_abandon_retrieve", agreement_id="$response.body#/0/id"
+                ),
+                "Verify": link(
+                    "v1_signing_verify_retrieve", code="$response.body#/0/verification_code"
+                ),
+            }
+        }
+    }
+
     permission_classes = [IsApplicant]
 
-    @extend_schema(responses=OBJ)
+    @extend_schema(
+        operation_id="v1_signing_agreements_list",
+        responses=_responses(AgreementSerializer(many=True)),
+    )
     def get(self, request):
-        agreements = Agreement.objects.filter(family__main_applicant=_applicant(request)).order_by(
-            "-created_at"
-        )
-        return Response([agreement_json(a) for a in agreements])
+        agreements = selectors.agreement_list(applicant=_applicant(request))
+        return Response(AgreementSerializer(agreements, many=True).data)
 
 
 class AgreementDetailApi(APIView):
     """The agreement for the phone flow: for the applicant's own login, or for the phone's
     signing session of this agreement (signing/phone.py)."""
 
+    openapi_links = {
+        "get": {
+            200: {
+                "ContractViewed": link(
+                    "v1_signing_agreements_steps_contract_viewed_create",
+                    agreement_id="$response.body#/id",
+                ),
+                "SignatureBox": link(
+                    "v1_signing_agreements_signature_update", agreement_id="$response.body#/id"
+                ),
+            }
+        }
+    }
+
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=OBJ)
+    @extend_schema(responses=_responses(AgreementDetailSerializer))
     def get(self, request, agreement_id: int):
         signer = signer_for(request, agreement_id=agreement_id, action="view")
-        return Response(agreement_json(signer.agreement, with_text=True, signer=signer))
+        return Response(agreement_detail_data(signer))
+
+
+def agreement_detail_data(signer: Signer) -> dict:
+    detail = selectors.agreement_detail(agreement=signer.agreement, verified=signer.verified)
+    session = session_json(signer)
+    return AgreementDetailSerializer(detail, context={"session": session}).data
 
 
 class ConsentTextApi(APIView):
@@ -135,13 +234,23 @@ class ConsentTextApi(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=OBJ)
+    class OutputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=ConsentKind.choices)
+        title = serializers.CharField()
+        version = serializers.IntegerField()
+        body = serializers.CharField()
+
+    @extend_schema(
+        parameters=[path_enum("kind", ConsentKind.values)], responses=_responses(OutputSerializer)
+    )
     def get(self, request, kind: str):
         if kind not in ConsentKind.values:
             raise DomainError("not_found", "请求的内容不存在", kind="not_found")
         text = flow.consent_current(kind)
         return Response(
-            {"kind": kind, "title": text.title, "version": text.version, "body": text.body}
+            self.OutputSerializer(
+                {"kind": kind, "title": text.title, "version": text.version, "body": text.body}
+            ).data
         )
 
 
@@ -151,7 +260,7 @@ class QrIssueApi(APIView):
 
     permission_classes = [IsApplicant]
 
-    @extend_schema(request=None, responses={201: OpenApiTypes.OBJECT, **ERROR_RESPONSES})
+    @extend_schema(request=None, responses=_responses(QrTicketSerializer, 201))
     def post(self, request, agreement_id: int):
         agreement = _agreement(request, agreement_id)
         if not request.session.session_key:
@@ -176,17 +285,19 @@ class QrIssueApi(APIView):
 
 def qr_ticket_json(ticket) -> dict:
     """A QR ticket for the desktop page: the code, and the token its progress socket needs."""
-    return {
-        "ticket": ticket.pk,
-        "purpose": ticket.purpose,
-        "short_code": ticket.short_code,
-        "url": qr.qr_url(ticket),
-        "png_base64": base64.b64encode(qr.qr_png(ticket)).decode(),
-        "expires_at": ticket.expires_at.isoformat(),
-        "server_time_ms": int(timezone.now().timestamp() * 1000),
-        "stream": f"qr.{ticket.pk}",
-        "stream_token": qr_stream_token(ticket_id=str(ticket.pk), expires_at=ticket.expires_at),
-    }
+    return QrTicketSerializer(
+        {
+            "ticket": ticket.pk,
+            "purpose": ticket.purpose,
+            "short_code": ticket.short_code,
+            "url": qr.qr_url(ticket),
+            "png_base64": base64.b64encode(qr.qr_png(ticket)).decode(),
+            "expires_at": ticket.expires_at,
+            "server_time_ms": int(timezone.now().timestamp() * 1000),
+            "stream": f"qr.{ticket.pk}",
+            "stream_token": qr_stream_token(ticket_id=str(ticket.pk), expires_at=ticket.expires_at),
+        }
+    ).data
 
 
 class QrOpenApi(APIView):
@@ -194,12 +305,28 @@ class QrOpenApi(APIView):
     session for that ticket (cookies, see mobile_api/signer.py) and says where the phone goes
     next. No login is needed and none is made; another applicant's login is refused."""
 
+    openapi_links = {
+        "post": {
+            200: {
+                "Agreement": link(
+                    "v1_signing_agreements_retrieve", agreement_id="$response.body#/agreement"
+                )
+            }
+        }
+    }
+
     permission_classes = [AllowAny]
 
     class InputSerializer(serializers.Serializer):
         token = serializers.CharField(max_length=64)
 
-    @extend_schema(request=InputSerializer, responses=OBJ)
+    class OutputSerializer(serializers.Serializer):
+        agreement = serializers.IntegerField()
+        purpose = serializers.ChoiceField(choices=QrTicket.Purpose.choices)
+        next_url = serializers.CharField()
+        took_over = serializers.BooleanField()
+
+    @extend_schema(request=InputSerializer, responses=_responses(OutputSerializer))
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -216,12 +343,14 @@ class QrOpenApi(APIView):
         )
         session = opened.session
         response = Response(
-            {
-                "agreement": session.agreement_id,
-                "purpose": session.purpose,
-                "next_url": phone_page_url(session),
-                "took_over": opened.took_over,
-            }
+            self.OutputSerializer(
+                {
+                    "agreement": session.agreement_id,
+                    "purpose": session.purpose,
+                    "next_url": phone_page_url(session),
+                    "took_over": opened.took_over,
+                }
+            ).data
         )
         cookies_set(response, request, opened=opened, device=device, new_device=new_device)
         return response
@@ -240,121 +369,273 @@ def phone_page_url(session) -> str:
     return f"/h5/signing/{session.agreement_id}/sign/"
 
 
-class StepApi(APIView):
-    """One step of the phone flow: POST …/steps/<name>/, by the applicant's own login or the
-    phone's signing session (only the steps of its ticket's stage). Steps out of order get
-    409 `step_out_of_order`."""
+# ------------------------------------------------------------------ the phone flow
+#
+# One view per step, at POST …/agreements/<id>/steps/<name>/ (`step_urlpatterns`), by the
+# applicant's own login or the phone's signing session (only the steps of its ticket's
+# stage, signing/phone.py). The order of steps is enforced in signing/flow.py: a step out of
+# order gets 409 `step_out_of_order`.
 
+
+class _PhoneStepApi(APIView):
     permission_classes = [AllowAny]
+    step: str  # the URL's last segment
+    action: str  # signing/phone.py's name for what a signing session may do
 
-    class VersionsSerializer(serializers.Serializer):
-        versions = serializers.DictField(child=serializers.IntegerField(min_value=1))
+    def signer(self, request, agreement_id: int) -> Signer:
+        return signer_for(request, agreement_id=agreement_id, action=self.action)
 
-    class ReadSerializer(serializers.Serializer):
-        scrolled_to_end = serializers.BooleanField()
-        reading_seconds = serializers.IntegerField(min_value=0, max_value=86400)
+    @staticmethod
+    def common(request, signer: Signer) -> dict:
+        return {
+            "agreement_id": signer.agreement.pk,
+            "applicant": signer.applicant,
+            "ctx": signer.ctx(request),
+            "now": timezone.now(),
+        }
 
-    class CodeSerializer(serializers.Serializer):
-        code = serializers.RegexField(r"^\d{6}$")
 
-    class FaceSerializer(serializers.Serializer):
-        order_id = serializers.RegexField(r"^[A-Za-z0-9_-]{4,64}$")
-        token = serializers.CharField(max_length=200, required=False, default="")
+class VersionsSerializer(serializers.Serializer):
+    versions = serializers.DictField(
+        child=serializers.IntegerField(min_value=1),
+        help_text="the version of each consent text shown, by kind",
+    )
 
-    ACTIONS = {
-        "contract-viewed": "contract_view",
-        "ecert-consent": "ecert_consent",
-        "identity-confirm": "identity_confirm",
-        "read": "read",
-        "face-start": "face",
-        "face-complete": "face",
-        "signature-complete": "signature",
-        "sms-code": "sms_code",
-        "submit": "submit",
-    }
 
-    def _face_start(self, request, signer: Signer):
-        """Record the intent, then call the provider (outside any transaction); the phone
-        goes to the provider's page and comes back to the flow page with the order id. A
-        phone that scanned a later stage's code without having passed this attempt's face
-        check proves itself again (signing/phone.py `face_reverify_needed`)."""
-        now = timezone.now()
+class ContractViewedApi(_PhoneStepApi):
+    """电子合同 page, 「下一步」."""
+
+    step, action = "contract-viewed", "contract_view"
+
+    @extend_schema(request=None, responses=_responses(AgreementSerializer))
+    def post(self, request, agreement_id: int):
+        signer = self.signer(request, agreement_id)
+        return agreement_response(flow.contract_view(**self.common(request, signer)))
+
+
+class EcertConsentApi(_PhoneStepApi):
+    """Ticked consent to 《电子认证服务协议》《个人信息保护政策》, 「开始」."""
+
+    step, action = "ecert-consent", "ecert_consent"
+
+    @extend_schema(request=VersionsSerializer, responses=_responses(AgreementSerializer))
+    def post(self, request, agreement_id: int):
+        signer = self.signer(request, agreement_id)
+        data = VersionsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return agreement_response(
+            flow.ecert_consent(
+                versions=data.validated_data["versions"], **self.common(request, signer)
+            )
+        )
+
+
+class IdentityConfirmApi(_PhoneStepApi):
+    """Checked the real-name details and ticked the privacy and biometric rules."""
+
+    step, action = "identity-confirm", "identity_confirm"
+
+    @extend_schema(request=VersionsSerializer, responses=_responses(AgreementSerializer))
+    def post(self, request, agreement_id: int):
+        signer = self.signer(request, agreement_id)
+        data = VersionsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return agreement_response(
+            flow.identity_confirm(
+                versions=data.validated_data["versions"], **self.common(request, signer)
+            )
+        )
+
+
+def _reverify(signer: Signer) -> bool:
+    """A phone that scanned a later stage's code without having passed this attempt's face
+    check proves itself again (signing/phone.py `face_reverify_needed`)."""
+    return signer.session is not None and phone.face_reverify_needed(
+        session=signer.session, agreement=signer.agreement
+    )
+
+
+class FaceStartApi(_PhoneStepApi):
+    """Record the intent, then call the face provider (outside any transaction); the phone
+    goes to the provider's page and comes back to the flow page with the order id."""
+
+    step, action = "face-start", "face"
+
+    class OutputSerializer(serializers.Serializer):
+        order_id = serializers.CharField()
+        redirect_url = serializers.CharField()
+
+    @extend_schema(request=None, responses=_responses(OutputSerializer))
+    def post(self, request, agreement_id: int):
+        signer = self.signer(request, agreement_id)
         agreement = signer.agreement
         return_url = absolute_url(f"/h5/signing/{agreement.pk}/sign/?face_order={{order_id}}")
         callback_url = absolute_url(f"/api/v1/face/callback/{face_provider_name()}/")
         try:
             face_check, start = face_services.face_check_begin(
                 agreement=agreement,
-                now=now,
+                now=timezone.now(),
                 return_url=return_url,
                 callback_url=callback_url,
                 signing_session_id=signer.session.pk if signer.session else None,
-                reverify=self._reverify(signer),
+                reverify=_reverify(signer),
             )
         except FaceProviderError as exc:
             return Response(error_body(exc.code, exc.message), status=503)
-        return Response({"order_id": face_check.order_id, "redirect_url": start.redirect_url})
-
-    @staticmethod
-    def _reverify(signer: Signer) -> bool:
-        return signer.session is not None and phone.face_reverify_needed(
-            session=signer.session, agreement=signer.agreement
+        return Response(
+            self.OutputSerializer(
+                {"order_id": face_check.order_id, "redirect_url": start.redirect_url}
+            ).data
         )
 
-    def _face_complete(self, request, signer: Signer, common: dict):
-        data = self.FaceSerializer(data=request.data)
+
+class FaceCompleteApi(_PhoneStepApi):
+    """Back from the provider with the order id: the passed check moves the flow on (or,
+    for a phone proving itself again, verifies that phone)."""
+
+    step, action = "face-complete", "face"
+
+    class InputSerializer(serializers.Serializer):
+        order_id = serializers.RegexField(r"^[A-Za-z0-9_-]{4,64}$")
+        token = serializers.CharField(max_length=200, required=False, default="")
+
+    @extend_schema(request=InputSerializer, responses=_responses(AgreementSerializer))
+    def post(self, request, agreement_id: int):
+        signer = self.signer(request, agreement_id)
+        data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        common = self.common(request, signer)
         face_check = face_services.face_check_for_return(
             agreement=signer.agreement,
             order_id=data.validated_data["order_id"],
             provider_token=data.validated_data["token"],
             now=common["now"],
         )
-        if self._reverify(signer):
+        if _reverify(signer):
             phone.phone_face_reverified(
                 session=signer.session, face_check=face_check, ctx=common["ctx"], now=common["now"]
             )
             signer.agreement.refresh_from_db()
-            return signer.agreement
-        return flow.face_verified(face_check=face_check, **common)
+            return agreement_response(signer.agreement)
+        return agreement_response(flow.face_verified(face_check=face_check, **common))
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OBJ)
-    def post(self, request, agreement_id: int, step: str):
-        action = self.ACTIONS.get(step)
-        if action is None:
-            raise DomainError("not_found", "请求的内容不存在", kind="not_found")
-        signer = signer_for(request, agreement_id=agreement_id, action=action)
-        common = {
-            "agreement_id": signer.agreement.pk,
-            "applicant": signer.applicant,
-            "ctx": signer.ctx(request),
-            "now": timezone.now(),
+
+class ReadApi(_PhoneStepApi):
+    """阅读并确认协议: scrolled to the end, for long enough."""
+
+    step, action = "read", "read"
+
+    class InputSerializer(serializers.Serializer):
+        scrolled_to_end = serializers.BooleanField()
+        reading_seconds = serializers.IntegerField(min_value=0, max_value=86400)
+
+    @extend_schema(request=InputSerializer, responses=_responses(AgreementSerializer))
+    def post(self, request, agreement_id: int):
+        signer = self.signer(request, agreement_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return agreement_response(
+            flow.agreement_read(**data.validated_data, **self.common(request, signer))
+        )
+
+
+class SignatureCompleteApi(_PhoneStepApi):
+    """「确定」 under the signature boxes: every character of the name has its box."""
+
+    step, action = "signature-complete", "signature"
+
+    @extend_schema(request=None, responses=_responses(AgreementSerializer))
+    def post(self, request, agreement_id: int):
+        signer = self.signer(request, agreement_id)
+        return agreement_response(flow.signature_complete(**self.common(request, signer)))
+
+
+class SentSerializer(serializers.Serializer):
+    sent = serializers.BooleanField()
+    resend_after = serializers.IntegerField(help_text="seconds before another code may be asked")
+
+
+class SignCodeApi(_PhoneStepApi):
+    """The SMS code for 「提交」, to the registered mobile."""
+
+    step, action = "sms-code", "sms_code"
+
+    @extend_schema(request=None, responses=_responses(SentSerializer, 202))
+    def post(self, request, agreement_id: int):
+        signer = self.signer(request, agreement_id)
+        flow.sign_code_send(**self.common(request, signer))
+        return Response(
+            SentSerializer({"sent": True, "resend_after": 60}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class SubmitApi(_PhoneStepApi):
+    """「提交」 with the SMS code: the agreement becomes 已签字."""
+
+    step, action = "submit", "submit"
+
+    class InputSerializer(serializers.Serializer):
+        code = serializers.RegexField(r"^\d{6}$")
+
+    @extend_schema(request=InputSerializer, responses=_responses(AgreementSerializer))
+    def post(self, request, agreement_id: int):
+        signer = self.signer(request, agreement_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return agreement_response(
+            flow.sign_submit(code=data.validated_data["code"], **self.common(request, signer))
+        )
+
+
+PHONE_STEPS: tuple[type[_PhoneStepApi], ...] = (
+    ContractViewedApi,
+    EcertConsentApi,
+    IdentityConfirmApi,
+    FaceStartApi,
+    FaceCompleteApi,
+    ReadApi,
+    SignatureCompleteApi,
+    SignCodeApi,
+    SubmitApi,
+)
+
+
+def _step_operation_id(view: type[_PhoneStepApi]) -> str:
+    return "v1_signing_agreements_steps_" + view.step.replace("-", "_") + "_create"
+
+
+# Each step's answer leads to the next step of the same agreement (the flow's order).
+for _view, _next in zip(PHONE_STEPS, PHONE_STEPS[1:], strict=False):
+    _status = 202 if _view is SignCodeApi else 200
+    _view.openapi_links = {
+        "post": {
+            _status: {
+                "NextStep": link(
+                    _step_operation_id(_next), agreement_id="$request.path.agreement_id"
+                )
+            }
         }
-        if step == "contract-viewed":
-            result = flow.contract_view(**common)
-        elif step in ("ecert-consent", "identity-confirm"):
-            data = self.VersionsSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            action_fn = flow.ecert_consent if step == "ecert-consent" else flow.identity_confirm
-            result = action_fn(versions=data.validated_data["versions"], **common)
-        elif step == "read":
-            data = self.ReadSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            result = flow.agreement_read(**data.validated_data, **common)
-        elif step == "face-start":
-            return self._face_start(request, signer)
-        elif step == "face-complete":
-            result = self._face_complete(request, signer, common)
-        elif step == "signature-complete":
-            result = flow.signature_complete(**common)
-        elif step == "sms-code":
-            flow.sign_code_send(**common)
-            return Response({"sent": True, "resend_after": 60}, status=status.HTTP_202_ACCEPTED)
-        else:  # submit
-            data = self.CodeSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            result = flow.sign_submit(code=data.validated_data["code"], **common)
-        return Response(agreement_json(result))
+    }
+
+# The id converter of mobile_api/urls.py: <id:> (ids past the database's range answer 404,
+# core/converters.py, the hostile-input fix) where it exists, else <int:>.
+try:
+    import core.converters  # noqa: F401 (registers <id:>)
+
+    _ID = "id"
+except ImportError:  # pragma: no cover - before that fix
+    _ID = "int"
+
+# Any other step name is no route: the API's 404 `not_found`, as before.
+step_urlpatterns = [
+    path(
+        f"signing/agreements/<{_ID}:agreement_id>/steps/{view.step}/",
+        view.as_view(),
+        name=f"agreement-step-{view.step}",
+    )
+    for view in PHONE_STEPS
+]
 
 
 class SignatureCharacterApi(APIView):
@@ -371,7 +652,11 @@ class SignatureCharacterApi(APIView):
         width = serializers.IntegerField()
         height = serializers.IntegerField()
 
-    @extend_schema(request=InputSerializer, responses=OBJ)
+    class OutputSerializer(serializers.Serializer):
+        index = serializers.IntegerField()
+        png_sha256 = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses=_responses(OutputSerializer))
     def put(self, request, agreement_id: int, index: int):
         signer = signer_for(request, agreement_id=agreement_id, action="signature")
         data = self.InputSerializer(data=request.data)
@@ -384,23 +669,39 @@ class SignatureCharacterApi(APIView):
             now=timezone.now(),
             **data.validated_data,
         )
-        return Response({"index": character.index, "png_sha256": character.png_sha256})
+        return Response(self.OutputSerializer(character).data)
 
 
 class AbandonApi(APIView):
     """《放弃签约声明书》: GET the declaration text and version; POST to abandon."""
+
+    openapi_links = {
+        "get": {
+            200: {
+                "Abandon": link(
+                    "v1_signing_agreements_abandon_create",
+                    request_body={"declaration_version": "$response.body#/version"},
+                    agreement_id="$request.path.agreement_id",
+                )
+            }
+        }
+    }
 
     permission_classes = [IsApplicant]
 
     class InputSerializer(serializers.Serializer):
         declaration_version = serializers.RegexField(r"^[0-9a-f]{64}$")
 
-    @extend_schema(responses=OBJ)
+    class OutputSerializer(serializers.Serializer):
+        text = serializers.CharField()
+        version = serializers.CharField()
+
+    @extend_schema(responses=_responses(OutputSerializer))
     def get(self, request, agreement_id: int):
         text, version = services.abandon_declaration(_agreement(request, agreement_id))
-        return Response({"text": text, "version": version})
+        return Response(self.OutputSerializer({"text": text, "version": version}).data)
 
-    @extend_schema(request=InputSerializer, responses=OBJ)
+    @extend_schema(request=InputSerializer, responses=_responses(AgreementSerializer))
     def post(self, request, agreement_id: int):
         agreement = _agreement(request, agreement_id)
         data = self.InputSerializer(data=request.data)
@@ -413,7 +714,7 @@ class AbandonApi(APIView):
             ctx=_ctx(request),
             now=timezone.now(),
         )
-        return Response(agreement_json(result))
+        return agreement_response(result)
 
 
 class DocumentApi(APIView):
@@ -449,7 +750,16 @@ class VerifyApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
-    @extend_schema(responses=OBJ)
+    class OutputSerializer(serializers.Serializer):
+        title = serializers.CharField()
+        status = serializers.ChoiceField(choices=Agreement.Status.choices)
+        status_label = serializers.CharField()
+        signed_at = IsoDateTimeField(allow_null=True)
+        sealed_at = IsoDateTimeField(allow_null=True)
+        text_sha256 = serializers.CharField()
+        pdf_sha256 = serializers.CharField(allow_null=True)
+
+    @extend_schema(responses=_responses(OutputSerializer))
     def get(self, request, code: str):
         agreement = Agreement.objects.filter(verification_code=code.upper()).first()
         if agreement is None:
@@ -458,13 +768,15 @@ class VerifyApi(APIView):
             )
         document = document_latest(agreement=agreement)
         return Response(
-            {
-                "title": agreement.title,
-                "status": agreement.status,
-                "status_label": agreement.get_status_display(),
-                "signed_at": agreement.signed_at.isoformat() if agreement.signed_at else None,
-                "sealed_at": agreement.sealed_at.isoformat() if agreement.sealed_at else None,
-                "text_sha256": agreement.text_hash,
-                "pdf_sha256": document.sha256 if document else None,
-            }
+            self.OutputSerializer(
+                {
+                    "title": agreement.title,
+                    "status": agreement.status,
+                    "status_label": agreement.get_status_display(),
+                    "signed_at": agreement.signed_at,
+                    "sealed_at": agreement.sealed_at,
+                    "text_sha256": agreement.text_hash,
+                    "pdf_sha256": document.sha256 if document else None,
+                }
+            ).data
         )
