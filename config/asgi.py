@@ -17,8 +17,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from core import daphne_guard  # noqa: E402
 from core.asgi import BodyLimit, ClientAddress  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+# Under daphne: Twisted neither parses form bodies itself nor receives one over the cap.
+daphne_guard.install(lambda: settings.REQUEST_BODY_MAX_BYTES)
 
 application = ClientAddress(
     ProtocolTypeRouter(

@@ -4,10 +4,10 @@
 cap is answered 413 at once, without calling the application; a body sent without a length
 (chunked) is counted as the application reads it and refused as soon as it passes the cap.
 Django's own limits (DATA_UPLOAD_MAX_MEMORY_SIZE) only apply once the whole body has been
-spooled, which is how an anonymous 200 MB POST grew the server to gigabytes. Note that daphne
-itself still receives a body before it starts the application (Twisted spools one over
-100 KB to a temporary file): in production nginx's `client_max_body_size` refuses it first
-(deploy/nginx/anju.conf); this guard is what the demo (daphne alone) has.
+spooled, which is how an anonymous 200 MB POST grew the server to gigabytes. Under daphne,
+which receives a whole body before it starts the application, core/daphne_guard.py applies
+the same cap earlier, inside Twisted; in production nginx's `client_max_body_size` refuses
+first (deploy/nginx/anju.conf). This guard covers any ASGI server.
 
 `ClientAddress`: the client's address from exactly `settings.TRUSTED_PROXY_COUNT` proxies.
 Each trusted proxy appends the address it saw to X-Forwarded-For (the shipped nginx sets it
