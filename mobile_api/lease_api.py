@@ -40,12 +40,18 @@ from mobile_api.signing_api import (
     pdf_response,
     qr_ticket_json,
 )
+from mobile_api.throttles import ScopedRateThrottleFailOpen
 from signing import deposit, selectors
 from signing import lease as leases
 from signing.lease_gates import Stage
 from signing.models import Bank, CardPhoto, Lease
 from signing.payments import get_provider as payment_provider
-from signing.payments.base import PaymentNotificationInvalid, PaymentProviderError
+from signing.payments.base import (
+    NOTIFY_MAX_BYTES,
+    PaymentNotificationInvalid,
+    PaymentNotificationJunk,
+    PaymentProviderError,
+)
 
 
 def _responses(ok, status_code: int = 200) -> dict:
@@ -514,11 +520,14 @@ class PaymentNotifyApi(APIView):
     """The payment provider's notification (server to server, WeChat Pay APIv3 shape). No
     session, no CSRF: the provider's signature is what is believed. Answers 200 for an
     applied or duplicate payment (so the provider stops retrying), 4xx with the error body
-    for anything refused (recorded either way)."""
+    for anything refused: recorded when it is shaped like a notification (signed, yet
+    forged, stale, replayed, mismatched), not when it is junk (no or malformed signature
+    headers, an oversized body). Throttled per address (scope "payment_notify")."""
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes: list = []
+    throttle_classes = [ScopedRateThrottleFailOpen]
+    throttle_scope = "payment_notify"
     parser_classes: list = []  # the raw body is what the signature covers
 
     @extend_schema(
@@ -537,11 +546,21 @@ class PaymentNotifyApi(APIView):
             raise DomainError("payment_provider_unknown", "未知的支付服务", kind="not_found")
         ip = RequestContext.from_request(request).ip
         try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = NOTIFY_MAX_BYTES + 1
+        if length > NOTIFY_MAX_BYTES:  # refused unread
+            raise PaymentNotificationJunk("payment_notification_malformed")
+        try:
             body = request.body
         except (RequestDataTooBig, RawPostDataException) as exc:
-            raise PaymentNotificationInvalid("payment_notification_malformed") from exc
+            raise PaymentNotificationJunk("payment_notification_malformed") from exc
+        if len(body) > NOTIFY_MAX_BYTES:
+            raise PaymentNotificationJunk("payment_notification_malformed")
         try:
             notice = payments.parse_notification(body=body, headers=dict(request.headers.items()))
+        except PaymentNotificationJunk:
+            raise  # anyone can send it: refused, not recorded
         except PaymentNotificationInvalid as exc:
             deposit.payment_notice_refused_record(provider=provider, error=exc, body=body, ip=ip)
             raise

@@ -1,5 +1,6 @@
 from django.urls import path
 
+import core.converters  # noqa: F401 (registers <id:...>)
 from mobile_api import accounts_api, document_api, face_api, realtime_api
 from mobile_api import lease_api as lease
 from mobile_api import selection_api as sel
@@ -16,85 +17,85 @@ urlpatterns = [
     path("auth/logout/", accounts_api.LogoutApi.as_view(), name="logout"),
     path("me/", accounts_api.MeApi.as_view(), name="me"),
     path("selection/rounds/", sel.RoundListApi.as_view(), name="selection-rounds"),
-    path("selection/<int:round_id>/state/", sel.StateApi.as_view(), name="selection-state"),
+    path("selection/<id:round_id>/state/", sel.StateApi.as_view(), name="selection-state"),
     path(
-        "selection/<int:round_id>/declaration/<str:phase>/",
+        "selection/<id:round_id>/declaration/<str:phase>/",
         sel.DeclarationApi.as_view(),
         name="selection-declaration",
     ),
-    path("selection/<int:round_id>/units/", sel.UnitListApi.as_view(), name="selection-units"),
+    path("selection/<id:round_id>/units/", sel.UnitListApi.as_view(), name="selection-units"),
     path(
-        "selection/<int:round_id>/unit-filters/",
+        "selection/<id:round_id>/unit-filters/",
         sel.UnitFiltersApi.as_view(),
         name="selection-unit-filters",
     ),
-    path("selection/<int:round_id>/cart/<str:kind>/", sel.CartApi.as_view(), name="cart"),
+    path("selection/<id:round_id>/cart/<str:kind>/", sel.CartApi.as_view(), name="cart"),
     path(
-        "selection/<int:round_id>/cart/<str:kind>/items/",
+        "selection/<id:round_id>/cart/<str:kind>/items/",
         sel.CartItemAddApi.as_view(),
         name="cart-add",
     ),
     path(
-        "selection/<int:round_id>/cart/<str:kind>/items/<int:unit_id>/",
+        "selection/<id:round_id>/cart/<str:kind>/items/<id:unit_id>/",
         sel.CartItemRemoveApi.as_view(),
         name="cart-remove",
     ),
     path(
-        "selection/<int:round_id>/cart/<str:kind>/items/<int:unit_id>/move/",
+        "selection/<id:round_id>/cart/<str:kind>/items/<id:unit_id>/move/",
         sel.CartItemMoveApi.as_view(),
         name="cart-move",
     ),
     path(
-        "selection/<int:round_id>/formal/enter/", sel.FormalEnterApi.as_view(), name="formal-enter"
+        "selection/<id:round_id>/formal/enter/", sel.FormalEnterApi.as_view(), name="formal-enter"
     ),
-    path("selection/<int:round_id>/formal/sync/", sel.CartSyncApi.as_view(), name="formal-sync"),
-    path("selection/<int:round_id>/confirm/", res.ConfirmApi.as_view(), name="confirm"),
+    path("selection/<id:round_id>/formal/sync/", sel.CartSyncApi.as_view(), name="formal-sync"),
+    path("selection/<id:round_id>/confirm/", res.ConfirmApi.as_view(), name="confirm"),
     path(
-        "selection/<int:round_id>/give-up/intent/",
+        "selection/<id:round_id>/give-up/intent/",
         res.GiveUpIntentApi.as_view(),
         name="give-up-intent",
     ),
-    path("selection/<int:round_id>/give-up/", res.GiveUpApi.as_view(), name="give-up"),
+    path("selection/<id:round_id>/give-up/", res.GiveUpApi.as_view(), name="give-up"),
     path(
-        "selection/<int:round_id>/supplementary/",
+        "selection/<id:round_id>/supplementary/",
         res.SupplementaryApplyApi.as_view(),
         name="supplementary-apply",
     ),
-    path("selection/<int:round_id>/result/", res.ResultApi.as_view(), name="selection-result"),
-    path("broadcast/<int:round_id>/", res.BroadcastApi.as_view(), name="broadcast"),
+    path("selection/<id:round_id>/result/", res.ResultApi.as_view(), name="selection-result"),
+    path("broadcast/<id:round_id>/", res.BroadcastApi.as_view(), name="broadcast"),
     path(
-        "streams/<str:stream>/events/", realtime_api.StreamEventsApi.as_view(), name="stream-events"
+        "streams/<stream:stream>/events/",
+        realtime_api.StreamEventsApi.as_view(),
+        name="stream-events",
     ),
     path(
-        "selection/<int:round_id>/live/",
+        "selection/<id:round_id>/live/",
         realtime_api.SelectionLiveApi.as_view(),
         name="selection-live",
     ),
     path("signing/agreements/", sig.AgreementListApi.as_view(), name="agreements"),
     path(
-        "signing/agreements/<int:agreement_id>/", sig.AgreementDetailApi.as_view(), name="agreement"
+        "signing/agreements/<id:agreement_id>/", sig.AgreementDetailApi.as_view(), name="agreement"
     ),
-    path(
-        "signing/agreements/<int:agreement_id>/qr/", sig.QrIssueApi.as_view(), name="agreement-qr"
-    ),
+    path("signing/agreements/<id:agreement_id>/qr/", sig.QrIssueApi.as_view(), name="agreement-qr"),
     *sig.step_urlpatterns,  # the phone flow: one view per step
     path(
-        "signing/agreements/<int:agreement_id>/signature/<int:index>/",
+        "signing/agreements/<id:agreement_id>/signature/<id:index>/",
         sig.SignatureCharacterApi.as_view(),
         name="agreement-signature",
     ),
     path(
-        "signing/agreements/<int:agreement_id>/abandon/",
+        "signing/agreements/<id:agreement_id>/abandon/",
         sig.AbandonApi.as_view(),
         name="agreement-abandon",
     ),
     path(
-        "signing/agreements/<int:agreement_id>/document/",
+        "signing/agreements/<id:agreement_id>/document/",
         sig.DocumentApi.as_view(),
         name="agreement-document",
     ),
     path(
-        "signing/agreements/<int:agreement_id>/document/pages/<int:page>/",
+        "signing/agreements/<id:agreement_id>/document/pages/<id:page>/",
         document_api.AgreementPageApi.as_view(),
         name="agreement-document-page",
     ),
@@ -105,29 +106,29 @@ urlpatterns = [
     path("lease/", lease.LeaseListApi.as_view(), name="leases"),
     path("lease/banks/", lease.BankListApi.as_view(), name="lease-banks"),
     path("lease/start/", lease.LeaseStartApi.as_view(), name="lease-start"),
-    path("lease/<int:lease_id>/", lease.LeaseDetailApi.as_view(), name="lease"),
+    path("lease/<id:lease_id>/", lease.LeaseDetailApi.as_view(), name="lease"),
     path(
-        "lease/<int:lease_id>/mobile/code/",
+        "lease/<id:lease_id>/mobile/code/",
         lease.MobileCodeApi.as_view(),
         name="lease-mobile-code",
     ),
-    path("lease/<int:lease_id>/mobile/", lease.MobileChangeApi.as_view(), name="lease-mobile"),
+    path("lease/<id:lease_id>/mobile/", lease.MobileChangeApi.as_view(), name="lease-mobile"),
     path(
-        "lease/<int:lease_id>/photos/<str:side>/",
+        "lease/<id:lease_id>/photos/<str:side>/",
         lease.CardPhotoApi.as_view(),
         name="lease-photo",
     ),
-    path("lease/<int:lease_id>/bank/", lease.BankApi.as_view(), name="lease-bank"),
-    path("lease/<int:lease_id>/qr/", lease.LeaseQrApi.as_view(), name="lease-qr"),
-    path("lease/<int:lease_id>/deposit/", lease.DepositApi.as_view(), name="lease-deposit"),
+    path("lease/<id:lease_id>/bank/", lease.BankApi.as_view(), name="lease-bank"),
+    path("lease/<id:lease_id>/qr/", lease.LeaseQrApi.as_view(), name="lease-qr"),
+    path("lease/<id:lease_id>/deposit/", lease.DepositApi.as_view(), name="lease-deposit"),
     path(
-        "lease/<int:lease_id>/deposit/refresh/",
+        "lease/<id:lease_id>/deposit/refresh/",
         lease.DepositRefreshApi.as_view(),
         name="lease-deposit-refresh",
     ),
-    path("lease/<int:lease_id>/receipt/", lease.ReceiptApi.as_view(), name="lease-receipt"),
+    path("lease/<id:lease_id>/receipt/", lease.ReceiptApi.as_view(), name="lease-receipt"),
     path(
-        "lease/<int:lease_id>/receipt/pages/<int:page>/",
+        "lease/<id:lease_id>/receipt/pages/<id:page>/",
         document_api.ReceiptPageApi.as_view(),
         name="lease-receipt-page",
     ),
