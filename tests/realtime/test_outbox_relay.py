@@ -9,8 +9,10 @@ import pytest
 from django.db import transaction
 from django.test import Client
 from django.utils import timezone
+from rest_framework import serializers
 
 from events.models import Event
+from events.schemas import EVENT_TYPES, EventType, Strict
 from events.services import event_record, events_record, stream_heads
 from realtime.access import qr_stream_token
 from realtime.relay import heads_once, relay_once
@@ -18,6 +20,18 @@ from tests.realtime.conftest import aio, connected
 from tests.worlds import make_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class TestPing(Strict):
+    """The relay tests' own event: any stream, an optional counter."""
+
+    i = serializers.IntegerField(required=False)
+
+
+@pytest.fixture(autouse=True)
+def ping_event(monkeypatch):
+    """Declare `test.ping` for these tests only (events are checked as they are recorded)."""
+    monkeypatch.setitem(EVENT_TYPES, "test.ping", EventType(TestPing, "any", "relay tests"))
 
 
 def record(stream, n, kind="test.ping"):

@@ -168,9 +168,9 @@ async def test_qr_progress_reaches_the_desktop_without_any_login(
         from django.db import transaction
 
         for step, label in (
-            ("scanned", "已扫码"),
-            ("consent", "已同意协议"),
-            ("face", "人脸识别通过"),
+            (1, "已扫码"),
+            (2, "已同意协议"),
+            (3, "人脸识别通过"),
         ):
             with transaction.atomic():
                 event_record(
