@@ -51,6 +51,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
+	DEBUG=1 $(VENV)/bin/mypy accounts selection signing events sms core
 
 format: install
 	$(VENV)/bin/ruff check --fix .

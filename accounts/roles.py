@@ -63,7 +63,7 @@ ROLE_PERMISSIONS[SUPERVISOR] = {
     # Staff allocation (selection.staff_ops.allocation_by_staff): irreversible and outside the
     # rank order, so a supervisor's decision, not an operator's.
     ("selection", "allocation"): ("add", "view"),
-    # Publishing a new agreement-template version (signing.services.template_revise).
+    # Publishing a new agreement-template version (signing.agreements.services.template_revise).
     ("signing", "agreementtemplate"): ("add", "view"),
     ("accounts", "auditentry"): ("view",),
     ("accounts", "devicesession"): ("view",),

@@ -5,7 +5,7 @@
 Targets (the issue): render and sign a sealed agreement PDF ≤ 1 s; a QR code PNG ≤ 10 ms.
 
 PDF: an agreement of `--clauses` clauses (3 A4 pages at 30) with a 2-character signer,
-rendered with the embedded CJK font (signing.pdf.agreement_pdf_render), signed on the
+rendered with the embedded CJK font (signing.agreements.pdf.agreement_pdf_render), signed on the
 applicant's behalf with a fresh per-agreement certificate (pdf_sign_applicant: key
 generation, certificate, PAdES B-T with the in-process TSA), then sealed
 (pdf_seal: validation of the applicant's signature, then the incremental update with the
@@ -14,7 +14,7 @@ loading) is reported apart as the warm-up, the median covers the rest. Each seal
 validated after timing; a failure exits 1.
 
 QR: `qrcode` + Pillow, error correction M, box size 10, border 4, a 60-character URL, to PNG
-bytes (median of `--qr-runs`); and the project's own `signing.qr.qr_png` (error correction
+bytes (median of `--qr-runs`); and the project's own `signing.agreements.qr.qr_png` (error correction
 M, quiet zone 6, short code printed under it) for comparison.
 
 The database is `anju_bench_pdf` (dropped and recreated); the CA is a fresh temporary
@@ -132,7 +132,7 @@ def make_agreement(n: int, clauses: int):
 def pdf_run(agreement, characters) -> tuple[bytes, dict[str, float]]:
     from django.utils import timezone
 
-    from signing.pdf import agreement_pdf_render, pdf_seal, pdf_sign_applicant
+    from signing.agreements.pdf import agreement_pdf_render, pdf_seal, pdf_sign_applicant
 
     now = timezone.now()
     cpu0 = time.process_time()
@@ -183,7 +183,7 @@ def main() -> int:
         f"database {DB_NAME} migrated in {migrate_s:.1f} s; CA in {os.environ['ANJU_SIGNING_CA_DIR']}"
     )
 
-    from signing.pdf import pdf_validate
+    from signing.agreements.pdf import pdf_validate
 
     failures = 0
     samples: list[dict[str, float]] = []
@@ -227,15 +227,15 @@ def main() -> int:
         f"{verdict}"
     )
     try:
-        from signing.qr import qr_png
+        from signing.agreements.qr import qr_png
     except ImportError:
-        print("signing.qr.qr_png not available: skipped")
+        print("signing.agreements.qr.qr_png not available: skipped")
     else:
         ticket = SimpleNamespace(token=secrets.token_urlsafe(24), short_code="ABCD2345")
         qr_png(ticket)
         q_med, q_min, q_max, q_cpu = median_ms(lambda: qr_png(ticket), args.qr_runs)
         print(
-            f"signing.qr.qr_png (M, quiet zone 6, short-code label), median of {args.qr_runs}: "
+            f"signing.agreements.qr.qr_png (M, quiet zone 6, short-code label), median of {args.qr_runs}: "
             f"{q_med:.2f} ms (min {q_min:.2f}, max {q_max:.2f}; CPU {q_cpu:.2f})"
         )
     return 1 if failures else 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -188,7 +189,7 @@ AUTH_USER_MODEL = "accounts.User"
 WORKERS_IN_PROCESS = env_bool("ANJU_WORKERS_IN_PROCESS", False)
 REALTIME_RELAY_IN_PROCESS = WORKERS_IN_PROCESS
 # Deadline tasks the clock runs each tick besides selection's own, as dotted paths taking now=.
-CLOCK_EXTRA_TASKS = ["signing.services.agreements_void_due"]
+CLOCK_EXTRA_TASKS = ["signing.agreements.services.agreements_void_due"]
 
 # Redis is optional for the embedded quick start; set REDIS_URL in production and tests.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -330,7 +331,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # SMS: provider "console" (development) or "tencent" (Tencent Cloud SMS API 3.0).
-SMS = {
+SMS: dict[str, Any] = {
     "PROVIDER": os.environ.get("SMS_PROVIDER", "console"),
     "CODE_TTL_SECONDS": env_int("SMS_CODE_TTL_SECONDS", 300),
     "RESEND_COOLDOWN_SECONDS": env_int("SMS_RESEND_COOLDOWN_SECONDS", 60),
@@ -356,7 +357,7 @@ SMS = {
 # Face recognition: provider "dev" (a simulated provider page at /dev/face/ when DEBUG, with
 # a signed server-to-server callback) or "tencent" (Tencent Cloud FaceID, API 3.0). A check
 # passes when the provider passes it and its similarity score reaches PASS_SCORE.
-FACE = {
+FACE: dict[str, Any] = {
     "PROVIDER": os.environ.get("FACE_PROVIDER", "dev"),
     "PASS_SCORE": env_int("FACE_PASS_SCORE", 70),
     "MAX_STARTS_PER_ATTEMPT": env_int("FACE_MAX_STARTS_PER_ATTEMPT", 10),
@@ -376,7 +377,7 @@ FACE = {
 
 # Identity: the development provider (ID number + SMS code) is always on; the OIDC adapter for
 # the province's unified identity platform is on when OIDC_ISSUER is set.
-OIDC = {
+OIDC: dict[str, Any] = {
     "ISSUER": os.environ.get("OIDC_ISSUER", ""),
     "CLIENT_ID": os.environ.get("OIDC_CLIENT_ID", ""),
     "CLIENT_SECRET": os.environ.get("OIDC_CLIENT_SECRET", ""),
@@ -389,10 +390,10 @@ OIDC = {
 }
 DEV_LOGIN_ENABLED = env_bool("DEV_LOGIN_ENABLED", True)
 
-# E-signing PDFs (signing/pdf.py, signing/ca.py): the CA directory holds the organisation's CA,
+# E-signing PDFs (signing/agreements/pdf.py, signing/agreements/ca.py): the CA directory holds the organisation's CA,
 # seal and time-stamping certificates and keys (0600); `manage.py signing_dev_ca` creates a
 # development set. DEV_CA_AUTOCREATE creates it on first use (development and tests only).
-SIGNING = {
+SIGNING: dict[str, Any] = {
     "CA_DIR": Path(os.environ.get("ANJU_SIGNING_CA_DIR", VAR_DIR / "ca")),
     "FONT_PATH": os.environ.get(
         "ANJU_SIGNING_FONT_PATH", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
@@ -408,13 +409,13 @@ SIGNING = {
         "deposit": env_int("ANJU_QR_TTL_DEPOSIT", 15 * 60),
     },
     # 咨询电话 and 咨询时间 (guide 001) where an agreement template leaves them blank
-    # (signing/consult.py); numbers separated by 、
+    # (signing/agreements/consult.py); numbers separated by 、
     "CONSULT_PHONES": os.environ.get("ANJU_SIGNING_CONSULT_PHONES", "0755-23619344、0755-82559564"),
     "CONSULT_HOURS": os.environ.get("ANJU_SIGNING_CONSULT_HOURS", "工作日 9:00-12:00，14:00-18:00"),
 }
 
-# Bank-card photos (signing/images.py): checked, then re-encoded as JPEG without metadata.
-UPLOADS = {
+# Bank-card photos (signing/lease/card_photos.py): checked, then re-encoded as JPEG without metadata.
+UPLOADS: dict[str, Any] = {
     "MAX_BYTES": env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
     "MAX_PIXELS": env_int("UPLOAD_MAX_PIXELS", 40_000_000),
     "MIN_SIDE": env_int("UPLOAD_MIN_SIDE", 200),
@@ -428,10 +429,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOADS["MAX_BYTES"] + 1024 * 1024
 # answered 413 `request_too_large`; nginx's client_max_body_size refuses them first.
 REQUEST_BODY_MAX_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 
-# The lease deposit (signing/deposit.py, signing/payments/): provider "dev" is a WeChat Pay
+# The lease deposit (signing/lease/deposit.py, signing/lease/payments/): provider "dev" is a WeChat Pay
 # APIv3-shaped simulation (a cashier page at /dev/pay/ when DEBUG, notifications signed with
 # its platform key and encrypted with the APIv3 key, as WeChat Pay does).
-PAYMENT = {
+PAYMENT: dict[str, Any] = {
     "PROVIDER": os.environ.get("PAYMENT_PROVIDER", "dev"),
     "MCHID": os.environ.get("PAYMENT_MCHID", "1900000001"),
     "APPID": os.environ.get("PAYMENT_APPID", "wx_anju_dev"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class RequestContext:
     ip: str = ""
     user_agent: str = ""
-    # The phone's signing session (signing/phone.py) the request came through, if any: a
+    # The phone's signing session (signing/agreements/phone.py) the request came through, if any: a
     # scoped way into one agreement, not a login. Recorded with every step it takes.
     signing_session: int | None = None
 

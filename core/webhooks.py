@@ -1,5 +1,5 @@
 """Both sides of a server-to-server notification, shared by the development providers
-(signing/face/dev.py, signing/payments/dev.py), which act as the provider's server."""
+(signing/face/dev.py, signing/lease/payments/dev.py), which act as the provider's server."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from signing.face.dev import dev_face_decide, dev_face_session
-from signing.payments.dev import dev_pay_confirm, dev_pay_page_context
+from signing.lease.payments.dev import dev_pay_confirm, dev_pay_page_context
 from sms.models import DevInboxMessage
 
 
@@ -44,7 +44,7 @@ def face_provider_page(request, provider_order_id: str):
 
 @require_http_methods(["GET", "POST"])
 def pay_provider_page(request, prepay_id: str):
-    """The simulated payment provider's cashier (signing/payments/dev.py), shaped like WeChat
+    """The simulated payment provider's cashier (signing/lease/payments/dev.py), shaped like WeChat
     Pay's: the order and 「确认支付」. The POST is the provider's endpoint: it pays the order,
     notifies our notify URL server to server (signed), and sends the phone back to the return
     URL with ?out_trade_no=."""

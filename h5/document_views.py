@@ -13,8 +13,9 @@ from django.views.decorators.cache import never_cache
 from core.errors import DomainError
 from h5.signing_views import _to_login
 from h5.views import _applicant
+from signing.agreements.preview import ViewedPdf, agreement_pdf_for_view
+from signing.lease.deposit import receipt_pdf_for_view
 from signing.models import Agreement, Lease
-from signing.preview import ViewedPdf, agreement_pdf_for_view, receipt_pdf_for_view
 
 # Where 「‹ 返回」 goes: the page the viewer was opened from (?from=…), else the records.
 BACK = {
@@ -52,7 +53,7 @@ def _viewer(request, agreement: Agreement, *, kind: str, load, api_base: str):
     }
     lease = Lease.objects.filter(agreement=agreement).first()
     # A lease's two documents, one tap apart (the receipt exists once the lease is approved,
-    # that is sealed: signing/deposit.py `deposit_receipt_pdf_for`).
+    # that is sealed: signing/lease/deposit.py `deposit_receipt_pdf_for`).
     if kind == "receipt":
         context["other"] = (f"/h5/signing/{agreement.pk}/view/{query}", "查看合同")
     elif lease is not None and agreement.status == Agreement.Status.SEALED:

@@ -11,6 +11,6 @@ urlpatterns = [
     path("h5/signing/<id:agreement_id>/abandon/", sig.signing_abandon, name="signing-abandon"),
     path("h5/signing/<id:agreement_id>/view/", doc.agreement_view, name="signing-view"),
     path("h5/signing/<id:agreement_id>/receipt/", doc.receipt_view, name="signing-receipt"),
-    # The URL inside the QR code (signing/qr.py `qr_url`): short, no trailing slash.
+    # The URL inside the QR code (signing/agreements/qr.py `qr_url`): short, no trailing slash.
     path("s/<str:token>", sig.qr_entry, name="signing-qr-entry"),
 ]

@@ -20,7 +20,7 @@ from mobile_api.errors import KIND_STATUS
 from mobile_api.signer import signer_for
 from signing.models import Agreement
 
-# What signing/qr.py mints (secrets.token_urlsafe); anything else cannot be a ticket.
+# What signing/agreements/qr.py mints (secrets.token_urlsafe); anything else cannot be a ticket.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 

@@ -7,9 +7,9 @@ from django import forms
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from signing.documents import document_latest
+from signing.agreements.documents import document_latest
+from signing.agreements.pdf_verify import pdf_record_get, pdf_validate
 from signing.models import Agreement
-from signing.pdf_verify import pdf_record_get, pdf_validate
 
 MAX_PDF_BYTES = 10 * 1024 * 1024
 

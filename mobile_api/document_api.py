@@ -1,6 +1,6 @@
 """Page images of the applicant's agreement and deposit receipt for the viewer page
 (h5/document_views.py): phone browsers often cannot show a PDF inline, so the viewer shows
-PNGs drawn on the server (signing/preview.py). Only the applicant's own; the PDF itself stays
+PNGs drawn on the server (signing/agreements/preview.py). Only the applicant's own; the PDF itself stays
 at …/document/ and …/receipt/ (打印 opens it, 保存 downloads it)."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from rest_framework.views import APIView
 from core.errors import DomainError
 from mobile_api.auth import IsApplicant
 from mobile_api.schema import ERROR_RESPONSES
-from signing import lease as leases
+from signing.agreements.preview import ViewedPdf, agreement_pdf_for_view
+from signing.lease import services as leases
+from signing.lease.deposit import receipt_pdf_for_view
 from signing.models import Agreement
-from signing.preview import ViewedPdf, agreement_pdf_for_view, receipt_pdf_for_view
 
 PNG = {(200, "image/png"): OpenApiTypes.BINARY, **ERROR_RESPONSES}
 

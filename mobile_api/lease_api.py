@@ -1,6 +1,6 @@
 """The applicant's lease signing API (guide 000, section 三) and the payment webhook. Views
-parse, call one service, serialize; the order of stages is enforced in signing/lease.py and
-signing/deposit.py, the phone's face check and contract steps in signing/flow.py (through
+parse, call one service, serialize; the order of stages is enforced in signing/lease/services.py and
+signing/lease/deposit.py, the phone's face check and contract steps in signing/agreements/flow.py (through
 mobile_api/signing_api.py)."""
 
 from __future__ import annotations
@@ -41,17 +41,17 @@ from mobile_api.signing_api import (
     qr_ticket_json,
 )
 from mobile_api.throttles import ScopedRateThrottleFailOpen
-from signing import deposit, selectors
-from signing import lease as leases
-from signing.lease_gates import Stage
-from signing.models import Bank, CardPhoto, Lease
-from signing.payments import get_provider as payment_provider
-from signing.payments.base import (
+from signing import selectors
+from signing.lease import deposit
+from signing.lease import services as leases
+from signing.lease.payments import get_provider as payment_provider
+from signing.lease.payments.base import (
     NOTIFY_MAX_BYTES,
     PaymentNotificationInvalid,
     PaymentNotificationJunk,
     PaymentProviderError,
 )
+from signing.models import Bank, CardPhoto, Lease, LeaseStage
 
 
 def _responses(ok, status_code: int = 200) -> dict:
@@ -96,7 +96,7 @@ def _deposit_signer(request, lease_id: int, action: str = "deposit") -> tuple[Le
 
 
 class StageSerializer(serializers.Serializer):
-    stage = serializers.ChoiceField(choices=Stage.choices)
+    stage = serializers.ChoiceField(choices=LeaseStage.choices)
     label = serializers.CharField()
 
 
@@ -148,7 +148,7 @@ class LeaseSerializer(serializers.Serializer):
     session: the other fields are then absent."""
 
     id = serializers.IntegerField()
-    stage = serializers.ChoiceField(choices=Stage.choices)
+    stage = serializers.ChoiceField(choices=LeaseStage.choices)
     stage_label = serializers.CharField()
     stages = StageSerializer(many=True, required=False)
     agreement = AgreementSerializer()
@@ -374,7 +374,7 @@ class CardPhotoApi(APIView):
             raise ValidationFailed("upload_too_large", "照片过大，请重新拍摄或压缩后上传") from exc
         if upload is None:
             raise ValidationFailed("upload_empty", "请选择照片", fields={"file": ["必填"]})
-        # Never more than one byte past the limit in memory; signing/images.py refuses it.
+        # Never more than one byte past the limit in memory; signing/lease/card_photos.py refuses it.
         limit = settings.UPLOADS["MAX_BYTES"]
         photo = leases.lease_card_photo_upload(
             lease=lease,

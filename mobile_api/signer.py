@@ -1,5 +1,5 @@
 """Who may act on an agreement's phone steps: the applicant's own login, or the phone's
-signing session (signing/phone.py) that a QR ticket started. Used by the phone flow's views
+signing session (signing/agreements/phone.py) that a QR ticket started. Used by the phone flow's views
 (mobile_api/signing_api.py, the deposit views of mobile_api/lease_api.py) and the phone pages
 (h5/), so that they answer alike.
 
@@ -24,7 +24,7 @@ from accounts.validators import mask_name
 from core.context import RequestContext
 from core.errors import DomainError
 from realtime.access import qr_stream_token
-from signing import phone
+from signing.agreements import phone
 from signing.models import Agreement, SigningSession
 
 SESSION_COOKIE = "anju_sign"
@@ -72,7 +72,7 @@ def phone_session_of(request, *, now: datetime | None = None) -> SigningSession 
 
 
 def signer_for(request, *, agreement_id: int, action: str) -> Signer:
-    """The signer of agreement `agreement_id` for `action` (signing/phone.py's action names).
+    """The signer of agreement `agreement_id` for `action` (signing/agreements/phone.py's action names).
     The applicant's own login may do everything; a phone's signing session only what its
     ticket allows. Raises `not_authenticated` (neither), `forbidden` (a staff login),
     `agreement_not_found` (another family's agreement, logged in), `signing_session_scope`, `signing_session_ended`,

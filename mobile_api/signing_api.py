@@ -1,6 +1,6 @@
 """The applicant's signing API (guide 001): agreements, the desktop QR code, the phone flow
 step by step, abandonment, documents and public verification. Views parse, call one
-service, serialize; the order of steps is enforced in signing/flow.py."""
+service, serialize; the order of steps is enforced in signing/agreements/flow.py."""
 
 from __future__ import annotations
 
@@ -30,14 +30,15 @@ from mobile_api.schema import (
 )
 from mobile_api.signer import Signer, cookies_set, device_id, session_json, signer_for
 from realtime.access import qr_stream_token
-from signing import flow, phone, qr, selectors, services
-from signing.documents import document_latest
+from signing import selectors
+from signing.agreements import flow, phone, qr, services
+from signing.agreements.documents import document_latest
+from signing.agreements.signature import finite_strokes
 from signing.face import provider_name as face_provider_name
 from signing.face import services as face_services
 from signing.face.base import FaceProviderError
-from signing.lease import lease_qr_issue
+from signing.lease.services import lease_qr_issue
 from signing.models import Agreement, ConsentKind, Lease, QrTicket
-from signing.signature import finite_strokes
 
 
 def _applicant(request):
@@ -64,7 +65,7 @@ def _ctx(request) -> RequestContext:
 
 
 class HelpSerializer(serializers.Serializer):
-    """咨询电话 and hours (signing/consult.py)."""
+    """咨询电话 and hours (signing/agreements/consult.py)."""
 
     phones = serializers.ListField(child=serializers.CharField())
     phones_text = serializers.CharField()
@@ -199,7 +200,7 @@ class AgreementListApi(APIView):
 
 class AgreementDetailApi(APIView):
     """The agreement for the phone flow: for the applicant's own login, or for the phone's
-    signing session of this agreement (signing/phone.py)."""
+    signing session of this agreement (signing/agreements/phone.py)."""
 
     openapi_links = {
         "get": {
@@ -373,14 +374,14 @@ def phone_page_url(session) -> str:
 #
 # One view per step, at POST …/agreements/<id>/steps/<name>/ (`step_urlpatterns`), by the
 # applicant's own login or the phone's signing session (only the steps of its ticket's
-# stage, signing/phone.py). The order of steps is enforced in signing/flow.py: a step out of
+# stage, signing/agreements/phone.py). The order of steps is enforced in signing/agreements/flow.py: a step out of
 # order gets 409 `step_out_of_order`.
 
 
 class _PhoneStepApi(APIView):
     permission_classes = [AllowAny]
     step: str  # the URL's last segment
-    action: str  # signing/phone.py's name for what a signing session may do
+    action: str  # signing/agreements/phone.py's name for what a signing session may do
 
     def signer(self, request, agreement_id: int) -> Signer:
         return signer_for(request, agreement_id=agreement_id, action=self.action)
@@ -449,7 +450,7 @@ class IdentityConfirmApi(_PhoneStepApi):
 
 def _reverify(signer: Signer) -> bool:
     """A phone that scanned a later stage's code without having passed this attempt's face
-    check proves itself again (signing/phone.py `face_reverify_needed`)."""
+    check proves itself again (signing/agreements/phone.py `face_reverify_needed`)."""
     return signer.session is not None and phone.face_reverify_needed(
         session=signer.session, agreement=signer.agreement
     )

@@ -21,10 +21,9 @@ from core.admin import AuditedModelAdmin, ReadOnlyAdmin
 from core.context import RequestContext
 from core.errors import DomainError
 from core.http import private_image_response
-from signing import services
-from signing.documents import document_latest
-from signing.lease import card_photo_current
-from signing.lease_gates import lease_stage
+from signing.agreements import services
+from signing.agreements.documents import document_latest
+from signing.lease.services import card_photo_current
 from signing.models import (
     Agreement,
     AgreementTemplate,
@@ -36,6 +35,7 @@ from signing.models import (
     PaymentNotification,
     SignatureCharacter,
     TemplateKind,
+    lease_stage,
 )
 from signing.templatetags.money import fen_to_yuan
 
@@ -550,9 +550,9 @@ class LeaseAdmin(ReadOnlyAdmin):
 
     @admin.display(description="阶段")
     def stage(self, obj):
-        from signing.lease_gates import Stage
+        from signing.models import LeaseStage
 
-        return Stage(lease_stage(obj)).label
+        return LeaseStage(lease_stage(obj)).label
 
     @admin.display(description="审核")
     def review(self, obj):

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from accounts.models import Family
+from signing.agreements.seed import texts_seed
+from signing.agreements.services import agreement_create, template_newest
 from signing.models import Agreement, TemplateKind
-from signing.seed import texts_seed
-from signing.services import agreement_create, template_newest
 
 DEMO_RANKS = (1, 2, 3)
 

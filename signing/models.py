@@ -1,7 +1,7 @@
 """E-signing: templates and consent texts (versioned), agreements, their QR tickets and
 scans, the per-character signature, and the per-agreement evidence chain.
 
-Statuses (explicit transitions in signing/transitions.py): 待签字 pending → 已签字 signed →
+Statuses (explicit transitions in signing/agreements/transitions.py): 待签字 pending → 已签字 signed →
 已盖章 sealed; a staff rejection sends signed back to pending; 作废 void when the window
 ends unsigned; 已放弃 abandoned by the abandonment declaration 《放弃签约声明书》.
 """
@@ -35,7 +35,7 @@ class AgreementTemplate(models.Model):
     # Where 请拨打咨询电话 is said (pages, abandonment, rejection SMS), as guide 001 gives it.
     consult_phones = models.CharField("咨询电话", max_length=100, blank=True)
     consult_hours = models.CharField("咨询时间", max_length=100, blank=True)
-    # SHA-256 of `body`, fixed when the version is created (signing/services.py
+    # SHA-256 of `body`, fixed when the version is created (signing/agreements/services.py
     # `template_revise`); each agreement keeps a copy (`Agreement.template_sha256`).
     body_sha256 = models.CharField("正文SHA-256", max_length=64, blank=True)
     created_at = models.DateTimeField("创建时间", auto_now_add=True)
@@ -411,7 +411,7 @@ class Lease(models.Model):
     allocation it starts from, the rent and deposit fixed from the round's rules when it was
     created, the rent direct-debit details and the deposit.
 
-    Its stage is derived (signing/lease.py `lease_stage`) from these facts and the agreement's
+    Its stage is derived (`lease_stage` below) from these facts and the agreement's
     status and step, never stored, so it cannot drift from them."""
 
     agreement = models.OneToOneField(
@@ -457,8 +457,43 @@ class Lease(models.Model):
         return f"{n[:4]} **** **** {n[-4:]}" if n else ""
 
 
+class LeaseStage(models.TextChoices):
+    """Where a lease stands (its page's steps), derived by `lease_stage` from the facts."""
+
+    INFO = "info", "完善承租信息"
+    FACE = "face", "人脸识别"
+    CONTRACT = "contract", "签订合同"
+    DEPOSIT = "deposit", "押金缴纳"
+    REVIEW = "review", "待审核"
+    APPROVED = "approved", "审核通过"
+    CLOSED = "closed", "已结束"
+
+
+def lease_stage(lease: Lease, agreement: Agreement | None = None) -> str:
+    """Where the lease stands, from the agreement's status and step and the lease's facts."""
+    agreement = agreement or lease.agreement
+    status = agreement.status
+    if status == Agreement.Status.SEALED:
+        return LeaseStage.APPROVED
+    if status in (Agreement.Status.VOID, Agreement.Status.ABANDONED):
+        return LeaseStage.CLOSED
+    if status == Agreement.Status.SIGNED:
+        return LeaseStage.REVIEW if lease.deposit_paid_at else LeaseStage.DEPOSIT
+    if lease.bank_attempt != agreement.attempt:
+        return LeaseStage.INFO
+    return LeaseStage.FACE if agreement.step < Agreement.Step.FACE_VERIFIED else LeaseStage.CONTRACT
+
+
+# The QR code the desktop shows at each stage a phone does (guide 000: face, contract, deposit).
+LEASE_QR_PURPOSE: dict[str, str] = {
+    LeaseStage.FACE: QrTicket.Purpose.FACE,
+    LeaseStage.CONTRACT: QrTicket.Purpose.SIGN,
+    LeaseStage.DEPOSIT: QrTicket.Purpose.DEPOSIT,
+}
+
+
 class CardPhoto(models.Model):
-    """A photo of the bank card, as re-encoded by signing/images.py (never the upload itself:
+    """A photo of the bank card, as re-encoded by signing/lease/card_photos.py (never the upload itself:
     no EXIF, no trailing bytes). Kept in the database, outside any web root, and served only
     to the applicant and to staff. Every upload is kept; the newest of a side is current."""
 

@@ -14,12 +14,25 @@ from datetime import datetime
 from django.db.models import OuterRef, Subquery
 
 from accounts.validators import mask_name
-from signing.consult import ConsultHelp, consult_help
-from signing.documents import document_latest
-from signing.lease_gates import Stage, lease_stage
-from signing.models import Agreement, CardPhoto, DepositPayment, Lease, SignatureCharacter
+from signing.agreements.consult import ConsultHelp, consult_help
+from signing.agreements.documents import document_latest
+from signing.models import (
+    Agreement,
+    CardPhoto,
+    DepositPayment,
+    Lease,
+    LeaseStage,
+    SignatureCharacter,
+    lease_stage,
+)
 
-LEASE_STAGES = (Stage.INFO, Stage.FACE, Stage.CONTRACT, Stage.DEPOSIT, Stage.REVIEW)
+LEASE_STAGES = (
+    LeaseStage.INFO,
+    LeaseStage.FACE,
+    LeaseStage.CONTRACT,
+    LeaseStage.DEPOSIT,
+    LeaseStage.REVIEW,
+)
 
 
 @dataclass(frozen=True)
@@ -249,14 +262,14 @@ def _lease_view(
         return LeaseView(
             id=lease.pk,
             stage=stage,
-            stage_label=Stage(stage).label,
+            stage_label=LeaseStage(stage).label,
             agreement=summary,
             help=summary.help,
             details=None,
         )
     applicant = agreement.family.main_applicant
     unit = lease.allocation.unit
-    approved = stage == Stage.APPROVED
+    approved = stage == LeaseStage.APPROVED
     details = LeaseDetails(
         unit=LeaseUnit(
             label=lease.unit_label,
@@ -292,7 +305,7 @@ def _lease_view(
         if payment
         else None,
         submitted_at=lease.deposit_paid_at
-        if lease.deposit_paid_at and stage in (Stage.REVIEW, Stage.APPROVED)
+        if lease.deposit_paid_at and stage in (LeaseStage.REVIEW, LeaseStage.APPROVED)
         else None,
         materials={
             "contract": approved and document_latest(agreement=agreement) is not None,
@@ -302,7 +315,7 @@ def _lease_view(
     return LeaseView(
         id=lease.pk,
         stage=stage,
-        stage_label=Stage(stage).label,
+        stage_label=LeaseStage(stage).label,
         agreement=summary,
         help=summary.help,
         details=details,

@@ -12,7 +12,7 @@ TEXTS: dict[str, str] = {
     # params: title, deadline
     "agreement_pushed": "您有一份《{0}》待签署，请于{1}前登录系统完成网上签约，逾期未签视为放弃。",
     # params: title, reason (without its own closing punctuation: core/fmt.py `clause`),
-    # deadline, consultation numbers, consultation hours (signing/consult.py)
+    # deadline, consultation numbers, consultation hours (signing/agreements/consult.py)
     "agreement_rejected": "您签署的《{0}》未通过审核，原因：{1}。请于{2}前重新签署。如有疑问，请拨打咨询电话{3}（{4}）。",
     # params: title
     "agreement_sealed": "您签署的《{0}》已审核通过并盖章，可登录系统查看、下载协议。",

@@ -210,7 +210,7 @@ def dev_face_decide(
     cache.set(_delivery_key(provider_order_id), delivered, SESSION_TTL_SECONDS)
     return DevFaceOutcome(
         return_url=_with_token(state["return_url"], provider_order_id),
-        passed=decision["passed"],
+        passed=bool(decision["passed"]),
         delivered=delivered,
     )
 
@@ -317,6 +317,8 @@ class DevFaceProvider:
         )
         if not valid:
             raise FaceCallbackInvalid(message="人脸识别结果通知内容不正确")
+        assert isinstance(order_id, str) and isinstance(passed, bool)  # checked just above
+        assert isinstance(result_id, str)
         return FaceResult(
             order_id=order_id,
             passed=passed,

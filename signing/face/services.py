@@ -1,7 +1,7 @@
 """Face checks: record the intent, call the provider after commit, apply the result once.
 
 These services never advance the agreement's step. A passed FaceCheck is only a fact about
-the provider's answer; signing/flow.py's `face_verified` moves the phone flow on when the
+the provider's answer; signing/agreements/flow.py's `face_verified` moves the phone flow on when the
 applicant's page sees a passed check of the current attempt (and checks it belongs to them).
 """
 
@@ -16,11 +16,11 @@ from django.db import transaction
 
 from core.errors import Conflict, Throttled
 from core.locking import lock_get
-from signing.evidence import evidence_append
+from signing.agreements.evidence import evidence_append
+from signing.agreements.transitions import agreement_signable_check, signing_window_check
 from signing.face import get_provider
 from signing.face.base import FaceOrderUnknown, FaceResult, FaceResultPending, FaceStart
 from signing.models import Agreement, FaceCheck
-from signing.transitions import agreement_signable_check, signing_window_check
 
 logger = logging.getLogger("anju.face")
 
@@ -34,7 +34,7 @@ def _order_id() -> str:
 def _check_can_start(agreement: Agreement, now: datetime, reverify: bool) -> None:
     if reverify:
         # A later stage's code opened on a phone that has not passed this attempt's face
-        # check (signing/phone.py `face_reverify_needed`): the check proves the phone again.
+        # check (signing/agreements/phone.py `face_reverify_needed`): the check proves the phone again.
         agreement_signable_check(agreement, signed_too=True)
         signing_window_check(agreement, now)
         if agreement.step < Step.FACE_VERIFIED:
@@ -168,7 +168,7 @@ def face_check_apply(*, result: FaceResult, now: datetime) -> FaceCheck:
     first answer stands).
 
     Locks the agreement row, then the FaceCheck row. Publishes nothing. Does NOT advance the
-    agreement's step: the caller (signing/flow.py `face_verified`) does that when the
+    agreement's step: the caller (signing/agreements/flow.py `face_verified`) does that when the
     applicant's page sees the passed check. Raises `face_order_unknown` for an order we never
     started with this provider."""
     with transaction.atomic():

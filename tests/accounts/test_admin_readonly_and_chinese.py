@@ -177,7 +177,7 @@ ENGLISH_HEADERS = ("TITLE", "FAMILY", "STATUS", "STEP", "ATTEMPT", "SIGNED AT", 
 
 
 def test_agreement_list_and_filters_are_in_chinese(staff):
-    from signing.seed import texts_seed
+    from signing.agreements.seed import texts_seed
     from tests.signing.test_review_admin import bulk_create
 
     texts_seed()

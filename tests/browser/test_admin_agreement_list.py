@@ -16,9 +16,9 @@ def _agreements() -> None:
 
     from accounts.models import Family, User
     from selection.demo import STAFF_PASSWORD, demo_data_load
-    from signing import services
+    from signing.agreements import services
+    from signing.agreements.seed import texts_seed
     from signing.models import AgreementTemplate
-    from signing.seed import texts_seed
 
     demo_data_load()
     texts_seed()

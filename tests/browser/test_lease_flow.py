@@ -31,7 +31,7 @@ from playwright.sync_api import expect
 
 from accounts.models import Applicant, User
 from selection.models import Allocation
-from signing import services
+from signing.agreements import services
 from signing.models import Agreement, DepositPayment, Lease, PaymentNotification, QrTicket
 from tests.browser.conftest import PHONE, RESULTS
 from tests.browser.test_login import COUNTDOWN, latest_code, log_in
@@ -285,7 +285,7 @@ def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
 
 def _lease_started(applicant_pk: int) -> int:
     from core.context import RequestContext
-    from signing import lease as leases
+    from signing.lease import services as leases
 
     applicant = Applicant.objects.get(pk=applicant_pk)
     ctx = RequestContext(ip="10.0.0.8", user_agent="pytest")

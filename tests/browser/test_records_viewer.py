@@ -14,7 +14,7 @@ from django.conf import settings as django_settings
 from playwright.sync_api import expect
 
 from core.fmt import datetime_zh
-from signing import services
+from signing.agreements import services
 from signing.models import AgreementTemplate, TemplateKind
 from tests.browser.conftest import RESULTS
 from tests.browser.test_signing_flow import _logged_in_session

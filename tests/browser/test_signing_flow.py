@@ -38,6 +38,8 @@ from accounts.middleware import DEVICE_SESSION_FLAG
 from accounts.models import Applicant, DeviceSession
 from accounts.services import applicant_user_ensure, device_session_start
 from core.context import RequestContext
+from signing.agreements.seed import texts_seed
+from signing.agreements.services import agreement_create
 from signing.models import (
     Agreement,
     AgreementTemplate,
@@ -47,8 +49,6 @@ from signing.models import (
     SignatureCharacter,
     TemplateKind,
 )
-from signing.seed import texts_seed
-from signing.services import agreement_create
 from sms.models import DevInboxMessage
 from tests.browser.conftest import PHONE, RESULTS
 from tests.browser.test_login import COUNTDOWN, latest_code, log_in
@@ -511,7 +511,7 @@ def test_desktop_qr_then_the_phone_signs_step_by_step(page, desktop, live_url, o
 
 def _ticket_for(agreement_id: int) -> str:
     """The token of a QR code the agreement's applicant had shown on some desktop."""
-    from signing.qr import qr_ticket_issue
+    from signing.agreements.qr import qr_ticket_issue
 
     agreement = Agreement.objects.select_related("family__main_applicant").get(pk=agreement_id)
     ticket = qr_ticket_issue(

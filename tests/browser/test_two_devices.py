@@ -44,7 +44,7 @@ def _lease_info_done(applicant_pk: int) -> Lease:
     """完善承租信息 done on the desktop (tests/browser/test_lease_flow.py walks that page)."""
     from accounts.models import Applicant
     from core.context import RequestContext
-    from signing import lease as leases
+    from signing.lease import services as leases
 
     applicant = Applicant.objects.get(pk=applicant_pk)
     ctx = RequestContext(ip="10.0.0.8", user_agent="desktop")

@@ -26,13 +26,13 @@ import time_machine
 from django.db import IntegrityError, connection
 from django.test import Client
 
-import signing.lease as lease_module
-import signing.services as signing_services
+import signing.agreements.services as signing_services
+import signing.lease.services as lease_module
 from accounts.models import AuditEntry
 from core.errors import DomainError
 from selection import allocation, scheduling, supplementary
 from selection.models import Seat, Session, SupplementaryApplication
-from signing.evidence import evidence_verify
+from signing.agreements.evidence import evidence_verify
 from signing.models import Agreement, Evidence, Lease
 from sms import crypto
 from sms import services as sms_services

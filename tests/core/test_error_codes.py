@@ -27,7 +27,7 @@ def test_the_scan_finds_each_kind_of_refusal():
     codes = error_codes(ROOT)
     expect = {
         "invalid_mobile": 400,  # ValidationFailed in accounts.validators
-        "agreement_not_pending": 409,  # Conflict in signing.transitions
+        "agreement_not_pending": 409,  # Conflict in signing.agreements.transitions
         "unit_not_found": 404,  # a DomainError subclass declaring code and kind
         "busy": 503,  # a subclass in core.locking
         "csrf_failed": 403,  # an answer mobile_api builds itself

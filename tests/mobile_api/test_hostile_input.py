@@ -24,6 +24,8 @@ from core.asgi import BodyLimit, ClientAddress, client_from_forwarded
 from core.converters import MAX_ID
 from mobile_api.errors import exception_handler
 from mobile_api.signing_api import SignatureCharacterApi
+from signing.agreements.signature import character_clean
+from signing.lease.payments import dev as pay_dev
 from signing.models import (
     Agreement,
     CardPhoto,
@@ -31,8 +33,6 @@ from signing.models import (
     QrTicket,
     SignatureCharacter,
 )
-from signing.payments import dev as pay_dev
-from signing.signature import character_clean
 from sms.models import SmsCode
 from tests.factories import FamilyFactory
 from tests.mobile_api.conftest import ApiClient, error_code
@@ -70,7 +70,7 @@ def logged_in(applicant) -> ApiClient:
 
 @pytest.mark.parametrize("body", DEEP, ids=["list-100k", "object-100k", "list-65"])
 @pytest.mark.parametrize(
-    "url", ["/api/v1/auth/sms-code/", "/api/v1/auth/login/", "/api/v1/signing/qr/open/"]
+    "url", ["/api/v1/auth/sms-code/", "/api/v1/auth/login/", "/api/v1/signing/agreements/qr/open/"]
 )
 def test_deeply_nested_json_is_malformed_request_on_any_endpoint(url, body):
     response = anonymous().post(url, body, content_type="application/json")

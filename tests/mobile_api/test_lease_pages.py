@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 
 from core.context import RequestContext
-from signing import lease as leases
-from signing.payments import dev as pay_dev
+from signing.lease import services as leases
+from signing.lease.payments import dev as pay_dev
 from tests.signing.lease_worlds import NOW, make_lease_world
 
 pytestmark = pytest.mark.django_db

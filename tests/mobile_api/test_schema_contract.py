@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from drf_spectacular.generators import SchemaGenerator
 
+from signing.agreements.services import agreement_create
 from signing.models import Agreement, AgreementTemplate, TemplateKind
-from signing.services import agreement_create
 from tests.mobile_api.conftest import ApiClient, error_code
 from tests.signing.worlds import CLOSES, OPENS, make_agreement
 

@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from signing import lease as leases
+from signing.lease import services as leases
 from signing.models import Lease
 from tests.mobile_api.conftest import ApiClient
 from tests.signing.lease_worlds import NOW, make_lease_world

@@ -15,7 +15,7 @@ from accounts.models import Applicant, Family
 from accounts.services import applicant_user_ensure
 from selection import allocation, carts
 from selection.models import Allocation
-from signing.seed import texts_seed
+from signing.agreements.seed import texts_seed
 from tests.worlds import S1_START, TZ, enter, make_world, preselect
 
 ALLOCATED_AT = S1_START + timedelta(seconds=20)
@@ -95,7 +95,7 @@ class NotifyTransport(httpx.BaseTransport):
 def signing_ca_from_before(settings, directory) -> None:
     """A development CA made before NOW: the lease world's time is pinned in March 2026, and a
     CA made on the day the suite runs would not be valid yet when the contract is sealed."""
-    from signing.ca import dev_ca_ensure
+    from signing.agreements.ca import dev_ca_ensure
 
     dev_ca_ensure(directory=directory, now=NOW - timedelta(days=30))
     settings.SIGNING = {**settings.SIGNING, "CA_DIR": directory, "DEV_CA_AUTOCREATE": False}

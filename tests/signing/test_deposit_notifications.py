@@ -17,10 +17,10 @@ from django.test import Client
 
 from core.context import RequestContext
 from events.models import Event
-from signing import deposit
-from signing.lease import lease_start
+from signing.lease import deposit
+from signing.lease.payments import dev as pay_dev
+from signing.lease.services import lease_start
 from signing.models import Agreement, DepositPayment, Evidence, Lease, PaymentNotification
-from signing.payments import dev as pay_dev
 from tests.signing.lease_worlds import ACCOUNT, NOW, make_lease_world
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

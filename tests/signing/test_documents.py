@@ -26,10 +26,19 @@ from accounts.models import AuditEntry, User
 from core.context import RequestContext
 from core.errors import DomainError
 from selection.models import Round
-from signing import services
-from signing.ca import dev_ca_ensure, seal_for
-from signing.deposit import deposit_receipt_pdf_for
-from signing.lease import lease_bank_confirm, lease_card_photo_upload, lease_start
+from signing.agreements import services
+from signing.agreements.ca import dev_ca_ensure, seal_for
+from signing.agreements.pdf import agreement_pdf_render, pdf_seal, pdf_sign_applicant, pdf_validate
+from signing.agreements.seed import (
+    CONSULT_HOURS,
+    CONSULT_PHONES,
+    LEASE_ORGANISATION,
+    SUBSIDY_ORGANISATION,
+    texts_seed,
+)
+from signing.lease.deposit import deposit_receipt_pdf_for
+from signing.lease.receipt import deposit_receipt_issue, deposit_receipt_pdf, receipt_validate
+from signing.lease.services import lease_bank_confirm, lease_card_photo_upload, lease_start
 from signing.models import (
     Agreement,
     AgreementTemplate,
@@ -39,15 +48,6 @@ from signing.models import (
     Lease,
     SignatureCharacter,
     TemplateKind,
-)
-from signing.pdf import agreement_pdf_render, pdf_seal, pdf_sign_applicant, pdf_validate
-from signing.receipt import deposit_receipt_issue, deposit_receipt_pdf, receipt_validate
-from signing.seed import (
-    CONSULT_HOURS,
-    CONSULT_PHONES,
-    LEASE_ORGANISATION,
-    SUBSIDY_ORGANISATION,
-    texts_seed,
 )
 from tests.factories import FamilyFactory
 from tests.signing.lease_worlds import ACCOUNT, NOW, make_lease_world, photo_bytes
@@ -219,7 +219,7 @@ def test_texts_seed_replaces_a_superseded_demo_text_with_a_new_version():
     old = "公共租赁住房租赁合同\n\n出租人：深圳市住房保障机构（演示）\n承租人：{{ name }}"
     AgreementTemplate.objects.create(kind=TemplateKind.LEASE, version=1, title="旧", body=old)
     # A stand-in for the five-line text earlier releases seeded: its hash is the one listed.
-    from signing import seed
+    from signing.agreements import seed
 
     seed.SUPERSEDED_SEED_SHA256.add(hashlib.sha256(old.encode()).hexdigest())
     try:

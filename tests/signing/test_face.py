@@ -253,7 +253,7 @@ def test_dev_provider_end_to_end(face, transport, agreement, pinned, client, set
     assert entry.data["order_id"] == face_check.order_id
     assert entry.data["result_id"] == face_check.result_id
     assert entry.data["status"] == "passed" and entry.actor is None
-    # Not advanced here: signing/flow.py's face_verified does that.
+    # Not advanced here: signing/agreements/flow.py's face_verified does that.
     agreement.refresh_from_db()
     assert agreement.step == Step.IDENTITY_CONFIRMED
 

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from core.errors import DomainError
-from signing import flow, services
-from signing.evidence import evidence_verify
+from signing.agreements import flow, services
+from signing.agreements.evidence import evidence_verify
+from signing.agreements.transitions import ALLOWED, transition_check
 from signing.models import Agreement, ConsentKind, Evidence, SignatureCharacter
-from signing.transitions import ALLOWED, transition_check
 from tests.signing.worlds import CLOSES, CTX, OPENS, make_agreement, strokes
 
 pytestmark = pytest.mark.django_db

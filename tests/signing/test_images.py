@@ -1,4 +1,4 @@
-"""Bank-card photo uploads (signing/images.py): every input is built here with Pillow or by
+"""Bank-card photo uploads (signing/lease/card_photos.py): every input is built here with Pillow or by
 hand, so the repository holds no binary fixtures. No database."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from PIL import Image, ImageFile, PngImagePlugin
 
 from core.errors import ValidationFailed
-from signing import images
-from signing.images import CleanImage, card_photo_clean
+from signing.lease import card_photos as images
+from signing.lease.card_photos import CleanImage, card_photo_clean
 
 RED, BLUE, WHITE = (220, 20, 30), (20, 40, 220), (255, 255, 255)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -15,10 +15,11 @@ from stdnum import luhn
 
 from accounts.models import Applicant
 from core.errors import DomainError
-from signing import services
-from signing.evidence import evidence_verify
+from signing.agreements import services
+from signing.agreements.evidence import evidence_verify
 from signing.face import FaceResult
 from signing.face.services import face_check_apply
+from signing.lease.payments import dev as pay_dev
 from signing.models import (
     Agreement,
     CardPhoto,
@@ -28,7 +29,6 @@ from signing.models import (
     Lease,
     PaymentNotification,
 )
-from signing.payments import dev as pay_dev
 from sms.models import DevInboxMessage, Purpose, SmsMessage
 from sms.services import sms_code_send
 from tests.mobile_api.conftest import ApiClient, error_code
@@ -167,7 +167,7 @@ def test_the_whole_lease_journey_through_the_api(world, notify, settings):
         # The agreement's own QR endpoint shows the lease stage's code too, never another.
         assert desktop.post(f"{base}/qr/").json()["purpose"] == "face"
         token = face_qr.json()["url"].rsplit("/", 1)[1]
-        opened = phone.post("/api/v1/signing/qr/open/", {"token": token}).json()
+        opened = phone.post("/api/v1/signing/agreements/qr/open/", {"token": token}).json()
         assert (opened["agreement"], opened["purpose"]) == (aid, "face")
         versions = {
             k: phone.get(f"/api/v1/signing/consents/{k}/").json()["version"]

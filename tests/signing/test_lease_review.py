@@ -10,13 +10,20 @@ import pytest
 from accounts.models import User
 from core.context import RequestContext
 from core.errors import DomainError
-from signing import deposit, services
-from signing.documents import document_sign
-from signing.lease import lease_start
-from signing.lease_gates import Stage, lease_stage
-from signing.models import Agreement, DepositPayment, Lease, SignatureCharacter
-from signing.payments.base import PaymentNotice
-from signing.signature import character_clean
+from signing.agreements import services
+from signing.agreements.documents import document_sign
+from signing.agreements.signature import character_clean
+from signing.lease import deposit
+from signing.lease.payments.base import PaymentNotice
+from signing.lease.services import lease_start
+from signing.models import (
+    Agreement,
+    DepositPayment,
+    Lease,
+    LeaseStage,
+    SignatureCharacter,
+    lease_stage,
+)
 from sms.models import SmsMessage
 from tests.signing.lease_worlds import ACCOUNT, NOW, make_lease_world, signing_ca_from_before
 from tests.signing.worlds import strokes
@@ -101,7 +108,7 @@ def test_review_before_the_deposit_is_refused_either_way():
 
 def test_rejection_sends_the_family_back_to_the_rental_information_keeping_the_deposit():
     world, lease = signed_lease(paid=True)
-    assert lease_stage(lease) == Stage.REVIEW
+    assert lease_stage(lease) == LeaseStage.REVIEW
     services.agreement_reject(
         agreement_id=lease.agreement_id, actor=reviewer(), reason="银行卡照片不清晰", now=NOW
     )
@@ -109,7 +116,7 @@ def test_rejection_sends_the_family_back_to_the_rental_information_keeping_the_d
     agreement = lease.agreement
     agreement.refresh_from_db()
     assert (agreement.status, agreement.attempt) == ("pending", 2)
-    assert lease_stage(lease, agreement) == Stage.INFO  # bank details confirmed again
+    assert lease_stage(lease, agreement) == LeaseStage.INFO  # bank details confirmed again
     sms = SmsMessage.objects.get(kind="agreement_rejected")
     assert sms.phone == world.applicant.mobile
     assert DepositPayment.objects.get(lease=lease).status == "paid"  # never asked twice
@@ -117,7 +124,7 @@ def test_rejection_sends_the_family_back_to_the_rental_information_keeping_the_d
     Lease.objects.filter(pk=lease.pk).update(bank_attempt=2)
     Agreement.objects.filter(pk=agreement.pk).update(status="signed", step=7, signed_at=NOW)
     lease.refresh_from_db()
-    assert lease_stage(lease) == Stage.REVIEW
+    assert lease_stage(lease) == LeaseStage.REVIEW
     with pytest.raises(DomainError) as again:
         deposit.deposit_order_prepare(lease_id=lease.pk, now=NOW)
     assert again.value.code == "deposit_paid"
@@ -130,7 +137,7 @@ def test_the_window_end_voids_a_signed_unpaid_lease_but_not_a_paid_one():
     assert services.agreements_void_due(now=ends - timedelta(seconds=1)) == []
     assert services.agreements_void_due(now=ends) == [unpaid.agreement_id]
     assert Agreement.objects.get(pk=unpaid.agreement_id).status == "void"
-    assert lease_stage(Lease.objects.get(pk=unpaid.pk)) == Stage.CLOSED
+    assert lease_stage(Lease.objects.get(pk=unpaid.pk)) == LeaseStage.CLOSED
     assert Agreement.objects.get(pk=paid.agreement_id).status == "signed"
     assert services.agreements_void_due(now=ends + timedelta(days=1)) == []
 
@@ -155,8 +162,8 @@ def staff_client():
 
 
 def with_card_photos(lease: Lease) -> None:
-    from signing.images import card_photo_clean
-    from signing.lease import card_photo_create
+    from signing.lease.card_photos import card_photo_clean
+    from signing.lease.services import card_photo_create
     from signing.models import CardPhoto
     from tests.signing.lease_worlds import photo_bytes
 
@@ -202,8 +209,8 @@ def test_staff_review_page_shows_the_lease_and_approves_only_a_paid_one(staff_cl
         {"action": "approve", "confirm_seal": "1"},
     )
     assert Agreement.objects.get(pk=paid.agreement_id).status == "sealed"
-    assert lease_stage(Lease.objects.get(pk=paid.pk)) == Stage.APPROVED
-    assert reviewer_.get("/admin/signing/lease/").status_code == 200
+    assert lease_stage(Lease.objects.get(pk=paid.pk)) == LeaseStage.APPROVED
+    assert reviewer_.get("/admin/signing/lease/services/").status_code == 200
     assert reviewer_.get("/admin/signing/paymentnotification/").status_code == 200
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from core.context import RequestContext
 from core.errors import DomainError
-from signing import lease as lease_service
-from signing import qr
+from signing.agreements import qr
+from signing.lease import services as lease_service
 from signing.models import Agreement
 from tests.signing.lease_worlds import ALLOCATED_AT, make_lease_world
 from tests.signing.worlds import OPENS, make_agreement

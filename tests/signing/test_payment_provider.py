@@ -29,7 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.template.loader import render_to_string
 from django.test import RequestFactory
 
-from signing.payments import (
+from signing.lease.payments import (
     PaymentNotice,
     PaymentNotificationInvalid,
     PaymentNotificationMalformed,
@@ -37,8 +37,8 @@ from signing.payments import (
     get_provider,
     provider_name,
 )
-from signing.payments import dev as dev_module
-from signing.payments.dev import (
+from signing.lease.payments import dev as dev_module
+from signing.lease.payments.dev import (
     DevPayProvider,
     api_v3_key,
     dev_encrypt_resource,
@@ -710,12 +710,12 @@ def test_a_key_from_another_directory_is_another_serial(pay, settings, tmp_path)
 def test_the_provider_is_found_by_name(pay, settings):
     assert provider_name() == "dev"
     assert isinstance(get_provider(), DevPayProvider)
-    settings.PAYMENT = {**settings.PAYMENT, "PROVIDER": "signing.payments.dev.DevPayProvider"}
+    settings.PAYMENT = {**settings.PAYMENT, "PROVIDER": "signing.lease.payments.dev.DevPayProvider"}
     assert isinstance(get_provider(), DevPayProvider)
 
 
 def test_error_codes_are_stable():
-    from signing.payments import (
+    from signing.lease.payments import (
         PaymentNotificationReplayed,
         PaymentNotificationStale,
         PaymentSignatureInvalid,

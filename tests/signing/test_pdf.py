@@ -28,7 +28,8 @@ from PIL import Image, ImageDraw, ImageFont
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from core.errors import Conflict, ValidationFailed
-from signing.ca import applicant_certificate_issue, authority_load, dev_ca_ensure
+from signing.agreements.ca import applicant_certificate_issue, authority_load, dev_ca_ensure
+from signing.agreements.pdf import agreement_pdf_render, pdf_seal, pdf_sign_applicant, pdf_validate
 from signing.models import (
     Agreement,
     AgreementDocument,
@@ -37,7 +38,6 @@ from signing.models import (
     SignatureCharacter,
     TemplateKind,
 )
-from signing.pdf import agreement_pdf_render, pdf_seal, pdf_sign_applicant, pdf_validate
 from tests.factories import FamilyFactory
 
 ROOT = Path(__file__).resolve().parents[2]

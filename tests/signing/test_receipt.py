@@ -1,4 +1,4 @@
-"""The deposit receipt PDF (signing/receipt.py): capital amounts, the text a reader sees
+"""The deposit receipt PDF (signing/lease/receipt.py): capital amounts, the text a reader sees
 (poppler's pdftotext), one A5 page, identical bytes for identical inputs. No database."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from signing.receipt import amount_capital, amount_yuan, deposit_receipt_pdf
+from signing.lease.receipt import amount_capital, amount_yuan, deposit_receipt_pdf
 
 RECEIPT = {
     "receipt_no": "YJ2025030500000042",

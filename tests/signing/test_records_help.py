@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
-from signing import services
-from signing.ca import dev_ca_ensure
-from signing.consult import consult_help
+from signing.agreements import services
+from signing.agreements.ca import dev_ca_ensure
+from signing.agreements.consult import consult_help
 from signing.models import Agreement, AgreementTemplate, TemplateKind
 from sms.models import DevInboxMessage
 from tests.signing.lease_worlds import NOW

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from accounts.models import AuditEntry
 from selection.demo import STAFF_PASSWORD, demo_data_load
-from signing import flow
+from signing.agreements import flow
+from signing.agreements.pdf_verify import pdf_validate
+from signing.agreements.seed import texts_seed
 from signing.models import Agreement, AgreementDocument, AgreementTemplate, Evidence
-from signing.pdf_verify import pdf_validate
-from signing.seed import texts_seed
 from sms.models import DevInboxMessage, SmsMessage
 from tests.signing.test_flow import steps_to
 from tests.signing.worlds import CTX
@@ -178,7 +178,7 @@ def test_staff_submit_the_abandonment_declaration_on_the_applicants_behalf(staff
     reviewer.post(url, {"action": "abandon", "declaration_version": "0" * 64})
     agreement.refresh_from_db()
     assert agreement.status == "pending"  # a stale declaration changes nothing
-    from signing.services import abandon_declaration
+    from signing.agreements.services import abandon_declaration
 
     _, version = abandon_declaration(agreement)
     assert (

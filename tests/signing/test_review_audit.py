@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import AuditEntry
+from signing.agreements.services import abandon_declaration
 from signing.models import Agreement
-from signing.services import abandon_declaration
 from signing.templatetags.money import fen_to_yuan
 from tests.signing.test_review_admin import bulk_create, signed_agreement, staff  # noqa: F401
 

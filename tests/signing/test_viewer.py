@@ -11,10 +11,10 @@ from django.test import Client
 from PIL import Image
 
 from accounts.services import applicant_user_ensure
-from signing import preview
-from signing.documents import document_latest
+from signing.agreements import preview
+from signing.agreements.documents import document_latest
+from signing.agreements.preview import PAGE_WIDTH_PX, pdf_page_png, pdf_page_sizes
 from signing.models import Agreement
-from signing.preview import PAGE_WIDTH_PX, pdf_page_png, pdf_page_sizes
 from tests.mobile_api.conftest import error_code
 from tests.signing.viewer_worlds import ca_for, sealed_subsidy, sign
 from tests.signing.worlds import make_agreement

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from signing import preview, services
+from signing.agreements import services
+from signing.lease import deposit
 from tests.signing.lease_worlds import NOW
 from tests.signing.test_lease_review import signed_lease
 from tests.signing.test_records_help import _keys, client_for  # noqa: F401 (autouse fixture)
@@ -34,7 +35,7 @@ def test_the_deposit_receipt_is_in_the_viewer_once_approved(monkeypatch):
     assert image.status_code == 200 and image["Content-Type"] == "image/png"
     assert "immutable" in image["Cache-Control"]
     # Each copy of the receipt is issued and sealed anew: a page already drawn is not.
-    monkeypatch.setattr(preview, "deposit_receipt_pdf_for", _no_new_copy)
+    monkeypatch.setattr(deposit, "deposit_receipt_pdf_for", _no_new_copy)
     assert client.get(src).content == image.content
     # the contract and the receipt, one tap apart
     contract = client.get(f"/h5/signing/{lease.agreement_id}/view/").content.decode()

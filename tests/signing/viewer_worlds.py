@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from accounts.models import User
-from signing import services
-from signing.ca import dev_ca_ensure
-from signing.documents import document_sign
+from signing.agreements import services
+from signing.agreements.ca import dev_ca_ensure
+from signing.agreements.documents import document_sign
+from signing.agreements.signature import character_clean
 from signing.models import Agreement, SignatureCharacter
-from signing.signature import character_clean
 from tests.signing.worlds import CLOSES, make_agreement, strokes
 
 SIGNED_AT = CLOSES - timedelta(hours=2)  # inside the window of tests/signing/worlds.py

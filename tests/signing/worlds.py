@@ -6,9 +6,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from core.context import RequestContext
+from signing.agreements.seed import texts_seed
+from signing.agreements.services import agreement_create
 from signing.models import AgreementTemplate, TemplateKind
-from signing.seed import texts_seed
-from signing.services import agreement_create
 from tests.factories import FamilyFactory
 
 TZ = ZoneInfo("Asia/Shanghai")

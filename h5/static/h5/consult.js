@@ -1,4 +1,4 @@
-/* 咨询电话 as the API gives it (`help` of an agreement or a lease: signing/consult.py):
+/* 咨询电话 as the API gives it (`help` of an agreement or a lease: signing/agreements/consult.py):
  * 「请拨打咨询电话 0755-…、0755-…（工作日 …）」 with tap-to-call numbers, the twin of the
  * server's h5/signing/_help.html. Exposed as window.Anju.consult. */
 (() => {

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from signing.ca import ca_dir, dev_ca_ensure
+from signing.agreements.ca import ca_dir, dev_ca_ensure
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from signing.pdf_verify import pdf_record_get, pdf_validate
+from signing.agreements.pdf_verify import pdf_record_get, pdf_validate
 
 ROLES = {"applicant": "乙方签字", "seal": "甲方盖章"}
 

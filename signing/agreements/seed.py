@@ -252,7 +252,7 @@ def texts_seed(*, now: datetime | None = None) -> None:
     """Create version 1 of each consent text and template if missing (idempotent). A newest
     template version that is one of the superseded demo texts is revised to the current one
     (a new version; agreements made from the old one keep it)."""
-    from signing.services import body_sha256, template_newest, template_revise
+    from signing.agreements.services import body_sha256, template_newest, template_revise
 
     now = now or timezone.now()
     for consent, (title, body) in CONSENTS.items():

@@ -19,17 +19,17 @@ from core.context import RequestContext
 from core.errors import Conflict, NotAllowed, ValidationFailed
 from events.services import events_record
 from events.streams import qr_stream
-from signing.evidence import evidence_append
-from signing.lease_gates import lease_flow_gate
-from signing.models import Agreement, ConsentKind, ConsentText, QrTicket, SignatureCharacter
-from signing.phone import phone_session_still_live
-from signing.services import agreement_lock
-from signing.signature import character_clean
-from signing.transitions import (
+from signing.agreements.evidence import evidence_append
+from signing.agreements.phone import phone_session_still_live
+from signing.agreements.services import agreement_lock
+from signing.agreements.signature import character_clean
+from signing.agreements.transitions import (
     agreement_signable_check,
+    lease_order_check,
     signing_window_check,
     transition_apply,
 )
+from signing.models import Agreement, ConsentKind, ConsentText, QrTicket, SignatureCharacter
 from sms.models import Purpose
 from sms.services import sms_code_send, sms_code_verify
 
@@ -48,7 +48,7 @@ def _open(
         raise NotAllowed("agreement_not_yours", "该协议不属于您，只有主申请人本人可以签署")
     agreement_signable_check(agreement)
     signing_window_check(agreement, now)
-    lease_flow_gate(agreement)
+    lease_order_check(agreement)
 
 
 def _progress(agreement: Agreement, step: int, now: datetime) -> None:
@@ -341,7 +341,7 @@ def sign_submit(
 ) -> Agreement:
     """「提交」: the SMS code verified, the agreement becomes 已签字 and its PDF is signed on
     the applicant's behalf (the key is used only now: after the face check and the code)."""
-    from signing.documents import document_sign
+    from signing.agreements.documents import document_sign
 
     agreement = Agreement.objects.get(pk=agreement_id)
     _open(agreement, applicant, now, ctx)

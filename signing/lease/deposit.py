@@ -1,7 +1,7 @@
 """The lease deposit (押金缴纳): one payment order per lease with the payment provider, paid on
 the phone, and the provider's notification applied exactly once.
 
-The protocol (signing/payments/base.py): `deposit_order_prepare` records the order and
+The protocol (signing/lease/payments/base.py): `deposit_order_prepare` records the order and
 commits; the interface layer then calls `provider.create_order` outside any transaction
 (`deposit_begin`); the provider's page takes the money and posts a signed notification,
 which the webhook verifies (`provider.parse_notification`) and `deposit_notice_apply`
@@ -27,13 +27,21 @@ from core.errors import Conflict, DomainError
 from core.locking import lock_get
 from events.services import events_record
 from events.streams import qr_stream
-from signing.evidence import evidence_append
-from signing.lease_gates import Stage, lease_stage
-from signing.models import Agreement, DepositPayment, Lease, PaymentNotification, QrTicket
-from signing.payments import get_provider
-from signing.payments.base import PaymentNotice, PaymentProviderError, PaymentStart
-from signing.services import agreement_lock
-from signing.transitions import signing_window_check
+from signing.agreements.evidence import evidence_append
+from signing.agreements.preview import ViewedPdf
+from signing.agreements.services import agreement_lock
+from signing.agreements.transitions import signing_window_check
+from signing.lease.payments import get_provider
+from signing.lease.payments.base import PaymentNotice, PaymentProviderError, PaymentStart
+from signing.models import (
+    Agreement,
+    DepositPayment,
+    Lease,
+    LeaseStage,
+    PaymentNotification,
+    QrTicket,
+    lease_stage,
+)
 
 logger = logging.getLogger("anju.payments")
 
@@ -65,10 +73,10 @@ def deposit_order_prepare(*, lease_id: int, now: datetime) -> DepositPayment:
         agreement = agreement_lock(agreement_id)
         lease = lock_get(Lease.objects, pk=lease_id)
         stage = lease_stage(lease, agreement)
-        if stage == Stage.REVIEW or lease.deposit_paid_at:
+        if stage == LeaseStage.REVIEW or lease.deposit_paid_at:
             raise Conflict("deposit_paid", "押金已缴纳，无需重复支付")
-        if stage != Stage.DEPOSIT:
-            raise Conflict("step_out_of_order", f"请先完成「{Stage(stage).label}」")
+        if stage != LeaseStage.DEPOSIT:
+            raise Conflict("step_out_of_order", f"请先完成「{LeaseStage(stage).label}」")
         signing_window_check(agreement, now)
         payment = DepositPayment.objects.filter(lease=lease).first()
         if payment is None:
@@ -313,11 +321,11 @@ def deposit_receipt_pdf_for(*, lease: Lease, now: datetime) -> bytes:
     """The deposit receipt (押金收据), once the lease is approved, issued by the lease's 甲方
     and sealed with that organisation's seal (time-stamped `now`, when this copy is issued).
     Raises `receipt_not_ready`, `seal_missing`."""
-    from signing.receipt import deposit_receipt_issue
-    from signing.services import agreement_organisation
+    from signing.agreements.services import agreement_organisation
+    from signing.lease.receipt import deposit_receipt_issue
 
     payment = DepositPayment.objects.filter(lease=lease, status="paid").first()
-    if payment is None or lease_stage(lease) != Stage.APPROVED:
+    if payment is None or lease_stage(lease) != LeaseStage.APPROVED:
         raise DomainError("receipt_not_ready", "审核通过后可下载押金收据", kind="not_found")
     applicant = lease.agreement.family.main_applicant
     org_name = agreement_organisation(lease.agreement)
@@ -333,4 +341,27 @@ def deposit_receipt_pdf_for(*, lease: Lease, now: datetime) -> bytes:
         out_trade_no=payment.out_trade_no,
         org_name=org_name,
         verification_code=lease.agreement.verification_code,
+    )
+
+
+def receipt_pdf_for_view(*, lease: Lease) -> ViewedPdf:
+    """The lease's deposit receipt (押金收据); making it raises `receipt_not_ready` (from
+    signing/lease/deposit.py) until the lease is approved. Each copy is sealed when issued, so its
+    bytes differ from copy to copy while what it shows does not: the version is the receipt
+    number and the approval."""
+    agreement = lease.agreement
+    receipt_no = (
+        DepositPayment.objects.filter(lease=lease, status=DepositPayment.Status.PAID)
+        .values_list("receipt_no", flat=True)
+        .first()
+    )
+    # Lazily: a cached page or page list was drawn from a copy issued for this very
+    # version, which includes the approval, so it never shows a receipt not yet due.
+    return ViewedPdf(
+        title="押金收据",
+        filename=f"deposit-receipt-{lease.pk}.pdf",
+        version=hashlib.sha256(
+            f"receipt:{lease.pk}:{receipt_no}:{agreement.status}:{agreement.sealed_at}".encode()
+        ).hexdigest(),
+        make=lambda: deposit_receipt_pdf_for(lease=lease, now=timezone.now()),
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from signing.payments.base import (
+from signing.lease.payments.base import (
     PaymentNotice,
     PaymentNotificationInvalid,
     PaymentNotificationMalformed,
@@ -20,7 +20,7 @@ from signing.payments.base import (
 )
 
 PROVIDERS = {
-    "dev": "signing.payments.dev.DevPayProvider",
+    "dev": "signing.lease.payments.dev.DevPayProvider",
 }
 
 

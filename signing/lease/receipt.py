@@ -1,15 +1,15 @@
 """The deposit receipt (押金收据): one A5 landscape page, set in the CJK font the agreement PDF
-uses (signing/pdf.py registers it once per process, embedded as a searchable subset), sealed
+uses (signing/agreements/pdf.py registers it once per process, embedded as a searchable subset), sealed
 by the issuing organisation.
 
     pdf = deposit_receipt_issue(now=now, receipt_no=..., payer_name=..., amount_fen=360000, ...)
-    report = receipt_validate(pdf=pdf)                       # signing.pdf_verify
+    report = receipt_validate(pdf=pdf)                       # signing.agreements.pdf_verify
 
 `deposit_receipt_pdf` renders the page: pure, reads no rows and no clock, deterministic
 (reportlab's invariant mode: fixed dates and document id), so the same payment always gives
 the same page. `deposit_receipt_issue` renders it and adds the organisation's seal as a PAdES
 signature (the same seal certificate and time-stamp machinery as an agreement's seal,
-signing/pdf.py) whose appearance is the seal image over the issuer's row. `amount_capital` writes an amount in
+signing/agreements/pdf.py) whose appearance is the seal image over the issuer's row. `amount_capital` writes an amount in
 Chinese capital numerals (大写) as the payment-settlement rules for bills ask.
 """
 
@@ -24,7 +24,7 @@ from reportlab.lib.pagesizes import A5, landscape
 from reportlab.pdfgen import canvas
 
 from core.fmt import datetime_zh
-from signing.pdf import FONT, _font, _width, _wrap
+from signing.agreements.pdf import FONT, _font, _width, _wrap
 
 __all__ = [
     "amount_capital",
@@ -278,8 +278,8 @@ def deposit_receipt_seal(
 ) -> bytes:
     """Seal a rendered receipt with `org_name`'s seal (the issuing organisation, 甲方 of the
     lease): a PAdES B-T signature time-stamped at `now`, the seal image at `box` on its page.
-    Raises Conflict `seal_missing` when the organisation has no seal (signing/ca.py)."""
-    from signing.pdf import pdf_seal_document
+    Raises Conflict `seal_missing` when the organisation has no seal (signing/agreements/ca.py)."""
+    from signing.agreements.pdf import pdf_seal_document
 
     return pdf_seal_document(
         pdf=pdf,
@@ -292,7 +292,7 @@ def deposit_receipt_seal(
 
 def receipt_validate(*, pdf: bytes, authority=None):
     """Validate a sealed receipt: exactly one signature, the organisation's seal, intact,
-    trusted, time-stamped and covering the whole file (signing.pdf_verify)."""
-    from signing.pdf_verify import document_seal_validate
+    trusted, time-stamped and covering the whole file (signing.agreements.pdf_verify)."""
+    from signing.agreements.pdf_verify import document_seal_validate
 
     return document_seal_validate(pdf=pdf, authority=authority)

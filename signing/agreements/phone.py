@@ -37,10 +37,19 @@ from core.errors import DomainError, NotAllowed
 from core.locking import lock_first
 from events.services import event_record
 from events.streams import qr_stream
-from signing.evidence import evidence_append
-from signing.models import Agreement, FaceCheck, Lease, QrScan, QrTicket, SigningSession
-from signing.services import agreement_lock
-from signing.transitions import agreement_signable_check
+from signing.agreements.evidence import evidence_append
+from signing.agreements.services import agreement_lock
+from signing.agreements.transitions import agreement_signable_check
+from signing.models import (
+    LEASE_QR_PURPOSE,
+    Agreement,
+    FaceCheck,
+    Lease,
+    QrScan,
+    QrTicket,
+    SigningSession,
+    lease_stage,
+)
 
 Step = Agreement.Step
 Purpose = QrTicket.Purpose
@@ -107,13 +116,10 @@ def _allowed_actions(session: SigningSession, agreement: Agreement) -> set[str]:
 
 
 def _stage_of_lease(agreement: Agreement) -> str | None:
-    from signing.lease import QR_PURPOSE
-    from signing.lease_gates import lease_stage
-
     lease = Lease.objects.filter(agreement=agreement).first()
     if lease is None:
         return None
-    return QR_PURPOSE.get(lease_stage(lease, agreement))
+    return LEASE_QR_PURPOSE.get(lease_stage(lease, agreement))
 
 
 def _check_ticket_current(ticket: QrTicket, agreement: Agreement) -> None:

@@ -5,7 +5,7 @@
     root.crt.pem / root.key.pem   the CA (EC P-256, basicConstraints CA, keyCertSign/cRLSign)
     seal.crt.pem / seal.key.pem   the organisation's seal (digitalSignature, nonRepudiation)
     tsa.crt.pem  / tsa.key.pem    the in-process time-stamping authority (EKU timeStamping,
-                                  signing/tsa.py): it dates each PDF signature (PAdES B-T), so
+                                  signing/agreements/tsa.py): it dates each PDF signature (PAdES B-T), so
                                   a signature stays verifiable after its short-lived
                                   certificate has expired, without a network call
     seal.png                      the seal image stamped on sealed agreements
@@ -27,12 +27,12 @@ the keys in an HSM: only `authority_load` reads them).
 
 The applicant's certificate is different: `applicant_certificate_issue` makes a fresh key
 and a one-day certificate for one agreement attempt, and returns both *in memory only*. The
-key is never written anywhere: `signing.pdf.pdf_sign_applicant` uses it for exactly one
+key is never written anywhere: `signing.agreements.pdf.pdf_sign_applicant` uses it for exactly one
 signature and drops it, so there is no stored key that could later sign on the applicant's
 behalf. (Storing it encrypted would only add a secret to guard and a way to re-sign without
 the applicant.) The rule that the key is used only after the face check and the SMS code is
 the calling service's: `signing.flow`'s submit step (through
-`signing.documents.document_sign`) calls `pdf_sign_applicant` only after both checks, inside
+`signing.agreements.documents.document_sign`) calls `pdf_sign_applicant` only after both checks, inside
 the agreement's row lock, and `pdf_sign_applicant` refuses an agreement whose step is short
 of the handwritten signature.
 """
@@ -58,8 +58,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
+from signing.agreements.seal import seal_png_draw
 from signing.models import Agreement
-from signing.seal import seal_png_draw
 
 ROOT, SEAL, TSA = "root", "seal", "tsa"
 SEAL_PNG = "seal.png"

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.errors import Conflict, NotAllowed
-from signing.models import Agreement
+from signing.models import Agreement, Lease, LeaseStage
 
 S = Agreement.Status
 
 ALLOWED: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.SIGNED, S.VOID, S.ABANDONED}),
     # PENDING = staff rejection; VOID = a lease whose deposit was still unpaid at the window's
-    # end (signing/services.py `agreements_void_due`).
+    # end (signing/agreements/services.py `agreements_void_due`).
     S.SIGNED: frozenset({S.SEALED, S.PENDING, S.ABANDONED, S.VOID}),
     S.SEALED: frozenset(),
     S.VOID: frozenset(),
@@ -65,3 +65,33 @@ def transition_apply(agreement: Agreement, target: str) -> list[str]:
     transition_check(agreement, target)
     agreement.status = target
     return ["status"]
+
+
+# An agreement that is a lease's contract (guide 000) follows the lease's order. These read the
+# Lease model only: the lease package builds on agreements, never the other way round.
+
+
+def lease_order_check(agreement: Agreement) -> None:
+    """Before every phone step: a lease's face check and contract come only after the rental
+    information (租金托收) of the current attempt."""
+    lease = Lease.objects.filter(agreement=agreement).first()
+    if lease is not None and lease.bank_attempt != agreement.attempt:
+        raise Conflict("step_out_of_order", f"请先完成「{LeaseStage.INFO.label}」")
+
+
+def lease_review_check(agreement: Agreement) -> None:
+    """Staff review a lease only once its deposit is paid (the application is submitted)."""
+    lease = Lease.objects.filter(agreement=agreement).first()
+    if lease is not None and lease.deposit_paid_at is None:
+        raise Conflict("deposit_not_paid", "押金尚未缴纳，签约申请未提交，不能审核")
+
+
+def void_due(agreement: Agreement) -> bool:
+    """At the window's end (locked agreement): void a pending agreement, or a lease signed
+    whose deposit is still unpaid; never a paid lease (it waits for review)."""
+    if agreement.status == Agreement.Status.PENDING:
+        return True
+    if agreement.status != Agreement.Status.SIGNED:
+        return False
+    lease = Lease.objects.filter(agreement=agreement).first()
+    return lease is not None and lease.deposit_paid_at is None

@@ -2,9 +2,9 @@
 
 「去签约」 → 完善承租信息 (unit details, phone change by SMS to the new number, rent
 direct-debit: bank, account, holder = main applicant, card photos) → 人脸识别 by QR (the
-phone flow's steps 1-4 of signing/flow.py) → 签订合同 by QR (steps 5-7: read, sign one
+phone flow's steps 1-4 of signing/agreements/flow.py) → 签订合同 by QR (steps 5-7: read, sign one
 character per box, SMS, submit: the agreement becomes 已签字) → 押金缴纳 by QR
-(signing/deposit.py) → 待审核 → staff approve (seal) or reject (signing/services.py).
+(signing/lease/deposit.py) → 待审核 → staff approve (seal) or reject (signing/agreements/services.py).
 
 The stage is derived from facts, never stored (`lease_stage`), and every gate checks it
 under the agreement's row lock, the lock every signing service takes first.
@@ -28,20 +28,21 @@ from core.context import RequestContext
 from core.errors import Conflict, DomainError, NotAllowed, ValidationFailed
 from core.locking import lock_get
 from selection.models import Allocation
-from signing.evidence import evidence_append
-from signing.images import CleanImage, card_photo_clean
-from signing.lease_gates import Stage, lease_stage
+from signing.agreements.evidence import evidence_append
+from signing.agreements.services import agreement_create, agreement_lock, agreement_text_rerender
+from signing.agreements.transitions import signing_window_check
+from signing.lease.card_photos import CleanImage, card_photo_clean
 from signing.models import (
+    LEASE_QR_PURPOSE,
     Agreement,
     AgreementTemplate,
     Bank,
     CardPhoto,
     Lease,
-    QrTicket,
+    LeaseStage,
     TemplateKind,
+    lease_stage,
 )
-from signing.services import agreement_create, agreement_lock, agreement_text_rerender
-from signing.transitions import signing_window_check
 from sms.models import Purpose
 from sms.services import sms_code_send, sms_code_verify
 
@@ -50,20 +51,15 @@ WINDOW_CLOSES_AT_HOUR = 18  # 18:00 Shenzhen time, as guide 001's window
 
 
 # The QR code each stage shows on the desktop.
-QR_PURPOSE: dict[str, str] = {
-    Stage.FACE: QrTicket.Purpose.FACE,
-    Stage.CONTRACT: QrTicket.Purpose.SIGN,
-    Stage.DEPOSIT: QrTicket.Purpose.DEPOSIT,
-}
 
 
 def _stage_required(lease: Lease, agreement: Agreement, wanted: str) -> None:
     stage = lease_stage(lease, agreement)
     if stage == wanted:
         return
-    if stage in (Stage.CLOSED, Stage.APPROVED, Stage.REVIEW):
-        raise Conflict("lease_not_open", f"签约当前状态为「{Stage(stage).label}」，不能办理")
-    raise Conflict("step_out_of_order", f"请先完成「{Stage(stage).label}」")
+    if stage in (LeaseStage.CLOSED, LeaseStage.APPROVED, LeaseStage.REVIEW):
+        raise Conflict("lease_not_open", f"签约当前状态为「{LeaseStage(stage).label}」，不能办理")
+    raise Conflict("step_out_of_order", f"请先完成「{LeaseStage(stage).label}」")
 
 
 # ------------------------------------------------------------------------------ reads
@@ -146,7 +142,7 @@ def lease_start(*, applicant: Applicant, ctx: RequestContext, now: datetime) -> 
         )
         if template is None:
             raise NotAllowed("lease_template_missing", "租赁合同模板未配置，请联系工作人员")
-        from signing.receipt import amount_capital
+        from signing.lease.receipt import amount_capital
 
         unit, rules = allocation.unit, allocation.round
         deposit = unit.monthly_rent * rules.deposit_months
@@ -307,7 +303,7 @@ def lease_card_photo_upload(
     ctx: RequestContext,
     now: datetime,
 ) -> CardPhoto:
-    """One photo of the bank card (正面 / 反面), checked and re-encoded by signing/images.py
+    """One photo of the bank card (正面 / 反面), checked and re-encoded by signing/lease/card_photos.py
     before anything is stored (a refused upload stores nothing). Only at 完善承租信息.
     Raises `card_side_unknown`, `step_out_of_order`, and the upload codes of images.py."""
     if side not in CardPhoto.Side.values:
@@ -316,7 +312,7 @@ def lease_card_photo_upload(
     with transaction.atomic():
         lease, agreement = _locked(lease.pk)
         signing_window_check(agreement, now)
-        _stage_required(lease, agreement, Stage.INFO)
+        _stage_required(lease, agreement, LeaseStage.INFO)
         photo = card_photo_create(lease=lease, side=side, clean=clean, now=now)
         evidence_append(
             agreement=agreement,
@@ -389,7 +385,7 @@ def lease_bank_confirm(
     with transaction.atomic():
         lease, agreement = _locked(lease.pk)
         signing_window_check(agreement, now)
-        _stage_required(lease, agreement, Stage.INFO)
+        _stage_required(lease, agreement, LeaseStage.INFO)
         found = {side: card_photo_current(lease=lease, side=side) for side in CardPhoto.Side}
         photos = {side: photo for side, photo in found.items() if photo is not None}
         if len(photos) != len(found):
@@ -439,15 +435,15 @@ def lease_qr_issue(*, lease: Lease, applicant: Applicant, session_key: str, now:
     """The desktop's QR code for the current stage: face (人脸识别), contract (签订合同) or
     deposit (押金缴纳). Raises `step_out_of_order`/`lease_not_open` when the stage has no
     code, `signing_closed`."""
-    from signing.qr import qr_ticket_create
+    from signing.agreements.qr import qr_ticket_create
 
     agreement = lease.agreement
     stage = lease_stage(lease, agreement)
-    if stage not in QR_PURPOSE:
-        if stage == Stage.INFO:
-            raise Conflict("step_out_of_order", f"请先完成「{Stage.INFO.label}」")
-        raise Conflict("lease_not_open", f"签约当前状态为「{Stage(stage).label}」，无需扫码")
+    if stage not in LEASE_QR_PURPOSE:
+        if stage == LeaseStage.INFO:
+            raise Conflict("step_out_of_order", f"请先完成「{LeaseStage.INFO.label}」")
+        raise Conflict("lease_not_open", f"签约当前状态为「{LeaseStage(stage).label}」，无需扫码")
     signing_window_check(agreement, now)
     return qr_ticket_create(
-        agreement=agreement, purpose=QR_PURPOSE[stage], session_key=session_key, now=now
+        agreement=agreement, purpose=LEASE_QR_PURPOSE[stage], session_key=session_key, now=now
     )

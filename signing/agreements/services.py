@@ -21,11 +21,10 @@ from core.context import RequestContext
 from core.errors import Conflict, NotAllowed, ValidationFailed
 from core.fmt import clause, datetime_zh
 from core.locking import lock_get, lock_rows
-from signing.consult import consult_help
-from signing.evidence import evidence_append
-from signing.lease_gates import lease_review_gate, lease_void_due
+from signing.agreements.consult import consult_help
+from signing.agreements.evidence import evidence_append
+from signing.agreements.transitions import lease_review_check, transition_apply, void_due
 from signing.models import Agreement, AgreementTemplate, Lease, TemplateKind
-from signing.transitions import transition_apply
 from sms.services import sms_message_queue
 
 _ENGINE = Engine(autoescape=False)  # plain text out: no HTML escaping of names
@@ -47,7 +46,7 @@ def agreement_lock(agreement_id: int) -> Agreement:
 # ------------------------------------------------------------------------------ templates
 
 # The variables a template may use. agreement_create gives the first set to every agreement;
-# a lease (signing/lease.py) adds the second, its rent direct-debit details once confirmed.
+# a lease (signing/lease/services.py) adds the second, its rent direct-debit details once confirmed.
 COMMON_VARIABLES = frozenset(
     {
         "name",
@@ -410,7 +409,7 @@ def agreements_void_due(*, now: datetime) -> list[int]:
     ).values_list("pk", flat=True):
         with transaction.atomic():
             agreement = agreement_lock(agreement_id)
-            if not lease_void_due(agreement):
+            if not void_due(agreement):
                 continue
             fields = transition_apply(agreement, Agreement.Status.VOID)
             agreement.closed_at = now
@@ -475,11 +474,11 @@ def abandon_declaration(agreement: Agreement) -> tuple[str, str]:
 def agreement_approve(*, agreement_id: int, actor: User, ip: str = "", now: datetime) -> Agreement:
     """Staff approve a 已签字 agreement: seal it (已盖章) and tell the applicant by SMS.
     The sealed PDF is the signed one plus an incremental seal signature."""
-    from signing.documents import document_seal
+    from signing.agreements.documents import document_seal
 
     with transaction.atomic():
         agreement = agreement_lock(agreement_id)
-        lease_review_gate(agreement)
+        lease_review_check(agreement)
         fields = transition_apply(agreement, Agreement.Status.SEALED)
         agreement.sealed_at = now
         agreement.save(update_fields=[*fields, "sealed_at"])
@@ -519,7 +518,7 @@ def agreement_reject(
         raise ValidationFailed("reason_required", "请填写退回原因", fields={"reason": ["必填"]})
     with transaction.atomic():
         agreement = agreement_lock(agreement_id)
-        lease_review_gate(agreement)
+        lease_review_check(agreement)
         fields = transition_apply(agreement, Agreement.Status.PENDING)
         agreement.reject_reason = reason[:300]
         agreement.attempt += 1

@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from django.core.cache import cache
-from django.utils import timezone
 
 from core.errors import DomainError
-from signing.deposit import deposit_receipt_pdf_for
-from signing.documents import document_latest
-from signing.models import Agreement, DepositPayment, Lease
+from signing.agreements.documents import document_latest
+from signing.models import Agreement
 
 logger = logging.getLogger("anju.signing")
 
@@ -167,27 +165,4 @@ def agreement_pdf_for_view(*, agreement: Agreement) -> ViewedPdf:
         filename=f"agreement-{agreement.verification_code}.pdf",
         version=document.sha256,
         make=lambda: bytes(document.pdf),
-    )
-
-
-def receipt_pdf_for_view(*, lease: Lease) -> ViewedPdf:
-    """The lease's deposit receipt (押金收据); making it raises `receipt_not_ready` (from
-    signing/deposit.py) until the lease is approved. Each copy is sealed when issued, so its
-    bytes differ from copy to copy while what it shows does not: the version is the receipt
-    number and the approval."""
-    agreement = lease.agreement
-    receipt_no = (
-        DepositPayment.objects.filter(lease=lease, status=DepositPayment.Status.PAID)
-        .values_list("receipt_no", flat=True)
-        .first()
-    )
-    # Lazily: a cached page or page list was drawn from a copy issued for this very
-    # version, which includes the approval, so it never shows a receipt not yet due.
-    return ViewedPdf(
-        title="押金收据",
-        filename=f"deposit-receipt-{lease.pk}.pdf",
-        version=hashlib.sha256(
-            f"receipt:{lease.pk}:{receipt_no}:{agreement.status}:{agreement.sealed_at}".encode()
-        ).hexdigest(),
-        make=lambda: deposit_receipt_pdf_for(lease=lease, now=timezone.now()),
     )

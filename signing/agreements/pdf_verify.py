@@ -1,4 +1,4 @@
-"""Validation of agreement PDFs (signing/pdf.py): every signature checked with pyHanko
+"""Validation of agreement PDFs (signing/agreements/pdf.py): every signature checked with pyHanko
 against the organisation's CA as the only trust root.
 
 A signature passes when its bytes are intact, its CMS signature is valid, its certificate
@@ -29,7 +29,7 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
-from signing.ca import Authority, authority_load
+from signing.agreements.ca import Authority, authority_load
 from signing.models import Agreement, AgreementDocument
 
 APPLICANT_FIELD, SEAL_FIELD = "applicant", "seal"

@@ -1,5 +1,5 @@
 """The agreement's PDFs: rendered and signed on the applicant's behalf at 已签字, sealed by
-the organisation as an incremental update at 已盖章 (signing/pdf.py does the PDF work)."""
+the organisation as an incremental update at 已盖章 (signing/agreements/pdf.py does the PDF work)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def document_sign(*, agreement: Agreement, now: datetime) -> AgreementDocument:
     """Render the agreement with this attempt's signature characters and sign it with the
     per-agreement certificate. Called only by the submit step, after the face check and the
     SMS code, so the applicant's key is never used before both."""
-    from signing.pdf import agreement_pdf_render, pdf_sign_applicant
+    from signing.agreements.pdf import agreement_pdf_render, pdf_sign_applicant
 
     characters = list(
         SignatureCharacter.objects.filter(agreement=agreement, attempt=agreement.attempt).order_by(
@@ -36,7 +36,7 @@ def document_sign(*, agreement: Agreement, now: datetime) -> AgreementDocument:
 
 
 def document_seal(*, agreement: Agreement, now: datetime) -> AgreementDocument:
-    from signing.pdf import pdf_seal
+    from signing.agreements.pdf import pdf_seal
 
     signed = AgreementDocument.objects.get(
         agreement=agreement, attempt=agreement.attempt, stage=AgreementDocument.Stage.SIGNED

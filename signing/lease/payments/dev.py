@@ -93,8 +93,8 @@ from django.utils.crypto import salted_hmac
 from core import jsonsafe
 from core.urls import absolute_url
 from core.webhooks import header_value, webhook_post
-from signing.ca import _locked, _write_atomic
-from signing.payments.base import (
+from signing.agreements.ca import _locked, _write_atomic
+from signing.lease.payments.base import (
     PaymentNotice,
     PaymentNotificationInvalid,
     PaymentNotificationJunk,
@@ -699,7 +699,10 @@ class DevPayProvider:
             raise PaymentNotificationInvalid(message="支付结果通知的平台证书未知")
         try:
             raw_signature = base64.b64decode(signature, validate=True)
-            identity.cert.public_key().verify(
+            key = identity.cert.public_key()
+            if not isinstance(key, rsa.RSAPublicKey):  # WeChat Pay signs with RSA (SHA256-RSA)
+                raise PaymentNotificationInvalid(message="支付结果通知的平台证书未知")
+            key.verify(
                 raw_signature,
                 f"{timestamp}\n{nonce}\n".encode() + body + b"\n",
                 padding.PKCS1v15(),

@@ -2,7 +2,7 @@
 signing-certificate-v2), so that PDF signatures are PAdES B-T without a network call.
 
 A token says "this signature value existed at `at`", signed by the TSA key of the CA
-directory (signing/ca.py, certificate with the critical timeStamping EKU). Validators then
+directory (signing/agreements/ca.py, certificate with the critical timeStamping EKU). Validators then
 judge the signer's short-lived certificate at that time instead of today. The time is the
 `now` the signing service passes in, like every other time in the domain.
 """

@@ -3,12 +3,12 @@
     pdf = agreement_pdf_render(agreement=a, characters=chars)   # text + handwritten characters
     pdf = pdf_sign_applicant(pdf=pdf, agreement=a, now=now)     # PAdES B-T, per-agreement cert
     pdf = pdf_seal(pdf=pdf, agreement=a, now=now)               # incremental update + seal stamp
-    report = pdf_validate(pdf=pdf)                              # signing.pdf_verify
+    report = pdf_validate(pdf=pdf)                              # signing.agreements.pdf_verify
 
 The text is set in the CJK TrueType font of `SIGNING["FONT_PATH"]`, embedded as a subset with
 a ToUnicode map, so it shows everywhere and can be copied and searched. Both signatures are
 PAdES (ETSI.CAdES.detached) with a signature time-stamp from the organisation's in-process
-TSA (signing/ca.py): nothing here calls the network.
+TSA (signing/agreements/ca.py): nothing here calls the network.
 
 The applicant's revision also adds the empty 「seal」 field at the seal box of the signature
 block, so the seal's position is fixed by what the applicant signed, and sealing only fills a
@@ -48,11 +48,11 @@ from reportlab.pdfgen import canvas
 from core.errors import Conflict, ValidationFailed
 from core.fmt import date_zh
 from core.urls import absolute_url
-from signing.ca import Authority, applicant_certificate_issue, authority_load, seal_for
+from signing.agreements.ca import Authority, applicant_certificate_issue, authority_load, seal_for
+from signing.agreements.pdf_verify import APPLICANT_FIELD, SEAL_FIELD, PdfReport, pdf_validate
+from signing.agreements.services import agreement_organisation
+from signing.agreements.tsa import LocalTimeStamper
 from signing.models import Agreement, SignatureCharacter
-from signing.pdf_verify import APPLICANT_FIELD, SEAL_FIELD, PdfReport, pdf_validate
-from signing.services import agreement_organisation
-from signing.tsa import LocalTimeStamper
 
 __all__ = [
     "APPLICANT_FIELD",
@@ -333,10 +333,10 @@ async def _sign_at(
 
 def pdf_sign_applicant(*, pdf: bytes, agreement: Agreement, now: datetime) -> bytes:
     """Sign the rendered PDF on the applicant's behalf (已签字): issue the per-agreement
-    certificate (signing/ca.py), sign once with its fresh key, drop the key. The same
+    certificate (signing/agreements/ca.py), sign once with its fresh key, drop the key. The same
     revision adds the empty seal field over the seal box. Returns the new PDF bytes.
 
-    Order: the caller (signing.flow's submit step) calls this only after the face check passed
+    Order: the caller (signing.agreements.flow's submit step) calls this only after the face check passed
     and the SMS code was accepted. As a second line this refuses (Conflict
     `signature_not_ready`) an agreement that has not reached the handwritten-signature step,
     which the flow reaches only through 人脸识别通过 (a passed FaceCheck of this attempt).

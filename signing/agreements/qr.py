@@ -2,9 +2,9 @@
 
 The code encodes `SITE_URL/s/<token>`: an opaque random token, never a session id, so it does
 not depend on the desktop's session and a screenshot scanned from the phone's album works the
-same. It lives a bounded time (signing/phone.py `qr_ticket_expiry`); the desktop page issues a
+same. It lives a bounded time (signing/agreements/phone.py `qr_ticket_expiry`); the desktop page issues a
 new one when it runs out. Opening it starts a signing session on the phone
-(signing/phone.py), not a login; a leaked screenshot shows masked details only and cannot
+(signing/agreements/phone.py), not a login; a leaked screenshot shows masked details only and cannot
 pass the main applicant's face check."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from qrcode.constants import ERROR_CORRECT_M
 from accounts.models import Applicant
 from core.errors import NotAllowed
 from core.urls import absolute_url
+from signing.agreements.transitions import agreement_signable_check
 from signing.models import Agreement, QrTicket
-from signing.transitions import agreement_signable_check
 
 SHORT_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 QUIET_ZONE = 6  # modules; the standard asks 4, a screenshot cropped by a thumb needs more
@@ -57,7 +57,7 @@ def qr_ticket_create(
     """A ticket for `purpose`, valid for its bounded lifetime (never past the agreement's
     window); the caller checked that the agreement is the applicant's and that this code may
     be shown now."""
-    from signing.phone import qr_ticket_expiry
+    from signing.agreements.phone import qr_ticket_expiry
 
     return QrTicket.objects.create(
         agreement=agreement,
