@@ -12,6 +12,7 @@ Sources, found by reading the source files (the `ast` module, nothing is importe
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ DYNAMIC = [
     ("session_ended", 401, "mobile_api.errors"),
     ("not_authenticated", 401, "mobile_api.errors"),
 ]
+CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 APPS = ("accounts", "core", "events", "mobile_api", "realtime", "selection", "signing", "sms")
 
 
@@ -80,8 +82,8 @@ class _Scan(ast.NodeVisitor):
         self.generic_visit(node)
 
     def add(self, code: str | None, status: int | None, message: str | None) -> None:
-        if not code or not status:
-            return
+        if not code or not status or not CODE.match(code):
+            return  # (a provider error's first argument is its log detail, not a code)
         entry = self.found.setdefault(code, ErrorCode(code))
         entry.statuses.add(status)
         entry.modules.add(self.module)
@@ -107,7 +109,7 @@ class _Scan(ast.NodeVisitor):
         )
         if kind:
             self.classes[node.name] = kind
-        if kind and attrs.get("code"):
+        if kind and attrs.get("code") and self.module != "core.errors":  # (the kinds' bases)
             self.add(attrs["code"], KIND_STATUS.get(kind), attrs.get("message"))
         self.generic_visit(node)
 

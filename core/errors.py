@@ -48,6 +48,30 @@ class Conflict(DomainError):
     kind = "conflict"
 
 
+class Unavailable(DomainError):
+    """Something this request depends on (a provider, a lock) is not available right now:
+    nothing was written and a retry shortly may work. The API answers 503 with Retry-After
+    in one place (mobile_api.errors); `detail` is for the log, never shown."""
+
+    kind = "unavailable"
+    code = "unavailable"
+    message = "服务暂时不可用，请稍后再试"
+
+    def __init__(
+        self,
+        code: str | None = None,
+        message: str | None = None,
+        *,
+        detail: str = "",
+        retry_after: int | None = 5,
+        **kwargs,
+    ) -> None:
+        super().__init__(code, message, retry_after=retry_after, **kwargs)
+        self.detail = detail
+        if detail:
+            self.args = (f"{self.code}: {detail}",)
+
+
 class Throttled(DomainError):
     kind = "throttled"
     code = "throttled"

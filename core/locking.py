@@ -25,13 +25,13 @@ from typing import Any
 from django.conf import settings
 from django.db import OperationalError, connection, models, transaction
 
-from core.errors import DomainError
+from core.errors import Unavailable
 
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired (psycopg LockNotAvailable)
 DEFAULT_LOCK_TIMEOUT_MS = 3000
 
 
-class Busy(DomainError):
+class Busy(Unavailable):
     """A lock could not be taken in time: the request is refused whole; the page retries."""
 
     kind = "unavailable"

@@ -12,9 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import DomainError
-from mobile_api.errors import error_body
 from mobile_api.schema import ErrorSerializer
-from signing.face import FaceCallbackInvalid, FaceProviderError, get_provider
+from signing.face import FaceCallbackInvalid, get_provider
 from signing.face.services import face_check_apply
 
 
@@ -47,9 +46,6 @@ class FaceCallbackApi(APIView):
             body = request.body
         except (RequestDataTooBig, RawPostDataException) as exc:
             raise FaceCallbackInvalid(message="人脸识别结果通知格式不正确") from exc
-        try:
-            result = face.parse_callback(body=body, headers=dict(request.headers.items()))
-        except FaceProviderError as exc:
-            return Response(error_body(exc.code, exc.message), status=503)
+        result = face.parse_callback(body=body, headers=dict(request.headers.items()))
         face_check_apply(result=result, now=timezone.now())
         return Response({"ok": True})

@@ -22,7 +22,6 @@ from core.context import RequestContext
 from core.errors import DomainError, ValidationFailed
 from core.urls import absolute_url
 from mobile_api.auth import IsApplicant
-from mobile_api.errors import error_body
 from mobile_api.schema import (
     ERROR_RESPONSES,
     ErrorSerializer,
@@ -49,7 +48,6 @@ from signing.lease.payments.base import (
     NOTIFY_MAX_BYTES,
     PaymentNotificationInvalid,
     PaymentNotificationJunk,
-    PaymentProviderError,
 )
 from signing.models import Bank, CardPhoto, Lease, LeaseStage
 
@@ -467,15 +465,12 @@ class DepositApi(APIView):
     @extend_schema(request=None, responses=_responses(OutputSerializer))
     def post(self, request, lease_id: int):
         lease, _ = _deposit_signer(request, lease_id)  # a phone: verified (face_required)
-        try:
-            payment, start = deposit.deposit_begin(
-                lease_id=lease.pk,
-                return_url=absolute_url(f"/h5/lease/{lease.pk}/deposit/"),
-                notify_url=absolute_url(f"/api/v1/payments/notify/{payment_provider().name}/"),
-                now=timezone.now(),
-            )
-        except PaymentProviderError as exc:
-            return Response(error_body(exc.code, exc.message), status=503)
+        payment, start = deposit.deposit_begin(
+            lease_id=lease.pk,
+            return_url=absolute_url(f"/h5/lease/{lease.pk}/deposit/"),
+            notify_url=absolute_url(f"/api/v1/payments/notify/{payment_provider().name}/"),
+            now=timezone.now(),
+        )
         return Response(
             self.OutputSerializer(
                 {
@@ -496,10 +491,7 @@ class DepositRefreshApi(APIView):
     @extend_schema(request=None, responses=_responses(LeaseSerializer))
     def post(self, request, lease_id: int):
         lease, signer = _deposit_signer(request, lease_id)
-        try:
-            deposit.deposit_refresh(lease=lease, now=timezone.now())
-        except PaymentProviderError as exc:
-            return Response(error_body(exc.code, exc.message), status=503)
+        deposit.deposit_refresh(lease=lease, now=timezone.now())
         lease, signer = _deposit_signer(request, lease_id)
         return Response(lease_data(lease.pk, signer))
 

@@ -20,7 +20,6 @@ from core.context import RequestContext
 from core.errors import DomainError
 from core.urls import absolute_url
 from mobile_api.auth import IsApplicant
-from mobile_api.errors import error_body
 from mobile_api.schema import (
     ERROR_RESPONSES,
     IsoDateTimeField,
@@ -36,7 +35,6 @@ from signing.agreements.documents import document_latest
 from signing.agreements.signature import finite_strokes
 from signing.face import provider_name as face_provider_name
 from signing.face import services as face_services
-from signing.face.base import FaceProviderError
 from signing.lease.services import lease_qr_issue
 from signing.models import Agreement, ConsentKind, Lease, QrTicket
 
@@ -472,17 +470,14 @@ class FaceStartApi(_PhoneStepApi):
         agreement = signer.agreement
         return_url = absolute_url(f"/h5/signing/{agreement.pk}/sign/?face_order={{order_id}}")
         callback_url = absolute_url(f"/api/v1/face/callback/{face_provider_name()}/")
-        try:
-            face_check, start = face_services.face_check_begin(
-                agreement=agreement,
-                now=timezone.now(),
-                return_url=return_url,
-                callback_url=callback_url,
-                signing_session_id=signer.session.pk if signer.session else None,
-                reverify=_reverify(signer),
-            )
-        except FaceProviderError as exc:
-            return Response(error_body(exc.code, exc.message), status=503)
+        face_check, start = face_services.face_check_begin(
+            agreement=agreement,
+            now=timezone.now(),
+            return_url=return_url,
+            callback_url=callback_url,
+            signing_session_id=signer.session.pk if signer.session else None,
+            reverify=_reverify(signer),
+        )
         return Response(
             self.OutputSerializer(
                 {"order_id": face_check.order_id, "redirect_url": start.redirect_url}

@@ -100,7 +100,7 @@ urlpatterns = [
         name="agreement-document-page",
     ),
     path("signing/consents/<str:kind>/", sig.ConsentTextApi.as_view(), name="consent"),
-    path("signing/agreements/qr/open/", sig.QrOpenApi.as_view(), name="qr-open"),
+    path("signing/qr/open/", sig.QrOpenApi.as_view(), name="qr-open"),
     path("signing/verify/<str:code>/", sig.VerifyApi.as_view(), name="verify"),
     path("face/callback/<str:provider>/", face_api.FaceCallbackApi.as_view(), name="face-callback"),
     path("lease/", lease.LeaseListApi.as_view(), name="leases"),

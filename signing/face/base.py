@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.errors import DomainError, Kind
+from core.errors import DomainError, Kind, Unavailable
 
 
 @dataclass(frozen=True)
@@ -60,16 +60,16 @@ class FaceResultPending(DomainError):
     kind = "conflict"
 
 
-class FaceProviderError(Exception):
+class FaceProviderError(Unavailable):
     """The provider could not be reached or refused the request (not the applicant's fault).
     `retryable` is False for errors a retry cannot fix (bad credentials, bad configuration).
-    The interface layer answers 503 `face_provider_unavailable`."""
+    An Unavailable: the API answers 503 `face_provider_unavailable` with Retry-After."""
 
     code = "face_provider_unavailable"
     message = "人脸识别服务暂时不可用，请稍后再试"
 
     def __init__(self, detail: str, *, retryable: bool = True) -> None:
-        super().__init__(detail)
+        super().__init__(detail=detail)
         self.retryable = retryable
 
 

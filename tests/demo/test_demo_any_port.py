@@ -287,7 +287,7 @@ def test_the_demo_on_another_port_makes_every_url_on_that_port(demo, tmp_path):
     phone = Browser(demo.base)
     assert phone.http.get(scanned).status_code == 200
     token = scanned.rsplit("/", 1)[1]
-    opened = phone.post("/api/v1/signing/agreements/qr/open/", {"token": token})
+    opened = phone.post("/api/v1/signing/qr/open/", {"token": token})
     assert opened["agreement"] == aid
 
     base = f"/api/v1/signing/agreements/{aid}"

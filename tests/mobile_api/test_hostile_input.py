@@ -70,7 +70,7 @@ def logged_in(applicant) -> ApiClient:
 
 @pytest.mark.parametrize("body", DEEP, ids=["list-100k", "object-100k", "list-65"])
 @pytest.mark.parametrize(
-    "url", ["/api/v1/auth/sms-code/", "/api/v1/auth/login/", "/api/v1/signing/agreements/qr/open/"]
+    "url", ["/api/v1/auth/sms-code/", "/api/v1/auth/login/", "/api/v1/signing/qr/open/"]
 )
 def test_deeply_nested_json_is_malformed_request_on_any_endpoint(url, body):
     response = anonymous().post(url, body, content_type="application/json")

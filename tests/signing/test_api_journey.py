@@ -39,8 +39,7 @@ def test_full_journey_desktop_qr_phone_steps_submit_review_and_verify(settings):
     assert issued.status_code == 201, issued.content
     token = issued.json()["url"].rsplit("/", 1)[1]
     assert (
-        phone.post("/api/v1/signing/agreements/qr/open/", {"token": token}).json()["agreement"]
-        == agreement.pk
+        phone.post("/api/v1/signing/qr/open/", {"token": token}).json()["agreement"] == agreement.pk
     )
 
     def step(name, body=None, expect=200):
@@ -119,10 +118,7 @@ def test_bad_inputs_are_4xx_and_change_nothing():
     assert (
         error_code(api.post(f"{base}/steps/read/", {"scrolled_to_end": "maybe"})) == "invalid_input"
     )
-    assert (
-        error_code(api.post("/api/v1/signing/agreements/qr/open/", {"token": "nope"}))
-        == "qr_invalid"
-    )
+    assert error_code(api.post("/api/v1/signing/qr/open/", {"token": "nope"})) == "qr_invalid"
     assert error_code(api.get("/api/v1/signing/consents/lunch/")) == "not_found"
     assert error_code(Client().get("/api/v1/signing/verify/NOPE/")) == "verification_not_found"
     assert Agreement.objects.get(pk=agreement.pk).step == 0

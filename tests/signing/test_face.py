@@ -975,6 +975,7 @@ def test_tencent_outage_answers_503_and_changes_nothing(
     fake_faceid.http_failures = 1
     response = tencent_callback(client, start.provider_order_id)
     assert response.status_code == 503 and error_code(response) == "face_provider_unavailable"
+    assert response["Retry-After"] == "5"  # a domain Unavailable, mapped in one place
     assert snapshot(face_check)[0] == FaceCheck.Status.STARTED
     assert tencent_callback(client, start.provider_order_id).status_code == 200
     assert snapshot(face_check)[0] == FaceCheck.Status.PASSED

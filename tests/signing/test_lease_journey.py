@@ -167,7 +167,7 @@ def test_the_whole_lease_journey_through_the_api(world, notify, settings):
         # The agreement's own QR endpoint shows the lease stage's code too, never another.
         assert desktop.post(f"{base}/qr/").json()["purpose"] == "face"
         token = face_qr.json()["url"].rsplit("/", 1)[1]
-        opened = phone.post("/api/v1/signing/agreements/qr/open/", {"token": token}).json()
+        opened = phone.post("/api/v1/signing/qr/open/", {"token": token}).json()
         assert (opened["agreement"], opened["purpose"]) == (aid, "face")
         versions = {
             k: phone.get(f"/api/v1/signing/consents/{k}/").json()["version"]

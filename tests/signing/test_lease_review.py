@@ -210,7 +210,7 @@ def test_staff_review_page_shows_the_lease_and_approves_only_a_paid_one(staff_cl
     )
     assert Agreement.objects.get(pk=paid.agreement_id).status == "sealed"
     assert lease_stage(Lease.objects.get(pk=paid.pk)) == LeaseStage.APPROVED
-    assert reviewer_.get("/admin/signing/lease/services/").status_code == 200
+    assert reviewer_.get("/admin/signing/lease/").status_code == 200
     assert reviewer_.get("/admin/signing/paymentnotification/").status_code == 200
 
 

@@ -169,7 +169,7 @@ def _scan(desktop: ApiClient, agreement, *, ip="10.9.0.2") -> tuple[ApiClient, d
     assert issued.status_code == 201, issued.content
     token = issued.json()["url"].rsplit("/", 1)[1]
     handset = ApiClient(ip=ip)  # a phone that has never logged in
-    opened = handset.post("/api/v1/signing/agreements/qr/open/", {"token": token})
+    opened = handset.post("/api/v1/signing/qr/open/", {"token": token})
     assert opened.status_code == 200, opened.content
     return handset, opened.json()
 
@@ -294,11 +294,9 @@ def test_takeover_and_expiry_through_the_api(signing_world):
         issued = desktop.post(f"{base}/qr/").json()
         token = issued["url"].rsplit("/", 1)[1]
         first, second = ApiClient(ip="10.9.0.2"), ApiClient(ip="10.9.0.3")
-        assert (
-            first.post("/api/v1/signing/agreements/qr/open/", {"token": token}).status_code == 200
-        )
+        assert first.post("/api/v1/signing/qr/open/", {"token": token}).status_code == 200
         assert first.post(f"{base}/steps/contract-viewed/").status_code == 200
-        taken = second.post("/api/v1/signing/agreements/qr/open/", {"token": token})
+        taken = second.post("/api/v1/signing/qr/open/", {"token": token})
         assert taken.json()["took_over"] is True
         refused = first.post(f"{base}/steps/ecert-consent/", {"versions": _versions(first)})
         assert refused.status_code == 401 and error_code(refused) == "signing_session_taken_over"
@@ -311,9 +309,7 @@ def test_takeover_and_expiry_through_the_api(signing_world):
         late = second.post(f"{base}/steps/ecert-consent/", {"versions": _versions(second)})
         assert error_code(late) == "signing_session_ended"
         # The expired code itself: a clear refusal, recorded.
-        again = ApiClient(ip="10.9.0.4").post(
-            "/api/v1/signing/agreements/qr/open/", {"token": token}
-        )
+        again = ApiClient(ip="10.9.0.4").post("/api/v1/signing/qr/open/", {"token": token})
         assert again.status_code == 403 and error_code(again) == "qr_expired"
     assert Agreement.objects.get(pk=agreement.pk).step == 1
 
@@ -321,17 +317,11 @@ def test_takeover_and_expiry_through_the_api(signing_world):
 def test_bad_open_requests_are_4xx_with_nothing_changed():
     api = ApiClient()
     for body in ({}, {"token": ""}, {"token": "x" * 200}, {"token": ["a"]}):
-        response = api.post("/api/v1/signing/agreements/qr/open/", body)
+        response = api.post("/api/v1/signing/qr/open/", body)
         assert 400 <= response.status_code < 500, (body, response.content)
         error_code(response)
-    assert (
-        error_code(api.post("/api/v1/signing/agreements/qr/open/", {"token": "a" * 32}))
-        == "qr_invalid"
-    )
-    assert (
-        api.post("/api/v1/signing/agreements/qr/open/", {"token": "a" * 32}, csrf=False).status_code
-        == 403
-    )
+    assert error_code(api.post("/api/v1/signing/qr/open/", {"token": "a" * 32})) == "qr_invalid"
+    assert api.post("/api/v1/signing/qr/open/", {"token": "a" * 32}, csrf=False).status_code == 403
     assert not SigningSession.objects.exists() and not QrScan.objects.exists()
 
 
@@ -386,7 +376,7 @@ def _open_with(handset: ApiClient, desktop: ApiClient, lease_id: int) -> dict:
     issued = desktop.post(f"/api/v1/lease/{lease_id}/qr/")
     assert issued.status_code == 201, issued.content
     token = issued.json()["url"].rsplit("/", 1)[1]
-    opened = handset.post("/api/v1/signing/agreements/qr/open/", {"token": token})
+    opened = handset.post("/api/v1/signing/qr/open/", {"token": token})
     assert opened.status_code == 200, opened.content
     return {**opened.json(), "token": token}
 
@@ -421,9 +411,7 @@ def test_the_lease_three_codes_on_a_phone_that_never_logs_in(world, notify):  # 
             assert handset.post(f"{base}/steps/{name}/", body).status_code == 200, name
         _face_pass(handset, base)
         # The face code is spent: the stage moved on.
-        stale = ApiClient(ip="10.8.0.7").post(
-            "/api/v1/signing/agreements/qr/open/", {"token": face["token"]}
-        )
+        stale = ApiClient(ip="10.8.0.7").post("/api/v1/signing/qr/open/", {"token": face["token"]})
         assert error_code(stale) == "qr_stage_mismatch"
 
         # 签订合同: a stranger's phone with a leaked screenshot sees nothing and cannot read.
@@ -452,7 +440,7 @@ def test_the_lease_three_codes_on_a_phone_that_never_logs_in(world, notify):  # 
         assert "text" not in stranger.get(f"{base}/").json()
         # The applicant's own phone (passed the face check) opens it again: it takes over and
         # goes on at once, without a second face check.
-        again = handset.post("/api/v1/signing/agreements/qr/open/", {"token": token})
+        again = handset.post("/api/v1/signing/qr/open/", {"token": token})
         assert again.json()["took_over"] is True
         assert error_code(stranger.get(f"{base}/")) == "signing_session_taken_over"
         shown = handset.get(f"{base}/").json()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from core.errors import DomainError
+from core.errors import DomainError, Unavailable
 
 
 @dataclass(frozen=True)
@@ -110,18 +110,18 @@ class PaymentNotificationMalformed(PaymentNotificationInvalid):
     message = "支付结果通知格式不正确"
 
 
-class PaymentProviderError(Exception):
+class PaymentProviderError(Unavailable):
     """The provider could not be reached or refused the request (not the applicant's fault).
     `retryable` is False for errors a retry cannot fix (bad configuration, an order number
     reused with different parameters, an order already paid). `reason` is the provider's
     error code when it gave one (WeChat's "OUT_TRADE_NO_USED", "ORDERPAID", ...), else "".
-    The interface layer answers 503 `payment_provider_unavailable`."""
+    An Unavailable: the API answers 503 `payment_provider_unavailable` with Retry-After."""
 
     code = "payment_provider_unavailable"
     message = "支付服务暂时不可用，请稍后再试"
 
     def __init__(self, detail: str, *, retryable: bool = True, reason: str = "") -> None:
-        super().__init__(detail)
+        super().__init__(detail=detail)
         self.retryable = retryable
         self.reason = reason
 
