@@ -27,7 +27,7 @@
 
   async function open() {
     try {
-      const data = await api("POST", "/api/v1/signing/agreements/qr/open/", { token });
+      const data = await api("POST", "/api/v1/signing/qr/open/", { token });
       window.location.replace(data.next_url);
     } catch (failure) {
       if (failure.redirecting) return;
