@@ -15,6 +15,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
 from accounts.services import device_session_status
+from core import jsonsafe
 from events.streams import qr_stream, round_stream
 from realtime import access
 from realtime.device_notices import ENDED_CLOSE, device_group, ended_close
@@ -149,8 +150,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             )
             return
         try:
-            content = json.loads(text_data or "")
-        except ValueError:
+            content = jsonsafe.loads(text_data or "")  # nesting bounded, as for HTTP bodies
+        except (ValueError, UnicodeDecodeError):
             content = None
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "ping":

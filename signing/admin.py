@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+import core.converters  # noqa: F401 (registers <id:...>)
 from accounts.models import Family
 from accounts.services import audit_record
 from core.admin import AuditedModelAdmin, ReadOnlyAdmin
@@ -319,17 +320,17 @@ class AgreementAdmin(ReadOnlyAdmin):
                 name="signing_agreement_bulk",
             ),
             path(
-                "<int:agreement_id>/review/",
+                "<id:agreement_id>/review/",
                 self.admin_site.admin_view(self.review_view),
                 name="signing_agreement_review",
             ),
             path(
-                "<int:agreement_id>/document/",
+                "<id:agreement_id>/document/",
                 self.admin_site.admin_view(self.document_view),
                 name="signing_agreement_document",
             ),
             path(
-                "<int:agreement_id>/card/<str:side>/",
+                "<id:agreement_id>/card/<str:side>/",
                 self.admin_site.admin_view(self.card_photo_view),
                 name="signing_agreement_card",
             ),

@@ -581,3 +581,18 @@ async def test_the_address_recorded_through_the_asgi_application(
     status, answer = await response_of(communicator)
     assert status in (200, 202), answer
     assert await sync_to_async(lambda: SmsCode.objects.get().ip)() == recorded
+
+
+def test_a_huge_id_in_a_staff_review_url_is_a_404(client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    staff = django_user_model.objects.create(username="rev-huge", is_staff=True)
+    staff.groups.set([Group.objects.get(name="reviewer")])
+    client.force_login(staff)
+    huge = 2**63
+    for tail in ("review/", "document/", "card/front/"):
+        # the id converter refuses the tool route; the admin's own catch-all then says the
+        # agreement does not exist (a redirect with a message), never a 500
+        response = client.get(f"/admin/signing/agreement/{huge}/{tail}", follow=True)
+        assert response.status_code in (200, 404)
+        assert response.redirect_chain == [] or "不存在" in response.content.decode()

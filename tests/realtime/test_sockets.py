@@ -210,7 +210,8 @@ async def test_clock_ping_malformed_frames_and_rate_limit(flushed_layer):
     assert (
         pong["type"] == "pong" and pong["t0"] == 123 and pong["server_time"] >= hello["server_time"]
     )
-    for frame in ("not json", "[1,2]", '{"type": "launch"}', "{}"):
+    nested = "[" * 100_000 + "]" * 100_000  # refused before parsing, the socket lives on
+    for frame in ("not json", "[1,2]", '{"type": "launch"}', "{}", nested, "NaN"):
         await ws.send_to(text_data=frame)
         assert (await ws.receive_json_from())["code"] == "bad_frame"
     await ws.send_json_to({"type": "resync"})
