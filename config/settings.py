@@ -55,6 +55,46 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _ledger_signing_key() -> str:
+    """The Ed25519 private key (PKCS#8 PEM) that signs the allocation log's tree heads and the
+    agreements' evidence heads (core/logkey.py). Never stored in the database: a database
+    rewrite cannot forge a head. Production: ANJU_LEDGER_SIGNING_KEY (the PEM text) or
+    ANJU_LEDGER_SIGNING_KEY_FILE; development: generated once under var/."""
+    key = os.environ.get("ANJU_LEDGER_SIGNING_KEY", "")
+    path_name = os.environ.get("ANJU_LEDGER_SIGNING_KEY_FILE", "")
+    if key:
+        return key
+    if path_name:
+        return Path(path_name).read_text()
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "ANJU_LEDGER_SIGNING_KEY or ANJU_LEDGER_SIGNING_KEY_FILE is required when DEBUG is "
+            "off: the Ed25519 key that signs the allocation log (see docs/TRANSPARENCY.md)."
+        )
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = VAR_DIR / "ledger_ed25519.pem"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        try:  # two processes starting at once: the first file wins
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as out:
+                out.write(pem)
+    return path.read_text()
+
+
+LEDGER_SIGNING_KEY = _ledger_signing_key()
 # The public origin of the site (scheme://host[:port]): every absolute URL the system makes
 # (QR codes, SMS, the PDF's verification link, the face and payment providers' return,
 # callback and notify URLs) is SITE_URL + path (core/urls.py `absolute_url`). Required when
