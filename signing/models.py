@@ -321,6 +321,31 @@ class Evidence(models.Model):
         constraints = [models.UniqueConstraint(fields=["agreement", "seq"], name="evidence_seq")]
 
 
+class EvidenceHead(models.Model):
+    """The signed head of one agreement's evidence chain (docs/TRANSPARENCY.md, 「Evidence
+    packages」): how many rows it has and the last row's hash, signed with the log key
+    (core/logkey.py, never in this database) in the same transaction as each append. A cut
+    tail no longer matches the count; a row rewritten with every later hash recomputed no
+    longer ends at the signed hash; and the head cannot be re-signed from the database."""
+
+    agreement = models.OneToOneField(
+        Agreement,
+        on_delete=models.PROTECT,
+        primary_key=True,
+        related_name="evidence_head",
+        verbose_name="协议",
+    )
+    count = models.PositiveIntegerField(verbose_name="条目数")
+    last_hash = models.CharField(max_length=64, verbose_name="最后一条哈希")
+    time = models.DateTimeField(verbose_name="签名时间")
+    key_id = models.CharField(max_length=16, verbose_name="密钥标识")
+    signature = models.CharField(max_length=120, verbose_name="签名")
+
+    class Meta:
+        verbose_name = "签约证据签名头"
+        verbose_name_plural = "签约证据签名头"
+
+
 class AgreementDocument(models.Model):
     """A PDF of the agreement: `signed` (applicant's signature) then `sealed` (incremental
     update with the organisation's seal)."""

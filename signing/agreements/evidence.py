@@ -1,4 +1,11 @@
-"""The per-agreement evidence chain: who, when, from which device, what was shown, hashes."""
+"""The per-agreement evidence chain: who, when, from which device, what was shown, hashes;
+and its signed head (docs/TRANSPARENCY.md, 「Evidence packages」).
+
+Every append re-signs the agreement's head — (name, count, last hash, time) with the log key,
+which lives in the configuration and never in the database — in the same transaction. So
+`evidence_verify` catches what the chain alone cannot: rows cut off the end (the count no
+longer matches), and a row rewritten with every later hash recomputed (the chain no longer
+ends at the signed hash, and the head cannot be re-signed from the database)."""
 
 from __future__ import annotations
 
@@ -7,9 +14,51 @@ from datetime import datetime
 
 from django.db import transaction
 
+from core import logkey
 from core.context import RequestContext
 from core.hashchain import GENESIS, chain_hash, normalised, utc_iso
-from signing.models import Agreement, Evidence
+from signing.models import Agreement, Evidence, EvidenceHead
+
+
+def evidence_log_name(agreement_id: int) -> str:
+    return f"anju-evidence/agreement/{agreement_id}"
+
+
+def head_message(*, agreement_id: int, count: int, last_hash: str, time: datetime) -> bytes:
+    """What the log key signs: the same shape as the allocation log's tree heads."""
+    return f"{evidence_log_name(agreement_id)}\n{count}\n{last_hash}\n{utc_iso(time)}\n".encode()
+
+
+def head_json(head: EvidenceHead) -> dict:
+    return {
+        "log": evidence_log_name(head.agreement_id),
+        "count": head.count,
+        "last_hash": head.last_hash,
+        "time": utc_iso(head.time),
+        "key_id": head.key_id,
+        "signature": head.signature,
+    }
+
+
+def head_signature_ok(head: EvidenceHead) -> bool:
+    message = head_message(
+        agreement_id=head.agreement_id, count=head.count, last_hash=head.last_hash, time=head.time
+    )
+    return head.key_id == logkey.key_id() and logkey.verify(message, head.signature)
+
+
+def _head_sign(*, agreement_id: int, count: int, last_hash: str, now: datetime) -> None:
+    message = head_message(agreement_id=agreement_id, count=count, last_hash=last_hash, time=now)
+    EvidenceHead.objects.update_or_create(
+        agreement_id=agreement_id,
+        defaults={
+            "count": count,
+            "last_hash": last_hash,
+            "time": now,
+            "key_id": logkey.key_id(),
+            "signature": logkey.sign(message),
+        },
+    )
 
 
 def _content(
@@ -44,8 +93,9 @@ def evidence_append(
     data: dict | None = None,
     now: datetime,
 ) -> Evidence:
-    """Append one entry. The caller holds the agreement row lock (every signing service locks
-    it first), which serialises appends to one agreement's chain."""
+    """Append one entry and re-sign the chain's head. The caller holds the agreement row lock
+    (every signing service locks it first), which serialises appends to one agreement's chain
+    and to its head."""
     assert transaction.get_connection().in_atomic_block, "evidence is written with its change"
     ctx = ctx or RequestContext()
     last = Evidence.objects.filter(agreement=agreement).order_by("-seq").first()
@@ -68,7 +118,7 @@ def evidence_append(
         ),
         prev,
     )
-    return Evidence.objects.create(
+    row = Evidence.objects.create(
         agreement=agreement,
         seq=seq,
         kind=kind,
@@ -80,36 +130,81 @@ def evidence_append(
         prev_hash=prev,
         hash=digest,
     )
+    _head_sign(agreement_id=agreement.pk, count=seq, last_hash=digest, now=now)
+    return row
+
+
+def entry_content(row: Evidence) -> dict:
+    """What a row's hash covers (with its prev_hash): the package's entries carry exactly this."""
+    return _content(
+        agreement_id=row.agreement_id,
+        seq=row.seq,
+        kind=row.kind,
+        actor_id=row.actor_id,
+        at=row.at,
+        ip=row.ip,
+        user_agent=row.user_agent,
+        data=row.data,
+    )
 
 
 @dataclass(frozen=True)
 class EvidenceCheck:
+    """The verdict on one agreement's chain and head. `first_bad_seq` is None only when the
+    whole chain is sound and ends exactly at a valid signed head; otherwise it is the first
+    row that cannot be trusted (1 when the damage cannot be placed: a rewrite with every later
+    hash recomputed, a missing or forged head) and `reason` says why."""
+
     checked: int
     first_bad_seq: int | None
     reason: str = ""
+    head: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_seq is None
 
 
 def evidence_verify(*, agreement_id: int) -> EvidenceCheck:
+    """Check the chain row by row (sequence, links, hashes), then that it ends where the signed
+    head says: the head's signature with the log key, its count and its last hash."""
     prev, expected, checked = GENESIS, 1, 0
     for row in Evidence.objects.filter(agreement_id=agreement_id).order_by("seq"):
         if row.seq != expected:
             return EvidenceCheck(checked, expected, f"missing seq {expected}")
         if row.prev_hash != prev:
             return EvidenceCheck(checked, row.seq, "prev_hash does not link to the previous row")
-        digest = chain_hash(
-            _content(
-                agreement_id=row.agreement_id,
-                seq=row.seq,
-                kind=row.kind,
-                actor_id=row.actor_id,
-                at=row.at,
-                ip=row.ip,
-                user_agent=row.user_agent,
-                data=row.data,
-            ),
-            row.prev_hash,
-        )
-        if digest != row.hash:
+        if chain_hash(entry_content(row), row.prev_hash) != row.hash:
             return EvidenceCheck(checked, row.seq, "hash does not match the row's content")
         prev, expected, checked = row.hash, row.seq + 1, checked + 1
-    return EvidenceCheck(checked, None)
+    head = EvidenceHead.objects.filter(agreement_id=agreement_id).first()
+    if head is None:
+        if checked == 0:
+            return EvidenceCheck(0, None)  # no chain, no head: an unknown agreement
+        return EvidenceCheck(checked, 1, "no signed head for this chain")
+    shown = head_json(head)
+    if not head_signature_ok(head):
+        return EvidenceCheck(checked, 1, "the head's signature is not valid for the log key", shown)
+    if head.count > checked:
+        return EvidenceCheck(
+            checked,
+            checked + 1,
+            f"the signed head counts {head.count} rows, the chain has {checked}: rows were cut",
+            shown,
+        )
+    if head.count < checked:
+        return EvidenceCheck(
+            checked,
+            head.count + 1,
+            f"rows after the signed head's {head.count}: appended without the log key",
+            shown,
+        )
+    if head.last_hash != prev:
+        return EvidenceCheck(
+            checked,
+            1,
+            "the chain does not end at the signed head's hash: a row was rewritten and the "
+            "hashes after it recomputed",
+            shown,
+        )
+    return EvidenceCheck(checked, None, "", shown)
