@@ -1,7 +1,7 @@
 from django.urls import path
 
 import core.converters  # noqa: F401 (registers <id:...>)
-from mobile_api import accounts_api, document_api, face_api, realtime_api
+from mobile_api import accounts_api, document_api, evidence_api, face_api, realtime_api
 from mobile_api import lease_api as lease
 from mobile_api import selection_api as sel
 from mobile_api import selection_result_api as res
@@ -98,6 +98,11 @@ urlpatterns = [
         "signing/agreements/<id:agreement_id>/document/pages/<id:page>/",
         document_api.AgreementPageApi.as_view(),
         name="agreement-document-page",
+    ),
+    path(
+        "signing/agreements/<id:agreement_id>/evidence-package/",
+        evidence_api.EvidencePackageApi.as_view(),
+        name="agreement-evidence-package",
     ),
     path("signing/consents/<str:kind>/", sig.ConsentTextApi.as_view(), name="consent"),
     path("signing/qr/open/", sig.QrOpenApi.as_view(), name="qr-open"),

@@ -5,6 +5,7 @@ reject with a reason). Views call signing services; every action is audited."""
 from __future__ import annotations
 
 import base64
+import hashlib
 
 from django import forms
 from django.contrib import admin, messages
@@ -21,9 +22,10 @@ from accounts.services import audit_record
 from core.admin import AuditedModelAdmin, ReadOnlyAdmin
 from core.context import RequestContext
 from core.errors import DomainError
-from core.http import private_image_response
+from core.http import private_image_response, private_zip_response
 from signing.agreements import services
 from signing.agreements.documents import document_latest
+from signing.agreements.package import evidence_package_build, package_filename
 from signing.lease.services import card_photo_current
 from signing.models import (
     Agreement,
@@ -330,6 +332,11 @@ class AgreementAdmin(ReadOnlyAdmin):
                 name="signing_agreement_document",
             ),
             path(
+                "<id:agreement_id>/evidence-package/",
+                self.admin_site.admin_view(self.evidence_package_view),
+                name="signing_agreement_evidence_package",
+            ),
+            path(
                 "<id:agreement_id>/card/<str:side>/",
                 self.admin_site.admin_view(self.card_photo_view),
                 name="signing_agreement_card",
@@ -421,6 +428,35 @@ class AgreementAdmin(ReadOnlyAdmin):
         )
         response["Cache-Control"] = "private, no-store"
         return response
+
+    def evidence_package_view(self, request, agreement_id: int):
+        """The agreement's evidence package as a zip (signing/agreements/package.py), for any
+        status: staff investigate void and abandoned agreements too. Audited with the
+        package's manifest hash and head."""
+        if not request.user.has_perm("signing.view_agreement"):
+            raise PermissionDenied
+        agreement = get_object_or_404(Agreement, pk=agreement_id)
+        now = timezone.now()
+        package = evidence_package_build(agreement_id=agreement.pk, now=now)
+        head = package.manifest["head"] or {}
+        audit_record(
+            actor=request.user,
+            action="signing.evidence_package_download",
+            target=str(agreement),
+            detail={
+                "agreement_id": agreement.pk,
+                "manifest_sha256": hashlib.sha256(package.manifest_bytes()).hexdigest(),
+                "head_count": head.get("count"),
+                "head_last_hash": head.get("last_hash"),
+            },
+            ip=request.META.get("REMOTE_ADDR", ""),
+            now=now,
+        )
+        return private_zip_response(
+            package.zip_bytes(),
+            filename=package_filename(agreement),
+            ascii_filename=package_filename(agreement, ascii=True),
+        )
 
     def card_photo_view(self, request, agreement_id: int, side: str):
         """A lease's bank-card photo (the stored, re-encoded one), for reviewing staff."""

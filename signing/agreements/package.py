@@ -110,9 +110,11 @@ class EvidencePackage:
         return sorted(self.all_files())
 
 
-def package_filename(agreement: Agreement) -> str:
-    """The download's name (Chinese; the Content-Disposition header encodes it)."""
-    return f"签约证据包-{agreement.verification_code}.zip"
+def package_filename(agreement: Agreement, *, ascii: bool = False) -> str:
+    """The download's name: Chinese (the Content-Disposition header encodes it), or ASCII
+    for clients that read only the plain `filename`."""
+    stem = "evidence-package" if ascii else "签约证据包"
+    return f"{stem}-{agreement.verification_code}.zip"
 
 
 def applicant_package_check(agreement: Agreement) -> None:

@@ -2,7 +2,8 @@
  * agreement alike, newest first, each with the agreement's own status (待签字 / 已签字 /
  * 已盖章 / 作废 / 已放弃: the same words as 网上签约) and 「查看详情」 (the viewer: pages,
  * 打印, 保存). A lease adds its unit and, while it is under way, its stage as secondary text,
- * and 「押金收据」 once approved. Everything comes from the API; no rule is decided here. */
+ * and 「押金收据」 once approved; a sealed agreement adds 「签约证据包」 (the evidence package
+ * download). Everything comes from the API; no rule is decided here. */
 (() => {
   "use strict";
 
@@ -52,6 +53,13 @@
     ops.push(button("查看详情", `/h5/signing/${id}/view/?from=records`, pending ? "default" : "blue"));
     if (lease && lease.materials && lease.materials.receipt) {
       ops.push(button("押金收据", `/h5/signing/${id}/receipt/?from=records`));
+    }
+    if (agreement.status === "sealed") {
+      // The zip of every record of the signing, checkable offline (docs/TRANSPARENCY.md);
+      // the API refuses it before sealing.
+      const link = button("签约证据包", `/api/v1/signing/agreements/${id}/evidence-package/`);
+      link.setAttribute("download", "");
+      ops.push(link);
     }
 
     return el(
