@@ -51,7 +51,7 @@ class UnitTaken(Strict):
     unit = UnitPayload()
     how = serializers.ChoiceField(choices=HOW)
     how_label = serializers.CharField()
-    ledger_seq = serializers.IntegerField()
+    entry = serializers.IntegerField()
 
 
 class RoundOnly(Strict):

@@ -102,4 +102,5 @@ class AllocationSerializer(serializers.Serializer):
     how = serializers.CharField()
     how_label = serializers.CharField()
     at = serializers.DateTimeField()
-    ledger_seq = serializers.IntegerField()
+    # 核验码: the first 8 hex digits of its log entry's leaf hash (the result SMS prints it).
+    code = serializers.CharField(source="ledger_entry.code")

@@ -318,7 +318,7 @@ class BroadcastApi(APIView):
                         "how": f["how"],
                         "how_label": Allocation.How(f["how"]).label,
                         "at": f["at"].isoformat(),
-                        "seq": f["ledger_seq"],
+                        "seq": f["ledger_entry_id"],
                     }
                     for f in snapshot["feed"]
                 ],

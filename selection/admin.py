@@ -128,7 +128,7 @@ class UnitAdmin(StaffOpsMixin, HistoryAdmin):
 class AllocationAdmin(ReadOnlyAdmin):
     """选房结果: written only by the selection services, with its ledger entry."""
 
-    list_display = ("ledger_seq", "round", "family", "unit", "session", "how", "at")
+    list_display = ("ledger_entry", "round", "family", "unit", "session", "how", "at")
     list_filter = ("round", "how")
     search_fields = ("=family__rank", "unit__building", "unit__number")
     list_select_related = ("round", "family__main_applicant", "unit", "session__round")

@@ -403,7 +403,7 @@ def session_live_view(model_admin, request, object_id):
     feed = (
         Allocation.objects.filter(session=session)
         .select_related("unit", "family")
-        .order_by("-ledger_seq")[:20]
+        .order_by("-ledger_entry_id")[:20]
     )
     return _page(
         model_admin,

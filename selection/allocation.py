@@ -1,8 +1,9 @@
 """Allocation: confirm (确认正选), session open/close with auto-assign, give up (主动放弃).
 
 Lock order, everywhere: session row (close only) → family rows (ascending id) → unit rows
-(ascending id) → ledger head → event stream counters (by name, in one call). The ledger head's holder never waits for anything else, and no
-one takes a family after a unit, so these services cannot deadlock one another.
+(ascending id) → event stream counters (by name, in one call). No one takes a family after a
+unit, so these services cannot deadlock one another. The allocation log's entries are
+inserted with no lock at all (selection.ledger); the sequencer orders them after commit.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def selection_confirm(
     """确认正选: allocate `unit_id` from the family's formal cart to the family, atomically and
     irreversibly. The first valid confirmation of a unit wins.
 
-    Locks the family row, then the unit row, then the ledger head. A repeat (same key or the
+    Locks the family row, then the unit row. A repeat (same key or the
     same unit) returns the existing allocation with created=False. Raises the phase errors,
     `not_entered`, `unit_not_in_cart`, `unit_not_found`, `unit_taken` (409: someone was
     first), `already_allocated` (409: this family confirmed another unit).
@@ -93,7 +94,7 @@ def selection_confirm(
         if Session.objects.filter(pk=seat.session_id, status=Session.Status.CLOSED).exists():
             raise NotAllowed("window_closed", "您的正选时间已结束")
         ledger = LedgerWriter(now=now)
-        seq = ledger.append(
+        entry = ledger.append(
             round_id=round_id,
             session_id=seat.session_id,
             kind="confirm",
@@ -114,7 +115,7 @@ def selection_confirm(
             session_id=seat.session_id,
             how=Allocation.How.CONFIRMED,
             at=now,
-            ledger_seq=seq,
+            ledger_entry=entry,
             idempotency_key=idempotency_key,
         )
         Unit.objects.filter(pk=unit.pk).update(status=Unit.Status.TAKEN)
@@ -205,9 +206,9 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
     Every family that entered and neither confirmed nor gave up gets the first unit of its
     formal cart, in cart order, that nobody holds; families are processed in rank order.
     Families that never entered lose their pre-selection (预选结果作废). Each family's outcome
-    and explanation ("#1 3-1202 taken at 10:02:03 (seq 48211); #2 assigned") goes to the
+    and explanation ("#1 3-1202 taken at 10:02:03 (leaf 3fa2c1d0); #2 assigned") goes to the
     ledger. Locks the session row (a second clock waits, then finds it closed and returns
-    None), the session's families, the candidate units, then the ledger head.
+    None), the session's families, then the candidate units.
     """
     with transaction.atomic():
         # FOR NO KEY UPDATE: a confirm or give-up holding a family lock inserts rows that
@@ -256,10 +257,10 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
         unit_ids = sorted({unit_id for cart in carts.values() for unit_id in cart})
         units = {unit.pk: unit for unit in lock_rows(Unit, unit_ids)}
         taken = {
-            a.unit_id: (a.at, a.ledger_seq)
-            for a in Allocation.objects.filter(unit_id__in=unit_ids).only(
-                "unit_id", "at", "ledger_seq"
-            )
+            a.unit_id: (a.at, a.ledger_entry.code)
+            for a in Allocation.objects.filter(unit_id__in=unit_ids)
+            .select_related("ledger_entry")
+            .only("unit_id", "at", "ledger_entry__leaf_hash")
         }
 
         ledger = LedgerWriter(now=now)
@@ -276,12 +277,12 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
                     steps.append(f"#{index} {unit.label} assigned")
                     break
                 if unit_id in taken:
-                    at, seq = taken[unit_id]
-                    steps.append(f"#{index} {unit.label} taken at {_clock(at, tz)} (seq {seq})")
+                    at, code = taken[unit_id]
+                    steps.append(f"#{index} {unit.label} taken at {_clock(at, tz)} (leaf {code})")
                 else:
                     steps.append(f"#{index} {unit.label} not available ({unit.status})")
             explanation = "; ".join(steps) or "formal cart empty"
-            seq = ledger.append(
+            entry = ledger.append(
                 round_id=session.round_id,
                 session_id=session.pk,
                 kind="auto_assign" if chosen else "no_unit",
@@ -296,7 +297,7 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
             )
             report.explanations[family.pk] = explanation
             if chosen:
-                taken[chosen.pk] = (now, seq)
+                taken[chosen.pk] = (now, entry.code)
                 chosen.status = Unit.Status.TAKEN
                 newly_taken.append(chosen.pk)
                 new_allocations.append(
@@ -307,7 +308,7 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
                         session=session,
                         how=Allocation.How.AUTO,
                         at=now,
-                        ledger_seq=seq,
+                        ledger_entry=entry,
                     )
                 )
                 outcomes[Seat.Outcome.AUTO_ASSIGNED].append(seat.pk)

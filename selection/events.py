@@ -55,7 +55,7 @@ def allocation_events(allocations: list[Allocation]) -> list[tuple[str, str, dic
                     "unit": unit,
                     "how": allocation.how,
                     "how_label": allocation.how_label,
-                    "ledger_seq": allocation.ledger_seq,
+                    "entry": allocation.ledger_entry_id,
                 },
             )
         )

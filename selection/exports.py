@@ -20,7 +20,7 @@ RESULT_HEADERS = [
     "月租金",
     "方式",
     "时间",
-    "账本序号",
+    "核验码",
 ]
 
 
@@ -39,7 +39,9 @@ def results_table(*, round_id: int) -> list[list[Any]]:
     spreadsheet has no time zones); a family without a unit shows how its session ended."""
     allocations = {
         a.family_id: a
-        for a in Allocation.objects.filter(round_id=round_id).select_related("unit", "session")
+        for a in Allocation.objects.filter(round_id=round_id).select_related(
+            "unit", "session", "ledger_entry"
+        )
     }
     last_seat: dict[int, Seat] = {}
     for seat in Seat.objects.filter(session__round_id=round_id).select_related("session"):
@@ -61,7 +63,7 @@ def results_table(*, round_id: int) -> list[list[Any]]:
                 head
                 + [_session_label(allocation.session), str(unit), unit.get_layout_display()]
                 + [unit.area, unit.monthly_rent, allocation.how_label, at]
-                + [allocation.ledger_seq]
+                + [allocation.ledger_entry.code]
             )
         else:
             seat = last_seat[family.pk]

@@ -284,7 +284,10 @@ class Allocation(models.Model):
     )
     how = models.CharField(max_length=20, choices=How.choices, verbose_name="方式")
     at = models.DateTimeField(verbose_name="时间")
-    ledger_seq = models.PositiveBigIntegerField(unique=True, verbose_name="台账序号")
+    # The log entry its transaction wrote (selection.translog): the receipt hangs off it.
+    ledger_entry = models.OneToOneField(
+        "LedgerEntry", on_delete=models.PROTECT, related_name="allocation", verbose_name="日志条目"
+    )
     # A confirm's client-supplied key: a repeated click with the same key gets the same answer.
     idempotency_key = models.CharField(max_length=64, blank=True, verbose_name="幂等键")
 
@@ -358,10 +361,12 @@ class SupplementaryApplication(models.Model):
 
 
 class LedgerEntry(models.Model):
-    """Append-only allocation ledger: each row carries the previous row's hash and its own
-    hash over canonical JSON, so an edited or removed row is detected (`ledger_verify`)."""
+    """One entry of a round's allocation log (selection.translog, docs/TRANSPARENCY.md).
 
-    seq = models.PositiveBigIntegerField(unique=True, verbose_name="序号")
+    Written in the transaction it records, with its leaf hash and no index: nothing that
+    every writer locks. The sequencer gives committed entries consecutive indexes in commit
+    order, adds them to the round's Merkle tree and signs a tree head."""
+
     round = models.ForeignKey(
         Round, on_delete=models.PROTECT, related_name="ledger", verbose_name="批次"
     )
@@ -371,22 +376,75 @@ class LedgerEntry(models.Model):
     kind = models.CharField(max_length=40, verbose_name="类型")
     at = models.DateTimeField(verbose_name="时间")
     payload = models.JSONField(verbose_name="内容")
-    prev_hash = models.CharField(max_length=64, verbose_name="前一条哈希")
-    hash = models.CharField(max_length=64, unique=True, verbose_name="哈希")
+    leaf_hash = models.CharField(max_length=64, db_index=True, verbose_name="叶哈希")
+    index = models.PositiveBigIntegerField(null=True, blank=True, verbose_name="日志序号")
 
     class Meta:
         verbose_name = "选房日志"
         verbose_name_plural = "选房日志"
-        ordering = ["seq"]
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["round", "index"], name="ledger_round_index"),
+        ]
+        indexes = [
+            models.Index(fields=["round"], name="ledger_pending", condition=Q(index__isnull=True)),
+        ]
+
+    @property
+    def code(self) -> str:
+        """The short verification code printed in the result SMS (核验码)."""
+        from selection.ledger import CODE_LENGTH
+
+        return self.leaf_hash[:CODE_LENGTH]
 
 
-class LedgerHead(models.Model):
-    """The single row that serialises ledger appends: locked last in every transaction that
-    appends, holding the latest seq and hash."""
+class LedgerLog(models.Model):
+    """A round's log: its size and root. Locked by the sequencer only (never by a writer), so
+    two sequencers take turns and each index is given once."""
 
-    seq = models.PositiveBigIntegerField(default=0, verbose_name="序号")
-    hash = models.CharField(max_length=64, default="0" * 64, verbose_name="哈希")
+    round = models.OneToOneField(
+        Round, on_delete=models.PROTECT, primary_key=True, verbose_name="批次"
+    )
+    size = models.PositiveBigIntegerField(default=0, verbose_name="条目数")
+    root = models.CharField(max_length=64, default="", verbose_name="根哈希")
 
     class Meta:
-        verbose_name = "选房日志链头"
-        verbose_name_plural = "选房日志链头"
+        verbose_name = "选房日志树"
+        verbose_name_plural = "选房日志树"
+
+
+class LedgerNode(models.Model):
+    """The hash of a complete subtree of a round's log: leaves [k·2^level, (k+1)·2^level).
+    Proofs and roots are computed from O(log n) of these."""
+
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, verbose_name="批次")
+    level = models.PositiveSmallIntegerField(verbose_name="层")
+    k = models.PositiveBigIntegerField(verbose_name="位置")
+    hash = models.CharField(max_length=64, verbose_name="哈希")
+
+    class Meta:
+        verbose_name = "选房日志树节点"
+        verbose_name_plural = "选房日志树节点"
+        constraints = [
+            models.UniqueConstraint(fields=["round", "level", "k"], name="ledger_node_at"),
+        ]
+
+
+class TreeHead(models.Model):
+    """A signed tree head: (log, size, root, time) signed with the log key, which lives in
+    the configuration, never in this database."""
+
+    round = models.ForeignKey(
+        Round, on_delete=models.PROTECT, related_name="tree_heads", verbose_name="批次"
+    )
+    size = models.PositiveBigIntegerField(verbose_name="条目数")
+    root = models.CharField(max_length=64, verbose_name="根哈希")
+    time = models.DateTimeField(verbose_name="签名时间")
+    key_id = models.CharField(max_length=16, verbose_name="密钥标识")
+    signature = models.CharField(max_length=120, verbose_name="签名")
+
+    class Meta:
+        verbose_name = "选房日志签名树头"
+        verbose_name_plural = "选房日志签名树头"
+        ordering = ["size", "time"]
+        indexes = [models.Index(fields=["round", "size"], name="tree_head_size")]

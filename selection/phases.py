@@ -85,7 +85,7 @@ def family_state(*, family: Family, round_id: int, now: datetime) -> FamilyState
         current=current,
         upcoming=upcoming,
         allocation=Allocation.objects.filter(round=rnd, family=family)
-        .select_related("unit", "session")
+        .select_related("unit", "session", "ledger_entry")
         .first(),
         gave_up=GiveUp.objects.filter(round=rnd, family=family).exists(),
         now=now,

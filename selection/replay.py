@@ -26,21 +26,28 @@ class ReplayReport:
 
 
 def session_replay(*, session_id: int) -> ReplayReport:
-    """Re-run rank-order auto-assign: units taken (or withdrawn) before the close come from the
-    ledger's earlier allocating (and withdraw/restore) entries; each family's cart from its ledger entry, checked against
-    the stored formal cart; the result against the ledger and the Allocation rows."""
+    """Re-run rank-order auto-assign from the allocation log, in log order (index): units taken
+    (or withdrawn) before the close come from the log's earlier allocating (and
+    withdraw/restore) entries; each family's cart from its entry, checked against the stored
+    formal cart; the result against the log and the Allocation rows. Pending entries are
+    sequenced first (the sequencer is safe to run beside the running one)."""
+    from selection.translog import sequence_pending
+
+    sequence_pending()
     report = ReplayReport(session_id)
-    entries = list(LedgerEntry.objects.filter(session_id=session_id).order_by("seq"))
+    entries = list(
+        LedgerEntry.objects.filter(session_id=session_id, index__isnull=False).order_by("index")
+    )
     close = next((e for e in entries if e.kind == "session_close"), None)
     if close is None:
         report.problems.append("session has no session_close entry (not closed)")
         return report
     family_entries = [e for e in entries if e.kind in ("auto_assign", "no_unit")]
-    start = family_entries[0].seq if family_entries else close.seq
+    start = family_entries[0].index if family_entries else close.index
     taken: set[int] = set()
     for e in LedgerEntry.objects.filter(
-        round_id=close.round_id, seq__lt=start, kind__in=(*ALLOCATING, *WITHDRAWING)
-    ).order_by("seq"):
+        round_id=close.round_id, index__lt=start, kind__in=(*ALLOCATING, *WITHDRAWING)
+    ).order_by("index"):
         unit = e.payload.get("unit")
         if unit and e.kind == "unit_restore":
             taken.discard(unit)
@@ -68,16 +75,18 @@ def session_replay(*, session_id: int) -> ReplayReport:
         )
         report.families += 1
         if entry.payload["rank"] < last_rank:
-            report.problems.append(f"seq {entry.seq}: family {family} processed out of rank order")
+            report.problems.append(
+                f"index {entry.index}: family {family} processed out of rank order"
+            )
         last_rank = entry.payload["rank"]
         if stored_carts.get(family, []) != cart:
             report.problems.append(
-                f"seq {entry.seq}: family {family}'s stored formal cart differs from the ledger"
+                f"index {entry.index}: family {family}'s stored formal cart differs from the ledger"
             )
         replayed = next((unit for unit in cart if unit not in taken), None)
         if replayed != recorded:
             report.problems.append(
-                f"seq {entry.seq}: family {family} replays to unit {replayed}, ledger says {recorded}"
+                f"index {entry.index}: family {family} replays to unit {replayed}, ledger says {recorded}"
             )
         if replayed is not None:
             taken.add(replayed)

@@ -156,7 +156,7 @@ def seat_explanations(*, family: Family, round_id: int, seats: list[Seat]) -> di
         entry.session_id: entry
         for entry in LedgerEntry.objects.filter(
             round_id=round_id, kind__in=("auto_assign", "no_unit"), payload__family=family.pk
-        ).order_by("seq")
+        ).order_by("id")
     }
     for seat in seats:
         kind = "补选" if seat.session.kind == Session.Kind.SUPPLEMENTARY else "正选"
@@ -187,7 +187,7 @@ def seat_explanations(*, family: Family, round_id: int, seats: list[Seat]) -> di
                 steps.append(f"第{index}套 {label} 已为您自动选定")
                 break
             other = held.get(unit_id)
-            if other is not None and other.ledger_seq < entry.seq:
+            if other is not None and other.ledger_entry_id < entry.pk:
                 steps.append(f"第{index}套 {label} 已于{_hms(other.at)}被其他家庭选定")
             else:
                 steps.append(f"第{index}套 {label} 已不可选")
@@ -218,8 +218,8 @@ def broadcast_snapshot(*, round_id: int, feed_size: int = 30) -> dict:
             bucket["taken"] += taken
     feed = list(
         Allocation.objects.filter(round_id=round_id)
-        .order_by("-ledger_seq")
-        .values("unit__building", "unit__number", "unit__layout", "how", "at", "ledger_seq")[
+        .order_by("-ledger_entry_id")
+        .values("unit__building", "unit__number", "unit__layout", "how", "at", "ledger_entry_id")[
             :feed_size
         ]
     )

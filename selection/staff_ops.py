@@ -15,7 +15,7 @@ Nothing changes on a refusal.
 - family_rank_change / family_layouts_change: refused once the family is seated, as the
   importer refuses.
 
-Lock order is the selection services' (round → session → family → unit → ledger head).
+Lock order is the selection services' (round → session → family → unit).
 Field history (django-simple-history) records who and why on every save made here.
 """
 
@@ -272,7 +272,7 @@ def allocation_by_staff(
                 f"该家庭可选户型为{allowed}，房源{unit.label}为{unit.get_layout_display()}",
             )
         ledger = LedgerWriter(now=now)
-        seq = ledger.append(
+        entry = ledger.append(
             round_id=round_id,
             session_id=seat.session_id,
             kind="staff_assign",
@@ -294,7 +294,7 @@ def allocation_by_staff(
             session=seat.session,
             how=Allocation.How.STAFF,
             at=now,
-            ledger_seq=seq,
+            ledger_entry=entry,
         )
         unit.status = Unit.Status.TAKEN
         _save_with_history(unit, ["status"], actor=actor, reason=reason)
@@ -303,7 +303,12 @@ def allocation_by_staff(
             actor=actor,
             action="selection.allocation_by_staff",
             target=f"accounts.Family:{family.pk} {family}",
-            detail={"unit": unit.pk, "unit_label": unit.label, "reason": reason, "seq": seq},
+            detail={
+                "unit": unit.pk,
+                "unit_label": unit.label,
+                "reason": reason,
+                "leaf": entry.code,
+            },
             ip=ip,
             now=now,
         )

@@ -18,6 +18,7 @@ from django.test import Client
 from accounts.services import applicant_user_ensure
 from selection import allocation
 from selection.models import Allocation, CartItem, Unit
+from tests.factories import log_entry
 from tests.worlds import enter, make_world
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -76,7 +77,7 @@ def test_an_allocation_without_a_taken_unit_is_refused():
                 session=world.sessions[0],
                 how=Allocation.How.STAFF,
                 at=world.sessions[0].starts_at,
-                ledger_seq=999_999,
+                ledger_entry=log_entry(round=world.round, unit=free, family=world.families[1]),
             )
     assert not Allocation.objects.filter(unit=free).exists()
     # ...and a unit marked 已选 with no allocation behind it is refused too.

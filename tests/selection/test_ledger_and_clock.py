@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from selection import allocation, carts
 from selection.clock import clock_run, clock_tick
-from selection.ledger import ledger_verify
-from selection.models import Allocation, LedgerEntry, LedgerHead, Session, Unit
+from selection.models import Allocation, LedgerEntry, Session, Unit
 from selection.replay import session_replay
+from selection.translog import log_verify, sequence_pending
 from tests.worlds import enter, make_world, preselect
 
 pytestmark = pytest.mark.django_db
@@ -41,19 +41,20 @@ def played_session():
     return world
 
 
-def test_the_chain_verifies_and_the_command_says_so():
-    played_session()
-    result = ledger_verify()
-    assert result.first_bad_seq is None and result.checked == LedgerEntry.objects.count() == 5
+def test_the_log_verifies_and_the_command_says_so():
+    world = played_session()
+    sequence_pending()
+    result = log_verify(round_id=world.round.pk)
+    assert result.first_bad is None and result.checked == LedgerEntry.objects.count() == 5
     out = StringIO()
     call_command("ledger_verify", stdout=out)
-    assert "ledger ok" in out.getvalue()
+    assert f"round {world.round.pk}: log ok, 5 entries verified" in out.getvalue()
 
 
 @pytest.mark.parametrize(
     "tamper",
     [
-        lambda e: LedgerEntry.objects.filter(pk=e.pk).update(payload={**e.payload, "unit": 999}),
+        lambda e: LedgerEntry.objects.filter(pk=e.pk).update(payload={**e.payload, "rank": 99}),
         lambda e: LedgerEntry.objects.filter(pk=e.pk).update(at=e.at + timedelta(seconds=1)),
         lambda e: LedgerEntry.objects.filter(pk=e.pk).update(kind="staff_assign"),
         lambda e: LedgerEntry.objects.filter(pk=e.pk).delete(),
@@ -61,21 +62,24 @@ def test_the_chain_verifies_and_the_command_says_so():
     ids=["payload", "time", "kind", "deleted"],
 )
 def test_an_edited_or_removed_row_is_caught_at_that_row(tamper):
-    played_session()
-    victim = LedgerEntry.objects.order_by("seq")[2]
+    world = played_session()
+    sequence_pending()
+    victim = LedgerEntry.objects.get(kind="absent")  # index 3 of 5
+    assert victim.index == 3
     tamper(victim)
-    result = ledger_verify()
-    assert result.first_bad_seq == victim.seq
-    with pytest.raises(CommandError, match=f"seq {victim.seq}"):
+    result = log_verify(round_id=world.round.pk)
+    assert result.first_bad == 3
+    with pytest.raises(CommandError, match="log BAD at index 3"):
         call_command("ledger_verify", stdout=StringIO())
 
 
-def test_removing_the_last_rows_is_caught_by_the_head():
-    played_session()
-    last = LedgerEntry.objects.order_by("-seq").first()
+def test_removing_the_last_rows_is_caught_by_the_signed_head():
+    world = played_session()
+    sequence_pending()
+    last = LedgerEntry.objects.get(index=4)
     last.delete()
-    assert ledger_verify().first_bad_seq == last.seq
-    assert LedgerHead.objects.get().seq == last.seq
+    result = log_verify(round_id=world.round.pk)
+    assert result.first_bad == 4 and "missing" in result.reason
 
 
 def test_replay_reproduces_the_session_and_the_command_says_so():

@@ -10,8 +10,8 @@ import pytest
 from accounts.models import Layout
 from core.errors import DomainError
 from selection import allocation, carts, supplementary
-from selection.ledger import ledger_verify
 from selection.models import Allocation, CartItem, GiveUp, LedgerEntry, Seat, Unit
+from tests.factories import log_entry, log_ok
 from tests.worlds import CTX, PRE_START, declare, enter, make_world, preselect
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +54,7 @@ def taken_by_other(world, unit):
         session=world.sessions[0],
         how=Allocation.How.STAFF,
         at=PRE_START,
-        ledger_seq=10**8 + unit.pk,
+        ledger_entry=log_entry(round=world.round, unit=unit, family=world.families[-1]),
     )
     Unit.objects.filter(pk=unit.pk).update(status=Unit.Status.TAKEN)
 
@@ -281,7 +281,7 @@ def test_confirm_is_atomic_first_wins_and_idempotent(big):
     )
     assert Unit.objects.get(pk=big.units[0].pk).status == "taken"
     assert Seat.objects.get(family=a).outcome == "confirmed"
-    assert ledger_verify().first_bad_seq is None
+    log_ok()
 
 
 def test_confirm_needs_the_unit_in_the_formal_cart_and_entering(big):
@@ -300,7 +300,7 @@ def test_close_auto_assigns_in_rank_order_and_voids_absent_preselection(big):
     ready(big, a, [big.units[0], big.units[2]])
     report = allocation.session_close(session_id=big.sessions[0].pk, now=big.sessions[0].ends_at)
     assert dict(report.assigned) == {a.pk: big.units[0].pk, b.pk: big.units[1].pk}
-    assert report.explanations[b.pk].startswith("#1 3-1201 taken at 09:32:00 (seq ")
+    assert report.explanations[b.pk].startswith("#1 3-1201 taken at 09:32:00 (leaf ")
     assert report.explanations[b.pk].endswith("#2 3-1202 assigned")
 
 
@@ -443,7 +443,7 @@ def test_the_database_refuses_a_second_allocation_of_a_unit_or_family(big):
         session=s1,
         how="staff",
         at=timezone.now(),
-        ledger_seq=10**9,
+        ledger_entry=log_entry(round=big.round, unit=big.units[0], family=a),
     )
     Unit.objects.filter(pk=big.units[0].pk).update(status=Unit.Status.TAKEN)
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -454,7 +454,7 @@ def test_the_database_refuses_a_second_allocation_of_a_unit_or_family(big):
             session=s1,
             how="staff",
             at=timezone.now(),
-            ledger_seq=10**9 + 1,
+            ledger_entry=log_entry(round=big.round, unit=big.units[0], family=b),
         )
     with pytest.raises(IntegrityError), transaction.atomic():
         Allocation.objects.create(
@@ -464,5 +464,5 @@ def test_the_database_refuses_a_second_allocation_of_a_unit_or_family(big):
             session=s1,
             how="staff",
             at=timezone.now(),
-            ledger_seq=10**9 + 2,
+            ledger_entry=log_entry(round=big.round, unit=big.units[1], family=a),
         )

@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import Applicant, AuditEntry, Family, User
 from selection import allocation, carts
 from selection.exports import RESULT_HEADERS
-from selection.models import Seat, Session, SupplementaryApplication, Unit
+from selection.models import Allocation, Seat, Session, SupplementaryApplication, Unit
 from tests.factories import FamilyFactory, id_number_for
 from tests.worlds import enter, preselect
 
@@ -253,7 +253,7 @@ def test_export_results_to_xlsx(staff, world):
     assert first[3:8] == ["第1场（正选场次）", "3栋1201", "一房一厅", 45.2, 1469]
     assert first[8] == "家庭确认正选"
     assert first[9] == timezone.localtime(now).replace(tzinfo=None)
-    assert isinstance(first[10], int)
+    assert first[10] == Allocation.objects.get(family=a).ledger_entry.leaf_hash[:10]  # 核验码
     assert rows[2][4] == "3栋1202" and rows[2][8] == "系统自动选定"
     assert rows[3][4] is None and rows[3][8] == "未结束"  # session 2 has not run
     assert rows[4][1] == "=HYPERLINK(1)"

@@ -14,6 +14,7 @@ from django.utils.timezone import localtime
 from accounts.models import Applicant, AuditEntry, Family
 from selection.demo import STAFF_PASSWORD, demo_data_load
 from selection.models import Allocation, Session, Unit
+from tests.factories import log_entry
 
 pytestmark = pytest.mark.django_db
 
@@ -198,7 +199,7 @@ def test_a_held_unit_cannot_be_withdrawn_from_its_page(staff):
             session=Session.objects.get(order=1),
             how=Allocation.How.STAFF,
             at=localtime(),
-            ledger_seq=10**9,
+            ledger_entry=log_entry(round=unit.round, unit=unit, family=family),
         )
         Unit.objects.filter(pk=unit.pk).update(status=Unit.Status.TAKEN)
     text = page(operator, f"/admin/selection/unit/{unit.pk}/change/")[1]

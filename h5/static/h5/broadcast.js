@@ -160,9 +160,9 @@
   };
 
   /* A unit was taken: its tile, the counts (once: the snapshot may already have it) and
-   * the feed (by the ledger's seq, so never twice). */
+   * the feed (by its log entry, so never twice). */
   function unitTaken(event) {
-    const { unit: taken, how, ledger_seq: seq } = event.data;
+    const { unit: taken, how, entry: seq } = event.data;
     const unit = data.units.find((u) => u.id === taken.id);
     if (!unit) {
       live.refresh(); // a unit this board does not know: read the whole board again
