@@ -1,13 +1,32 @@
-"""One active device per family: a session that was replaced by a login elsewhere is ended
-here, and the request is marked so that the API and pages can say why."""
+"""The login of a request, and one active device per family.
+
+`SessionAuthenticationMiddleware` is Django's AuthenticationMiddleware whose `request.user`
+comes from the row the session engine loaded (accounts/sessions.py): with it, the session,
+the device session, the user, the applicant and the family are one query. `SingleDeviceMiddleware`
+ends a session that was replaced by a login elsewhere, and marks the request so that the API
+and pages can say why; it reads the device session loaded with the session row."""
 
 from __future__ import annotations
 
 from django.contrib.auth import logout
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.utils.functional import SimpleLazyObject
 
-from accounts.services import device_session_status
+from accounts.sessions import session_device_status, session_user
 
 DEVICE_SESSION_FLAG = "anju_device"
+
+
+def _user(request):
+    if not hasattr(request, "_cached_user"):
+        request._cached_user = session_user(request)
+    return request._cached_user
+
+
+class SessionAuthenticationMiddleware(AuthenticationMiddleware):
+    def process_request(self, request):
+        super().process_request(request)  # its checks, and `request.auser` as Django has it
+        request.user = SimpleLazyObject(lambda: _user(request))
 
 
 class SingleDeviceMiddleware:
@@ -17,7 +36,7 @@ class SingleDeviceMiddleware:
     def __call__(self, request):
         request.anju_session_ended = None
         if request.user.is_authenticated and request.session.get(DEVICE_SESSION_FLAG):
-            reason = device_session_status(session_key=request.session.session_key)
+            reason = session_device_status(request.session)
             if reason is not None:
                 logout(request)
                 request.anju_session_ended = reason

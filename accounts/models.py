@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -150,3 +151,33 @@ class AuditEntry(models.Model):
         verbose_name = "操作日志"
         verbose_name_plural = "操作日志"
         ordering = ["-at", "-id"]
+
+
+class LoginSession(AbstractBaseSession):
+    """Django's own session row (the `django_session` table, created and owned by
+    django.contrib.sessions; this model is unmanaged and adds no column) seen together with the
+    applicant login it belongs to: `device` joins the device session of the same key, so that
+    one query loads session → device session → user → applicant → family
+    (accounts/sessions.py; docs/DECISIONS.md "One query for the login")."""
+
+    device = models.ForeignObject(
+        DeviceSession,
+        on_delete=models.DO_NOTHING,
+        from_fields=["session_key"],
+        to_fields=["session_key"],
+        null=True,
+        related_name="+",
+        verbose_name="登录设备",
+    )
+
+    class Meta:
+        managed = False
+        db_table = "django_session"
+        verbose_name = "会话"
+        verbose_name_plural = "会话"
+
+    @classmethod
+    def get_session_store_class(cls):
+        from accounts.sessions import SessionStore
+
+        return SessionStore

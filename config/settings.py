@@ -148,7 +148,9 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's AuthenticationMiddleware, taking the user from the session's one query
+    # (accounts/sessions.py); then the one-active-device check, from the same query.
+    "accounts.middleware.SessionAuthenticationMiddleware",
     "accounts.middleware.SingleDeviceMiddleware",
     # Field history (django-simple-history): who made each change, from the request.
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -320,7 +322,10 @@ WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = VAR_DIR / "private"  # never served by the web server; views check ownership
 
-# Sessions: cookie-based auth for the H5 pages, CSRF and origin checks kept on.
+# Sessions: cookie-based auth for the H5 pages, CSRF and origin checks kept on. Django's
+# database sessions, whose one query also loads the device session, user, applicant and family
+# (accounts/sessions.py; docs/DECISIONS.md "One query for the login").
+SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

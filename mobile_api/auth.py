@@ -9,7 +9,7 @@ from rest_framework import authentication
 from rest_framework.permissions import BasePermission
 
 from accounts.middleware import DEVICE_SESSION_FLAG
-from accounts.models import Applicant
+from accounts.models import Applicant, User
 from accounts.services import (
     DeviceActive,
     device_session_check,
@@ -36,16 +36,20 @@ class SessionAuthentication(authentication.SessionAuthentication):
 class IsApplicant(BasePermission):
     """A logged-in family's main applicant (staff accounts have no applicant).
 
-    Loads the applicant and its family in one query and leaves them on the user, so that the
-    view's `request.user.applicant.family` costs no further queries (bench/confirm_http.py)."""
+    The session's one query (accounts/sessions.py) normally brought the applicant and its
+    family with the user; otherwise they are loaded here in one query and left on the user, so
+    that the view's `request.user.applicant.family` costs no further queries."""
 
     def has_permission(self, request, view):
-        if not (request.user and request.user.is_authenticated):
+        user = request.user
+        if not (user and user.is_authenticated):
             return False
-        applicant = Applicant.objects.select_related("family").filter(user=request.user).first()
+        if User.applicant.related.is_cached(user):
+            return User.applicant.related.get_cached_value(user) is not None
+        applicant = Applicant.objects.select_related("family").filter(user=user).first()
         if applicant is None:
             return False
-        request.user.applicant = applicant  # fills the reverse one-to-one cache; saves nothing
+        user.applicant = applicant  # fills the reverse one-to-one cache; saves nothing
         return True
 
 
