@@ -15,6 +15,10 @@ This file is deliberately self-contained: it imports only the Python standard li
         Check one family's receipt: its entry, the signed head and the inclusion proof.
     python verify.py consistency OLD_HEAD.json NEW_HEAD.json PROOF.json --key public_key.pem
         Check that the newer signed head extends the older one (PROOF.json: a list of hex hashes).
+    python verify.py package PACKAGE [--key public_key.pem]
+        Check an agreement's evidence package (a directory from `manage.py evidence_export` or
+        the downloaded zip): files, chain, signed head, files against the chain; the PDF
+        signatures too when pyHanko is installed (optional, imported only then).
 
 Exit status: 0 every check passed, 1 a check failed (the problems are listed), 2 bad usage.
 Requires Python 3.11 or later and `pip install cryptography`.
@@ -753,6 +757,389 @@ def command_consistency(args: argparse.Namespace) -> int:
 
 
 # =============================================================================================
+# `verify.py package PACKAGE` (an agreement's evidence package)
+# =============================================================================================
+
+PACKAGE_FORMAT = "anju-evidence-package/1"
+EVIDENCE_LOG = "anju-evidence/agreement/{agreement}"
+PACKAGE_REQUIRED = ("evidence.jsonl", "public_key.pem", "agreement.json")
+EVIDENCE_HEAD_FIELDS = {"log", "count", "last_hash", "time", "key_id", "signature"}
+GENESIS = "0" * 64
+MAX_PACKAGE_BYTES = 512 * 1024 * 1024  # a zip that unpacks past this is refused, not read
+
+
+def _package_name_ok(name: str) -> bool:
+    parts = name.split("/")
+    return (
+        bool(name)
+        and "\\" not in name
+        and not name.startswith("/")
+        and all(part not in ("", ".", "..") for part in parts)
+    )
+
+
+def read_package(path: Path) -> dict[str, bytes]:
+    """Every file of a package, by its name inside it (`a/b.txt`): a directory written by
+    `manage.py evidence_export`, or the zip downloaded from the admin or the records page."""
+    files: dict[str, bytes] = {}
+    if path.is_dir():
+        for item in sorted(path.rglob("*")):
+            if item.is_file():
+                files[item.relative_to(path).as_posix()] = item.read_bytes()
+        return files
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = [info for info in archive.infolist() if not info.is_dir()]
+            if sum(info.file_size for info in infos) > MAX_PACKAGE_BYTES:
+                raise Problem(path.name, "unpacks to more than 512 MB: not an evidence package")
+            for info in infos:
+                if not _package_name_ok(info.filename):
+                    raise Problem(path.name, f"holds a file with an unsafe name {info.filename!r}")
+                if info.filename in files:
+                    raise Problem(path.name, f"holds {info.filename} twice")
+                files[info.filename] = archive.read(info)
+    except FileNotFoundError:
+        raise Problem(str(path), "not found") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise Problem(str(path), f"neither a directory nor a readable zip ({exc})") from None
+    return files
+
+
+def _package_json(files: dict[str, bytes], name: str) -> object:
+    if name not in files:
+        raise Problem(name, "missing")
+    try:
+        return parse_json(files[name].decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(name, f"not valid JSON ({exc})") from None
+
+
+def check_package_manifest(files: dict[str, bytes], report: Report) -> dict:
+    """manifest.json: the format, the agreement and its log, and a SHA-256 for every other
+    file; a file missing, changed or not listed is a problem."""
+    manifest = _package_json(files, "manifest.json")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise Problem("manifest.json", "needs format, agreement, log, head and files")
+    if manifest.get("format") != PACKAGE_FORMAT:
+        raise Problem("manifest.json", f"format {manifest.get('format')!r} is not {PACKAGE_FORMAT}")
+    agreement = manifest.get("agreement")
+    if not is_int(agreement) or manifest.get("log") != EVIDENCE_LOG.format(agreement=agreement):
+        raise Problem("manifest.json", "the agreement id and the log name do not agree")
+    listed: dict = manifest["files"]
+    for name in PACKAGE_REQUIRED:
+        if name not in listed:
+            report.problem("manifest.json", f"does not list {name}")
+    good = 0
+    for name, digest in sorted(listed.items()):
+        if not isinstance(name, str) or not _package_name_ok(name) or name == "manifest.json":
+            report.problem("manifest.json", f"file name {name!r} is not a file of a package")
+        elif name not in files:
+            report.problem("manifest.json", f"lists {name}, which is missing")
+        elif hashlib.sha256(files[name]).hexdigest() != digest:
+            report.problem(name, "its SHA-256 differs from the one in manifest.json")
+        else:
+            good += 1
+    for name in sorted(set(files) - set(listed) - {"manifest.json"}):
+        report.problem(name, "is in the package but not in manifest.json")
+    report.say(f"Manifest: agreement {agreement}, {good} of {len(listed)} file hashes match.")
+    return manifest
+
+
+def check_evidence_chain(
+    files: dict[str, bytes], agreement: int, report: Report
+) -> tuple[list[dict], str]:
+    """evidence.jsonl: seq 1, 2, … each linked to the previous row's hash, each hash recomputed
+    from its entry (SHA-256 of the canonical entry with its prev_hash). Returns the entries and
+    the last hash (64 zeros for none)."""
+    if "evidence.jsonl" not in files:
+        raise Problem("evidence.jsonl", "missing")
+    try:
+        text = files["evidence.jsonl"].decode("utf-8")
+    except UnicodeDecodeError:
+        raise Problem("evidence.jsonl", "not UTF-8 text") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    rows: list[dict] = []
+    prev = GENESIS
+    for number, line in enumerate(lines, start=1):
+        where = f"evidence.jsonl line {number}"
+        try:
+            row = parse_json(line)
+        except ValueError as exc:
+            raise Problem(where, f"not valid JSON ({exc})") from None
+        if not isinstance(row, dict) or set(row) != {"seq", "prev_hash", "hash", "entry"}:
+            raise Problem(where, "needs exactly seq, prev_hash, hash and entry")
+        entry = row["entry"]
+        if not isinstance(entry, dict) or "prev_hash" in entry:
+            raise Problem(where, "entry must be an object without its own prev_hash")
+        if row["seq"] != number or entry.get("seq") != number:
+            raise Problem(where, f"seq {row['seq']!r} where {number} belongs: a row is missing")
+        if entry.get("agreement") != agreement:
+            raise Problem(where, f"belongs to agreement {entry.get('agreement')!r}")
+        if row["prev_hash"] != prev:
+            raise Problem(where, "prev_hash is not the previous row's hash")
+        hex_hash(row["hash"], f"{where}: hash")
+        digest = hashlib.sha256(canonical_bytes({**entry, "prev_hash": prev})).hexdigest()
+        if digest != row["hash"]:
+            raise Problem(where, f"hash does not match the entry ({entry.get('kind')})")
+        prev = row["hash"]
+        rows.append(entry)
+    report.say(f"Evidence chain: {len(rows)} rows, each linked and hashed.")
+    return rows, prev
+
+
+def check_evidence_head(
+    head: object, key: Ed25519PublicKey, log: str, rows: list[dict], last_hash: str
+) -> dict:
+    """The signed head: its shape, key id, Ed25519 signature and log, and that the chain ends
+    exactly there (its count and last hash): a cut tail or a rewritten row fails here."""
+    if head is None:
+        raise Problem("head", "the package has no signed head: the chain cannot be trusted")
+    if not isinstance(head, dict) or set(head) != EVIDENCE_HEAD_FIELDS:
+        raise Problem("head", f"must have exactly {', '.join(sorted(EVIDENCE_HEAD_FIELDS))}")
+    if not is_int(head["count"]) or head["count"] < 0:
+        raise Problem("head", "count must be a non-negative integer")
+    hex_hash(head["last_hash"], "head last_hash")
+    if not isinstance(head["time"], str) or parse_time(head["time"]) is None:
+        raise Problem("head", "time is not an ISO 8601 UTC time")
+    if head["key_id"] != key_id(key):
+        raise Problem("head", f"signed by key {head['key_id']!r}, not by the log key {key_id(key)}")
+    message = f"{head['log']}\n{head['count']}\n{head['last_hash']}\n{head['time']}\n".encode()
+    try:
+        key.verify(base64.b64decode(str(head["signature"]), validate=True), message)
+    except (InvalidSignature, binascii.Error, ValueError):
+        raise Problem("head", "the signature is not valid for this head") from None
+    if head["log"] != log:
+        raise Problem("head", f"belongs to {head['log']!r}, not {log!r}")
+    if head["count"] > len(rows):
+        raise Problem(
+            "head",
+            f"the signed head counts {head['count']} rows, the chain has {len(rows)}: "
+            "rows were cut off",
+        )
+    if head["count"] < len(rows):
+        raise Problem("head", f"the chain has rows after the signed head's {head['count']}")
+    if head["last_hash"] != last_hash:
+        raise Problem(
+            "head",
+            "the chain does not end at the signed hash: a row was rewritten and the hashes "
+            "after it recomputed",
+        )
+    return head
+
+
+def _sha_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_package_files(files: dict[str, bytes], rows: list[dict], report: Report) -> None:
+    """The files against what the chain recorded when they were shown, drawn or signed."""
+    datas: list[tuple[object, dict]] = []
+    for entry in rows:
+        data = entry.get("data")
+        datas.append((entry.get("kind"), data if isinstance(data, dict) else {}))
+    # The agreement's text: the last text hash the chain recorded.
+    texts = [d["text_sha256"] for _, d in datas if isinstance(d.get("text_sha256"), str)]
+    if "texts/agreement.txt" not in files:
+        report.problem("texts/agreement.txt", "missing")
+    elif not texts or _sha_hex(files["texts/agreement.txt"]) != texts[-1]:
+        report.problem("texts/agreement.txt", "is not the text the chain recorded as shown")
+    # The template version: the hash recorded when the agreement was created.
+    created = [d for kind, d in datas if kind == "created"]
+    templates = [n for n in files if n.startswith("texts/template-")]
+    if created and templates:
+        for name in templates:
+            if _sha_hex(files[name]) != created[0].get("template_sha256"):
+                report.problem(name, "is not the template version the agreement was made from")
+    # Consent texts: each version recorded as shown, with its hash.
+    shown: dict[tuple[object, object], object] = {}
+    for _, data in datas:
+        consents = data.get("consents")
+        if isinstance(consents, dict):
+            for kind, value in consents.items():
+                if isinstance(value, dict):
+                    shown[(kind, value.get("version"))] = value.get("sha256")
+    for (kind, version), digest in sorted(shown.items(), key=str):
+        name = f"texts/consent-{kind}-v{version}.txt"
+        if name not in files:
+            report.problem(name, "missing: the chain records this text as shown")
+        elif _sha_hex(files[name]) != digest:
+            report.problem(name, "is not the text the chain recorded as shown")
+    for name in files:
+        if name.startswith("texts/consent-") and not any(
+            name == f"texts/consent-{k}-v{v}.txt" for k, v in shown
+        ):
+            report.problem(name, "the chain does not record this text as shown")
+    # The handwritten characters: strokes and images as recorded when drawn.
+    drawn = {
+        (d.get("attempt"), d.get("index"), d.get("strokes_sha256"), d.get("png_sha256"))
+        for kind, d in datas
+        if kind == "character_drawn"
+    }
+    characters = (
+        _package_json(files, "signature/characters.json")
+        if "signature/characters.json" in files
+        else []
+    )
+    if not isinstance(characters, list):
+        raise Problem("signature/characters.json", "must be a list")
+    for char in characters:
+        where = f"signature/characters.json {char.get('attempt')}/{char.get('index')}"
+        strokes_sha = _sha_hex(canonical_bytes(char.get("strokes")))
+        if strokes_sha != char.get("strokes_sha256"):
+            report.problem(where, "the strokes do not match their SHA-256")
+        png = files.get(str(char.get("png")))
+        if png is None or _sha_hex(png) != char.get("png_sha256"):
+            report.problem(where, "the image does not match its SHA-256")
+        recorded_as = (char.get("attempt"), char.get("index"), strokes_sha, char.get("png_sha256"))
+        if recorded_as not in drawn:
+            report.problem(where, "the chain does not record this character as drawn")
+    # The PDFs: each one the chain recorded (submitted, sealed); the sealed one last sealed.
+    recorded = {d.get("pdf_sha256") for _, d in datas if d.get("pdf_sha256")}
+    pdfs = sorted(n for n in files if n.startswith("documents/") and n.endswith(".pdf"))
+    for name in pdfs:
+        if _sha_hex(files[name]) not in recorded:
+            report.problem(name, "the chain does not record this PDF")
+    sealed = [d.get("pdf_sha256") for kind, d in datas if kind == "sealed"]
+    summary = _package_json(files, "agreement.json")
+    sealed_pdf = summary.get("sealed_pdf") if isinstance(summary, dict) else None
+    if sealed and (sealed_pdf not in files or _sha_hex(files[sealed_pdf]) != sealed[-1]):
+        report.problem("documents", "the sealed PDF the chain recorded is not in the package")
+    report.say(
+        f"Files against the chain: text, {len(shown)} consent text(s), "
+        f"{len(characters)} character(s), {len(pdfs)} PDF(s) checked."
+    )
+
+
+def check_package_pdfs(files: dict[str, bytes], report: Report) -> None:
+    """The PDF signatures, with pyHanko when it is installed (it is optional: without it the
+    chain, the head and the hashes are still checked, and the report says the PDFs were not)."""
+    import io
+
+    try:
+        from asn1crypto import pem
+        from asn1crypto import x509 as asn1_x509
+        from pyhanko.pdf_utils.reader import PdfFileReader
+        from pyhanko.sign.diff_analysis import ModificationLevel
+        from pyhanko.sign.general import find_unique_cms_attribute
+        from pyhanko.sign.validation import validate_pdf_signature
+        from pyhanko.sign.validation.status import SignatureCoverageLevel
+        from pyhanko_certvalidator import ValidationContext
+    except ImportError:
+        report.say("PDF signatures: NOT checked (pyHanko is not installed: pip install pyHanko).")
+        return
+    pdfs = sorted(n for n in files if n.startswith("documents/") and n.endswith(".pdf"))
+    if not pdfs:
+        report.say("PDF signatures: no PDF in the package.")
+        return
+    if "certificates/ca-root.pem" not in files:
+        report.problem("certificates/ca-root.pem", "missing: the PDF signatures have no trust root")
+        return
+    try:
+        root = asn1_x509.Certificate.load(pem.unarmor(files["certificates/ca-root.pem"])[2])
+    except Exception as exc:  # any malformed certificate is a problem, not a crash
+        report.problem("certificates/ca-root.pem", f"not a certificate ({exc})")
+        return
+    checked = 0
+    for name in pdfs:
+        try:
+            signatures = list(PdfFileReader(io.BytesIO(files[name])).embedded_regular_signatures)
+        except Exception as exc:  # a damaged PDF is a problem, not a crash
+            report.problem(name, f"not a readable PDF ({exc})")
+            continue
+        if not signatures:
+            report.problem(name, "has no digital signature")
+        for number, signature in enumerate(signatures):
+            where = f"{name} signature {signature.field_name}"
+            try:
+                token = find_unique_cms_attribute(
+                    signature.signer_info["unsigned_attrs"], "signature_time_stamp_token"
+                )
+                moment = token["content"]["encap_content_info"]["content"].parsed["gen_time"].native
+            except (KeyError, ValueError):
+                moment = None
+            try:
+                status = validate_pdf_signature(
+                    signature,
+                    signer_validation_context=ValidationContext(
+                        trust_roots=[root], moment=moment, allow_fetching=False
+                    ),
+                    ts_validation_context=ValidationContext(
+                        trust_roots=[root], allow_fetching=False
+                    ),
+                )
+            except Exception as exc:  # a signature that cannot be validated has failed
+                report.problem(where, f"cannot be validated ({exc})")
+                continue
+            if not status.intact:
+                report.problem(where, "the signed bytes were changed")
+            elif not status.valid:
+                report.problem(where, "the signature value is not valid")
+            elif not status.trusted:
+                report.problem(where, "the certificate does not chain to the CA root at its time")
+            stamp = status.timestamp_validity
+            if stamp is None or not (stamp.intact and stamp.valid and stamp.trusted):
+                report.problem(where, "no valid time-stamp")
+            if number == len(signatures) - 1 and status.coverage != (
+                SignatureCoverageLevel.ENTIRE_FILE
+            ):
+                report.problem(where, "content was appended after the last signature")
+            level = status.modification_level
+            if level is not None and level > ModificationLevel.FORM_FILLING:
+                report.problem(where, "later revisions do more than fill signature fields")
+            checked += 1
+    report.say(f"PDF signatures (pyHanko): {checked} signature(s) in {len(pdfs)} PDF(s) checked.")
+
+
+def command_package(args: argparse.Namespace) -> int:
+    report = Report()
+    path = Path(args.package)
+    title = f"Anju evidence package: {path}"
+    try:
+        files = read_package(path)
+        manifest = check_package_manifest(files, report)
+        if args.key:
+            key = load_public_key(Path(args.key))
+            if files.get("public_key.pem", b"").strip() != Path(args.key).read_bytes().strip():
+                report.say("(the package's public_key.pem is not the key given: --key is used)")
+        else:
+            if "public_key.pem" not in files:
+                raise Problem("public_key.pem", "missing")
+            try:
+                loaded = serialization.load_pem_public_key(files["public_key.pem"])
+            except ValueError as exc:
+                raise Problem("public_key.pem", f"not a PEM public key ({exc})") from None
+            if not isinstance(loaded, Ed25519PublicKey):
+                raise Problem("public_key.pem", "not an Ed25519 public key")
+            key = loaded
+        report.say(
+            f"Log key id: {key_id(key)} (compare it with the one the organisation publishes)."
+        )
+        rows, last_hash = check_evidence_chain(files, manifest["agreement"], report)
+        head = check_evidence_head(manifest.get("head"), key, manifest["log"], rows, last_hash)
+        report.say(
+            f"Signed head: {head['count']} rows, signed {head['time']}: the chain ends there."
+        )
+        check_package_files(files, rows, report)
+        check_package_pdfs(files, report)
+    except Problem as exc:
+        report.add(exc)
+    return report.finish(title)
+
+
+def _package_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "package", help="the package: a directory (manage.py evidence_export) or the zip downloaded"
+    )
+    p.add_argument(
+        "--key", help="the log's public key (PEM) obtained independently; default: the package's"
+    )
+
+
+# =============================================================================================
 # Subcommands
 # =============================================================================================
 
@@ -786,7 +1173,7 @@ COMMANDS = {
         command_consistency,
     ),
     # --- SUBCOMMAND SLOT: `package` (agreement evidence packages) is registered here -------
-    # "package": ("check an agreement evidence package", _package_args, command_package),
+    "package": ("check an agreement evidence package", _package_args, command_package),
     # -------------------------------------------------------------------------------------
 }
 
