@@ -162,7 +162,7 @@ def _pdf_signatures(package: EvidencePackage, pdf_name: str, pdf: bytes, certs: 
     from pyhanko.sign.general import find_unique_cms_attribute
 
     stem = pdf_name.rsplit("/", 1)[-1].removesuffix(".pdf")
-    found = []
+    found: list[dict] = []
     try:
         embedded = list(PdfFileReader(io.BytesIO(pdf)).embedded_regular_signatures)
     except Exception:  # not readable: nothing to extract
@@ -178,12 +178,18 @@ def _pdf_signatures(package: EvidencePackage, pdf_name: str, pdf: bytes, certs: 
 
     for sig in embedded:
         field_name = str(sig.field_name)
-        row = {"pdf": pdf_name, "field": field_name, "certificates": [], "timestamp": None}
         signer = sig.signer_cert
-        row["signer_certificate"] = keep(signer, "signer") if signer is not None else None
+        chain: list[str] = []
+        row: dict = {
+            "pdf": pdf_name,
+            "field": field_name,
+            "signer_certificate": keep(signer, "signer") if signer is not None else None,
+            "certificates": chain,
+            "timestamp": None,
+        }
         for choice in sig.signed_data["certificates"] or []:
             if choice.name == "certificate":
-                row["certificates"].append(keep(choice.chosen, "chain"))
+                chain.append(keep(choice.chosen, "chain"))
         try:
             token = find_unique_cms_attribute(
                 sig.signer_info["unsigned_attrs"], "signature_time_stamp_token"
