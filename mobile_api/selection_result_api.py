@@ -17,6 +17,7 @@ from core.errors import DomainError
 from events.services import stream_heads
 from events.streams import round_stream
 from mobile_api.auth import IsApplicant
+from mobile_api.ledger_api import ReceiptSerializer
 from mobile_api.schema import ERROR_RESPONSES, IsoDateTimeField, link
 from mobile_api.selection_common import (
     AllocationSerializer,
@@ -25,7 +26,7 @@ from mobile_api.selection_common import (
     _family,
     _server_time,
 )
-from selection import allocation, selectors, supplementary
+from selection import allocation, selectors, supplementary, translog
 from selection.models import Allocation, Orientation, Unit
 
 
@@ -207,6 +208,22 @@ class ResultApi(APIView):
                 **_server_time(now),
             }
         )
+
+
+class ReceiptApi(APIView):
+    """The family's receipt from the allocation log: its result's entry (allocation, give-up,
+    or its last session's no-unit / absent), the latest signed head and the inclusion proof.
+    `head` is null for the moment the entry waits for the sequencer (under a second)."""
+
+    permission_classes = [IsApplicant]
+
+    class OutputSerializer(ReceiptSerializer):
+        pass
+
+    @extend_schema(responses={200: OutputSerializer, **ERROR_RESPONSES})
+    def get(self, request, round_id: int):
+        receipt = translog.family_receipt(family=_family(request), round_id=round_id)
+        return Response(receipt.as_json())
 
 
 class BroadcastCountSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@ from django.urls import path
 import core.converters  # noqa: F401 (registers <id:...>)
 from mobile_api import accounts_api, document_api, evidence_api, face_api, realtime_api
 from mobile_api import lease_api as lease
+from mobile_api import ledger_api as ledger
 from mobile_api import selection_api as sel
 from mobile_api import selection_result_api as res
 from mobile_api import signing_api as sig
@@ -62,7 +63,30 @@ urlpatterns = [
         name="supplementary-apply",
     ),
     path("selection/<id:round_id>/result/", res.ResultApi.as_view(), name="selection-result"),
+    path(
+        "selection/<id:round_id>/result/receipt/",
+        res.ReceiptApi.as_view(),
+        name="selection-receipt",
+    ),
     path("broadcast/<id:round_id>/", res.BroadcastApi.as_view(), name="broadcast"),
+    path("ledger/public-key/", ledger.PublicKeyApi.as_view(), name="ledger-key"),
+    path("ledger/<id:round_id>/head/", ledger.HeadApi.as_view(), name="ledger-head"),
+    path("ledger/<id:round_id>/leaves/<id:index>/", ledger.LeafApi.as_view(), name="ledger-leaf"),
+    path(
+        "ledger/<id:round_id>/proof/inclusion/",
+        ledger.InclusionProofApi.as_view(),
+        name="ledger-inclusion",
+    ),
+    path(
+        "ledger/<id:round_id>/proof/consistency/",
+        ledger.ConsistencyProofApi.as_view(),
+        name="ledger-consistency",
+    ),
+    path(
+        "ledger/<id:round_id>/receipts/<str:code>/",
+        ledger.ReceiptByCodeApi.as_view(),
+        name="ledger-receipt",
+    ),
     path(
         "streams/<stream:stream>/events/",
         realtime_api.StreamEventsApi.as_view(),

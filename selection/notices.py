@@ -47,12 +47,14 @@ RESULT_HOW: dict[str, str] = {
 
 
 def selection_result_params(*, allocation: Allocation, round_name: str) -> list[str]:
-    """Parameters of the `selection_result` SMS: round, how, unit, time (Shenzhen)."""
+    """Parameters of the `selection_result` SMS: round, how, unit, time (Shenzhen) and the
+    核验码 that finds the result's receipt in the public allocation log."""
     return [
         f"「{round_name}」",
         RESULT_HOW.get(allocation.how, "已为您确定"),
         allocation.unit.label,
         _local(allocation.at, "{md} %H:%M:%S"),
+        allocation.ledger_entry.code,
     ]
 
 

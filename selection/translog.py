@@ -261,6 +261,36 @@ def receipt_for(entry: LedgerEntry) -> Receipt:
     return Receipt(entry, head, proof)
 
 
+RESULT_KINDS = (*ALLOCATING, "give_up", "no_unit", "absent")
+
+
+def family_receipt(*, family, round_id: int) -> Receipt:
+    """The receipt of the family's result in the round: the entry of its allocation, else its
+    latest give-up / no-unit / absent entry. 404 `round_not_found` for a family with no
+    seat in the round (as every family endpoint), `receipt_not_found` before any result."""
+    from selection.models import Allocation
+    from selection.phases import family_state
+
+    family_state(family=family, round_id=round_id, now=timezone.now())
+    allocation = (
+        Allocation.objects.filter(round_id=round_id, family=family)
+        .select_related("ledger_entry")
+        .first()
+    )
+    entry = (
+        allocation.ledger_entry
+        if allocation
+        else LedgerEntry.objects.filter(
+            round_id=round_id, kind__in=RESULT_KINDS, payload__family=family.pk
+        )
+        .order_by("-id")
+        .first()
+    )
+    if entry is None:
+        raise DomainError("receipt_not_found", "暂无选房结果凭证", kind="not_found")
+    return receipt_for(entry)
+
+
 def receipt_by_code(*, round_id: int, code: str) -> Receipt:
     """A family's receipt from the 核验码 in its SMS: the allocating entry whose leaf hash
     starts with the code (10 hex digits; two in one round match — about 1 in 20,000 for a
@@ -358,3 +388,66 @@ def log_verify(*, round_id: int) -> VerifyResult:
 def logs_verify() -> list[VerifyResult]:
     rounds = LedgerEntry.objects.order_by().values_list("round_id", flat=True).distinct()
     return [log_verify(round_id=round_id) for round_id in sorted(set(rounds))]
+
+
+# ------------------------------------------------------------------------ offline export
+
+
+def ledger_export(*, round_id: int, directory) -> dict:
+    """Write the round's log up to its latest signed head into `directory` (the layout of
+    docs/TRANSPARENCY.md) and return the manifest. The carts at each close are the formal
+    carts the close recorded in the same transaction as its allocations (its auto_assign /
+    no_unit entries); the live `ledger_replay` also compares them with the stored carts."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from core.hashchain import canonical_json
+    from selection.models import Round
+
+    if not Round.objects.filter(pk=round_id).exists():
+        raise ValueError(f"no round {round_id}")
+    sequence_pending()
+    head = latest_head(round_id=round_id)
+    size = head.size if head else 0
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    carts: dict[int, dict[str, list[int]]] = {}
+    with (out / "entries.jsonl").open("w", encoding="utf-8") as f:
+        for entry in LedgerEntry.objects.filter(round_id=round_id, index__lt=size).order_by(
+            "index"
+        ):
+            line = {
+                "index": entry.index,
+                "leaf_hash": entry.leaf_hash,
+                "entry": stored_entry(entry),
+            }
+            f.write(canonical_json(line) + "\n")
+            if entry.kind in ("auto_assign", "no_unit"):
+                carts.setdefault(entry.session_id, {})[str(entry.payload["family"])] = list(
+                    entry.payload.get("cart") or []
+                )
+            elif entry.kind == "session_close":
+                carts.setdefault(entry.session_id, {})
+    with (out / "heads.jsonl").open("w", encoding="utf-8") as f:
+        for row in TreeHead.objects.filter(round_id=round_id, size__lte=size).order_by(
+            "size", "time"
+        ):
+            f.write(canonical_json(head_json(row)) + "\n")
+    with (out / "carts.jsonl").open("w", encoding="utf-8") as f:
+        for session_id in sorted(carts):
+            f.write(canonical_json({"session": session_id, "carts": carts[session_id]}) + "\n")
+    (out / "public_key.pem").write_text(logkey.public_key_pem(), encoding="ascii")
+    names = ["entries.jsonl", "heads.jsonl", "public_key.pem", "carts.jsonl"]
+    manifest = {
+        "log": log_name(round_id),
+        "round": round_id,
+        "exported_at": utc_iso(timezone.now()),
+        "files": {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in names},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return {
+        **manifest,
+        "entries": size,
+        "heads": TreeHead.objects.filter(round_id=round_id, size__lte=size).count(),
+    }

@@ -17,7 +17,7 @@ TEXTS: dict[str, str] = {
     # params: title
     "agreement_sealed": "您签署的《{0}》已审核通过并盖章，可登录系统查看、下载协议。",
     # params: round name, how it was decided (确认选定 / 系统自动选定 / 工作人员分配), unit, time
-    "selection_result": "您在{0}的选房结果：{1}房源{2}（{3}）。请登录系统查看选房结果，并在签约期限内完成网上签约。",
+    "selection_result": "您在{0}的选房结果：{1}房源{2}（{3}），核验码{4}。请登录系统查看选房结果，并在签约期限内完成网上签约。",
     # params: round name, session order, start (local date and time), end (local time)
     "session_scheduled": "您在{0}的正选场次已安排：第{1}场，{2}至{3}，在安居网上选房系统（线上）进行。正选开始前可登录预选房源，请准时参加。",
     # params: round name, start (local date and time), end (local time)

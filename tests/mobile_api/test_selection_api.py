@@ -51,6 +51,7 @@ def endpoints(rid: int, uid: int):
         ("post", f"/api/v1/selection/{rid}/give-up/", {"token": "x"}),
         ("post", f"/api/v1/selection/{rid}/supplementary/", {}),
         ("get", f"/api/v1/selection/{rid}/result/", None),
+        ("get", f"/api/v1/selection/{rid}/result/receipt/", None),
     ]
 
 

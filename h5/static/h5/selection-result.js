@@ -52,7 +52,7 @@
         row("房源信息", unitDesc(unit)),
         row("确定方式", allocation.how_label, { id: "allocation-how" }),
         row("确定时间", fmt.dateTime(allocation.at)),
-        row("结果编号", String(allocation.ledger_seq)),
+        row("核验码", allocation.code, { id: "allocation-code" }),
       ),
     );
   }
@@ -69,6 +69,51 @@
         desc ? el("p", { class: "weui-msg__desc", text: desc }) : null,
       ),
     );
+  }
+
+  /* 选房记录凭证: the result's entry in the public allocation log, the signed head that
+   * includes it and the inclusion proof (docs/TRANSPARENCY.md). The entry is signed into the
+   * log within about a second of the result: until then the card says so and asks again. */
+  let receiptTimer = null;
+  async function showReceipt(attempt = 0) {
+    clearTimeout(receiptTimer);
+    let receipt;
+    try {
+      receipt = await call("GET", `${api}/result/receipt/`);
+    } catch (failure) {
+      return; // no result entry yet (404): nothing to show
+    }
+    const old = document.getElementById("receipt");
+    const rows = receipt.head
+      ? [
+          row("核验码", receipt.code),
+          row("日志序号", `第${receipt.index + 1}条`, { id: "receipt-index" }),
+          row("已签名日志", `共${receipt.head.size}条（${fmt.dateTime(receipt.head.time)}签名）`),
+          row("包含证明", `${receipt.inclusion.length}个哈希，已随凭证下载`),
+        ]
+      : [row("状态", "正在写入选房日志，请稍候…", { id: "receipt-pending" })];
+    const card = el(
+      "section",
+      { id: "receipt", "aria-labelledby": "receipt-title" },
+      el("h3", { class: "weui-cells__title anju-section-title", id: "receipt-title", text: "选房记录凭证" }),
+      el("dl", { class: "weui-form-preview__bd anju-inset" }, rows),
+      receipt.head
+        ? el(
+            "p",
+            { class: "weui-cells__tips" },
+            "您的选房结果已记入公开的选房日志并由系统签名，任何人可离线核验。",
+            el("a", {
+              href: `${api}/result/receipt/`,
+              download: `选房凭证-${receipt.code}.json`,
+              id: "receipt-download",
+              text: "下载凭证",
+            }),
+          )
+        : null,
+    );
+    if (old) old.replaceWith(card);
+    else root.append(card);
+    if (!receipt.head && attempt < 30) receiptTimer = setTimeout(() => showReceipt(attempt + 1), 1000);
   }
 
   /* The session the headline speaks of: the running one, else the next, else the last. */
@@ -241,6 +286,9 @@
           supplementary(result),
         ].filter(Boolean),
       );
+      if (result.allocation || result.gave_up || (result.sessions || []).some((s) => s.outcome)) {
+        showReceipt();
+      }
       if (window.location.hash === "#supplementary") {
         const target = document.getElementById("supplementary");
         if (target) target.scrollIntoView();
