@@ -2,7 +2,8 @@
 
 - `daphne_server` (session): daphne in a subprocess on a free port, pointed at pytest-django's
   test database, started once and stopped before the test database is dropped. Beside it,
-  in the same environment, the event relay (`manage.py realtime_relay`): the server uses
+  in the same environment, the event relay (`manage.py realtime_relay`) and the allocation
+  log's sequencer (`manage.py ledger_sequencer`): the server uses
   Redis as its channel layer, so events reach the pages' sockets only through the relay.
 - `live_url`: the server's base URL for one test, with `transactional_db`, so that what the
   test writes is committed (visible to the server) and what the server writes is visible to
@@ -127,6 +128,7 @@ def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
         "DATABASE_CONN_MAX_AGE": "0",  # no idle connection may hold up the flush between tests
         "REDIS_URL": settings.REDIS_URL,
         "SECRET_KEY": settings.SECRET_KEY,
+        "ANJU_LEDGER_SIGNING_KEY": settings.LEDGER_SIGNING_KEY,
         "DEBUG": "1",
         "ALLOWED_HOSTS": "127.0.0.1",
         # URLs the server builds (the QR code's, the face provider's return and callback).
@@ -144,22 +146,24 @@ def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
         process = subprocess.Popen(  # noqa: S603 (fixed command)
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    relay_log_path = log_path.with_name("relay.log")
-    with relay_log_path.open("wb") as log:
-        relay = subprocess.Popen(  # noqa: S603 (fixed command)
-            [sys.executable, "manage.py", "realtime_relay"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    # The workers beside the server: the event relay and the allocation log's sequencer.
+    workers = {}
+    for name in ("realtime_relay", "ledger_sequencer"):
+        with log_path.with_name(f"{name}.log").open("wb") as log:
+            workers[name] = subprocess.Popen(  # noqa: S603 (fixed command)
+                [sys.executable, "manage.py", name],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
     base_url = f"http://127.0.0.1:{port}"
 
     def stop() -> None:
-        for child in (relay, process):
+        for child in (*workers.values(), process):
             if child.poll() is None:
                 child.terminate()
-        for child in (relay, process):
+        for child in (*workers.values(), process):
             try:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -186,13 +190,14 @@ def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
                 + log_path.read_text(errors="replace")[-4000:],
                 pytrace=False,
             )
-    if relay.poll() is not None:
-        stop()
-        pytest.fail(
-            f"the event relay exited with {relay.returncode}:\n"
-            + relay_log_path.read_text(errors="replace")[-4000:],
-            pytrace=False,
-        )
+    for name, worker in workers.items():
+        if worker.poll() is not None:
+            stop()
+            pytest.fail(
+                f"{name} exited with {worker.returncode}:\n"
+                + log_path.with_name(f"{name}.log").read_text(errors="replace")[-4000:],
+                pytrace=False,
+            )
     try:
         yield base_url
     finally:

@@ -286,6 +286,14 @@ def test_family_preselects_then_confirms_a_unit_in_its_window(page, live_url, or
     expect(page.locator("#allocation-how")).to_have_text("家庭确认正选")
     expect(page.get_by_role("button", name="去签约")).to_have_attribute("href", "/h5/lease/")
     assert orm(_allocation, setup.family_id) == ("1-1203", "confirmed")
+    # The receipt: the running sequencer signs the entry into the log, the card fills in.
+    code = orm(_code, setup.family_id)
+    expect(page.locator("#allocation-code")).to_have_text(code)
+    receipt = page.locator("#receipt")
+    expect(receipt).to_contain_text("选房记录凭证")
+    expect(page.locator("#receipt-index")).to_have_text(re.compile(r"^第\d+条$"), timeout=10_000)
+    expect(receipt).to_contain_text(code)
+    expect(page.locator("#receipt-download")).to_have_text("下载凭证")
     screenshot("selection-result")
 
     # The public board shows the three takes, the family's the latest.
@@ -295,6 +303,12 @@ def test_family_preselects_then_confirms_a_unit_in_its_window(page, live_url, or
     expect(page.locator("#feed li").first).to_contain_text("1-1203")
     expect(page.get_by_label("1栋1203 一房一厅 已选")).to_have_attribute("data-status", "taken")
     screenshot("selection-broadcast")
+
+
+def _code(family_id: int) -> str:
+    return (
+        Allocation.objects.select_related("ledger_entry").get(family_id=family_id).ledger_entry.code
+    )
 
 
 def _gave_up(family_id: int) -> bool:

@@ -88,7 +88,8 @@
       ? [
           row("核验码", receipt.code),
           row("日志序号", `第${receipt.index + 1}条`, { id: "receipt-index" }),
-          row("已签名日志", `共${receipt.head.size}条（${fmt.dateTime(receipt.head.time)}签名）`),
+          row("签名树头", `共${receipt.head.size}条`),
+          row("签名时间", fmt.dateTime(receipt.head.time)),
           row("包含证明", `${receipt.inclusion.length}个哈希，已随凭证下载`),
         ]
       : [row("状态", "正在写入选房日志，请稍候…", { id: "receipt-pending" })];
@@ -96,7 +97,7 @@
       "section",
       { id: "receipt", "aria-labelledby": "receipt-title" },
       el("h3", { class: "weui-cells__title anju-section-title", id: "receipt-title", text: "选房记录凭证" }),
-      el("dl", { class: "weui-form-preview__bd anju-inset" }, rows),
+      el("div", { class: "weui-form-preview anju-card" }, el("dl", { class: "weui-form-preview__bd" }, rows)),
       receipt.head
         ? el(
             "p",
