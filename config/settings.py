@@ -207,6 +207,24 @@ if DATABASE_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backe
         # Seconds a request waits for a free connection before it fails.
         "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "DATABASE_SERVER_SIDE_BINDING", True
+):
+    # psycopg 3 server-side binding: a query and its parameters travel apart (PostgreSQL's
+    # extended protocol), so psycopg can prepare a query that a connection runs again and
+    # again: after DATABASE_PREPARE_THRESHOLD executions it is parsed and planned once and
+    # then only executed (psycopg's automatic prepared statements, which Django leaves off by
+    # default; "off" keeps them off). They live on a connection, so they pay off with the pool
+    # (DATABASE_POOL_MAX_SIZE), which keeps connections across requests. A migration that
+    # changes a table's columns invalidates them: restart the processes after migrating
+    # (deploy/README.md does). docs/DECISIONS.md "Prepared statements".
+    threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "server_side_binding": True,
+            "prepare_threshold": None if threshold in ("", "off", "none") else int(threshold),
+        }
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves a few people trying the demo (docs/DECISIONS.md "SQLite is
     # the demo's database"). WAL lets readers run beside the one writer; IMMEDIATE takes the
