@@ -141,9 +141,13 @@ INSTALLED_APPS = [
     "h5",
 ]
 
+# Static files: nginx serves them in production (deploy/nginx/anju.conf, from collectstatic's
+# STATIC_ROOT), so the HTTP processes do not look at every request's path for them. The demo
+# (DEBUG, no nginx) serves them itself through WhiteNoise; SERVE_STATIC=1 does so without DEBUG.
+SERVE_STATIC = env_bool("SERVE_STATIC", DEBUG)
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    *(["whitenoise.middleware.WhiteNoiseMiddleware"] if SERVE_STATIC else []),
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
