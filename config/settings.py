@@ -162,6 +162,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The framework-floor views of bench/confirm_http.py (mobile_api/floor.py): never in production.
+BENCH_FLOOR_VIEWS = env_bool("ANJU_BENCH_FLOOR", False)
+
 # Check every event payload against its schema (events/schemas.py) as it is recorded: on in
 # development and in the test suite, off in production (where the check would only cost time).
 EVENTS_CHECK_PAYLOADS = env_bool("EVENTS_CHECK_PAYLOADS", DEBUG)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -23,6 +24,8 @@ urlpatterns = [
     path("", include("h5.signing_urls")),
     path("", include("h5.urls")),
 ]
+if settings.BENCH_FLOOR_VIEWS:  # bench/confirm_http.py only (mobile_api/floor.py)
+    urlpatterns.insert(0, path("", include("mobile_api.floor")))
 
 handler403 = "accounts.admin.permission_denied"
 handler404 = "h5.views.not_found"
