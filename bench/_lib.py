@@ -17,18 +17,51 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+# Where the benchmarks' PostgreSQL and Redis are: libpq's own variables (PGHOST, PGPORT,
+# PGUSER) and ANJU_BENCH_REDIS_URL, so that a bench runs unchanged on a bigger machine.
+PG = {
+    "host": os.environ.get("PGHOST") or "127.0.0.1",
+    "port": int(os.environ.get("PGPORT") or 5432),
+    "user": os.environ.get("PGUSER") or "postgres",
+}
 BENCH_SECRET_KEY = "bench-only-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuv"
-REDIS_URL = "redis://127.0.0.1:6379/10"
+REDIS_URL = os.environ.get("ANJU_BENCH_REDIS_URL") or "redis://127.0.0.1:6379/10"
+
+
+def pg_is_local() -> bool:
+    """PostgreSQL's backends are processes of this machine (their CPU is read from /proc)."""
+    return PG["host"] in ("127.0.0.1", "localhost", "::1") or PG["host"].startswith("/")
 
 
 def database_url(name: str) -> str:
-    return f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+    password = os.environ.get("PGPASSWORD", "")
+    auth = f"{PG['user']}:{password}" if password else PG["user"]
+    return f"postgres://{auth}@{PG['host']}:{PG['port']}/{name}"
+
+
+_LEDGER_KEY: list[str] = []
+
+
+def bench_ledger_key() -> str:
+    """An Ed25519 key (PKCS#8 PEM) for this bench's processes: DEBUG is off, so the settings
+    require the allocation log's signing key from the environment (docs/TRANSPARENCY.md)."""
+    if not _LEDGER_KEY:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _LEDGER_KEY.append(pem.decode())
+    return _LEDGER_KEY[0]
 
 
 def bench_env(db_name: str, *, conn_max_age: int = 0) -> dict[str, str]:
     """The environment of the benchmark process and of the servers it starts."""
     return {
+        "ANJU_LEDGER_SIGNING_KEY": os.environ.get("ANJU_LEDGER_SIGNING_KEY") or bench_ledger_key(),
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": database_url(db_name),
         "DATABASE_CONN_MAX_AGE": str(conn_max_age),
