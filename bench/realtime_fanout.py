@@ -340,7 +340,9 @@ def synthetic_event_data(count: int) -> list[dict]:
                 "orientation": "S",
             },
             "how": "confirmed",
-            "ledger_seq": i + 1,
+            "how_label": "家庭确认正选",
+            "entry": i + 1,
+            "index": i,
         }
         for i in range(count)
     ]

@@ -52,6 +52,7 @@ class UnitTaken(Strict):
     how = serializers.ChoiceField(choices=HOW)
     how_label = serializers.CharField()
     entry = serializers.IntegerField()
+    index = serializers.IntegerField(help_text="the allocation's index in the round's log")
 
 
 class RoundOnly(Strict):

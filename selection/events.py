@@ -1,7 +1,8 @@
 """Selection's events: what each change tells the pages, recorded in the change's
 transaction (events app outbox), published after commit by realtime's relay.
 
-Streams: round.<id> (public broadcast: unit taken, phases), session.<id> (its families:
+Streams: round.<id> (public broadcast: phases; a unit taken, announced by the log's
+sequencer once its entry is indexed), session.<id> (its families:
 opened, last 30 s, closed), family.<id> (that family only: its result)."""
 
 from __future__ import annotations
@@ -38,35 +39,44 @@ def session_json(session: Session) -> dict:
 
 
 def allocation_events(allocations: list[Allocation]) -> list[tuple[str, str, dict]]:
-    """A unit taken (public, no family) and the family's own result, for each allocation.
-    Called once per allocation in the transaction that made it (confirm, close, staff), so
-    it also queues each family's result SMS there (outbox: sent after commit)."""
+    """The family's own result, for each allocation, in the transaction that made it
+    (confirm, close, staff), which also queues each family's result SMS (outbox). The public
+    `selection.unit_taken` is not here: the log's sequencer announces it (`taken_events`),
+    so a confirm locks no counter that every confirm locks."""
     from selection.notices import selection_result_sms
 
     selection_result_sms(allocations)
-    events = []
-    for allocation in allocations:
-        unit = unit_json(allocation.unit)
-        events.append(
-            (
-                round_stream(allocation.round_id),
-                "selection.unit_taken",
-                {
-                    "unit": unit,
-                    "how": allocation.how,
-                    "how_label": allocation.how_label,
-                    "entry": allocation.ledger_entry_id,
-                },
-            )
+    return [
+        (
+            family_stream(allocation.family_id),
+            "selection.result_assigned",
+            {
+                "unit": unit_json(allocation.unit),
+                "how": allocation.how,
+                "at": allocation.at.isoformat(),
+            },
         )
-        events.append(
-            (
-                family_stream(allocation.family_id),
-                "selection.result_assigned",
-                {"unit": unit, "how": allocation.how, "at": allocation.at.isoformat()},
-            )
+        for allocation in allocations
+    ]
+
+
+def taken_events(allocations: list[Allocation]) -> list[tuple[str, str, dict]]:
+    """`selection.unit_taken` on the public round stream (no family), for allocations whose
+    log entries were just indexed, in log order: the board shows what the log holds."""
+    return [
+        (
+            round_stream(allocation.round_id),
+            "selection.unit_taken",
+            {
+                "unit": unit_json(allocation.unit),
+                "how": allocation.how,
+                "how_label": allocation.how_label,
+                "entry": allocation.ledger_entry_id,
+                "index": allocation.ledger_entry.index,
+            },
         )
-    return events
+        for allocation in allocations
+    ]
 
 
 def record_allocations(allocations: list[Allocation], *, now: datetime) -> None:

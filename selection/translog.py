@@ -120,9 +120,10 @@ def sequence_round(*, round_id: int, now: datetime | None = None, batch: int = B
             for (level, k), value in new_nodes.items()
         )
         LedgerEntry.objects.bulk_update(updates, ["index"], batch_size=1000)
+        time = now or timezone.now()
+        _announce_taken(round_id, [entry_id for entry_id, _ in pending], time)
         root = merkle.tree_root(n, known).hex()
         LedgerLog.objects.filter(pk=round_id).update(size=n, root=root)
-        time = now or timezone.now()
         head = TreeHead.objects.create(
             round_id=round_id,
             size=n,
@@ -134,6 +135,22 @@ def sequence_round(*, round_id: int, now: datetime | None = None, batch: int = B
             ),
         )
     return head
+
+
+def _announce_taken(round_id: int, entry_ids: list[int], now: datetime) -> None:
+    """The public board's `selection.unit_taken` for the allocations among the entries just
+    indexed, in log order, recorded in the sequencer's transaction (after its log lock)."""
+    from events.services import events_record
+    from selection.events import taken_events
+    from selection.models import Allocation
+
+    allocations = list(
+        Allocation.objects.filter(ledger_entry_id__in=entry_ids)
+        .select_related("unit", "session", "ledger_entry")
+        .order_by("ledger_entry__index")
+    )
+    if allocations:
+        events_record(events=taken_events(allocations), now=now)
 
 
 def sequence_pending(*, now: datetime | None = None) -> list[TreeHead]:

@@ -314,9 +314,9 @@ def test_without_a_socket_the_page_polls_then_goes_live_again(page, live_url, or
 
 
 def test_the_board_fills_in_what_its_socket_missed(page, live_url, orm):
-    """The session closes: its unit takes and the close go out as ONE frame. The page gets it
-    cut down to its last event (as if the rest were lost) and never a heads frame, so only
-    the HTTP catch-up that the gap triggers can bring the takes."""
+    """The session closes: the log's sequencer announces its two unit takes as ONE frame. The
+    page gets it cut down to its last event (as if the rest were lost) and never a heads
+    frame, so only the HTTP catch-up that the gap triggers can bring the first take."""
     setup = orm(_open_session_with_two_families)
     cut: list[tuple[int, int]] = []
 
@@ -347,7 +347,7 @@ def test_the_board_fills_in_what_its_socket_missed(page, live_url, orm):
     expect(page.get_by_label("1栋1202 一房一厅 已选")).to_have_attribute("data-status", "taken")
     expect(stat(page, "已选")).to_have_text("2")
     expect(page.locator("#feed li")).to_have_count(2)
-    assert len(cut) == 1 and cut[0][1] - cut[0][0] == 2, cut  # two takes and the close
+    assert len(cut) == 1 and cut[0][1] - cut[0][0] == 1, cut  # the two takes
     assert page.evaluate("window.notReloaded") is True
 
 

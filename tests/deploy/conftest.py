@@ -71,6 +71,7 @@ def stack(django_db_setup, tmp_path_factory) -> Iterator[Stack]:
         started += [daphne(port, env=env, logs=logs).start() for port in ports]
         started.append(manage("realtime_relay", env=env, logs=logs).start())
         started.append(manage("selection_clock", env=env, logs=logs).start())
+        started.append(manage("ledger_sequencer", env=env, logs=logs).start())
         # collectstatic here, while the processes import (one Django start fewer).
         with override_settings(STATIC_ROOT=static_root):
             call_command("collectstatic", interactive=False, verbosity=0)

@@ -1,5 +1,5 @@
-"""Live processes for the deployment tests: daphne, the relay and the clock as subprocesses
-on pytest-django's test database, a private redis-server, and a private nginx running the
+"""Live processes for the deployment tests: daphne, the relay, the clock and the log's
+sequencer as subprocesses on pytest-django's test database, a private redis-server, and a private nginx running the
 shipped deploy/nginx/anju.conf.
 
 Every process gets a free loopback port and its own log file under a tmp dir; nothing here
@@ -92,6 +92,7 @@ def app_env(*, redis_url: str, prefix: str, extra: dict[str, str] | None = None)
         "REDIS_URL": redis_url,
         "REDIS_PREFIX": prefix,
         "SECRET_KEY": settings.SECRET_KEY,  # sessions made by the test are valid there
+        "ANJU_LEDGER_SIGNING_KEY": settings.LEDGER_SIGNING_KEY,  # heads the test can check
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
         # Links the server makes; plain http on loopback is accepted on purpose (core/urls.py).

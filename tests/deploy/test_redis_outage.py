@@ -35,8 +35,10 @@ pytestmark = [
 ]
 
 
-def _unit_taken_event(stream: str, unit_id: int) -> Event:
-    return Event.objects.get(stream=stream, type="selection.unit_taken", data__unit__id=unit_id)
+def _unit_taken_event(stream: str, unit_id: int) -> Event | None:
+    return Event.objects.filter(
+        stream=stream, type="selection.unit_taken", data__unit__id=unit_id
+    ).first()
 
 
 async def test_confirms_survive_a_redis_outage_and_live_updates_resume(stack):
@@ -69,6 +71,12 @@ async def test_confirms_survive_a_redis_outage_and_live_updates_resume(stack):
         # Confirmations still succeed: the database is the truth.
         response = await confirm(http, ngx, world, 2)
         assert response.status_code == 201, response.text
+        # The log's sequencer announces it (database only: it needs no Redis).
+        await until_db(
+            lambda: _unit_taken_event(stream, world.units[2]) is not None,
+            timeout=10,
+            what="the sequencer to announce the unit taken during the outage",
+        )
         outage_event = await aio(_unit_taken_event)(stream, world.units[2])
 
         # The polling fallback answers: catch-up from the last seq seen, and the snapshot.

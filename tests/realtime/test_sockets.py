@@ -16,6 +16,7 @@ from realtime.access import qr_stream_token
 from realtime.relay import relay_once
 from selection import allocation
 from selection.models import CartItem, Seat
+from selection.translog import sequence_pending
 from tests.realtime.conftest import aio, connected, session_cookie_for, socket
 from tests.worlds import make_world
 
@@ -44,13 +45,16 @@ def open_session_world():
 
 
 def confirm(world, family, unit):
-    return allocation.selection_confirm(
+    """A confirm, then the log's sequencer (which announces the unit taken)."""
+    made = allocation.selection_confirm(
         family=family,
         round_id=world.round.pk,
         unit_id=unit.pk,
         idempotency_key=f"ws-{family.pk:08d}",
         now=timezone.now(),
     )
+    sequence_pending()
+    return made
 
 
 async def test_a_family_hears_a_takeover_and_only_its_own_result(flushed_layer):

@@ -9,6 +9,7 @@ import pytest
 from events.models import Event
 from selection import allocation, carts
 from selection.clock import clock_tick
+from selection.translog import sequence_pending
 from tests.worlds import CTX, PRE_START, enter, preselect
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +57,8 @@ def test_confirm_and_auto_assign_tell_the_round_and_only_the_family(world):
         now=s1.starts_at + S,
     )
     allocation.session_close(session_id=s1.pk, now=s1.ends_at)
+    assert not Event.objects.filter(type="selection.unit_taken").exists()  # the log's to say
+    sequence_pending()
     taken = Event.objects.filter(stream=f"round.{rnd.pk}", type="selection.unit_taken").order_by(
         "seq"
     )
