@@ -8,7 +8,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
-from django.http.request import RawPostDataException
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -21,6 +20,7 @@ from rest_framework.views import APIView
 from core.context import RequestContext
 from core.errors import DomainError, ValidationFailed
 from core.urls import absolute_url
+from core.webhooks import webhook_body
 from mobile_api.auth import IsApplicant
 from mobile_api.schema import (
     ERROR_RESPONSES,
@@ -43,6 +43,7 @@ from mobile_api.throttles import ScopedRateThrottleFailOpen
 from signing import selectors
 from signing.lease import deposit
 from signing.lease import services as leases
+from signing.lease.payments import PROVIDERS as PAYMENT_PROVIDERS
 from signing.lease.payments import get_provider as payment_provider
 from signing.lease.payments.base import (
     NOTIFY_MAX_BYTES,
@@ -508,6 +509,13 @@ class ReceiptApi(APIView):
         return pdf_response(request, pdf, f"deposit-receipt-{lease.pk}.pdf")
 
 
+PAYMENT_PROVIDER = path_enum(
+    "provider",
+    sorted(PAYMENT_PROVIDERS),
+    "the payment provider; only the configured one's path answers",
+)
+
+
 class PaymentNotifyApi(APIView):
     """The payment provider's notification (server to server, WeChat Pay APIv3 shape). No
     session, no CSRF: the provider's signature is what is believed. Answers 200 for an
@@ -524,12 +532,21 @@ class PaymentNotifyApi(APIView):
 
     @extend_schema(
         request=None,
+        parameters=[PAYMENT_PROVIDER],
         responses={
             200: inline_serializer("PaymentNotifyOk", {"code": serializers.CharField()}),
             400: OpenApiResponse(
-                ErrorSerializer, description="forged, stale, replayed, mismatched"
+                ErrorSerializer, description="junk, forged, stale, replayed, mismatched"
             ),
-            404: OpenApiResponse(ErrorSerializer, description="unknown provider or order"),
+            404: OpenApiResponse(
+                ErrorSerializer, description="not the configured provider, or an unknown order"
+            ),
+            429: OpenApiResponse(
+                ErrorSerializer, description="throttled per address; see Retry-After"
+            ),
+            503: OpenApiResponse(
+                ErrorSerializer, description="busy; nothing changed, see Retry-After"
+            ),
         },
     )
     def post(self, request, provider: str):
@@ -537,18 +554,11 @@ class PaymentNotifyApi(APIView):
         if provider != payments.name:
             raise DomainError("payment_provider_unknown", "未知的支付服务", kind="not_found")
         ip = RequestContext.from_request(request).ip
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = NOTIFY_MAX_BYTES + 1
-        if length > NOTIFY_MAX_BYTES:  # refused unread
-            raise PaymentNotificationJunk("payment_notification_malformed")
-        try:
-            body = request.body
-        except (RequestDataTooBig, RawPostDataException) as exc:
-            raise PaymentNotificationJunk("payment_notification_malformed") from exc
-        if len(body) > NOTIFY_MAX_BYTES:
-            raise PaymentNotificationJunk("payment_notification_malformed")
+        body = webhook_body(  # refused unread when larger than any notification
+            request,
+            max_bytes=NOTIFY_MAX_BYTES,
+            junk=lambda: PaymentNotificationJunk("payment_notification_malformed"),
+        )
         try:
             notice = payments.parse_notification(body=body, headers=dict(request.headers.items()))
         except PaymentNotificationJunk:

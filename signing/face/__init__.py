@@ -8,7 +8,9 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from signing.face.base import (
+    CALLBACK_MAX_BYTES,
     FaceCallbackInvalid,
+    FaceCallbackJunk,
     FaceOrderUnknown,
     FaceProvider,
     FaceProviderError,
@@ -33,7 +35,9 @@ def get_provider() -> FaceProvider:
 
 
 __all__ = [
+    "CALLBACK_MAX_BYTES",
     "FaceCallbackInvalid",
+    "FaceCallbackJunk",
     "FaceOrderUnknown",
     "FaceProvider",
     "FaceProviderError",

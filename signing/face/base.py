@@ -48,6 +48,19 @@ class FaceCallbackInvalid(DomainError):
     kind: Kind = "invalid"
 
 
+class FaceCallbackJunk(FaceCallbackInvalid):
+    """Not even shaped like a callback: the signature headers missing or malformed (the
+    development provider), no well-formed token (Tencent), a body larger than any callback.
+    Refused before a signature is checked or the provider is asked, and, unlike the other
+    refusals, not logged as a refused callback: anyone can send it (the callback is
+    throttled per address too). Same code and answer as any other unbelievable callback."""
+
+
+# A callback is a small body (the development provider's JSON result, Tencent's token):
+# anything larger is junk, refused unread.
+CALLBACK_MAX_BYTES = 16 * 1024
+
+
 class FaceOrderUnknown(FaceCallbackInvalid):
     code = "face_order_unknown"
     message = "人脸识别订单不存在"

@@ -55,7 +55,7 @@ from accounts.validators import mask_id_number
 from core import jsonsafe
 from core.urls import absolute_url
 from core.webhooks import header_value, webhook_post
-from signing.face.base import FaceCallbackInvalid, FaceResult, FaceStart
+from signing.face.base import FaceCallbackInvalid, FaceCallbackJunk, FaceResult, FaceStart
 
 logger = logging.getLogger("anju.face")
 
@@ -271,7 +271,7 @@ class DevFaceProvider:
         nonce = header_value(headers, HEADER_NONCE)
         signature = header_value(headers, HEADER_SIGNATURE).lower()
         if not (timestamp and nonce and signature):
-            raise FaceCallbackInvalid(message="人脸识别结果通知缺少签名")
+            raise FaceCallbackJunk(message="人脸识别结果通知缺少签名")
         if not (
             timestamp.isascii()
             and timestamp.isdigit()
@@ -279,7 +279,7 @@ class DevFaceProvider:
             and _NONCE_RE.match(nonce)
             and _SIGNATURE_RE.match(signature)
         ):
-            raise FaceCallbackInvalid(message="人脸识别结果通知签名格式不正确")
+            raise FaceCallbackJunk(message="人脸识别结果通知签名格式不正确")
         if abs(int(self.clock().timestamp()) - int(timestamp)) > _max_age():
             raise FaceCallbackInvalid("face_callback_stale", "人脸识别结果通知已过期")
         expected = dev_signature(secret=dev_secret(), timestamp=timestamp, nonce=nonce, body=body)

@@ -35,8 +35,10 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
+from core import jsonsafe
 from signing.face.base import (
     FaceCallbackInvalid,
+    FaceCallbackJunk,
     FaceProviderError,
     FaceResult,
     FaceResultPending,
@@ -183,22 +185,24 @@ class TencentFaceProvider:
 
     @staticmethod
     def _token(body: bytes) -> str:
+        """The token named by the body, or FaceCallbackJunk: without one, nothing here is
+        worth a question to Tencent. JSON is read with the nesting bound (core.jsonsafe)."""
         try:
             text = body.decode("utf-8").strip()
         except UnicodeDecodeError as exc:
-            raise FaceCallbackInvalid(message="人脸识别结果通知格式不正确") from exc
+            raise FaceCallbackJunk(message="人脸识别结果通知格式不正确") from exc
         token: object = None
         if text.startswith("{"):
             try:
-                data = json.loads(text)
+                data = jsonsafe.loads(text)
             except ValueError as exc:
-                raise FaceCallbackInvalid(message="人脸识别结果通知格式不正确") from exc
+                raise FaceCallbackJunk(message="人脸识别结果通知格式不正确") from exc
             token = data.get("token") if isinstance(data, dict) else None
         else:
             values = parse_qs(text.lstrip("?")).get("token", [])
             token = values[0] if len(values) == 1 else None
         if not (isinstance(token, str) and _BIZ_TOKEN_RE.match(token)):
-            raise FaceCallbackInvalid(message="人脸识别结果通知缺少有效的 token")
+            raise FaceCallbackJunk(message="人脸识别结果通知缺少有效的 token")
         return token
 
     def fetch_result(self, *, provider_order_id: str) -> FaceResult | None:
