@@ -10,7 +10,7 @@ each with a formal cart of 5 distinct units drawn with popularity weights (a few
 in many carts, as in a real pool), and C families that confirmed during the window through
 `selection_confirm` (so their allocations, ledger entries and events are the real ones).
 Then it times the whole `session_close(session_id=..., now=ends_at)` call, counts its
-queries (CaptureQueriesContext) and checks the result: `ledger_verify` clean,
+queries (CaptureQueriesContext) and checks the result: the log (`log_verify`) clean,
 `session_replay` ok, no unit or family twice, every family with an outcome.
 
 The first run is reported as the warm-up (cold caches); the summary covers the rest.
@@ -147,9 +147,9 @@ def query_shapes(captured: list[dict], top: int = 12) -> str:
 
 
 def check(world, report, confirmed: int, families: int) -> list[str]:
-    from selection.ledger import ledger_verify
     from selection.models import Allocation, Seat
     from selection.replay import session_replay
+    from selection.translog import log_verify, sequence_pending
 
     problems = []
     allocations = list(
@@ -170,9 +170,10 @@ def check(world, report, confirmed: int, families: int) -> list[str]:
         problems.append(f"{outcomes['']} seats without an outcome")
     if sum(outcomes.values()) != families:
         problems.append(f"{sum(outcomes.values())} seats, expected {families}")
-    verified = ledger_verify()
-    if verified.first_bad_seq is not None:
-        problems.append(f"ledger_verify: seq {verified.first_bad_seq}: {verified.reason}")
+    sequence_pending()  # the log's sequencer, as its worker would within a second
+    verified = log_verify(round_id=world.round_id)
+    if verified.first_bad is not None:
+        problems.append(f"log_verify: index {verified.first_bad}: {verified.reason}")
     replay = session_replay(session_id=world.session_id)
     if not replay.ok:
         problems.append(f"session_replay: {replay.problems[:3]}")
@@ -227,7 +228,7 @@ def main() -> int:
             f"no unit {len(report.no_unit)}, absent {len(report.absent)}, confirmed before "
             f"{confirmed}; seats {dict(sorted(outcomes.items()))}; load "
             f"{__import__('os').getloadavg()[0]:.1f}; setup {build_s:.1f} s; "
-            + ("checks ok (ledger_verify, session_replay)" if not problems else "FAILED: ")
+            + ("checks ok (log_verify, session_replay)" if not problems else "FAILED: ")
             + "; ".join(problems)
         )
         failed = failed or bool(problems)
