@@ -34,7 +34,6 @@ from signing.agreements import flow, phone, qr, services
 from signing.agreements.documents import document_latest
 from signing.agreements.signature import finite_strokes
 from signing.face import provider_name as face_provider_name
-from signing.face import services as face_services
 from signing.lease.services import lease_qr_issue
 from signing.models import Agreement, ConsentKind, Lease, QrTicket
 
@@ -446,14 +445,6 @@ class IdentityConfirmApi(_PhoneStepApi):
         )
 
 
-def _reverify(signer: Signer) -> bool:
-    """A phone that scanned a later stage's code without having passed this attempt's face
-    check proves itself again (signing/agreements/phone.py `face_reverify_needed`)."""
-    return signer.session is not None and phone.face_reverify_needed(
-        session=signer.session, agreement=signer.agreement
-    )
-
-
 class FaceStartApi(_PhoneStepApi):
     """Record the intent, then call the face provider (outside any transaction); the phone
     goes to the provider's page and comes back to the flow page with the order id."""
@@ -468,15 +459,12 @@ class FaceStartApi(_PhoneStepApi):
     def post(self, request, agreement_id: int):
         signer = self.signer(request, agreement_id)
         agreement = signer.agreement
-        return_url = absolute_url(f"/h5/signing/{agreement.pk}/sign/?face_order={{order_id}}")
-        callback_url = absolute_url(f"/api/v1/face/callback/{face_provider_name()}/")
-        face_check, start = face_services.face_check_begin(
+        face_check, start = flow.face_start(
             agreement=agreement,
+            session=signer.session,
+            return_url=absolute_url(f"/h5/signing/{agreement.pk}/sign/?face_order={{order_id}}"),
+            callback_url=absolute_url(f"/api/v1/face/callback/{face_provider_name()}/"),
             now=timezone.now(),
-            return_url=return_url,
-            callback_url=callback_url,
-            signing_session_id=signer.session.pk if signer.session else None,
-            reverify=_reverify(signer),
         )
         return Response(
             self.OutputSerializer(
@@ -487,7 +475,7 @@ class FaceStartApi(_PhoneStepApi):
 
 class FaceCompleteApi(_PhoneStepApi):
     """Back from the provider with the order id: the passed check moves the flow on (or,
-    for a phone proving itself again, verifies that phone)."""
+    for a phone proving itself again, verifies that phone; the service decides)."""
 
     step, action = "face-complete", "face"
 
@@ -501,19 +489,17 @@ class FaceCompleteApi(_PhoneStepApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         common = self.common(request, signer)
-        face_check = face_services.face_check_for_return(
-            agreement=signer.agreement,
-            order_id=data.validated_data["order_id"],
-            provider_token=data.validated_data["token"],
-            now=common["now"],
-        )
-        if _reverify(signer):
-            phone.phone_face_reverified(
-                session=signer.session, face_check=face_check, ctx=common["ctx"], now=common["now"]
+        return agreement_response(
+            flow.face_complete(
+                agreement=signer.agreement,
+                applicant=common["applicant"],
+                session=signer.session,
+                order_id=data.validated_data["order_id"],
+                provider_token=data.validated_data["token"],
+                ctx=common["ctx"],
+                now=common["now"],
             )
-            signer.agreement.refresh_from_db()
-            return agreement_response(signer.agreement)
-        return agreement_response(flow.face_verified(face_check=face_check, **common))
+        )
 
 
 class ReadApi(_PhoneStepApi):
@@ -655,15 +641,20 @@ class SignatureCharacterApi(APIView):
     @extend_schema(request=InputSerializer, responses=_responses(OutputSerializer))
     def put(self, request, agreement_id: int, index: int):
         signer = signer_for(request, agreement_id=agreement_id, action="signature")
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        character = flow.signature_character_save(
+
+        def read_input() -> dict:
+            # Only once the agreement and the box are found open (the service calls it).
+            data = self.InputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            return data.validated_data
+
+        character = flow.signature_character_put(
             agreement_id=signer.agreement.pk,
             applicant=signer.applicant,
             index=index,
+            read_input=read_input,
             ctx=signer.ctx(request),
             now=timezone.now(),
-            **data.validated_data,
         )
         return Response(self.OutputSerializer(character).data)
 

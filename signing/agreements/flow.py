@@ -10,7 +10,9 @@ version shown) and tells the desktop page showing the QR code (QR progress strea
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 
@@ -20,16 +22,30 @@ from core.errors import Conflict, NotAllowed, ValidationFailed
 from events.services import events_record
 from events.streams import qr_stream
 from signing.agreements.evidence import evidence_append
-from signing.agreements.phone import phone_session_still_live
+from signing.agreements.phone import (
+    face_reverify_needed,
+    phone_face_reverified,
+    phone_session_still_live,
+)
 from signing.agreements.services import agreement_lock
-from signing.agreements.signature import character_clean
+from signing.agreements.signature import CleanCharacter, character_clean
 from signing.agreements.transitions import (
     agreement_signable_check,
     lease_order_check,
     signing_window_check,
     transition_apply,
 )
-from signing.models import Agreement, ConsentKind, ConsentText, QrTicket, SignatureCharacter
+from signing.face.base import FaceStart
+from signing.face.services import face_check_begin, face_check_for_return
+from signing.models import (
+    Agreement,
+    ConsentKind,
+    ConsentText,
+    FaceCheck,
+    QrTicket,
+    SignatureCharacter,
+    SigningSession,
+)
 from sms.models import Purpose
 from sms.services import sms_code_send, sms_code_verify
 
@@ -202,6 +218,66 @@ def face_verified(
     )
 
 
+def _reverify(agreement: Agreement, session: SigningSession | None) -> bool:
+    """A phone that scanned a later stage's code without having passed this attempt's face
+    check proves itself again (signing/agreements/phone.py `face_reverify_needed`); the
+    applicant's own login and the phone of the flow's face step do the flow's step."""
+    return session is not None and face_reverify_needed(session=session, agreement=agreement)
+
+
+def face_start(
+    *,
+    agreement: Agreement,
+    session: SigningSession | None,
+    return_url: str,
+    callback_url: str,
+    now: datetime,
+) -> tuple[FaceCheck, FaceStart]:
+    """「开始人脸识别」: the flow's face step, or a phone proving itself again (the service
+    decides which). Records the intent, then calls the provider (signing/face/services.py
+    `face_check_begin`): call it outside any transaction. Raises what that raises."""
+    return face_check_begin(
+        agreement=agreement,
+        now=now,
+        return_url=return_url,
+        callback_url=callback_url,
+        signing_session_id=session.pk if session is not None else None,
+        reverify=_reverify(agreement, session),
+    )
+
+
+def face_complete(
+    *,
+    agreement: Agreement,
+    applicant: Applicant,
+    session: SigningSession | None,
+    order_id: str,
+    provider_token: str,
+    ctx: RequestContext,
+    now: datetime,
+) -> Agreement:
+    """Back from the provider with the order id (and the provider's token, a hint where to
+    look if the callback has not arrived): this agreement's check, with the provider's
+    result pulled in (`face_check_for_return`). Then the service decides what the check
+    proves: for a phone proving itself again, that phone (`phone_face_reverified`; the flow
+    stays where it is), otherwise the flow's face step (`face_verified`). Returns the
+    agreement as it now is. Call it outside any transaction (the provider may be asked).
+    Raises `face_order_unknown`, `face_result_pending`, `face_check_mismatch`,
+    `face_not_passed`, and what every step raises."""
+    face_check = face_check_for_return(
+        agreement=agreement, order_id=order_id, provider_token=provider_token, now=now
+    )
+    # Decided after the result is in, as before: a passed check of this phone makes it
+    # verified (phone_identity_verified is derived from the checks), so such a phone goes on
+    # through `face_verified`, which leaves a flow already past its face step as it is.
+    if session is not None and face_reverify_needed(session=session, agreement=agreement):
+        phone_face_reverified(session=session, face_check=face_check, ctx=ctx, now=now)
+        return Agreement.objects.get(pk=agreement.pk)
+    return face_verified(
+        agreement_id=agreement.pk, applicant=applicant, face_check=face_check, ctx=ctx, now=now
+    )
+
+
 def agreement_read(
     *,
     agreement_id: int,
@@ -228,32 +304,41 @@ def agreement_read(
     )
 
 
-def signature_character_save(
-    *,
+def _box_open(
+    agreement: Agreement, applicant: Applicant, index: int, ctx: RequestContext, now: datetime
+) -> None:
+    _open(agreement, applicant, now, ctx)
+    if agreement.step != Step.AGREEMENT_READ:
+        raise Conflict(
+            "step_out_of_order",
+            "请先阅读并确认协议"
+            if agreement.step < Step.AGREEMENT_READ
+            else "签名已确认，如需修改请联系工作人员",
+        )
+    if not 0 <= index < len(agreement.signer_name):
+        raise ValidationFailed("box_unknown", "签字框不存在")
+
+
+def _box_precheck(
+    agreement_id: int, applicant: Applicant, index: int, ctx: RequestContext, now: datetime
+) -> None:
+    """The box is open to a character, checked without a lock before the strokes are even
+    looked at (checked again under the lock when the character is stored)."""
+    agreement = Agreement.objects.select_related("family__main_applicant").get(pk=agreement_id)
+    _box_open(agreement, applicant, index, ctx, now)
+
+
+def _character_store(
     agreement_id: int,
     applicant: Applicant,
     index: int,
-    strokes,
-    width,
-    height,
+    clean: CleanCharacter,
     ctx: RequestContext,
     now: datetime,
 ) -> SignatureCharacter:
-    """One character, in its own box; saving a box again redoes it (「清除」 then rewrite).
-    Allowed after reading and before 「确定」. Raises `signature_invalid`, `box_unknown`."""
-    clean = character_clean(strokes=strokes, width=width, height=height)
     with transaction.atomic():
         agreement = agreement_lock(agreement_id)
-        _open(agreement, applicant, now, ctx)
-        if agreement.step != Step.AGREEMENT_READ:
-            raise Conflict(
-                "step_out_of_order",
-                "请先阅读并确认协议"
-                if agreement.step < Step.AGREEMENT_READ
-                else "签名已确认，如需修改请联系工作人员",
-            )
-        if not 0 <= index < len(agreement.signer_name):
-            raise ValidationFailed("box_unknown", "签字框不存在")
+        _box_open(agreement, applicant, index, ctx, now)
         character, _ = SignatureCharacter.objects.update_or_create(
             agreement=agreement,
             attempt=agreement.attempt,
@@ -284,6 +369,46 @@ def signature_character_save(
             },
         )
     return character
+
+
+def signature_character_save(
+    *,
+    agreement_id: int,
+    applicant: Applicant,
+    index: int,
+    strokes,
+    width,
+    height,
+    ctx: RequestContext,
+    now: datetime,
+) -> SignatureCharacter:
+    """One character, in its own box; saving a box again redoes it (「清除」 then rewrite).
+    Allowed after reading and before 「确定」. The agreement and the box are checked before
+    the strokes: a sealed or void agreement answers its state (`agreement_not_pending`, ...),
+    a flow not at this step `step_out_of_order`, a box past the name `box_unknown`, and only
+    then bad strokes `signature_invalid`. The character is rendered outside the lock."""
+    _box_precheck(agreement_id, applicant, index, ctx, now)
+    clean = character_clean(strokes=strokes, width=width, height=height)
+    return _character_store(agreement_id, applicant, index, clean, ctx, now)
+
+
+def signature_character_put(
+    *,
+    agreement_id: int,
+    applicant: Applicant,
+    index: int,
+    read_input: Callable[[], Mapping[str, Any]],
+    ctx: RequestContext,
+    now: datetime,
+) -> SignatureCharacter:
+    """`signature_character_save` for a request whose body is not read yet: `read_input`
+    parses and validates it (returning `strokes`, `width`, `height`; raising the caller's
+    own validation error) and is called only once the agreement and the box are found open,
+    so a sealed or void agreement answers its state, never a stroke validation error."""
+    _box_precheck(agreement_id, applicant, index, ctx, now)
+    data = read_input()
+    clean = character_clean(strokes=data["strokes"], width=data["width"], height=data["height"])
+    return _character_store(agreement_id, applicant, index, clean, ctx, now)
 
 
 def signature_complete(

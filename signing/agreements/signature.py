@@ -49,7 +49,8 @@ def _number(value, name: str) -> float:
 def finite_strokes(strokes) -> None:
     """Validator for the strokes of the API's input serializer: every number of every point
     finite (JSON's 1e400 is infinity in Python). Raises Django's ValidationError, which DRF
-    answers as 400 `invalid_input` before any agreement is looked at."""
+    answers as 400 `invalid_input`; the view runs it only once the agreement and the box are
+    found open (signing/agreements/flow.py `signature_character_put`)."""
     for stroke in strokes if isinstance(strokes, list) else ():
         for point in stroke if isinstance(stroke, list) else ():
             if not isinstance(point, dict):
