@@ -64,10 +64,25 @@ def _ledger_signing_key() -> str:
     ANJU_LEDGER_SIGNING_KEY_FILE; development: generated once under var/."""
     key = os.environ.get("ANJU_LEDGER_SIGNING_KEY", "")
     path_name = os.environ.get("ANJU_LEDGER_SIGNING_KEY_FILE", "")
+    if path_name and not key:
+        try:
+            key = Path(path_name).read_text()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"ANJU_LEDGER_SIGNING_KEY_FILE: {exc}") from None
     if key:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            loaded = load_pem_private_key(key.encode(), password=None)
+        except (ValueError, TypeError):
+            loaded = None
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise ImproperlyConfigured(
+                "The ledger signing key is not an unencrypted Ed25519 private key in PEM "
+                "(openssl genpkey -algorithm ed25519)."
+            )
         return key
-    if path_name:
-        return Path(path_name).read_text()
     if not DEBUG:
         raise ImproperlyConfigured(
             "ANJU_LEDGER_SIGNING_KEY or ANJU_LEDGER_SIGNING_KEY_FILE is required when DEBUG is "

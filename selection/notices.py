@@ -60,7 +60,9 @@ def selection_result_params(*, allocation: Allocation, round_name: str) -> list[
 
 def selection_result_sms(allocations: list[Allocation]) -> int:
     """Queue each family's result SMS (confirmed, auto-assigned or staff, with the unit) in the
-    transaction that made the allocation; two queries however many allocations."""
+    transaction that made the allocation; two queries however many allocations. The outbox
+    worker delivers them (within about a second), so neither a confirm's answer nor the
+    clock's close of a thousand families waits on the SMS provider."""
     if not allocations:
         return 0
     names = dict(
@@ -83,6 +85,7 @@ def selection_result_sms(allocations: list[Allocation]) -> int:
                 allocation=allocation, round_name=names[allocation.round_id]
             ),
             now=allocation.at,
+            after_commit=False,  # the outbox worker sends it: no request waits on the provider
         )
         sent += 1
     return sent

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,6 +30,8 @@ logger = logging.getLogger("anju.sms")
 RETRY_BACKOFF_SECONDS = (5, 15, 60, 180, 600)
 # A claim older than this is from a process that died mid-send; the sweeper takes it back.
 STALE_CLAIM_SECONDS = 120
+OUTBOX_INTERVAL = 1.0  # seconds between outbox passes (notices wait at most about this)
+_outbox_thread: threading.Thread | None = None
 
 
 def _conf(name: str) -> int:
@@ -168,8 +171,13 @@ def sms_message_queue(
     params: list[str],
     expires_at: datetime | None = None,
     now: datetime | None = None,
+    after_commit: bool = True,
 ) -> SmsMessage:
-    """Write an outbox row in the current transaction; deliver it after commit.
+    """Write an outbox row in the current transaction; deliver it after commit (a code the
+    person is waiting for), or, with `after_commit=False`, leave it to the outbox worker
+    (`manage.py sms_outbox --loop`, a thread of the quick start): a notice that must not make
+    the request or the clock's tick wait on the provider (the selection result: a confirm's
+    answer, a close of a thousand families).
 
     Never calls the provider itself, so it is safe inside a transaction that holds locks.
     """
@@ -186,8 +194,33 @@ def sms_message_queue(
     )
     # robust: a provider failure must never turn the committed request into an error; the
     # outbox row stays due and the sweeper retries it.
-    transaction.on_commit(lambda: sms_message_deliver(message_id=message.pk), robust=True)
+    if after_commit:
+        transaction.on_commit(lambda: sms_message_deliver(message_id=message.pk), robust=True)
     return message
+
+
+def sms_outbox_loop(*, stop: threading.Event, interval: float = OUTBOX_INTERVAL) -> None:
+    """Deliver due messages until `stop` is set; a failing pass is logged and retried."""
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            sms_outbox_run_due()
+        except Exception:
+            logger.exception("SMS outbox pass failed, retrying")
+        stop.wait(interval)
+
+
+def sms_outbox_start_in_process() -> None:
+    """The embedded quick start's outbox worker: a daemon thread inside the server."""
+    global _outbox_thread
+    if _outbox_thread is None:
+        _outbox_thread = threading.Thread(
+            target=sms_outbox_loop,
+            kwargs={"stop": threading.Event()},
+            name="sms-outbox",
+            daemon=True,
+        )
+        _outbox_thread.start()
 
 
 def _claim(message_id: int, now: datetime) -> tuple[SmsMessage, list[str]] | None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 
 from core.urls import (
@@ -131,6 +132,7 @@ def _setup(tmp_path, **env: str) -> subprocess.CompletedProcess:
             "ANJU_VAR_DIR": str(tmp_path / "var"),
             "DEBUG": "0",
             "SECRET_KEY": "startup-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+            "ANJU_LEDGER_SIGNING_KEY": settings.LEDGER_SIGNING_KEY,
             "ALLOWED_HOSTS": "anju.example.gov.cn",
             **env,
         }
@@ -167,6 +169,38 @@ def test_production_refuses_to_start_without_a_usable_site_url(tmp_path, env, me
     assert message in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"ANJU_LEDGER_SIGNING_KEY": None},
+            "ANJU_LEDGER_SIGNING_KEY or ANJU_LEDGER_SIGNING_KEY_FILE",
+        ),
+        ({"ANJU_LEDGER_SIGNING_KEY": "not a key"}, "not an unencrypted Ed25519 private key"),
+        (
+            {"ANJU_LEDGER_SIGNING_KEY": None, "ANJU_LEDGER_SIGNING_KEY_FILE": "/nonexistent.pem"},
+            "ANJU_LEDGER_SIGNING_KEY_FILE",
+        ),
+    ],
+)
+def test_production_refuses_to_start_without_the_log_key(tmp_path, env, message):
+    result = _setup(tmp_path, SITE_URL="https://anju.example.gov.cn/", **env)
+    assert result.returncode != 0, result.stdout
+    assert message in result.stderr, result.stderr[-2000:]
+
+
+def test_production_reads_the_log_key_from_a_file(tmp_path):
+    key = tmp_path / "ledger.pem"
+    key.write_text(settings.LEDGER_SIGNING_KEY)
+    result = _setup(
+        tmp_path,
+        SITE_URL="https://anju.example.gov.cn/",
+        ANJU_LEDGER_SIGNING_KEY=None,
+        ANJU_LEDGER_SIGNING_KEY_FILE=str(key),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_production_starts_with_a_good_site_url(tmp_path):
     result = _setup(tmp_path, SITE_URL="https://anju.example.gov.cn/")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -181,6 +215,7 @@ def test_production_starts_with_a_good_site_url(tmp_path):
 def test_manage_py_check_deploy_hits_the_same_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SITE_URL", "ALLOWED_"))}
     env.update(DEBUG="0", SECRET_KEY="x" * 60, ANJU_VAR_DIR=str(tmp_path / "var"))
+    env["ANJU_LEDGER_SIGNING_KEY"] = settings.LEDGER_SIGNING_KEY
     result = subprocess.run(  # noqa: S603 (fixed command)
         [sys.executable, "manage.py", "check", "--deploy"],
         cwd=ROOT,

@@ -84,6 +84,7 @@ def test_writes_are_refused():
 def test_the_familys_receipt_and_the_code_in_its_sms(logged):
     from sms import crypto
     from sms.models import SmsMessage
+    from sms.services import sms_outbox_run_due
     from sms.texts import render
 
     family = logged.families[0]
@@ -98,6 +99,10 @@ def test_the_familys_receipt_and_the_code_in_its_sms(logged):
     sms = SmsMessage.objects.filter(kind="selection_result", phone=family.main_applicant.mobile)
     texts = [render("selection_result", crypto.unseal(m.payload)["params"]) for m in sms]
     assert any(f"核验码{code}。" in text for text in texts), texts
+    # Left to the outbox worker: the confirm's answer never waited on the SMS provider.
+    assert {m.status for m in sms} == {SmsMessage.Status.QUEUED}
+    assert sms_outbox_run_due() >= 1
+    assert {m.status for m in sms.all()} == {SmsMessage.Status.SENT}
     public = ApiClient().get(f"/api/v1/ledger/{logged.round.pk}/receipts/{code.upper()}/")
     assert public.status_code == 200 and public.json()["index"] == receipt["index"]
 
