@@ -18,6 +18,47 @@ from django.core.cache import cache
 from tests.factories import FamilyFactory  # noqa: F401  (import check: factories load)
 
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _own_redis() -> None:
+    """Give this test process Redis of its own: under pytest-xdist (scripts/test.sh runs
+    `-n 2`) worker gwN uses database N of ANJU_TEST_REDIS_DBS (a comma list; by default
+    REDIS_URL's database, then the ones below it: 15, 14, ...), since the tests flush their
+    database between tests. And a channel-layer prefix of its own, in every process:
+    Redis pub/sub is server-wide, not per database, so two runs (two workers, or two runs on
+    one machine) on the prefix "anju" would hear each other's events. The live servers the
+    browser tests start inherit both through the environment."""
+    if not settings.REDIS_URL:
+        return
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.test import override_settings
+
+    from config.settings import redis_host
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw"))
+    parts = urlsplit(settings.REDIS_URL)
+    base = int(parts.path.strip("/") or 0)
+    dbs = os.environ.get("ANJU_TEST_REDIS_DBS") or ",".join(str(base - i) for i in range(16))
+    db = int(dbs.split(",")[index])
+    url = urlunsplit(parts._replace(path=f"/{db}"))
+    prefix = f"anju-test{os.getpid()}"
+    layers = {name: dict(layer) for name, layer in settings.CHANNEL_LAYERS.items()}
+    for layer in layers.values():
+        layer["CONFIG"] = {**layer["CONFIG"], "hosts": [redis_host(url)], "prefix": prefix}
+    caches = {
+        name: {**cache, "LOCATION": url, "KEY_PREFIX": prefix}
+        for name, cache in settings.CACHES.items()
+    }
+    # override_settings sends setting_changed: Django's cache handler and channels' layer
+    # manager drop anything they built from the old values. Never undone: it is this
+    # process's configuration.
+    override_settings(REDIS_URL=url, CHANNEL_LAYERS=layers, CACHES=caches).enable()
+    os.environ.update(REDIS_URL=url, REDIS_PREFIX=prefix)
+
+
+_own_redis()
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 NGINX = os.environ.get("NGINX_PATH", "/usr/sbin/nginx")
 PDF_TOOLS = ("pdfsig", "pdftotext", "pdffonts", "certutil")  # poppler-utils, libnss3-tools
