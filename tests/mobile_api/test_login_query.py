@@ -128,3 +128,23 @@ def test_the_session_model_sees_the_same_rows_as_django(family_api):
     Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(1))
     SessionStore.clear_expired()
     assert not Session.objects.filter(session_key=key).exists()
+
+
+def test_an_async_view_gets_the_same_user_from_the_same_row(family_api):
+    """`request.auser()` (async views) answers from the session's one query too."""
+    from asgiref.sync import async_to_sync
+    from django.contrib.sessions.middleware import SessionMiddleware
+    from django.test import RequestFactory
+
+    from accounts.middleware import SessionAuthenticationMiddleware
+
+    family, api = family_api
+    request = RequestFactory().get(ME)
+    request.COOKIES["sessionid"] = api.client.cookies["sessionid"].value
+    SessionMiddleware(lambda r: None).process_request(request)
+    SessionAuthenticationMiddleware(lambda r: None).process_request(request)
+    # async_to_sync: the worker thread's query runs on this thread's connection (none leaks)
+    user = async_to_sync(request.auser)()
+    assert user.pk == family.main_applicant.user_id
+    assert User.applicant.related.is_cached(user)  # loaded with the session row
+    assert user.applicant.family.pk == family.pk
