@@ -263,6 +263,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Longest wait for a row lock (core.locking, SET LOCAL lock_timeout); past it the request is
 # refused with 503 `busy` and Retry-After instead of queueing without bound.
 LOCK_TIMEOUT_MS = env_int("LOCK_TIMEOUT_MS", 3000)
+# 确认正选 as one PostgreSQL function call (selection/migrations/0009) instead of a dozen ORM
+# statements; off = the ORM version (always used on SQLite). Both are tested on every case.
+SELECTION_CLAIM_SQL = env_bool("SELECTION_CLAIM_SQL", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

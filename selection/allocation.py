@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core import signing
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Family
 from core.context import RequestContext
 from core.errors import Conflict, NotAllowed, ValidationFailed
-from core.locking import lock_first, lock_rows
+from core.hashchain import canonical_json
+from core.locking import Busy, is_lock_timeout, lock_first, lock_rows, lock_timeout_ms
 from events.services import event_record
 from events.streams import family_stream, round_stream
 from selection.carts import UnitNotFound, session_open_recheck
@@ -27,10 +29,13 @@ from selection.events import (
     allocation_events,
     record_allocations,
     record_session_phase,
+    result_event,
 )
 from selection.ledger import LedgerWriter
 from selection.models import Allocation, CartItem, GiveUp, Round, Seat, Session, Unit
+from selection.notices import selection_result_params
 from selection.phases import family_state, require_formal
+from sms.services import sms_payload
 
 GIVE_UP_SALT = "anju.selection.give_up"
 GIVE_UP_TOKEN_SECONDS = 120
@@ -79,49 +84,149 @@ def selection_confirm(
         raise NotAllowed("unit_not_in_cart", "只能从正选购物车中选择房源")
     if in_cart.unit.status != Unit.Status.AVAILABLE:
         # Most losers arrive after the winner committed: answer them without a transaction.
-        # The locked re-check below still decides every race.
+        # The locked re-check in the claim still decides every race.
         raise _unit_taken(in_cart.unit)
+    claim = _claim_sql if _claim_in_sql() else _claim_orm
+    return claim(
+        family=family,
+        round_name=state.round.name,
+        seat=seat,
+        unit=in_cart.unit,
+        idempotency_key=idempotency_key,
+        now=now,
+    )
+
+
+def _confirm_entry(*, family: Family, seat: Seat, unit: Unit, key: str, now: datetime):
+    """The confirm's log entry (unsaved, with its leaf hash)."""
+    return LedgerWriter.entry(
+        round_id=unit.round_id,
+        session_id=seat.session_id,
+        kind="confirm",
+        payload={
+            "family": family.pk,
+            "rank": family.rank,
+            "unit": unit.pk,
+            "unit_label": unit.label,
+            "how": Allocation.How.CONFIRMED,
+            "idempotency_key": key,
+        },
+        now=now,
+    )
+
+
+def _claim_in_sql() -> bool:
+    return connection.vendor == "postgresql" and settings.SELECTION_CLAIM_SQL
+
+
+def _claim_orm(
+    *, family: Family, round_name: str, seat: Seat, unit: Unit, idempotency_key: str, now
+) -> ConfirmResult:
+    """The claim as ORM statements in one transaction (SQLite, and the reference the SQL
+    version is tested against): lock the family, then the unit, re-check, write."""
+    round_id = unit.round_id
     with transaction.atomic():
         lock_first(Family.objects.filter(pk=family.pk))
         existing = Allocation.objects.filter(round_id=round_id, family=family).first()
         if existing is not None:
-            return _repeat(existing, unit_id, idempotency_key)
-        unit = lock_first(Unit.objects.filter(pk=unit_id, round_id=round_id))
-        if unit is None:
+            return _repeat(existing, unit.pk, idempotency_key)
+        locked = lock_first(Unit.objects.filter(pk=unit.pk, round_id=round_id))
+        if locked is None:
             raise UnitNotFound()
-        if unit.status != Unit.Status.AVAILABLE:
-            raise _unit_taken(unit)
+        if locked.status != Unit.Status.AVAILABLE:
+            raise _unit_taken(locked)
         if Session.objects.filter(pk=seat.session_id, status=Session.Status.CLOSED).exists():
-            raise NotAllowed("window_closed", "您的正选时间已结束")
-        ledger = LedgerWriter(now=now)
-        entry = ledger.append(
-            round_id=round_id,
-            session_id=seat.session_id,
-            kind="confirm",
-            payload={
-                "family": family.pk,
-                "rank": family.rank,
-                "unit": unit.pk,
-                "unit_label": unit.label,
-                "how": Allocation.How.CONFIRMED,
-                "idempotency_key": idempotency_key,
-            },
-        )
-        ledger.flush()
+            raise _window_closed()
+        entry = _confirm_entry(family=family, seat=seat, unit=locked, key=idempotency_key, now=now)
+        entry.save()
         allocation = Allocation.objects.create(
             round_id=round_id,
-            unit=unit,
+            unit=locked,
             family=family,
-            session_id=seat.session_id,
+            session=seat.session,
             how=Allocation.How.CONFIRMED,
             at=now,
             ledger_entry=entry,
             idempotency_key=idempotency_key,
         )
-        Unit.objects.filter(pk=unit.pk).update(status=Unit.Status.TAKEN)
+        Unit.objects.filter(pk=locked.pk).update(status=Unit.Status.TAKEN)
         Seat.objects.filter(pk=seat.pk).update(outcome=Seat.Outcome.CONFIRMED)
         record_allocations([allocation], now=now)
     return ConfirmResult(allocation, True)
+
+
+def _claim_sql(
+    *, family: Family, round_name: str, seat: Seat, unit: Unit, idempotency_key: str, now
+) -> ConfirmResult:
+    """The same claim as one statement: `selection_claim` (migration 0009) takes the same
+    locks in the same order, re-checks the same rules under them and writes the same rows —
+    the entry, the allocation, unit and seat, the result SMS, the family's event. Everything
+    it writes is prepared here, so the database does no more than the ORM version."""
+    entry = _confirm_entry(family=family, seat=seat, unit=unit, key=idempotency_key, now=now)
+    allocation = Allocation(
+        round_id=unit.round_id,
+        unit=unit,
+        family=family,
+        session=seat.session,
+        how=Allocation.How.CONFIRMED,
+        at=now,
+        ledger_entry=entry,
+        idempotency_key=idempotency_key,
+    )
+    phone = family.main_applicant.mobile if family.main_applicant_id else ""
+    stream, kind, event_data = result_event(allocation)
+    if settings.EVENTS_CHECK_PAYLOADS:  # as events_record does for the ORM version
+        from events.schemas import payload_check
+
+        payload_check(kind, event_data)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT * FROM selection_claim(%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, "
+                "%s, %s, %s, %s::jsonb)",
+                [
+                    f"{lock_timeout_ms():d}ms",
+                    family.pk,
+                    unit.round_id,
+                    unit.pk,
+                    seat.session_id,
+                    seat.pk,
+                    now,
+                    idempotency_key,
+                    canonical_json(entry.payload),
+                    entry.leaf_hash,
+                    phone,
+                    sms_payload(
+                        selection_result_params(allocation=allocation, round_name=round_name)
+                    )
+                    if phone
+                    else "",
+                    stream,
+                    canonical_json(event_data),
+                ],
+            )
+            outcome, allocation_id, entry_id, other_unit, other_key = cursor.fetchone()
+    except OperationalError as exc:
+        if is_lock_timeout(exc):
+            raise Busy() from exc
+        raise
+    if outcome == "exists":
+        existing = Allocation.objects.select_related("unit", "session", "ledger_entry").get(
+            pk=allocation_id
+        )
+        return _repeat(existing, unit.pk, idempotency_key)
+    if outcome == "unit_not_found":
+        raise UnitNotFound()
+    if outcome == "unit_taken":
+        raise _unit_taken(unit)
+    if outcome == "window_closed":
+        raise _window_closed()
+    entry.pk, allocation.pk = entry_id, allocation_id
+    return ConfirmResult(allocation, True)
+
+
+def _window_closed() -> NotAllowed:
+    return NotAllowed("window_closed", "您的正选时间已结束")
 
 
 def _repeat(existing: Allocation, unit_id: int, key: str) -> ConfirmResult:

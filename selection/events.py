@@ -46,18 +46,17 @@ def allocation_events(allocations: list[Allocation]) -> list[tuple[str, str, dic
     from selection.notices import selection_result_sms
 
     selection_result_sms(allocations)
-    return [
-        (
-            family_stream(allocation.family_id),
-            "selection.result_assigned",
-            {
-                "unit": unit_json(allocation.unit),
-                "how": allocation.how,
-                "at": allocation.at.isoformat(),
-            },
-        )
-        for allocation in allocations
-    ]
+    return [result_event(allocation) for allocation in allocations]
+
+
+def result_event(allocation: Allocation) -> tuple[str, str, dict]:
+    """The family's own `selection.result_assigned` (its stream only)."""
+    data = {
+        "unit": unit_json(allocation.unit),
+        "how": allocation.how,
+        "at": allocation.at.isoformat(),
+    }
+    return family_stream(allocation.family_id), "selection.result_assigned", data
 
 
 def taken_events(allocations: list[Allocation]) -> list[tuple[str, str, dict]]:

@@ -55,21 +55,30 @@ class LedgerWriter:
         self.now = now
         self.rows: list[LedgerEntry] = []
 
-    def append(
-        self, *, round_id: int, session_id: int | None, kind: str, payload: dict
+    @staticmethod
+    def entry(
+        *, round_id: int, session_id: int | None, kind: str, payload: dict, now: datetime
     ) -> LedgerEntry:
+        """An unsaved entry with its leaf hash."""
         # Round-trip through JSON so the stored payload hashes exactly as it was written.
         stored = normalised(payload)
-        entry = entry_json(
-            round_id=round_id, session_id=session_id, kind=kind, at=self.now, payload=stored
+        content = entry_json(
+            round_id=round_id, session_id=session_id, kind=kind, at=now, payload=stored
         )
-        row = LedgerEntry(
+        return LedgerEntry(
             round_id=round_id,
             session_id=session_id,
             kind=kind,
-            at=self.now,
+            at=now,
             payload=stored,
-            leaf_hash=entry_leaf_hash(entry),
+            leaf_hash=entry_leaf_hash(content),
+        )
+
+    def append(
+        self, *, round_id: int, session_id: int | None, kind: str, payload: dict
+    ) -> LedgerEntry:
+        row = self.entry(
+            round_id=round_id, session_id=session_id, kind=kind, payload=payload, now=self.now
         )
         self.rows.append(row)
         return row

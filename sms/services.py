@@ -187,7 +187,7 @@ def sms_message_queue(
     message = SmsMessage.objects.create(
         phone=phone,
         kind=kind,
-        payload=crypto.seal({"params": [str(p) for p in params]}),
+        payload=sms_payload(params),
         next_attempt_at=now,
         created_at=now,
         expires_at=expires_at,
@@ -197,6 +197,11 @@ def sms_message_queue(
     if after_commit:
         transaction.on_commit(lambda: sms_message_deliver(message_id=message.pk), robust=True)
     return message
+
+
+def sms_payload(params: list) -> str:
+    """An outbox row's payload: its parameters, sealed (sms.crypto) until sent."""
+    return crypto.seal({"params": [str(p) for p in params]})
 
 
 def sms_outbox_loop(*, stop: threading.Event, interval: float = OUTBOX_INTERVAL) -> None:

@@ -1,7 +1,8 @@
 """No row is locked by every winning confirm: while one family's confirm holds all its locks
 (just before its commit), another family's confirm of another unit in the same session
 commits. The control puts back a lock every confirm takes (as the old single ledger-head row
-was) and shows the second confirm waiting for the first, until its lock timeout."""
+was) and shows the second confirm waiting for the first, until its lock timeout. Both for the
+one-statement claim (selection_claim) and the ORM version."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.test import override_settings
 
 from core.errors import Unavailable
 from core.locking import lock_first
-from selection import allocation, events
+from selection import allocation
 from selection.models import Allocation, CartItem, Round, Seat
 from tests.worlds import make_world
 
@@ -39,27 +40,22 @@ def two_families_ready():
     return world
 
 
-def held_first_confirm(world, monkeypatch):
-    """Start family A's confirm in a thread and hold it after its last write, before commit.
-    Returns (release, thread, outcome)."""
+def held_first_confirm(world):
+    """Family A's confirm in a thread, inside a transaction that stays open after it (all of
+    its locks held, nothing committed) until released. Returns (release, thread, outcome)."""
     reached, release = threading.Event(), threading.Event()
-    real = events.record_allocations
-
-    def hold(allocations, *, now):
-        real(allocations, now=now)
-        if allocations[0].family_id == world.families[0].pk:
-            reached.set()
-            release.wait(15)
-
-    monkeypatch.setattr(allocation, "record_allocations", hold)
     outcome: list = []
     now = world.sessions[0].starts_at + timedelta(seconds=5)
 
     def first():
         try:
-            outcome.append(confirm(world, 0, now))
+            with transaction.atomic():
+                outcome.append(confirm(world, 0, now))
+                reached.set()
+                release.wait(15)
         except Exception as exc:  # noqa: BLE001 - reported to the test
             outcome.append(exc)
+            reached.set()
         finally:
             close_old_connections()
 
@@ -79,37 +75,45 @@ def confirm(world, i: int, now):
     )
 
 
-def test_a_confirm_commits_while_another_holds_all_its_locks(monkeypatch):
+CLAIMS = pytest.mark.parametrize("claim_sql", [True, False], ids=["sql", "orm"])
+
+
+@CLAIMS
+def test_a_confirm_commits_while_another_holds_all_its_locks(claim_sql):
     world = two_families_ready()
-    release, thread, outcome = held_first_confirm(world, monkeypatch)
-    try:
-        with override_settings(LOCK_TIMEOUT_MS=500):
-            second = confirm(world, 1, world.sessions[0].starts_at + timedelta(seconds=6))
-        assert second.created  # committed while A still holds its family and unit rows
-        assert not Allocation.objects.filter(family=world.families[0]).exists()
-    finally:
-        release.set()
-        thread.join(15)
+    with override_settings(SELECTION_CLAIM_SQL=claim_sql):
+        release, thread, outcome = held_first_confirm(world)
+        try:
+            with override_settings(LOCK_TIMEOUT_MS=500):
+                second = confirm(world, 1, world.sessions[0].starts_at + timedelta(seconds=6))
+            assert second.created  # committed while A still holds its family and unit rows
+            assert not Allocation.objects.filter(family=world.families[0]).exists()
+        finally:
+            release.set()
+            thread.join(15)
     assert outcome and outcome[0].created
     assert Allocation.objects.count() == 2
 
 
-def test_control_a_lock_every_confirm_takes_makes_the_second_wait(monkeypatch):
+@CLAIMS
+def test_control_a_lock_every_confirm_takes_makes_the_second_wait(monkeypatch, claim_sql):
     world = two_families_ready()
-    real_writer = allocation.LedgerWriter
+    name = "_claim_sql" if claim_sql else "_claim_orm"
+    real_claim = getattr(allocation, name)
 
-    class SharedLockWriter(real_writer):  # what the old ledger head did: one row for all
-        def __init__(self, *, now):
+    def with_a_shared_lock(**kwargs):  # what the old ledger head was: one row for all
+        with transaction.atomic():
             lock_first(Round.objects.filter(pk=world.round.pk))
-            super().__init__(now=now)
+            return real_claim(**kwargs)
 
-    monkeypatch.setattr(allocation, "LedgerWriter", SharedLockWriter)
-    release, thread, outcome = held_first_confirm(world, monkeypatch)
-    try:
-        with override_settings(LOCK_TIMEOUT_MS=500), pytest.raises(Unavailable):
-            confirm(world, 1, world.sessions[0].starts_at + timedelta(seconds=6))
-        assert not Allocation.objects.filter(family=world.families[1]).exists()
-    finally:
-        release.set()
-        thread.join(15)
+    monkeypatch.setattr(allocation, name, with_a_shared_lock)
+    with override_settings(SELECTION_CLAIM_SQL=claim_sql):
+        release, thread, outcome = held_first_confirm(world)
+        try:
+            with override_settings(LOCK_TIMEOUT_MS=500), pytest.raises(Unavailable):
+                confirm(world, 1, world.sessions[0].starts_at + timedelta(seconds=6))
+            assert not Allocation.objects.filter(family=world.families[1]).exists()
+        finally:
+            release.set()
+            thread.join(15)
     assert outcome and outcome[0].created

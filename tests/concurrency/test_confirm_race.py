@@ -4,14 +4,16 @@ and the unique constraints and shows a double allocation happening."""
 
 from __future__ import annotations
 
+import importlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 import time_machine
 from django.db import connection, transaction
-from django.test import Client
+from django.test import Client, override_settings
 
 from accounts.services import applicant_user_ensure
 from selection import allocation, carts
@@ -93,12 +95,66 @@ def _unique_constraints(table: str) -> list[tuple[str, str]]:
         return cursor.fetchall()
 
 
-def test_control_without_locks_and_constraints_a_unit_is_allocated_twice(monkeypatch):
-    """Two families pass the availability check before either writes: with the family and
-    unit locks gone and the unique constraints dropped, both get the unit. This is the race
-    the test above would catch if the locks or constraints were removed."""
+RENDEZVOUS = 4242  # an advisory lock id: the lock-free claim waits on it after its checks
+
+
+def _orm_claim_without_locks(monkeypatch):
+    """The ORM claim with its row locks gone, both callers held after their checks."""
     from django.db.models import QuerySet
 
+    monkeypatch.setattr(QuerySet, "select_for_update", lambda self, **kw: self)
+    both_checked = threading.Barrier(2, timeout=10)
+    real_entry = allocation._confirm_entry
+
+    def entry_after_barrier(**kwargs):
+        both_checked.wait()  # both transactions have seen the unit available
+        return real_entry(**kwargs)
+
+    monkeypatch.setattr(allocation, "_confirm_entry", entry_after_barrier)
+    return (lambda: None), (lambda: None)
+
+
+def _sql_claim_without_locks(monkeypatch):
+    """selection_claim with FOR UPDATE taken out and, after its checks, a wait on an advisory
+    lock this test holds until both callers wait on it. Returns (let them go, put it back)."""
+    original = importlib.import_module("selection.migrations.0009_claim_function").CLAIM
+    lock_free = original.replace(" FOR UPDATE;", ";").replace(
+        "    INSERT INTO selection_ledgerentry",
+        f"    PERFORM pg_advisory_lock_shared({RENDEZVOUS});\n"
+        "    INSERT INTO selection_ledgerentry",
+        1,
+    )
+    assert lock_free.count("FOR UPDATE") == 0 and "pg_advisory_lock_shared" in lock_free
+    with connection.cursor() as cursor:
+        cursor.execute(lock_free, None)
+        cursor.execute("SELECT pg_advisory_lock(%s)", [RENDEZVOUS])
+
+    def release():
+        deadline = time.monotonic() + 10
+        with connection.cursor() as cursor:
+            while time.monotonic() < deadline:  # both claims past their checks, waiting
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND objid = %s AND NOT granted",
+                    [RENDEZVOUS],
+                )
+                if cursor.fetchone()[0] == 2:
+                    break
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [RENDEZVOUS])
+
+    def restore():
+        with connection.cursor() as cursor:
+            cursor.execute(original, None)
+
+    return release, restore
+
+
+@pytest.mark.parametrize("claim_sql", [True, False], ids=["sql", "orm"])
+def test_control_without_locks_and_constraints_a_unit_is_allocated_twice(monkeypatch, claim_sql):
+    """Two families pass the availability check before either writes: with the family and
+    unit locks gone and the unique constraints dropped, both get the unit. This is the race
+    the test above would catch if the locks or constraints were removed — in the one-statement
+    claim (selection_claim) and in the ORM version alike."""
     world = make_world(families=2, units=1, sessions=1)
     s1, unit = world.sessions[0], world.units[0]
     for family in world.families:
@@ -106,15 +162,10 @@ def test_control_without_locks_and_constraints_a_unit_is_allocated_twice(monkeyp
         enter(family, world.round, s1)
         carts.cart_sync(family=family, round_id=world.round.pk, now=s1.starts_at)
 
-    monkeypatch.setattr(QuerySet, "select_for_update", lambda self, **kw: self)
-    both_checked = threading.Barrier(2, timeout=10)
-    real_writer_init = allocation.LedgerWriter.__init__
-
-    def writer_after_barrier(self, **kwargs):
-        both_checked.wait()  # both transactions have seen the unit available
-        real_writer_init(self, **kwargs)
-
-    monkeypatch.setattr(allocation.LedgerWriter, "__init__", writer_after_barrier)
+    settings_override = override_settings(SELECTION_CLAIM_SQL=claim_sql)
+    settings_override.enable()
+    without_locks = _sql_claim_without_locks if claim_sql else _orm_claim_without_locks
+    release, restore = without_locks(monkeypatch)
     dropped = _unique_constraints("selection_allocation")
     with connection.cursor() as cursor:
         for name, _ in dropped:
@@ -139,11 +190,14 @@ def test_control_without_locks_and_constraints_a_unit_is_allocated_twice(monkeyp
         threads = [threading.Thread(target=go, args=(f,)) for f in world.families]
         for thread in threads:
             thread.start()
+        release()
         for thread in threads:
             thread.join()
         assert not errors
         assert Allocation.objects.filter(unit=unit).count() == 2  # the double allocation
     finally:
+        settings_override.disable()
+        restore()
         with transaction.atomic():  # one commit: the unit/allocation guard checks it whole
             Allocation.objects.all().delete()
             Unit.objects.filter(pk=unit.pk).update(status=Unit.Status.AVAILABLE)
