@@ -134,6 +134,7 @@ AUDIT_ACTION_LABELS = {
     "signing.template_revised": "发布协议模板新版本",
     "signing.agreements_create": "批量创建协议",
     "signing.document_view": "查看/下载协议PDF",
+    "signing.evidence_package_download": "下载签约证据包",
     "signing.card_photo_view": "查看银行卡照片",
     "signing.agreement_approve": "审核通过并盖章",
     "signing.agreement_reject": "退回重签",
