@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Max
+from django.db.models import Exists, Max, Subquery
 
 from accounts.models import Family
 from core.errors import Conflict, DomainError, NotAllowed
@@ -59,10 +59,17 @@ class FamilyState:
 
 def family_state(*, family: Family, round_id: int, now: datetime) -> FamilyState:
     """The family's seats, allocation and give-up in the round. Raises `round_not_found`
-    when the family has no seat in it (another family's round looks the same as none)."""
+    when the family has no seat in it (another family's round looks the same as none).
+    One query (the allocation's id and the give-up ride on the seats), a second only when
+    the family has an allocation: every family request and every confirm starts here."""
+    allocated = Allocation.objects.filter(round_id=round_id, family=family).values("pk")[:1]
     seats = list(
         Seat.objects.filter(family=family, session__round_id=round_id)
         .select_related("session", "session__round")
+        .annotate(
+            allocation_pk=Subquery(allocated),
+            family_gave_up=Exists(GiveUp.objects.filter(round_id=round_id, family=family)),
+        )
         .order_by("session__starts_at", "session__order")
     )
     if not seats:
@@ -84,10 +91,12 @@ def family_state(*, family: Family, round_id: int, now: datetime) -> FamilyState
         seats=seats,
         current=current,
         upcoming=upcoming,
-        allocation=Allocation.objects.filter(round=rnd, family=family)
-        .select_related("unit", "session", "ledger_entry")
-        .first(),
-        gave_up=GiveUp.objects.filter(round=rnd, family=family).exists(),
+        allocation=Allocation.objects.select_related("unit", "session", "ledger_entry").get(
+            pk=seats[0].allocation_pk
+        )
+        if seats[0].allocation_pk
+        else None,
+        gave_up=seats[0].family_gave_up,
         now=now,
     )
 
