@@ -63,7 +63,7 @@ def family_state(*, family: Family, round_id: int, now: datetime) -> FamilyState
     One query (the allocation's id and the give-up ride on the seats), a second only when
     the family has an allocation: every family request and every confirm starts here."""
     allocated = Allocation.objects.filter(round_id=round_id, family=family).values("pk")[:1]
-    seats = list(
+    seats: list[Seat] = list(
         Seat.objects.filter(family=family, session__round_id=round_id)
         .select_related("session", "session__round")
         .annotate(
@@ -85,6 +85,7 @@ def family_state(*, family: Family, round_id: int, now: datetime) -> FamilyState
         None,
     )
     upcoming = next((s for s in seats if s.session.starts_at > now), None)
+    allocation_pk = getattr(seats[0], "allocation_pk", None)  # the annotations
     return FamilyState(
         round=rnd,
         family=family,
@@ -92,11 +93,11 @@ def family_state(*, family: Family, round_id: int, now: datetime) -> FamilyState
         current=current,
         upcoming=upcoming,
         allocation=Allocation.objects.select_related("unit", "session", "ledger_entry").get(
-            pk=seats[0].allocation_pk
+            pk=allocation_pk
         )
-        if seats[0].allocation_pk
+        if allocation_pk
         else None,
-        gave_up=seats[0].family_gave_up,
+        gave_up=bool(getattr(seats[0], "family_gave_up", False)),
         now=now,
     )
 

@@ -187,7 +187,7 @@ def _announce_taken(round_id: int, entry_ids: list[int], now: datetime) -> None:
 
 def sequence_pending(*, now: datetime | None = None) -> list[TreeHead]:
     """Sequence every round with pending entries until none is left; returns the new heads."""
-    heads = []
+    heads: list[TreeHead] = []
     while True:
         rounds = list(
             LedgerEntry.objects.filter(index__isnull=True)
@@ -461,7 +461,7 @@ def ledger_export(*, round_id: int, directory) -> dict:
     size = head.size if head else 0
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    carts: dict[int, dict[str, list[int]]] = {}
+    carts: dict[int | None, dict[str, list[int]]] = {}
     with (out / "entries.jsonl").open("w", encoding="utf-8") as f:
         for entry in LedgerEntry.objects.filter(round_id=round_id, index__lt=size).order_by(
             "index"
@@ -484,7 +484,7 @@ def ledger_export(*, round_id: int, directory) -> dict:
         ):
             f.write(canonical_json(head_json(row)) + "\n")
     with (out / "carts.jsonl").open("w", encoding="utf-8") as f:
-        for session_id in sorted(carts):
+        for session_id in sorted(s for s in carts if s is not None):
             f.write(canonical_json({"session": session_id, "carts": carts[session_id]}) + "\n")
     (out / "public_key.pem").write_text(logkey.public_key_pem(), encoding="ascii")
     names = ["entries.jsonl", "heads.jsonl", "public_key.pem", "carts.jsonl"]
