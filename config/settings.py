@@ -400,6 +400,8 @@ REST_FRAMEWORK = {
         "sms_send": os.environ.get("THROTTLE_SMS_SEND", "10/min"),
         # The payment webhook, per address: the provider's servers redeliver what we refuse.
         "payment_notify": os.environ.get("THROTTLE_PAYMENT_NOTIFY", "600/min"),
+        # The face provider's callback, the same way.
+        "face_callback": os.environ.get("THROTTLE_FACE_CALLBACK", "600/min"),
     },
     # REMOTE_ADDR is already the client (TRUSTED_PROXY_COUNT): throttles take it as it is.
     "NUM_PROXIES": 0,
