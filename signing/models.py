@@ -397,6 +397,11 @@ class FaceCheck(models.Model):
         related_name="+",
         verbose_name="签署会话",
     )
+    # Started by a phone proving itself again after the flow's face step (a second phone, a
+    # takeover; signing/agreements/phone.py `face_reverify_needed`), not as the flow's step.
+    # Kept because once such a check passes, the phone counts as verified and nothing else
+    # tells the two apart.
+    reverify = models.BooleanField(default=False, verbose_name="再次核验")
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.STARTED, verbose_name="状态"
     )

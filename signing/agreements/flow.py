@@ -259,18 +259,21 @@ def face_complete(
     """Back from the provider with the order id (and the provider's token, a hint where to
     look if the callback has not arrived): this agreement's check, with the provider's
     result pulled in (`face_check_for_return`). Then the service decides what the check
-    proves: for a phone proving itself again, that phone (`phone_face_reverified`; the flow
-    stays where it is), otherwise the flow's face step (`face_verified`). Returns the
+    proves: for a phone proving itself again (a check started as a re-check, or a phone
+    still unverified), that phone (`phone_face_reverified`; the flow stays where it is),
+    otherwise the flow's face step (`face_verified`). Returns the
     agreement as it now is. Call it outside any transaction (the provider may be asked).
     Raises `face_order_unknown`, `face_result_pending`, `face_check_mismatch`,
     `face_not_passed`, and what every step raises."""
     face_check = face_check_for_return(
         agreement=agreement, order_id=order_id, provider_token=provider_token, now=now
     )
-    # Decided after the result is in, as before: a passed check of this phone makes it
-    # verified (phone_identity_verified is derived from the checks), so such a phone goes on
-    # through `face_verified`, which leaves a flow already past its face step as it is.
-    if session is not None and face_reverify_needed(session=session, agreement=agreement):
+    # A passed check makes its phone verified (phone_identity_verified is derived from the
+    # checks), so once the result is in, `face_reverify_needed` no longer tells a re-check
+    # apart: how the check was started does (FaceCheck.reverify, set by `face_start`).
+    if session is not None and (
+        face_check.reverify or face_reverify_needed(session=session, agreement=agreement)
+    ):
         phone_face_reverified(session=session, face_check=face_check, ctx=ctx, now=now)
         return Agreement.objects.get(pk=agreement.pk)
     return face_verified(

@@ -43,6 +43,7 @@ from signing.agreements.transitions import agreement_signable_check
 from signing.models import (
     LEASE_QR_PURPOSE,
     Agreement,
+    Evidence,
     FaceCheck,
     Lease,
     QrScan,
@@ -348,8 +349,9 @@ def phone_face_reverified(
     *, session: SigningSession, face_check: FaceCheck, ctx: RequestContext, now: datetime
 ) -> None:
     """A passed face check of the current attempt, started by this session after the flow's
-    own face step: recorded as evidence; the phone is then verified (derived, see
-    `phone_identity_verified`). Raises `face_check_mismatch`, `face_not_passed`."""
+    own face step: recorded as evidence once per check (the return page may be reloaded);
+    the phone is then verified (derived, see `phone_identity_verified`). Raises
+    `face_check_mismatch`, `face_not_passed`."""
     from core.errors import Conflict
 
     with transaction.atomic():
@@ -363,6 +365,10 @@ def phone_face_reverified(
             raise Conflict("face_check_mismatch", "人脸识别记录不属于本次签约")
         if face_check.status != FaceCheck.Status.PASSED:
             raise NotAllowed("face_not_passed", "人脸识别未通过，请重试")
+        if Evidence.objects.filter(
+            agreement=agreement, kind="face_reverified", data__order_id=face_check.order_id
+        ).exists():
+            return
         evidence_append(
             agreement=agreement,
             kind="face_reverified",

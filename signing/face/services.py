@@ -56,7 +56,8 @@ def face_check_start(
     reverify: bool = False,
 ) -> FaceCheck:
     """Record the intent of a face check: a FaceCheck STARTED for the agreement's current
-    attempt, with a fresh random order id and the configured provider's name.
+    attempt, with a fresh random order id and the configured provider's name; `reverify`
+    (a phone proving itself again) is kept on it, for the return to tell what it proves.
 
     Locks the agreement row. Publishes nothing. Raises `agreement_not_pending`,
     `signing_not_open`, `signing_closed`, `step_out_of_order` (the flow is not at the face
@@ -78,6 +79,7 @@ def face_check_start(
             provider=provider,
             order_id=_order_id(),
             signing_session_id=signing_session_id,
+            reverify=reverify,
             status=FaceCheck.Status.STARTED,
             created_at=now,
         )
