@@ -110,6 +110,17 @@ def broadcast_index(request):
     return render(request, "h5/selection/broadcast_index.html", {"rounds": rounds})
 
 
+def ledger_verify_page(request, round_id: int):
+    """选房结果核验 (public, no login): a 核验码 from the result SMS, checked in the browser
+    against the public allocation log (h5/static/h5/ledger-verify.js)."""
+    rnd = selectors.round_get(round_id=round_id)
+    if rnd is None:
+        raise Http404
+    code = request.GET.get("code", "")
+    code = code if len(code) == 10 and all(c in "0123456789abcdefABCDEF" for c in code) else ""
+    return render(request, "h5/selection/ledger_verify.html", {"round": rnd, "code": code})
+
+
 def broadcast_page(request, round_id: int):
     """房源信息播报 (public, no login): the page reads GET /api/v1/broadcast/<id>/."""
     rnd = selectors.round_get(round_id=round_id)

@@ -24,6 +24,7 @@ urlpatterns = [
     path("h5/selection/<id:round_id>/result/", sel.selection_result, name="selection-result"),
     path("h5/broadcast/", sel.broadcast_index, name="broadcast-index"),
     path("h5/broadcast/<id:round_id>/", sel.broadcast_page, name="broadcast"),
+    path("h5/ledger/<id:round_id>/verify/", sel.ledger_verify_page, name="ledger-verify"),
     path("h5/lease/", lease.lease_start, name="lease-start"),
     path("h5/lease/<id:lease_id>/", lease.lease_hub, name="lease"),
     path("h5/lease/<id:lease_id>/deposit/", lease.lease_deposit, name="lease-deposit"),

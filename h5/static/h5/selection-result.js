@@ -102,7 +102,13 @@
         ? el(
             "p",
             { class: "weui-cells__tips" },
-            "您的选房结果已记入公开的选房日志并由系统签名，任何人可离线核验。",
+            "您的选房结果已记入公开的选房日志并由系统签名，任何人可核验。",
+            el("a", {
+              href: `/h5/ledger/${rid}/verify/?code=${receipt.code}`,
+              id: "receipt-verify",
+              text: "在线核验",
+            }),
+            "　",
             el("a", {
               href: `${api}/result/receipt/`,
               download: `选房凭证-${receipt.code}.json`,
