@@ -115,10 +115,40 @@ def _fail_missing_service(request):
     pytest.fail(f"CI requires {missing}", pytrace=False)
 
 
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's 1M iterations cost ~0.5 s a staff login; tests check permissions, not hashing.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+
+
+@pytest.fixture(scope="module")
+def demo_data_once(django_db_setup, django_db_blocker):
+    """selection.demo's data (`make demo`'s round, families and staff accounts), loaded once
+    for a module instead of once per test (about a second each). It is loaded in a transaction
+    left open for the module and rolled back after it; each test of the module runs inside
+    it in a savepoint of its own (pytest-django's `db`, Django's TestCase), rolled back after
+    the test, so every test starts from the same freshly loaded data as before. The module's
+    tests that come after the first user see the data too. Only for modules whose tests are
+    not transactional (those commit and flush)."""
+    from django.db import transaction
+    from django.test import override_settings
+
+    from selection.demo import demo_data_load
+
+    with django_db_blocker.unblock():
+        atomic = transaction.atomic()
+        atomic.__enter__()
+        with override_settings(PASSWORD_HASHERS=FAST_HASHERS):
+            demo_data_load()
+    try:
+        yield
+    finally:
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
 
 
 @pytest.fixture(autouse=True)

@@ -11,15 +11,14 @@ from django.test import Client
 
 from accounts.admin import AUDIT_ACTION_LABELS, audit_action_label
 from accounts.models import Applicant, AuditEntry, Family
-from selection.demo import STAFF_PASSWORD, demo_data_load
+from selection.demo import STAFF_PASSWORD
 from selection.models import Round, Session, Unit
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff():
-    demo_data_load()
+def staff(demo_data_once):  # the demo data, loaded once for the module (tests/conftest.py)
 
     def login(role: str) -> Client:
         client = Client()

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils.timezone import localtime
 
 from accounts.models import Applicant, AuditEntry, Family
-from selection.demo import STAFF_PASSWORD, demo_data_load
+from selection.demo import STAFF_PASSWORD
 from selection.models import Allocation, Session, Unit
 from tests.factories import log_entry
 
@@ -20,8 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff():
-    demo_data_load()
+def staff(demo_data_once):  # the demo data, loaded once for the module (tests/conftest.py)
 
     def login(role: str) -> Client:
         client = Client()
