@@ -255,6 +255,38 @@ class RejectForm(forms.Form):
     )
 
 
+# What each template variable (signing/agreements/services.py TEMPLATE_VARIABLES) is called on
+# the agreement's admin page.
+CONTEXT_LABELS = {
+    "name": "姓名",
+    "id_number_masked": "身份证号码",
+    "rank": "排位号",
+    "household_size": "家庭人数",
+    "window_starts_at": "签约开始时间",
+    "window_ends_at": "签约截止时间",
+    "organisation": "签约机构",
+    "consult_phones": "咨询电话",
+    "consult_hours": "咨询时间",
+    "verification_code": "协议验证码",
+    "unit_label": "承租住房",
+    "building": "楼栋",
+    "unit_number": "房号",
+    "floor": "楼层",
+    "layout": "户型",
+    "orientation": "朝向",
+    "area": "面积（平方米）",
+    "monthly_rent": "月租金（元）",
+    "monthly_rent_capital": "月租金（大写）",
+    "deposit": "押金（元）",
+    "deposit_capital": "押金（大写）",
+    "deposit_months": "押金月数",
+    "lease_years": "租期（年）",
+    "debit_bank": "托收银行",
+    "debit_holder": "托收户名",
+    "debit_account_masked": "托收账号",
+}
+
+
 @admin.register(Agreement)
 class AgreementAdmin(ReadOnlyAdmin):
     # Few, short columns so that the list reads at 1280 px; the full record is one click away.
@@ -311,7 +343,22 @@ class AgreementAdmin(ReadOnlyAdmin):
 
     search_fields = ("=family__rank", "family__main_applicant__real_name", "=verification_code")
     inlines = [EvidenceInline]
-    exclude = ("rendered_text",)
+    # The variables as labelled lines, not the stored JSON with its English keys.
+    exclude = ("rendered_text", "context")
+    readonly_fields = ("context_shown",)
+
+    @admin.display(description="正文变量")
+    def context_shown(self, obj):
+        from django.utils.html import format_html_join
+
+        order = {key: index for index, key in enumerate(CONTEXT_LABELS)}
+        keys = sorted(obj.context, key=lambda key: (order.get(key, len(order)), key))
+        return format_html_join(
+            "",
+            "<div>{}：{}</div>",
+            ((CONTEXT_LABELS.get(key, key), obj.context[key]) for key in keys),
+        )
+
     change_list_template = "admin/signing/agreement/change_list.html"
 
     def get_urls(self):
