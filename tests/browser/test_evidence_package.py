@@ -199,6 +199,7 @@ def test_the_family_downloads_the_package_of_its_sealed_agreement(page, live_url
     expect(button).to_be_visible()
     expect(void.get_by_role("button", name="签约证据包")).to_have_count(0)
     expect(page.get_by_role("button", name="签约证据包")).to_have_count(1)
+    expect(page.locator("#records-tips")).to_contain_text("点击「签约证据包」可下载全部签约记录")
     _shot(page, "phone_records")
 
     with page.expect_download() as download:
@@ -240,6 +241,8 @@ def test_staff_download_the_package_and_the_download_is_audited(desktop, orm, tm
     link = desktop.get_by_role("link", name="下载签约证据包")
     expect(link).to_be_visible()
     assert desktop.evaluate("document.documentElement.scrollWidth") <= 1280
+    content = desktop.inner_text("#content-main")
+    assert "签约机构：" in content and '"organisation"' not in content  # 正文变量 in Chinese
     _shot(desktop, "admin_change_page")
     with desktop.expect_download() as download:
         link.click()
