@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import datetime
 from functools import cache
 
 from cryptography.exceptions import InvalidSignature
@@ -43,6 +44,19 @@ def key_id() -> str:
     """The first 16 hex digits of SHA-256 over the raw public key: names the key in heads."""
     raw = public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def head_text(*, log: str, size: int, digest: str, time: datetime) -> bytes:
+    """What the key signs for a head, the allocation log's (size, root) and an agreement's
+    evidence chain's (count, last hash) alike: `<log>\n<size>\n<digest>\n<UTC time>\n`."""
+    from core.hashchain import utc_iso
+
+    return f"{log}\n{size}\n{digest}\n{utc_iso(time)}\n".encode()
+
+
+def head_ok(message: bytes, *, claimed_key_id: str, signature: str) -> bool:
+    """Signed by the configured key, and says so."""
+    return claimed_key_id == key_id() and verify(message, signature)
 
 
 def sign(message: bytes) -> str:

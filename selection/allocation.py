@@ -115,6 +115,22 @@ def _confirm_entry(*, family: Family, seat: Seat, unit: Unit, key: str, now: dat
     )
 
 
+def _confirmed(*, family: Family, seat: Seat, unit: Unit, idempotency_key: str, now) -> Allocation:
+    """The allocation a confirm makes, with its log entry, both unsaved."""
+    return Allocation(
+        round_id=unit.round_id,
+        unit=unit,
+        family=family,
+        session=seat.session,
+        how=Allocation.How.CONFIRMED,
+        at=now,
+        ledger_entry=_confirm_entry(
+            family=family, seat=seat, unit=unit, key=idempotency_key, now=now
+        ),
+        idempotency_key=idempotency_key,
+    )
+
+
 def _claim_in_sql() -> bool:
     return connection.vendor == "postgresql" and settings.SELECTION_CLAIM_SQL
 
@@ -137,18 +153,11 @@ def _claim_orm(
             raise _unit_taken(locked)
         if Session.objects.filter(pk=seat.session_id, status=Session.Status.CLOSED).exists():
             raise _window_closed()
-        entry = _confirm_entry(family=family, seat=seat, unit=locked, key=idempotency_key, now=now)
-        entry.save()
-        allocation = Allocation.objects.create(
-            round_id=round_id,
-            unit=locked,
-            family=family,
-            session=seat.session,
-            how=Allocation.How.CONFIRMED,
-            at=now,
-            ledger_entry=entry,
-            idempotency_key=idempotency_key,
+        allocation = _confirmed(
+            family=family, seat=seat, unit=locked, idempotency_key=idempotency_key, now=now
         )
+        allocation.ledger_entry.save()
+        allocation.save()
         Unit.objects.filter(pk=locked.pk).update(status=Unit.Status.TAKEN)
         Seat.objects.filter(pk=seat.pk).update(outcome=Seat.Outcome.CONFIRMED)
         record_allocations([allocation], now=now)
@@ -162,17 +171,10 @@ def _claim_sql(
     locks in the same order, re-checks the same rules under them and writes the same rows —
     the entry, the allocation, unit and seat, the result SMS, the family's event. Everything
     it writes is prepared here, so the database does no more than the ORM version."""
-    entry = _confirm_entry(family=family, seat=seat, unit=unit, key=idempotency_key, now=now)
-    allocation = Allocation(
-        round_id=unit.round_id,
-        unit=unit,
-        family=family,
-        session=seat.session,
-        how=Allocation.How.CONFIRMED,
-        at=now,
-        ledger_entry=entry,
-        idempotency_key=idempotency_key,
+    allocation = _confirmed(
+        family=family, seat=seat, unit=unit, idempotency_key=idempotency_key, now=now
     )
+    entry = allocation.ledger_entry
     phone = family.main_applicant.mobile if family.main_applicant_id else ""
     stream, kind, event_data = result_event(allocation)
     if settings.EVENTS_CHECK_PAYLOADS:  # as events_record does for the ORM version

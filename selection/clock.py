@@ -12,10 +12,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
-from django.db import OperationalError, close_old_connections
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from core.loops import loop_every, start_in_process
 from selection.allocation import (
     CloseReport,
     rounds_announce_preselect,
@@ -56,32 +56,17 @@ def clock_run(
     """Tick until `stop` is set. A failing tick (database away, a deadlock victim) is logged
     and retried on the next tick: every transition is idempotent. `after_tick` hears what
     each tick opened and closed (the realtime layer and tests listen here)."""
-    while not stop.is_set():
-        try:
-            close_old_connections()
-            opened, closed = clock_tick()
-            for task in settings.CLOCK_EXTRA_TASKS:  # other domains' deadlines (signing windows)
-                import_string(task)(now=timezone.now())
-            if after_tick is not None:
-                after_tick(opened, closed)
-        except OperationalError as exc:
-            logger.warning("clock tick failed, retrying: %s", exc)
-        except Exception:
-            logger.exception("clock tick crashed, retrying")
-        stop.wait(tick)
 
+    def step() -> None:
+        opened, closed = clock_tick()
+        for task in settings.CLOCK_EXTRA_TASKS:  # other domains' deadlines (signing windows)
+            import_string(task)(now=timezone.now())
+        if after_tick is not None:
+            after_tick(opened, closed)
 
-_thread: threading.Thread | None = None
+    loop_every(stop=stop, tick=tick, step=step, logger=logger, what="clock tick")
 
 
 def clock_start_in_process() -> None:
     """The embedded quick start's clock: a daemon thread inside the server process."""
-    global _thread
-    if _thread is None:
-        _thread = threading.Thread(
-            target=clock_run,
-            kwargs={"stop": threading.Event()},
-            name="selection-clock",
-            daemon=True,
-        )
-        _thread.start()
+    start_in_process("selection-clock", clock_run)

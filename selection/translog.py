@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import OperationalError, close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ from core import logkey, merkle
 from core.errors import Conflict, DomainError, ValidationFailed
 from core.hashchain import utc_iso
 from core.locking import lock_first
+from core.loops import loop_every, start_in_process
 from selection.ledger import CODE_LENGTH, log_name, stored_entry
 from selection.models import LedgerEntry, LedgerLog, LedgerNode, TreeHead
 
@@ -45,7 +46,7 @@ class LeafNotFound(DomainError):
 
 
 def head_message(*, log: str, size: int, root: str, time: datetime) -> bytes:
-    return f"{log}\n{size}\n{root}\n{utc_iso(time)}\n".encode()
+    return logkey.head_text(log=log, size=size, digest=root, time=time)
 
 
 def head_json(head: TreeHead) -> dict:
@@ -63,7 +64,7 @@ def head_signature_ok(head: TreeHead) -> bool:
     message = head_message(
         log=log_name(head.round_id), size=head.size, root=head.root, time=head.time
     )
-    return head.key_id == logkey.key_id() and logkey.verify(message, head.signature)
+    return logkey.head_ok(message, claimed_key_id=head.key_id, signature=head.signature)
 
 
 def _hashes(round_id: int, wanted) -> dict[tuple[int, int], bytes]:
@@ -207,32 +208,17 @@ def sequencer_run(*, stop: threading.Event, tick: float = TICK_SECONDS) -> None:
     """Sequence until `stop` is set: a tick that finds pending entries signs a head, so a
     committed allocation is in a signed head within about `tick` seconds. A failing tick is
     logged and retried; nothing half-done survives a rollback."""
-    while not stop.is_set():
-        try:
-            close_old_connections()
-            for head in sequence_pending():
-                logger.info("round %s: signed head size %s", head.round_id, head.size)
-        except OperationalError as exc:
-            logger.warning("sequencer tick failed, retrying: %s", exc)
-        except Exception:
-            logger.exception("sequencer tick crashed, retrying")
-        stop.wait(tick)
 
+    def step() -> None:
+        for head in sequence_pending():
+            logger.info("round %s: signed head size %s", head.round_id, head.size)
 
-_thread: threading.Thread | None = None
+    loop_every(stop=stop, tick=tick, step=step, logger=logger, what="sequencer tick")
 
 
 def sequencer_start_in_process() -> None:
     """The embedded quick start's sequencer: a daemon thread inside the server process."""
-    global _thread
-    if _thread is None:
-        _thread = threading.Thread(
-            target=sequencer_run,
-            kwargs={"stop": threading.Event()},
-            name="ledger-sequencer",
-            daemon=True,
-        )
-        _thread.start()
+    start_in_process("ledger-sequencer", sequencer_run)
 
 
 # ------------------------------------------------------------------------- reading the log

@@ -14,12 +14,13 @@ import threading
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import Throttled, ValidationFailed
 from core.locking import lock_first
+from core.loops import loop_every, start_in_process
 from sms import crypto, texts
 from sms.models import Purpose, SmsCode, SmsMessage
 from sms.providers import SmsSendError, get_provider
@@ -31,7 +32,6 @@ RETRY_BACKOFF_SECONDS = (5, 15, 60, 180, 600)
 # A claim older than this is from a process that died mid-send; the sweeper takes it back.
 STALE_CLAIM_SECONDS = 120
 OUTBOX_INTERVAL = 1.0  # seconds between outbox passes (notices wait at most about this)
-_outbox_thread: threading.Thread | None = None
 
 
 def _conf(name: str) -> int:
@@ -206,26 +206,14 @@ def sms_payload(params: list) -> str:
 
 def sms_outbox_loop(*, stop: threading.Event, interval: float = OUTBOX_INTERVAL) -> None:
     """Deliver due messages until `stop` is set; a failing pass is logged and retried."""
-    while not stop.is_set():
-        try:
-            close_old_connections()
-            sms_outbox_run_due()
-        except Exception:
-            logger.exception("SMS outbox pass failed, retrying")
-        stop.wait(interval)
+    loop_every(
+        stop=stop, tick=interval, step=sms_outbox_run_due, logger=logger, what="SMS outbox pass"
+    )
 
 
 def sms_outbox_start_in_process() -> None:
     """The embedded quick start's outbox worker: a daemon thread inside the server."""
-    global _outbox_thread
-    if _outbox_thread is None:
-        _outbox_thread = threading.Thread(
-            target=sms_outbox_loop,
-            kwargs={"stop": threading.Event()},
-            name="sms-outbox",
-            daemon=True,
-        )
-        _outbox_thread.start()
+    start_in_process("sms-outbox", sms_outbox_loop)
 
 
 def _claim(message_id: int, now: datetime) -> tuple[SmsMessage, list[str]] | None:

@@ -45,22 +45,17 @@ def log_entry(*, round, unit, family, session=None, kind: str = "staff_assign"):
     every allocation; the log's check wants it to name the allocation's family and unit)."""
     from django.utils import timezone
 
-    from selection.ledger import entry_json, entry_leaf_hash
-    from selection.models import LedgerEntry
+    from selection.ledger import LedgerWriter
 
-    round_id = getattr(round, "pk", round)
-    session_id = getattr(session, "pk", session)
-    at = timezone.now()
-    payload = {"family": family.pk, "unit": unit.pk, "unit_label": unit.label, "how": "staff"}
-    entry = entry_json(round_id=round_id, session_id=session_id, kind=kind, at=at, payload=payload)
-    return LedgerEntry.objects.create(
-        round_id=round_id,
-        session_id=session_id,
+    entry = LedgerWriter.entry(
+        round_id=getattr(round, "pk", round),
+        session_id=getattr(session, "pk", session),
         kind=kind,
-        at=at,
-        payload=payload,
-        leaf_hash=entry_leaf_hash(entry),
+        payload={"family": family.pk, "unit": unit.pk, "unit_label": unit.label, "how": "staff"},
+        now=timezone.now(),
     )
+    entry.save()
+    return entry
 
 
 def log_ok() -> None:

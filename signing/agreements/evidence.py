@@ -26,7 +26,9 @@ def evidence_log_name(agreement_id: int) -> str:
 
 def head_message(*, agreement_id: int, count: int, last_hash: str, time: datetime) -> bytes:
     """What the log key signs: the same shape as the allocation log's tree heads."""
-    return f"{evidence_log_name(agreement_id)}\n{count}\n{last_hash}\n{utc_iso(time)}\n".encode()
+    return logkey.head_text(
+        log=evidence_log_name(agreement_id), size=count, digest=last_hash, time=time
+    )
 
 
 def head_json(head: EvidenceHead) -> dict:
@@ -44,7 +46,7 @@ def head_signature_ok(head: EvidenceHead) -> bool:
     message = head_message(
         agreement_id=head.agreement_id, count=head.count, last_hash=head.last_hash, time=head.time
     )
-    return head.key_id == logkey.key_id() and logkey.verify(message, head.signature)
+    return logkey.head_ok(message, claimed_key_id=head.key_id, signature=head.signature)
 
 
 def _head_sign(*, agreement_id: int, count: int, last_hash: str, now: datetime) -> None:
