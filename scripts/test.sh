@@ -38,7 +38,11 @@ if ! bash scripts/ensure_nginx.sh; then
 fi
 [[ -x "${NGINX_PATH:-/usr/sbin/nginx}" ]] || have_nginx=no
 
-.venv/bin/pytest -q -p no:cacheprovider "$@"
+# Two test processes (pytest-xdist): the suite is half waiting (browsers, live servers, lock
+# timeouts, clocks), so two workers on two cores finish in well under the one-process time.
+# Each worker has its own test database (pytest-django's test_<name>_gwN) and its own Redis
+# database and channel prefix (tests/conftest.py). ANJU_TEST_WORKERS=0 runs in one process.
+.venv/bin/pytest -q -p no:cacheprovider -n "${ANJU_TEST_WORKERS:-2}" "$@"
 status=$?
 echo "anju tests: exit $status (PostgreSQL: $have_pg, Redis: $have_redis, Chromium: $have_browser, nginx: $have_nginx)"
 exit $status
