@@ -347,7 +347,9 @@ def test_the_board_fills_in_what_its_socket_missed(page, live_url, orm):
     expect(page.get_by_label("1栋1202 一房一厅 已选")).to_have_attribute("data-status", "taken")
     expect(stat(page, "已选")).to_have_text("2")
     expect(page.locator("#feed li")).to_have_count(2)
-    assert len(cut) == 1 and cut[0][1] - cut[0][0] == 1, cut  # the two takes
+    # The two takes (one sequencer transaction), with the close's own event when the relay
+    # found both transactions committed in the same pass.
+    assert len(cut) == 1 and cut[0][1] - cut[0][0] in (1, 2), cut
     assert page.evaluate("window.notReloaded") is True
 
 

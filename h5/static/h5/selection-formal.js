@@ -97,19 +97,12 @@
 
   const unitsUrl = () => `${api}/units/${sel.unitsQuery(form, { available: "true" })}`;
 
-  /* Unit lists arrive out of order (a filter change and a live refresh in flight together):
-     only the answer to the latest request is used. */
-  let unitsRequest = 0;
-  async function fetchUnits() {
-    const mine = ++unitsRequest;
-    const answer = await call("GET", unitsUrl());
-    return mine === unitsRequest ? answer : null;
-  }
+  const unitsFetch = sel.unitRequests(unitsUrl);
 
   async function loadUnits() {
-    const answer = await fetchUnits();
-    if (!answer) return;
-    units = answer;
+    const got = await unitsFetch.fetch();
+    if (!got) return;
+    units = unitsFetch.merge(units, got);
     drawUnits();
   }
 
@@ -153,12 +146,12 @@
    * cart. Redraw from the server's cart and list; the family whose cart held it is told. */
   async function unitWithdrawn(unit, mine) {
     try {
-      const [current, answer] = await Promise.all([
+      const [current, got] = await Promise.all([
         call("GET", `${api}/cart/formal/`),
-        fetchUnits(),
+        unitsFetch.fetch(),
       ]);
       if (!busy) cart = current;
-      if (answer) units = sel.keepRows(units, answer);
+      if (got) units = unitsFetch.merge(units, got, { keep: true });
       if (selected === unit.id && !itemOf(unit.id)) selected = null;
       draw();
     } catch (failure) {
@@ -217,8 +210,8 @@
     }
     if (moved.has(`round.${rid}`)) {
       try {
-        const answer = await fetchUnits();
-        if (answer) units = sel.keepRows(units, answer);
+        const got = await unitsFetch.fetch();
+        if (got) units = unitsFetch.merge(units, got, { keep: true });
       } catch {
         /* the next snapshot tries again */
       }
@@ -478,7 +471,8 @@
       cart = formal;
       preCount = pre.items.length;
       preKey = cartKey(pre.items);
-      units = await call("GET", `${api}/units/?available=true`);
+      const first = await unitsFetch.fetch();
+      if (first) units = unitsFetch.merge(units, first);
       $("loading").hidden = true;
       page.hidden = false;
       draw();

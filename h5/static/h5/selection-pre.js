@@ -43,19 +43,12 @@
 
   const unitsUrl = () => `${api}/units/${sel.unitsQuery(form)}`;
 
-  /* Unit lists arrive out of order (a filter change and a live refresh in flight together):
-     only the answer to the latest request is used. */
-  let unitsRequest = 0;
-  async function fetchUnits() {
-    const mine = ++unitsRequest;
-    const answer = await call("GET", unitsUrl());
-    return mine === unitsRequest ? answer : null;
-  }
+  const unitsFetch = sel.unitRequests(unitsUrl);
 
   async function loadUnits() {
-    const answer = await fetchUnits();
-    if (!answer) return;
-    units = answer;
+    const got = await unitsFetch.fetch();
+    if (!got) return;
+    units = unitsFetch.merge(units, got);
     drawUnits();
   }
 
@@ -157,9 +150,9 @@
    * cart. Redraw from the server's cart and list; the family whose cart held it is told. */
   async function unitWithdrawn(unit, mine) {
     try {
-      const [current, answer] = await Promise.all([call("GET", `${api}/cart/pre/`), fetchUnits()]);
+      const [current, got] = await Promise.all([call("GET", `${api}/cart/pre/`), unitsFetch.fetch()]);
       if (!busy) cart = current;
-      if (answer) units = answer;
+      if (got) units = unitsFetch.merge(units, got);
       draw();
     } catch (failure) {
       await showFailure(failure);
@@ -203,8 +196,8 @@
     if (!busy) cart = { ...cart, items: data.carts.pre };
     if (moved.has(`round.${rid}`)) {
       try {
-        const answer = await fetchUnits();
-        if (answer) units = sel.keepRows(units, answer);
+        const got = await unitsFetch.fetch();
+        if (got) units = unitsFetch.merge(units, got, { keep: true });
       } catch {
         /* the next snapshot tries again */
       }
@@ -249,7 +242,8 @@
       ]);
       sel.fillFilters(form, filters);
       cart = current;
-      units = await call("GET", `${api}/units/`);
+      const first = await unitsFetch.fetch();
+      if (first) units = unitsFetch.merge(units, first);
       $("loading").hidden = true;
       page.hidden = false;
       draw();

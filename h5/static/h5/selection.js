@@ -329,6 +329,29 @@
     return query ? `?${query}` : "";
   }
 
+  /* A page's unit list requests. Answers arrive out of order (a filter change and a live
+   * refresh in flight together): only the latest request's answer is used. And rows taken
+   * live are kept (keepRows) only when the answer is for the filters the shown list came
+   * from: an answer for other filters replaces the list, since the rows it leaves out are
+   * filtered out, not taken. */
+  function unitRequests(urlOf) {
+    let latest = 0;
+    let shown = null; // the URL the page's list came from
+    return {
+      async fetch() {
+        const mine = ++latest;
+        const url = urlOf();
+        const list = await call("GET", url);
+        return mine === latest ? { url, list } : null;
+      },
+      merge(rows, got, { keep = false } = {}) {
+        const next = keep && got.url === shown ? keepRows(rows, got.list) : got.list;
+        shown = got.url;
+        return next;
+      },
+    };
+  }
+
   /* A random key for one confirm attempt (crypto.randomUUID needs a secure context). */
   function randomKey() {
     const bytes = new Uint8Array(16);
@@ -419,6 +442,7 @@
     roundId,
     markTaken,
     keepRows,
+    unitRequests,
     live,
   };
 })();
