@@ -560,6 +560,13 @@ class DepositPayment(models.Model):
         CREATED = "created", "待支付"
         PAID = "paid", "已支付"
 
+    class RefundStatus(models.TextChoices):
+        NONE = "", "无退款"
+        REQUESTED = "requested", "待提交退款"
+        PROCESSING = "processing", "退款处理中"
+        REFUNDED = "refunded", "已退款"
+        FAILED = "failed", "退款异常"
+
     lease = models.OneToOneField(
         Lease, on_delete=models.PROTECT, related_name="payment", verbose_name="租赁签约"
     )
@@ -575,6 +582,18 @@ class DepositPayment(models.Model):
     receipt_no = models.CharField(max_length=32, blank=True, verbose_name="收据编号")
     created_at = models.DateTimeField(verbose_name="下单时间")
     paid_at = models.DateTimeField(null=True, blank=True, verbose_name="缴费时间")
+    # The provider's order for `out_trade_no` (one per attempt: a closed order's number is
+    # never reused, so a new attempt gets a new number after the old order is closed).
+    attempt = models.PositiveSmallIntegerField(default=1, verbose_name="下单次数")
+    closed_at = models.DateTimeField(null=True, blank=True, verbose_name="订单关闭时间")
+    # The refund of a paid deposit when the lease is voided or abandoned (one per order).
+    refund_status = models.CharField(
+        max_length=12, choices=RefundStatus.choices, blank=True, verbose_name="退款状态"
+    )
+    out_refund_no = models.CharField(max_length=64, blank=True, verbose_name="商户退款单号")
+    refund_id = models.CharField(max_length=64, blank=True, verbose_name="退款流水号")
+    refund_requested_at = models.DateTimeField(null=True, blank=True, verbose_name="申请退款时间")
+    refunded_at = models.DateTimeField(null=True, blank=True, verbose_name="退款到账时间")
 
     class Meta:
         verbose_name = "押金支付"
@@ -590,6 +609,15 @@ class DepositPayment(models.Model):
                 condition=~Q(transaction_id=""),
                 name="payment_transaction_once",
             ),
+            models.UniqueConstraint(
+                fields=["out_refund_no"],
+                condition=~Q(out_refund_no=""),
+                name="payment_refund_no_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(refund_status="") | (Q(status="paid") & ~Q(out_refund_no="")),
+                name="payment_refund_of_paid",
+            ),
         ]
 
 
@@ -602,12 +630,20 @@ class PaymentNotification(models.Model):
         DUPLICATE = "duplicate", "重复通知"
         REFUSED = "refused", "已拒绝"
 
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", "支付"
+        REFUND = "refund", "退款"
+
     provider = models.CharField(max_length=20, verbose_name="支付渠道")
+    kind = models.CharField(
+        max_length=10, choices=Kind.choices, default=Kind.PAYMENT, verbose_name="通知类型"
+    )
     received_at = models.DateTimeField(verbose_name="接收时间")
     outcome = models.CharField(max_length=10, choices=Outcome.choices, verbose_name="处理结果")
     code = models.CharField(max_length=50, blank=True, verbose_name="错误码")
     out_trade_no = models.CharField(max_length=64, blank=True, verbose_name="商户订单号")
     transaction_id = models.CharField(max_length=64, blank=True, verbose_name="支付流水号")
+    out_refund_no = models.CharField(max_length=64, blank=True, verbose_name="商户退款单号")
     amount_fen = models.BigIntegerField(null=True, blank=True, verbose_name="金额（分）")
     body_sha256 = models.CharField(max_length=64, verbose_name="报文哈希")
     ip = models.CharField(max_length=64, blank=True, verbose_name="IP地址")
@@ -618,7 +654,12 @@ class PaymentNotification(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "out_trade_no"],
-                condition=Q(outcome="applied"),
+                condition=Q(outcome="applied", kind="payment"),
                 name="payment_applied_once",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "out_refund_no"],
+                condition=Q(outcome="applied", kind="refund"),
+                name="payment_refund_applied_once",
+            ),
         ]
