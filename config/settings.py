@@ -154,6 +154,8 @@ INSTALLED_APPS = [
     "mobile_api",
     "realtime",
     "h5",
+    # The production guard's deploy checks (core/checks.py) and the admin's templates.
+    "core.apps.CoreConfig",
 ]
 
 # Static files: nginx serves them in production (deploy/nginx/anju.conf, from collectstatic's
