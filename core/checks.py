@@ -28,6 +28,11 @@ DEVELOPMENT_PROVIDERS: dict[str, tuple[str, frozenset[str]]] = {
 # The development CA's root names itself so (signing/agreements/ca.py `_root_create`);
 # tests/core/test_deploy_checks.py keeps this marker and that name together.
 DEV_CA_MARKER = "仅限开发"
+# Keys of personal data at rest a development run generates under var/ (config/settings.py).
+PII_KEY_FILES = {
+    "FIELD_ENCRYPTION_KEYS": "field_encryption_keys",
+    "PII_SEARCH_HASH_KEY": "pii_search_hash_key",
+}
 # The development payment merchant (config/settings.py defaults).
 DEV_PAYMENT_MCHID = "1900000001"
 DEV_PAYMENT_APPID = "wx_anju_dev"
@@ -141,7 +146,7 @@ def _development_keys() -> list[Error]:
         try:
             demo_key = _public_key_bytes(generated.read_text())
         except OSError:
-            continue
+            demo_key = None
         if demo_key is not None and demo_key == _public_key_bytes(settings.LEDGER_SIGNING_KEY):
             errors.append(
                 Error(
@@ -152,6 +157,26 @@ def _development_keys() -> list[Error]:
                     id="anju.E021",
                 )
             )
+        # Personal data's keys (core/pii.py), generated there like the log key.
+        for setting, file_name in PII_KEY_FILES.items():
+            configured = getattr(settings, setting, None)
+            if not configured:
+                continue
+            configured = {configured} if isinstance(configured, str) else set(configured)
+            try:
+                generated_keys = set((directory / file_name).read_text().split())
+            except OSError:
+                continue
+            if configured & generated_keys:
+                errors.append(
+                    Error(
+                        f"{setting} holds the development key generated in "
+                        f"{directory / file_name}.",
+                        hint=f"Generate production keys and set ANJU_{setting} or "
+                        f"ANJU_{setting}_FILE (docs/DECISIONS.md, personal data at rest).",
+                        id="anju.E025",
+                    )
+                )
     payment = getattr(settings, "PAYMENT", {}) or {}
     if "API_V3_KEY" in payment and not payment["API_V3_KEY"]:
         errors.append(

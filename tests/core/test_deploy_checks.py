@@ -181,6 +181,20 @@ def test_generated_development_keys_fail(production):
 
 
 @pytest.mark.parametrize(
+    ("setting", "file_name", "value"),
+    [
+        ("FIELD_ENCRYPTION_KEYS", "field_encryption_keys", ["ab" * 32, "cd" * 32]),
+        ("PII_SEARCH_HASH_KEY", "pii_search_hash_key", "cd" * 32),
+    ],
+)
+def test_generated_personal_data_keys_fail(production, setting, file_name, value):
+    with override_settings(**{setting: value}):
+        assert production_guard() == []
+        (production["VAR_DIR"] / file_name).write_text("cd" * 32 + "\n")
+        assert _ids(production_guard()) == ["anju.E025"]
+
+
+@pytest.mark.parametrize(
     ("change", "check_id"),
     [
         ({"API_V3_KEY": ""}, "anju.E022"),
