@@ -155,7 +155,7 @@ def transaction(**overrides) -> dict:
         "appid": APPID,
         "out_trade_no": OUT_TRADE_NO,
         "transaction_id": "4200000985202601211441826014",
-        "trade_type": "MWEB",
+        "trade_type": "NATIVE",
         "trade_state": "SUCCESS",
         "trade_state_desc": "支付成功",
         "bank_type": "OTHERS",
@@ -338,7 +338,7 @@ def test_the_notification_is_shaped_like_wechat_pay_v3(provider, notify):
     tx = json.loads(plain)
     assert tx["mchid"] == MCHID and tx["appid"] == APPID
     assert tx["out_trade_no"] == OUT_TRADE_NO and tx["transaction_id"] == outcome.transaction_id
-    assert tx["trade_type"] == "MWEB" and tx["trade_state"] == "SUCCESS"
+    assert tx["trade_type"] == "NATIVE" and tx["trade_state"] == "SUCCESS"
     assert tx["trade_state_desc"] == "支付成功" and tx["bank_type"] == "OTHERS"
     assert tx["success_time"] == "2026-01-21T10:00:00+08:00"
     assert tx["payer"]["openid"].startswith("o") and len(tx["payer"]["openid"]) == 28

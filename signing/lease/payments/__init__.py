@@ -1,6 +1,7 @@
 """Payment providers behind one interface; `get_provider()` returns the configured one
-(settings.PAYMENT["PROVIDER"]): "dev" (a simulated WeChat Pay API v3 provider whose cashier
-page is served by this app under /dev/ when DEBUG)."""
+(settings.PAYMENT["PROVIDER"]): "wechatpay" (WeChat Pay API v3 on the wechatpayv3 SDK,
+wechatpay.py) or "dev" (the same adapter against a local fake WeChat Pay server whose cashier
+page is served by this app under /dev/ when DEBUG, dev.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from signing.lease.payments.base import (
     PaymentProviderError,
     PaymentSignatureInvalid,
     PaymentStart,
+    RefundNotice,
 )
 
 PROVIDERS = {
     "dev": "signing.lease.payments.dev.DevPayProvider",
+    "wechatpay": "signing.lease.payments.wechatpay.WechatPayProvider",
 }
 
 
@@ -43,6 +46,7 @@ __all__ = [
     "PaymentProviderError",
     "PaymentSignatureInvalid",
     "PaymentStart",
+    "RefundNotice",
     "get_provider",
     "provider_name",
 ]

@@ -35,6 +35,31 @@ from core.errors import DomainError, Unavailable
 class PaymentStart:
     pay_url: str  # where the phone goes: the provider's cashier page
     prepay_id: str  # the provider's id of this payment session
+    # WeChat Pay Native: the `code_url` a desktop shows as a QR code for WeChat to scan
+    # (weixin://wxpay/bizpayurl?pr=...; the development provider's is its cashier page).
+    code_url: str = ""
+
+
+@dataclass(frozen=True)
+class RefundNotice:
+    """A verified statement from the provider about one refund (a REFUND.* notification,
+    or the answer to our refund query)."""
+
+    provider: str
+    notification_id: str  # "" for a query result
+    out_trade_no: str
+    transaction_id: str
+    out_refund_no: str  # ours
+    refund_id: str  # the provider's
+    refund_status: str  # "SUCCESS", "PROCESSING", "CLOSED", "ABNORMAL"
+    refund_fen: int  # amount.refund
+    total_fen: int  # amount.total (the order's)
+    mchid: str
+    success_time: datetime | None
+
+    @property
+    def refunded(self) -> bool:
+        return self.refund_status == "SUCCESS"
 
 
 @dataclass(frozen=True)
@@ -146,12 +171,38 @@ class PaymentProvider(Protocol):
         accepts (a programming error)."""
         ...
 
-    def parse_notification(self, *, body: bytes, headers: Mapping[str, str]) -> PaymentNotice:
-        """Verify a notification and return what it states; raises PaymentNotificationInvalid
+    def parse_notification(
+        self, *, body: bytes, headers: Mapping[str, str]
+    ) -> PaymentNotice | RefundNotice:
+        """Verify a notification (a payment's or a refund's) and return what it states; raises PaymentNotificationInvalid
         (or a subclass) for anything not proven to come from the provider."""
         ...
 
     def query_order(self, *, out_trade_no: str) -> PaymentNotice | None:
         """The provider's own record of our order; None when it has no such order. Raises
         PaymentProviderError when the provider cannot be asked."""
+        ...
+
+    def close_order(self, *, out_trade_no: str) -> None:
+        """Close an unpaid order so that it can no longer be paid (the window's end, or
+        before a new attempt). Raises PaymentProviderError; reason "ORDERPAID" when it was
+        paid meanwhile (then query it and apply the payment)."""
+        ...
+
+    def refund_create(
+        self,
+        *,
+        out_trade_no: str,
+        out_refund_no: str,
+        refund_fen: int,
+        total_fen: int,
+        reason: str,
+        notify_url: str,
+    ) -> RefundNotice:
+        """Ask for a refund (idempotent per `out_refund_no`); the provider's answer (usually
+        PROCESSING; the outcome arrives as a REFUND.* notification or by `refund_query`)."""
+        ...
+
+    def refund_query(self, *, out_refund_no: str) -> RefundNotice | None:
+        """The provider's record of our refund; None when it has none."""
         ...

@@ -1,19 +1,32 @@
-"""The development payment provider: a stand-in shaped like WeChat Pay API v3 (微信支付 APIv3).
+"""The development payment provider: a local fake WeChat Pay API v3 server and its cashier.
 
-Provider side (what WeChat Pay runs on its own servers):
+Since issue 15 our side of the protocol is the WeChat Pay adapter (wechatpay.py, on the
+`wechatpayv3` SDK); this module is only the provider's side, so that the adapter is exercised
+end to end in tests and in `make demo` without a merchant account:
 
-- `DevPayProvider.create_order` opens a payment session (WeChat: 下单, returning a prepay id
-  such as "wx201410272009395522657a690389285100") and returns the URL of the provider's
-  cashier page, `/dev/pay/<prepay_id>/` (DEBUG-only, h5/dev_views.py). It is idempotent per
-  `out_trade_no`; the same number with a different amount or description is refused with
-  reason "OUT_TRADE_NO_USED", a paid one with "ORDERPAID" (both not retryable).
-- `dev_pay_confirm` is what 「确认支付」 posts to. The first confirmation pays the order (a
-  28-digit transaction id); later ones pay nothing more and keep the same transaction id.
-  Every confirmation delivers the payment notification to the order's notify_url, server to
-  server, signed afresh with a new nonce (as WeChat redelivers until it gets a 2xx), and sends
-  the phone back to `return_url?out_trade_no=<ours>`, also when the delivery failed: the
-  return page can then ask `query_order`, as with a real notification that is late or lost.
-- `query_order` is the provider's own record (GET /v3/pay/transactions/out-trade-no/{}).
+- a fake of the provider's HTTP API (`fake_dispatch`, served on 127.0.0.1 by
+  `fake_server_url()` in a daemon thread, or any port in PAYMENT["DEV_SERVER_PORT"]): Native
+  order (returns a code_url), order query, close, refund, refund query and the platform
+  certificate download. Every request's merchant signature is verified with the development
+  merchant certificate; every answer is signed with the platform key, as the SDK checks.
+- the cashier that the code_url opens (`/dev/pay/<prepay_id>/`, DEBUG-only, h5/dev_views.py;
+  at SITE_URL, so the demo works on any port): 「确认支付」 (`dev_pay_confirm`) pays the
+  order once and delivers the signed, encrypted TRANSACTION.SUCCESS notification to the
+  order's notify_url (redelivered, signed afresh, on every confirmation), then sends the phone
+  back to our return page. A closed or expired order cannot be paid.
+- refunds finish with `dev_refund_settle` (SUCCESS and a REFUND.SUCCESS notification), a
+  moment after the request unless PAYMENT["DEV_REFUND_AUTO_SETTLE"] is off (tests).
+- `DevPayProvider` (name "dev") is the adapter itself configured for this fake.
+
+Keys (test-only, generated at first use, never committed): the platform's RSA-2048 key and
+self-signed certificate in PAYMENT["PLATFORM_KEY_DIR"] (0600, under a file lock so two
+processes make one key), the merchant's in its `merchant/` subdirectory. In production the
+platform key is WeChat's and the merchant key ours. The APIv3 key is PAYMENT["API_V3_KEY"]
+(32 characters) or one derived from SECRET_KEY.
+
+The fake's orders live in the Django cache, as before: they are the provider's data, not
+ours; they expire by themselves; and every process (and every process's fake server) shares
+them.
 
 The notification, exactly as WeChat Pay v3 shapes it:
 
@@ -31,47 +44,23 @@ The notification, exactly as WeChat Pay v3 shapes it:
      "resource": {"original_type": "transaction", "algorithm": "AEAD_AES_256_GCM",
                   "ciphertext": base64(AES-256-GCM(APIv3 key, nonce, associated_data)),
                   "associated_data": "transaction", "nonce": "<12 characters>"}}
-
-The decrypted resource is the transaction: {"mchid", "appid", "out_trade_no",
-"transaction_id", "trade_type": "MWEB", "trade_state": "SUCCESS", "trade_state_desc",
-"bank_type", "success_time", "payer": {"openid"}, "amount": {"total", "payer_total",
-"currency", "payer_currency"}}.
-
-Our side (`DevPayProvider.parse_notification`) refuses: a missing or malformed header, a
-timestamp more than NOTIFY_MAX_AGE_SECONDS (300) away from our clock either way, a serial
-other than the platform certificate's, a signature that does not verify, a nonce already seen
-(remembered in the cache only once the signature holds, so forgeries cannot use up nonces,
-and for longer than a timestamp stays acceptable), a resource that does not decrypt with the
-APIv3 key, a body or transaction that is not the expected JSON, another merchant's
-notification. A redelivery signed afresh is valid; the apply step makes it a no-op and
-compares the amount with our own order.
-
-Keys: the platform's RSA-2048 key and its self-signed certificate live in
-PAYMENT["PLATFORM_KEY_DIR"] (platform.key.pem 0600, platform.crt.pem; created on first use
-under a file lock, so two processes make one key). In production the private key is
-WeChat's and we would hold only the downloaded certificate; the development provider plays
-both sides from one directory. The APIv3 key is PAYMENT["API_V3_KEY"] (32 characters), or
-one derived from SECRET_KEY.
-
-Why the Django cache holds the simulated provider's orders (as for signing/face/dev.py): they
-are the provider's data, not ours, so they should not sit in our schema; they expire by
-themselves; and the cache is the one store every process shares, as the nonce memory must be.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import re
 import secrets
 import string
+import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -79,7 +68,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -90,21 +79,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from core import jsonsafe
 from core.urls import absolute_url
-from core.webhooks import header_value, webhook_post
+from core.webhooks import webhook_post
 from signing.agreements.ca import _locked, _write_atomic
 from signing.lease.payments.base import (
-    PaymentNotice,
-    PaymentNotificationInvalid,
-    PaymentNotificationJunk,
-    PaymentNotificationMalformed,
-    PaymentNotificationReplayed,
-    PaymentNotificationStale,
-    PaymentProviderError,
-    PaymentSignatureInvalid,
     PaymentStart,
 )
+from signing.lease.payments.wechatpay import WechatPayConfig, WechatPayProvider
 
 logger = logging.getLogger("anju.payments")
 
@@ -212,13 +193,15 @@ def _platform_paths(directory: Path) -> tuple[Path, Path]:
     return directory / PLATFORM_KEY_FILE, directory / PLATFORM_CERT_FILE
 
 
-def _platform_create(*, now: datetime) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+def _platform_create(
+    *, now: datetime, common_name: str = "Anju dev payment platform"
+) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "开发环境模拟支付平台"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "Anju dev payment platform"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
     cert = (
@@ -227,7 +210,9 @@ def _platform_create(*, now: datetime) -> tuple[rsa.RSAPrivateKey, x509.Certific
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
+        # Valid from 2000: tests freeze clocks at other dates, and the SDK drops a platform
+        # certificate outside its validity. Development keys only.
+        .not_valid_before(datetime(2000, 1, 1, tzinfo=TZ))
         .not_valid_after(now + timedelta(days=365 * PLATFORM_CERT_YEARS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
@@ -443,7 +428,7 @@ def dev_notification(
         "appid": appid,
         "out_trade_no": out_trade_no,
         "transaction_id": transaction_id,
-        "trade_type": "MWEB",
+        "trade_type": "NATIVE",
         "trade_state": "SUCCESS",
         "trade_state_desc": "支付成功",
         "bank_type": "OTHERS",
@@ -509,6 +494,13 @@ def _order_by_prepay(prepay_id: str) -> dict | None:
     order = cache.get(_trade_key(out_trade_no))
     if order is None or order["prepay_id"] != prepay_id:
         return None
+    paid = cache.get(_paid_key(out_trade_no)) is not None
+    expire = order.get("time_expire")
+    if not paid and (
+        dev_order_closed(out_trade_no)
+        or (expire and timezone.now() >= datetime.fromisoformat(expire))
+    ):
+        return None  # closed, or past its time_expire: WeChat takes no money for it
     return order
 
 
@@ -593,243 +585,495 @@ def _deliver(notify_url: str, body: bytes, headers: dict[str, str]) -> bool:
     )
 
 
-# ---------------------------------------------------------------------------- our side
+def dev_order_closed(out_trade_no: str) -> bool:
+    return bool(cache.get(_closed_key(out_trade_no)))
 
 
-def _malformed(message: str = "支付结果通知格式不正确") -> PaymentNotificationMalformed:
-    return PaymentNotificationMalformed(message=message)
+def _closed_key(out_trade_no: str) -> str:
+    return f"pay:dev:closed:{out_trade_no}"
 
 
-class DevPayProvider:
-    """The development provider (settings.PAYMENT["PROVIDER"] == "dev"). `clock` gives the
-    time a notification's timestamp is checked against; tests pin it."""
+def _extras_key(out_trade_no: str) -> str:
+    return f"pay:dev:extras:{out_trade_no}"
+
+
+def _refund_key(out_refund_no: str) -> str:
+    return f"pay:dev:refund:{out_refund_no}"
+
+
+def _refunds_of_key(out_trade_no: str) -> str:
+    return f"pay:dev:refunds-of:{out_trade_no}"
+
+
+# ------------------------------------------------------- the fake WeChat Pay API v3 server
+#
+# The provider's HTTP API as WeChat Pay serves it at https://api.mch.weixin.qq.com, over the
+# same cache state as the cashier above: every request must carry the merchant's
+# `Authorization: WECHATPAY2-SHA256-RSA2048 mchid=...,nonce_str=...,signature=...,
+# timestamp=...,serial_no=...` signed with the merchant key (its certificate is what the
+# merchant uploaded to WeChat; here `merchant_identity()`), and every answer is signed with
+# the platform key in the Wechatpay-* headers, as the SDK checks.
+
+MERCHANT_DIR = "merchant"
+REQUEST_MAX_AGE_SECONDS = 300
+REFUND_TTL_SECONDS = 24 * 60 * 60
+_AUTH_RE = re.compile(r'(\w+)="([^"]*)"')
+
+
+def merchant_identity() -> PlatformIdentity:
+    """The development merchant's API key pair (商户API证书), generated at first use beside
+    the platform key (a test-only key: never a real merchant's)."""
+    return platform_identity(directory=Path(payment_settings()["PLATFORM_KEY_DIR"]) / MERCHANT_DIR)
+
+
+def _pem_key(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict | None]:
+    return status, {"code": code, "message": message}
+
+
+def _transaction_json(order: dict) -> dict:
+    """GET /v3/pay/transactions/out-trade-no/{}: the order as the provider knows it."""
+    out_trade_no = order["out_trade_no"]
+    payment = cache.get(_paid_key(out_trade_no))
+    data: dict[str, Any] = {
+        "appid": order["appid"],
+        "mchid": order["mchid"],
+        "out_trade_no": out_trade_no,
+        "trade_type": "NATIVE",
+        "attach": "",
+        "amount": {"total": order["amount_fen"], "currency": order["currency"]},
+    }
+    if payment:
+        refunded = cache.get(_refunds_of_key(out_trade_no)) or []
+        data.update(
+            {
+                "transaction_id": payment["transaction_id"],
+                "trade_state": "REFUND" if refunded else "SUCCESS",
+                "trade_state_desc": "转入退款" if refunded else "支付成功",
+                "bank_type": "OTHERS",
+                "success_time": payment["success_time"],
+                "payer": {"openid": payment["openid"]},
+            }
+        )
+        data["amount"].update(
+            {"payer_total": order["amount_fen"], "payer_currency": order["currency"]}
+        )
+    elif dev_order_closed(out_trade_no):
+        data.update({"trade_state": "CLOSED", "trade_state_desc": "订单已关闭"})
+    else:
+        data.update({"trade_state": "NOTPAY", "trade_state_desc": "订单未支付"})
+    return data
+
+
+def _fake_native_order(mchid: str, data: dict) -> tuple[int, dict | None]:
+    conf = payment_settings()
+    amount = data.get("amount")
+    out_trade_no = data.get("out_trade_no")
+    description = data.get("description")
+    notify_url = data.get("notify_url")
+    if data.get("mchid") != mchid or data.get("appid") != conf["APPID"]:
+        return _error(400, "APPID_MCHID_NOT_MATCH", "appid和mch_id不匹配")
+    if not (
+        isinstance(out_trade_no, str)
+        and _OUT_TRADE_NO_RE.fullmatch(out_trade_no)
+        and isinstance(description, str)
+        and 0 < len(description) <= MAX_DESCRIPTION
+        and isinstance(amount, dict)
+        and _is_int(amount.get("total"))
+        and amount["total"] > 0
+        and amount.get("currency", CURRENCY) == CURRENCY
+        and isinstance(notify_url, str)
+        and _absolute_http(notify_url)
+    ):
+        return _error(400, "PARAM_ERROR", "参数错误")
+    expire = None
+    if data.get("time_expire") is not None:
+        expire = _parse_rfc3339(data["time_expire"])
+        if expire is None:
+            return _error(400, "PARAM_ERROR", "time_expire格式错误")
+    if cache.get(_paid_key(out_trade_no)) is not None:
+        return _error(403, "ORDERPAID", "该订单已支付")
+    if dev_order_closed(out_trade_no):
+        return _error(400, "ORDER_CLOSED", "订单已关闭")
+    extras = cache.get(_extras_key(out_trade_no)) or {}
+    prepay_id = _prepay_id(timezone.now())
+    order = {
+        "out_trade_no": out_trade_no,
+        "prepay_id": prepay_id,
+        "description": description,
+        "amount_fen": amount["total"],
+        "currency": CURRENCY,
+        "notify_url": notify_url,
+        "return_url": extras.get("return_url") or absolute_url("/"),
+        "payer_hint": extras.get("payer_hint", ""),
+        "mchid": mchid,
+        "appid": conf["APPID"],
+        "merchant_name": conf["MERCHANT_NAME"],
+        "time_expire": expire.isoformat() if expire else None,
+    }
+    # The prepay id points at the order first; the order is created only if none exists
+    # for this number (cache.add), so concurrent calls agree on one session.
+    cache.set(_prepay_key(prepay_id), out_trade_no, ORDER_TTL_SECONDS)
+    if not cache.add(_trade_key(out_trade_no), order, ORDER_TTL_SECONDS):
+        cache.delete(_prepay_key(prepay_id))
+        existing = cache.get(_trade_key(out_trade_no))
+        if existing is None:  # expired in between: a retry opens a new session
+            return _error(500, "SYSTEM_ERROR", "系统错误")
+        if any(existing[k] != order[k] for k in ("amount_fen", "currency", "description")):
+            return _error(400, "OUT_TRADE_NO_USED", "商户订单号重复")
+        prepay_id = existing["prepay_id"]
+    return 200, {"code_url": absolute_url(f"/dev/pay/{prepay_id}/")}
+
+
+def _fake_query(mchid: str, out_trade_no: str) -> tuple[int, dict | None]:
+    order = cache.get(_trade_key(out_trade_no))
+    if order is None or order["mchid"] != mchid:
+        return _error(404, "ORDER_NOT_EXIST", "订单不存在")
+    return 200, _transaction_json(order)
+
+
+def _fake_close(mchid: str, out_trade_no: str, data: dict) -> tuple[int, dict | None]:
+    if data.get("mchid") != mchid:
+        return _error(400, "PARAM_ERROR", "mchid不正确")
+    order = cache.get(_trade_key(out_trade_no))
+    if order is None or order["mchid"] != mchid:
+        return _error(404, "ORDER_NOT_EXIST", "订单不存在")
+    # Closed first, then checked for a payment: a payment racing the close either lands
+    # before (ORDERPAID below) or finds the order closed (dev_pay_confirm refuses it).
+    cache.set(_closed_key(out_trade_no), 1, PAID_TTL_SECONDS)
+    if cache.get(_paid_key(out_trade_no)) is not None:
+        cache.delete(_closed_key(out_trade_no))
+        return _error(400, "ORDERPAID", "订单已支付")
+    cache.touch(_trade_key(out_trade_no), PAID_TTL_SECONDS)
+    return 204, None
+
+
+def _refund_json(refund: dict) -> dict:
+    return {k: v for k, v in refund.items() if k not in ("notify_url", "mchid")}
+
+
+def _fake_refund(mchid: str, data: dict) -> tuple[int, dict | None]:
+    out_refund_no = data.get("out_refund_no")
+    out_trade_no = data.get("out_trade_no")
+    amount = data.get("amount")
+    notify_url = data.get("notify_url", "")
+    if not (
+        isinstance(out_refund_no, str)
+        and 0 < len(out_refund_no) <= 64
+        and isinstance(out_trade_no, str)
+        and isinstance(amount, dict)
+        and _is_int(amount.get("refund"))
+        and _is_int(amount.get("total"))
+        and amount.get("currency") == CURRENCY
+        and isinstance(notify_url, str)
+    ):
+        return _error(400, "PARAM_ERROR", "参数错误")
+    existing = cache.get(_refund_key(out_refund_no))
+    if existing is not None:
+        if (
+            existing["out_trade_no"] != out_trade_no
+            or existing["amount"]["refund"] != amount["refund"]
+        ):
+            return _error(400, "INVALID_REQUEST", "退款单号已用于其他退款")
+        return 200, _refund_json(existing)
+    order = cache.get(_trade_key(out_trade_no))
+    payment = cache.get(_paid_key(out_trade_no))
+    if order is None or order["mchid"] != mchid:
+        return _error(404, "RESOURCE_NOT_EXISTS", "订单不存在")
+    if payment is None:
+        return _error(400, "INVALID_REQUEST", "订单未支付，不能退款")
+    if amount["total"] != order["amount_fen"]:
+        return _error(400, "PARAM_ERROR", "订单金额不一致")
+    refunds = cache.get(_refunds_of_key(out_trade_no)) or []
+    already = sum(cache.get(_refund_key(no))["amount"]["refund"] for no in refunds)
+    if not 0 < amount["refund"] <= order["amount_fen"] - already:
+        return _error(403, "NOT_ENOUGH", "可退金额不足")
+    now = timezone.now()
+    refund = {
+        "refund_id": f"5030{secrets.randbelow(10**25):025d}",
+        "out_refund_no": out_refund_no,
+        "transaction_id": payment["transaction_id"],
+        "out_trade_no": out_trade_no,
+        "channel": "ORIGINAL",
+        "user_received_account": "支付用户零钱",
+        "create_time": _rfc3339(now),
+        "status": "PROCESSING",
+        "funds_account": "AVAILABLE",
+        "amount": {
+            "total": order["amount_fen"],
+            "refund": amount["refund"],
+            "payer_total": order["amount_fen"],
+            "payer_refund": amount["refund"],
+            "currency": CURRENCY,
+        },
+        "notify_url": notify_url,
+        "mchid": mchid,
+    }
+    cache.set(_refund_key(out_refund_no), refund, REFUND_TTL_SECONDS)
+    cache.set(_refunds_of_key(out_trade_no), [*refunds, out_refund_no], REFUND_TTL_SECONDS)
+    return 200, _refund_json(refund)
+
+
+def _fake_refund_query(out_refund_no: str) -> tuple[int, dict | None]:
+    refund = cache.get(_refund_key(out_refund_no))
+    if refund is None:
+        return _error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+    return 200, _refund_json(refund)
+
+
+def dev_refund_notification(
+    refund: dict, *, now: datetime, event_type: str = "REFUND.SUCCESS", **overrides: Any
+) -> tuple[bytes, dict[str, str]]:
+    """A REFUND.* notification as the provider sends it: body and signed headers.
+    `overrides` replace fields of the decrypted resource (tests' wrong amounts)."""
+    resource = {
+        "mchid": refund["mchid"],
+        "out_trade_no": refund["out_trade_no"],
+        "transaction_id": refund["transaction_id"],
+        "out_refund_no": refund["out_refund_no"],
+        "refund_id": refund["refund_id"],
+        "refund_status": refund["status"],
+        "success_time": refund.get("success_time") or _rfc3339(now),
+        "user_received_account": refund["user_received_account"],
+        "amount": {
+            "total": refund["amount"]["total"],
+            "refund": refund["amount"]["refund"],
+            "payer_total": refund["amount"]["payer_total"],
+            "payer_refund": refund["amount"]["payer_refund"],
+        },
+        **overrides,
+    }
+    plaintext = json.dumps(resource, ensure_ascii=False, separators=(",", ":")).encode()
+    nonce = _random_text(12)
+    ciphertext = AESGCM(api_v3_key()).encrypt(nonce.encode(), plaintext, b"refund")
+    envelope = {
+        "id": str(uuid.uuid4()),
+        "create_time": _rfc3339(now),
+        "resource_type": RESOURCE_TYPE,
+        "event_type": event_type,
+        "summary": "退款成功",
+        "resource": {
+            "original_type": "refund",
+            "algorithm": ALGORITHM,
+            "ciphertext": base64.b64encode(ciphertext).decode(),
+            "associated_data": "refund",
+            "nonce": nonce,
+        },
+    }
+    body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+    return body, dev_signed_headers(body=body, timestamp=int(now.timestamp()))
+
+
+def dev_refund_settle(
+    *, out_refund_no: str, now: datetime | None = None, deliver: bool = True
+) -> bool | None:
+    """The provider finishes a refund (SUCCESS) and notifies its notify_url, as WeChat does
+    a few seconds to days after the request. Returns whether the notification was answered
+    2xx (None: unknown refund; False also when `deliver` is off)."""
+    now = now or timezone.now()
+    refund = cache.get(_refund_key(out_refund_no))
+    if refund is None:
+        return None
+    if refund["status"] != "SUCCESS":
+        refund = {**refund, "status": "SUCCESS", "success_time": _rfc3339(now)}
+        cache.set(_refund_key(out_refund_no), refund, REFUND_TTL_SECONDS)
+    if not deliver or not refund["notify_url"]:
+        return False
+    body, headers = dev_refund_notification(refund, now=now)
+    return webhook_post(
+        url=refund["notify_url"],
+        body=body,
+        headers=headers,
+        transport=callback_transport,
+        timeout=CALLBACK_TIMEOUT_SECONDS,
+        what="dev refund notification",
+    )
+
+
+def _fake_certificates() -> tuple[int, dict | None]:
+    identity = platform_identity()
+    pem = identity.cert.public_bytes(serialization.Encoding.PEM)
+    nonce = _random_text(12)
+    ciphertext = AESGCM(api_v3_key()).encrypt(nonce.encode(), pem, b"certificate")
+    return 200, {
+        "data": [
+            {
+                "serial_no": identity.serial,
+                "effective_time": _rfc3339(identity.cert.not_valid_before_utc),
+                "expire_time": _rfc3339(identity.cert.not_valid_after_utc),
+                "encrypt_certificate": {
+                    "algorithm": ALGORITHM,
+                    "nonce": nonce,
+                    "associated_data": "certificate",
+                    "ciphertext": base64.b64encode(ciphertext).decode(),
+                },
+            }
+        ]
+    }
+
+
+def fake_authorized(method: str, path: str, body: str, authorization: str) -> str | None:
+    """The merchant id of a request whose Authorization header verifies with the merchant's
+    certificate (serial, freshness, signature), else None."""
+    scheme, _, params = authorization.partition(" ")
+    fields = dict(_AUTH_RE.findall(params))
+    merchant = merchant_identity()
+    if scheme != SIGNATURE_TYPE or fields.get("mchid") != payment_settings()["MCHID"]:
+        return None
+    serial = fields.get("serial_no", "")
+    try:
+        if int(serial, 16) != merchant.cert.serial_number:
+            return None
+        stamp = int(fields.get("timestamp", ""))
+        signature = base64.b64decode(fields.get("signature", ""), validate=True)
+    except ValueError:
+        return None
+    if abs(int(timezone.now().timestamp()) - stamp) > REQUEST_MAX_AGE_SECONDS:
+        return None
+    message = f"{method}\n{path}\n{stamp}\n{fields.get('nonce_str', '')}\n{body}\n".encode()
+    try:
+        merchant.cert.public_key().verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, ValueError, TypeError):
+        return None
+    return fields["mchid"]
+
+
+def fake_dispatch(method: str, path: str, body: str, authorization: str) -> tuple[int, dict | None]:
+    """One API request (path with its query string) -> (status, JSON body or None)."""
+    mchid = fake_authorized(method, path, body, authorization)
+    if mchid is None:
+        return _error(401, "SIGN_ERROR", "签名错误")
+    route = urlsplit(path).path
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        return _error(400, "PARAM_ERROR", "请求体不是JSON")
+    if not isinstance(data, dict):
+        return _error(400, "PARAM_ERROR", "请求体不是对象")
+    parts = route.strip("/").split("/")
+    if method == "GET" and route == "/v3/certificates":
+        return _fake_certificates()
+    if method == "POST" and route == "/v3/pay/transactions/native":
+        return _fake_native_order(mchid, data)
+    if parts[:4] == ["v3", "pay", "transactions", "out-trade-no"] and len(parts) >= 5:
+        out_trade_no = parts[4]
+        if method == "GET" and len(parts) == 5:
+            return _fake_query(mchid, out_trade_no)
+        if method == "POST" and parts[5:] == ["close"]:
+            return _fake_close(mchid, out_trade_no, data)
+    if method == "POST" and route == "/v3/refund/domestic/refunds":
+        return _fake_refund(mchid, data)
+    if method == "GET" and parts[:4] == ["v3", "refund", "domestic", "refunds"] and len(parts) == 5:
+        return _fake_refund_query(parts[4])
+    return _error(404, "NOT_FOUND", "接口不存在")
+
+
+class _FakeHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        logger.debug("fake wechatpay: " + format, *args)
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        try:
+            status, payload = fake_dispatch(
+                self.command, self.path, body, self.headers.get("Authorization", "")
+            )
+        except Exception:  # a bug in the fake: answer as WeChat would, keep serving
+            logger.exception("fake wechatpay failed")
+            status, payload = _error(500, "SYSTEM_ERROR", "系统错误")
+        out = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+        self.send_response(status)
+        for name, value in dev_signed_headers(body=out, timestamp=int(time.time())).items():
+            self.send_header(name, value)
+        self.send_header("Request-ID", uuid.uuid4().hex)
+        self.send_header("Content-Length", str(len(out)))
+        if payload is not None:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.end_headers()
+        self.wfile.write(out)
+        self.wfile.flush()
+        if (
+            status == 200
+            and self.command == "POST"
+            and urlsplit(self.path).path == "/v3/refund/domestic/refunds"
+            and payment_settings().get("DEV_REFUND_AUTO_SETTLE", True)
+            and payload is not None
+        ):
+            # WeChat settles a refund later and notifies: here a moment after the answer.
+            threading.Timer(
+                1.0, dev_refund_settle, kwargs={"out_refund_no": payload["out_refund_no"]}
+            ).start()
+
+    do_GET = _handle
+    do_POST = _handle
+
+
+_server: ThreadingHTTPServer | None = None
+_server_lock = threading.Lock()
+
+
+def fake_server_url() -> str:
+    """The in-process fake WeChat Pay API's base URL, http://127.0.0.1:<port>, started on
+    first use (a daemon thread; port PAYMENT["DEV_SERVER_PORT"], 0 = any free one). Its
+    state is the cache, so every process's server serves the same orders."""
+    global _server
+    with _server_lock:
+        if _server is None:
+            port = int(payment_settings().get("DEV_SERVER_PORT") or 0)
+            server = ThreadingHTTPServer(("127.0.0.1", port), _FakeHandler)
+            server.daemon_threads = True
+            threading.Thread(
+                target=server.serve_forever, name="fake-wechatpay", daemon=True
+            ).start()
+            _server = server
+        host, port = _server.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+# ------------------------------------------------------------------ the development provider
+
+
+class DevPayProvider(WechatPayProvider):
+    """settings.PAYMENT["PROVIDER"] == "dev": our WeChat Pay adapter (wechatpay.py, on the
+    wechatpayv3 SDK) pointed at the fake server above, with the development merchant and
+    platform keys and APIv3 key. PAYMENT["ENDPOINT"] points it at another fake server."""
 
     name = NAME
 
-    def __init__(self, *, clock: Callable[[], datetime] = timezone.now) -> None:
-        self.clock = clock
-
-    # -------------------------------------------------------------------- create_order
-
-    def create_order(
-        self,
-        *,
-        out_trade_no: str,
-        description: str,
-        amount_fen: int,
-        notify_url: str,
-        return_url: str,
-        payer_hint: str,
-    ) -> PaymentStart:
-        """WeChat's 下单. `payer_hint` is shown on the cashier page (e.g. a masked name, never
-        an ID number). The first call's notify_url and return_url stay with the order."""
-        if not _OUT_TRADE_NO_RE.fullmatch(out_trade_no or ""):
-            raise ValueError("out_trade_no must be 6-32 characters of [A-Za-z0-9_-|*]")
-        if not isinstance(description, str) or not 0 < len(description) <= MAX_DESCRIPTION:
-            raise ValueError(f"description must be 1-{MAX_DESCRIPTION} characters")
-        if not _is_int(amount_fen) or amount_fen <= 0:
-            raise ValueError("amount_fen must be a positive integer")
-        if not _absolute_http(notify_url) or urlsplit(notify_url).query:
-            raise ValueError("notify_url must be an absolute http(s) URL without a query")
-        if not _absolute_http(return_url):
-            raise ValueError("return_url must be an absolute http(s) URL")
-        if not isinstance(payer_hint, str) or len(payer_hint) > MAX_PAYER_HINT:
-            raise ValueError(f"payer_hint must be at most {MAX_PAYER_HINT} characters")
-        if cache.get(_paid_key(out_trade_no)) is not None:
-            raise PaymentProviderError(
-                f"order {out_trade_no} is already paid", retryable=False, reason="ORDERPAID"
-            )
+    def config(self) -> WechatPayConfig:
+        if self._config is not None:
+            return self._config
         conf = payment_settings()
-        prepay_id = _prepay_id(timezone.now())
-        order = {
-            "out_trade_no": out_trade_no,
-            "prepay_id": prepay_id,
-            "description": description,
-            "amount_fen": amount_fen,
-            "currency": CURRENCY,
-            "notify_url": notify_url,
-            "return_url": return_url,
-            "payer_hint": payer_hint,
-            "mchid": conf["MCHID"],
-            "appid": conf["APPID"],
-            "merchant_name": conf["MERCHANT_NAME"],
-        }
-        # The prepay id points at the order first; the order is created only if none exists
-        # for this number (cache.add), so concurrent calls agree on one session.
-        cache.set(_prepay_key(prepay_id), out_trade_no, ORDER_TTL_SECONDS)
-        if not cache.add(_trade_key(out_trade_no), order, ORDER_TTL_SECONDS):
-            cache.delete(_prepay_key(prepay_id))
-            existing = cache.get(_trade_key(out_trade_no))
-            if existing is None:  # expired in between: a retry opens a new session
-                raise PaymentProviderError(f"order {out_trade_no} changed meanwhile")
-            if any(existing[k] != order[k] for k in ("amount_fen", "currency", "description")):
-                raise PaymentProviderError(
-                    f"out_trade_no {out_trade_no} was used with different parameters",
-                    retryable=False,
-                    reason="OUT_TRADE_NO_USED",
-                )
-            prepay_id = existing["prepay_id"]
-        return PaymentStart(pay_url=absolute_url(f"/dev/pay/{prepay_id}/"), prepay_id=prepay_id)
-
-    # --------------------------------------------------------------- parse_notification
-
-    def parse_notification(self, *, body: bytes, headers: Mapping[str, str]) -> PaymentNotice:
-        timestamp = header_value(headers, HEADER_TIMESTAMP)
-        nonce = header_value(headers, HEADER_NONCE)
-        serial = header_value(headers, HEADER_SERIAL)
-        signature = header_value(headers, HEADER_SIGNATURE)
-        signature_type = header_value(headers, HEADER_SIGNATURE_TYPE)
-        if not (timestamp and nonce and serial and signature):
-            raise PaymentNotificationJunk(message="支付结果通知缺少签名")
-        if not (
-            timestamp.isascii()
-            and timestamp.isdigit()
-            and len(timestamp) <= 12
-            and _NONCE_RE.fullmatch(nonce)
-            and _SERIAL_RE.fullmatch(serial)
-            and len(signature) <= 1024
-            and signature_type in ("", SIGNATURE_TYPE)
-        ):
-            raise PaymentNotificationJunk(message="支付结果通知签名格式不正确")
-        if abs(int(self.clock().timestamp()) - int(timestamp)) > _max_age():
-            raise PaymentNotificationStale()
-        identity = platform_identity()
-        if serial.upper() != identity.serial:
-            # WeChat would have rotated its platform certificate; we know only this one.
-            raise PaymentNotificationInvalid(message="支付结果通知的平台证书未知")
-        try:
-            raw_signature = base64.b64decode(signature, validate=True)
-            key = identity.cert.public_key()
-            if not isinstance(key, rsa.RSAPublicKey):  # WeChat Pay signs with RSA (SHA256-RSA)
-                raise PaymentNotificationInvalid(message="支付结果通知的平台证书未知")
-            key.verify(
-                raw_signature,
-                f"{timestamp}\n{nonce}\n".encode() + body + b"\n",
-                padding.PKCS1v15(),
-                hashes.SHA256(),
-            )
-        except (binascii.Error, ValueError, InvalidSignature) as exc:
-            raise PaymentSignatureInvalid() from exc
-        # Remembered only once the signature holds, so that forgeries cannot use up nonces;
-        # kept for longer than the timestamp stays acceptable in either direction.
-        if not cache.add(_nonce_key(nonce), 1, 2 * _max_age() + 60):
-            raise PaymentNotificationReplayed()
-        return self._notice(body)
-
-    def _notice(self, body: bytes) -> PaymentNotice:
-        try:
-            envelope = jsonsafe.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise _malformed() from exc
-        if not isinstance(envelope, dict):
-            raise _malformed()
-        event_id, resource = envelope.get("id"), envelope.get("resource")
-        if not (
-            isinstance(event_id, str)
-            and 0 < len(event_id) <= 64
-            and envelope.get("resource_type") == RESOURCE_TYPE
-            and isinstance(resource, dict)
-        ):
-            raise _malformed()
-        if envelope.get("event_type") != EVENT_TRANSACTION_SUCCESS:
-            raise _malformed("支付结果通知的事件类型不受支持")
-        transaction = self._decrypt(resource)
-        conf = payment_settings()
-        if transaction.get("mchid") != conf["MCHID"] or transaction.get("appid") != conf["APPID"]:
-            raise PaymentNotificationInvalid(message="支付结果通知不属于本商户")
-        notice = self._transaction_notice(transaction, notification_id=event_id)
-        if notice.trade_state != "SUCCESS" or notice.success_time is None:
-            raise _malformed("支付结果通知内容不正确")
-        return notice
-
-    def _decrypt(self, resource: dict) -> dict:
-        ciphertext = resource.get("ciphertext")
-        nonce = resource.get("nonce")
-        associated_data = resource.get("associated_data", "")
-        if not (
-            resource.get("algorithm") == ALGORITHM
-            and resource.get("original_type") == ORIGINAL_TYPE
-            and isinstance(ciphertext, str)
-            and 0 < len(ciphertext) <= 65536
-            and isinstance(nonce, str)
-            and 0 < len(nonce) <= 64
-            and isinstance(associated_data, str)
-            and len(associated_data) <= 256
-        ):
-            raise _malformed()
-        try:
-            plaintext = AESGCM(api_v3_key()).decrypt(
-                nonce.encode(),
-                base64.b64decode(ciphertext, validate=True),
-                associated_data.encode(),
-            )
-            transaction = jsonsafe.loads(plaintext)
-        except (binascii.Error, ValueError, InvalidTag) as exc:
-            # Wrong APIv3 key, tampered ciphertext, a nonce AES-GCM refuses, not JSON.
-            raise _malformed("支付结果通知无法解密") from exc
-        if not isinstance(transaction, dict):
-            raise _malformed()
-        return transaction
-
-    def _transaction_notice(self, transaction: dict, *, notification_id: str) -> PaymentNotice:
-        out_trade_no = transaction.get("out_trade_no")
-        transaction_id = transaction.get("transaction_id")
-        trade_state = transaction.get("trade_state")
-        amount = transaction.get("amount")
-        mchid, appid = transaction.get("mchid"), transaction.get("appid")
-        if not (
-            isinstance(out_trade_no, str)
-            and _OUT_TRADE_NO_RE.fullmatch(out_trade_no)
-            and isinstance(transaction_id, str)
-            and _TRANSACTION_ID_RE.fullmatch(transaction_id)
-            and trade_state in TRADE_STATES
-            and isinstance(mchid, str)
-            and isinstance(appid, str)
-            and isinstance(amount, dict)
-            and _is_int(amount.get("total"))
-            and amount["total"] >= 0
-            and isinstance(amount.get("currency"), str)
-            and _CURRENCY_RE.fullmatch(amount["currency"])
-        ):
-            raise _malformed("支付结果通知内容不正确")
-        success_time = None
-        if "success_time" in transaction:
-            success_time = _parse_rfc3339(transaction["success_time"])
-            if success_time is None:
-                raise _malformed("支付结果通知内容不正确")
-        return PaymentNotice(
-            provider=self.name,
-            notification_id=notification_id,
-            out_trade_no=out_trade_no,
-            transaction_id=transaction_id,
-            trade_state=trade_state,
-            amount_fen=amount["total"],
-            currency=amount["currency"],
-            mchid=mchid,
-            appid=appid,
-            success_time=success_time,
+        merchant = merchant_identity()
+        return WechatPayConfig(
+            endpoint=conf.get("ENDPOINT") or fake_server_url(),
+            mchid=conf["MCHID"],
+            appid=conf["APPID"],
+            merchant_key_pem=_pem_key(merchant.key),
+            merchant_serial=merchant.serial,
+            api_v3_key=api_v3_key().decode(),
+            # Certificate mode: the SDK downloads the platform certificate from the server.
+            platform_cert_dir=None,
+            max_age_seconds=_max_age(),
         )
 
-    # --------------------------------------------------------------------- query_order
-
-    def query_order(self, *, out_trade_no: str) -> PaymentNotice | None:
-        """The provider's own record (GET /v3/pay/transactions/out-trade-no/{}): NOTPAY until
-        paid, then SUCCESS with the transaction id; None for an unknown or expired order."""
-        if not isinstance(out_trade_no, str) or not _OUT_TRADE_NO_RE.fullmatch(out_trade_no):
-            return None
-        order = cache.get(_trade_key(out_trade_no))
-        if order is None:
-            return None
-        payment = cache.get(_paid_key(out_trade_no))
-        return PaymentNotice(
-            provider=self.name,
-            notification_id="",
-            out_trade_no=out_trade_no,
-            transaction_id=payment["transaction_id"] if payment else "",
-            trade_state="SUCCESS" if payment else "NOTPAY",
-            amount_fen=order["amount_fen"],
-            currency=order["currency"],
-            mchid=order["mchid"],
-            appid=order["appid"],
-            success_time=datetime.fromisoformat(payment["success_time"]) if payment else None,
-        )
+    def create_order(self, **kwargs: Any) -> PaymentStart:
+        """Native 下单. The fake's cashier (the code_url, opened on the phone) also shows the
+        payer hint and sends the phone back to return_url; WeChat's Native API has neither,
+        so the provider hands them to its own fake beside the request."""
+        out_trade_no = kwargs.get("out_trade_no")
+        if isinstance(out_trade_no, str) and _OUT_TRADE_NO_RE.fullmatch(out_trade_no):
+            cache.add(
+                _extras_key(out_trade_no),
+                {"return_url": kwargs.get("return_url"), "payer_hint": kwargs.get("payer_hint")},
+                ORDER_TTL_SECONDS,
+            )
+        return super().create_order(**kwargs)
