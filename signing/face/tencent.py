@@ -1,5 +1,6 @@
 """Tencent Cloud FaceID (人脸核身, 慧眼 SaaS H5): API 3.0, service "faceid", version 2018-03-01,
-signed with TC3-HMAC-SHA256 (the helpers of the SMS adapter).
+through Tencent's Python SDK (tencentcloud-sdk-python-faceid), which signs with
+TC3-HMAC-SHA256; the endpoint URL and the error classification are the SMS adapter's.
 
 - `start`: DetectAuth with RuleId, Name, IdCard, RedirectUrl (our return page) and Extra (our
   order id, passed through and returned with the result). The answer is a BizToken and the Url
@@ -25,15 +26,18 @@ body and nowhere else (no log line, no error text).
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 from django.conf import settings
-from django.utils import timezone
+from tencentcloud.common.credential import Credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+    TencentCloudSDKException,
+)
+from tencentcloud.faceid.v20180301 import models as faceid_models
+from tencentcloud.faceid.v20180301.faceid_client import FaceidClient
 
 from core import jsonsafe
 from signing.face.base import (
@@ -44,37 +48,28 @@ from signing.face.base import (
     FaceResultPending,
     FaceStart,
 )
-from sms.providers.tencent import CONTENT_TYPE, error_is_retryable, tc3_authorization
+from sms.providers.tencent import client_profile, scrub, sdk_error_is_retryable, sdk_error_text
 
 NAME = "tencent"
-SERVICE = "faceid"
-VERSION = "2018-03-01"
 INFO_TYPE_TEXT_ONLY = "1"
 _BIZ_TOKEN_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 
 
 class TencentApiError(FaceProviderError):
-    def __init__(self, code: str, message: str, request_id: str) -> None:
+    def __init__(self, exc: TencentCloudSDKException, secrets_: list[str]) -> None:
         super().__init__(
-            f"Tencent FaceID {code or 'UnknownError'}: {message} (RequestId {request_id})",
-            retryable=error_is_retryable(code),
+            f"Tencent FaceID {scrub(sdk_error_text(exc), secrets_)}",
+            retryable=sdk_error_is_retryable(exc),
         )
-        self.code = code
-
-
-def _scrub(text: str, secrets_: list[str]) -> str:
-    for value in sorted({s for s in secrets_ if len(s) > 1}, key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
+        # Tencent's code when Tencent answered; the SDK's own (ClientNetworkError, ...) else.
+        # (Not `code`: that is the API's error code of every FaceProviderError.)
+        self.tencent_code = str(exc.code or "")
 
 
 class TencentFaceProvider:
-    """`clock` gives the signing time (an aware datetime); tests pin it."""
+    """Signs with the current time (the SDK reads time.time()); tests pin it."""
 
     name = NAME
-
-    def __init__(self, *, clock: Callable[[], datetime] = timezone.now) -> None:
-        self.clock = clock
 
     # ------------------------------------------------------------------------ API calls
 
@@ -87,69 +82,24 @@ class TencentFaceProvider:
             )
         return conf
 
-    def _call(self, action: str, body: dict, *, scrub: list[str] | None = None) -> dict:
-        """One signed API 3.0 request; the Response object, or TencentApiError /
-        FaceProviderError. `scrub` are values that must not appear in an error text."""
+    def _call(self, action: str, request: Any, *, scrub_values: list[str] | None = None) -> Any:
+        """One API 3.0 request through the SDK (TC3-signed); the response model, or
+        TencentApiError (Tencent refused, or the SDK could not get an answer) /
+        FaceProviderError (configuration). `scrub_values` must not appear in an error text."""
         conf = self._conf()
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         try:
-            url = httpx.URL(conf["ENDPOINT"])
-        except httpx.InvalidURL as exc:
-            raise FaceProviderError(
-                f"Tencent FaceID: bad endpoint ({exc})", retryable=False
-            ) from exc
-        host = url.netloc.decode("ascii").lower()
-        timestamp = int(self.clock().timestamp())
-        headers = {
-            "Authorization": tc3_authorization(
-                secret_id=conf["SECRET_ID"],
-                secret_key=conf["SECRET_KEY"],
-                service=SERVICE,
-                host=host,
-                timestamp=timestamp,
-                payload=payload,
-            ),
-            "Content-Type": CONTENT_TYPE,
-            "Host": host,
-            "X-TC-Action": action,
-            "X-TC-Version": VERSION,
-            "X-TC-Timestamp": str(timestamp),
-        }
-        if conf.get("REGION"):
-            headers["X-TC-Region"] = conf["REGION"]
-        try:
-            with httpx.Client(timeout=conf["TIMEOUT_SECONDS"]) as client:
-                response = client.post(url, content=payload, headers=headers)
-        except httpx.UnsupportedProtocol as exc:
-            raise FaceProviderError(
-                f"Tencent FaceID: bad endpoint ({exc})", retryable=False
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise FaceProviderError(f"Tencent FaceID: timed out ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise FaceProviderError(
-                f"Tencent FaceID: request failed ({type(exc).__name__})"
-            ) from exc
-
-        status = response.status_code
-        if status >= 500 or status in (408, 429):
-            raise FaceProviderError(f"Tencent FaceID: HTTP {status}")
-        try:
-            data = response.json()["Response"]
-            if not isinstance(data, dict):
-                raise TypeError("Response is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise FaceProviderError(
-                f"Tencent FaceID: unreadable response (HTTP {status})", retryable=status < 400
-            ) from exc
-        error = data.get("Error")
-        if error:
-            code = str(error.get("Code", "")) if isinstance(error, dict) else ""
-            message = str(error.get("Message", "")) if isinstance(error, dict) else ""
-            raise TencentApiError(
-                code, _scrub(message, scrub or []), str(data.get("RequestId", ""))
+            profile = client_profile(conf["ENDPOINT"], timeout=conf["TIMEOUT_SECONDS"])
+            client = FaceidClient(
+                Credential(conf["SECRET_ID"], conf["SECRET_KEY"]), conf.get("REGION") or "", profile
             )
-        return data
+        except (ValueError, TencentCloudSDKException) as exc:
+            raise FaceProviderError(
+                f"Tencent FaceID: bad configuration ({exc})", retryable=False
+            ) from None
+        try:
+            return getattr(client, action)(request)
+        except TencentCloudSDKException as exc:
+            raise TencentApiError(exc, scrub_values or []) from None
 
     # ------------------------------------------------------------------------ interface
 
@@ -158,21 +108,17 @@ class TencentFaceProvider:
     ) -> FaceStart:
         """DetectAuth. `callback_url` is not used: this product has no server notification
         (the phone's return to `return_url?token=<BizToken>` is the only signal)."""
-        data = self._call(
-            "DetectAuth",
-            {
-                "RuleId": str(self._conf()["RULE_ID"]),
-                "IdCard": id_number,
-                "Name": real_name,
-                "RedirectUrl": return_url,
-                "Extra": order_id,
-            },
-            scrub=[id_number, real_name],
-        )
-        biz_token, url = data.get("BizToken"), data.get("Url")
+        request = faceid_models.DetectAuthRequest()
+        request.RuleId = str(self._conf()["RULE_ID"])
+        request.IdCard = id_number
+        request.Name = real_name
+        request.RedirectUrl = return_url
+        request.Extra = order_id
+        response = self._call("DetectAuth", request, scrub_values=[id_number, real_name])
+        biz_token, url = response.BizToken, response.Url
         if not (isinstance(biz_token, str) and biz_token and isinstance(url, str) and url):
             raise FaceProviderError(
-                f"Tencent FaceID: DetectAuth without BizToken/Url (RequestId {data.get('RequestId', '')})"
+                f"Tencent FaceID: DetectAuth without BizToken/Url (RequestId {response.RequestId})"
             )
         return FaceStart(redirect_url=url, provider_order_id=biz_token)
 
@@ -209,34 +155,31 @@ class TencentFaceProvider:
         """GetDetectInfoEnhanced, text only. None while the applicant has not finished."""
         if not _BIZ_TOKEN_RE.match(provider_order_id or ""):
             raise FaceCallbackInvalid(message="人脸识别结果通知缺少有效的 token")
+        request = faceid_models.GetDetectInfoEnhancedRequest()
+        request.BizToken = provider_order_id
+        request.RuleId = str(self._conf()["RULE_ID"])
+        request.InfoType = INFO_TYPE_TEXT_ONLY
         try:
-            data = self._call(
-                "GetDetectInfoEnhanced",
-                {
-                    "BizToken": provider_order_id,
-                    "RuleId": str(self._conf()["RULE_ID"]),
-                    "InfoType": INFO_TYPE_TEXT_ONLY,
-                },
-            )
+            response = self._call("GetDetectInfoEnhanced", request)
         except TencentApiError as exc:
             # Tencent refuses a token it did not issue to this account, or one past its three
             # days: the "callback" named something Tencent cannot vouch for.
-            if exc.code.startswith(("InvalidParameter", "ResourceNotFound")):
+            if exc.tencent_code.startswith(("InvalidParameter", "ResourceNotFound")):
                 raise FaceCallbackInvalid(message="人脸识别 token 无效或已过期") from exc
             raise
-        text = data.get("Text")
-        if not isinstance(text, dict):
+        text = response.Text
+        if text is None:
             raise FaceProviderError("Tencent FaceID: result without Text")
-        err_code = text.get("ErrCode")
+        err_code = text.ErrCode
         if err_code is None:
             return None
-        order_id = text.get("Extra")
+        order_id = text.Extra
         if not (isinstance(order_id, str) and 0 < len(order_id) <= 64):
             raise FaceCallbackInvalid(message="人脸识别结果不属于本系统的订单")
         return FaceResult(
             order_id=order_id,
             passed=_int(err_code) == 0,
-            score=_score(text.get("Sim")),
+            score=_score(text.Sim),
             result_id=provider_order_id,
             provider=self.name,
         )

@@ -1,9 +1,10 @@
-"""Tencent Cloud SMS: API 3.0 action SendSms (version 2021-01-11), signed with TC3-HMAC-SHA256.
+"""Tencent Cloud SMS: action SendSms (API 3.0, version 2021-01-11) through Tencent's own
+Python SDK (tencentcloud-sdk-python-sms on -common), which signs every request with
+TC3-HMAC-SHA256. The endpoint is a URL from settings (SMS_TENCENT_ENDPOINT): Tencent's in
+production, a local fake in tests.
 
-Signing follows Tencent's "Signature v3" document: a canonical request (POST, "/", empty query,
-the signed headers `content-type` and `host`, the SHA-256 of the body), a string to sign
-scoped to the UTC date of X-TC-Timestamp and the service, and a key derived from the secret
-key through the date, the service and "tc3_request".
+Also the pieces the FaceID adapter (signing.face.tencent) shares: the SDK client profile for
+an endpoint URL and the classification of an SDK error as worth retrying or not.
 
 The message parameters may hold a verification code: they go into the request body and
 nowhere else (no log line, no error text).
@@ -11,24 +12,24 @@ nowhere else (no log line, no error text).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-from collections.abc import Callable
-from datetime import UTC, datetime
+import logging
+from urllib.parse import urlsplit
 
-import httpx
 from django.conf import settings
-from django.utils import timezone
+from tencentcloud.common.credential import Credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+    TencentCloudSDKException,
+)
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.sms.v20210111 import models as sms_models
+from tencentcloud.sms.v20210111.sms_client import SmsClient
 
 from sms.providers.base import SmsSendError
 
-SERVICE = "sms"
-ACTION = "SendSms"
-VERSION = "2021-01-11"
-ALGORITHM = "TC3-HMAC-SHA256"
-CONTENT_TYPE = "application/json; charset=utf-8"
-SIGNED_HEADERS = "content-type;host"
+# The SDK logs every request it sends, body included (a verification code, a name and ID
+# number), at DEBUG: never that, whatever LOG_LEVEL says.
+logging.getLogger("tencentcloud_sdk_common").setLevel(logging.INFO)
 
 # Error codes a later attempt can get past: Tencent's own faults and rate limits. Everything
 # else (AuthFailure, InvalidParameter*, MissingParameter, UnsupportedOperation,
@@ -38,6 +39,8 @@ _RETRYABLE_PREFIXES = ("InternalError", "RequestLimitExceeded", "ServiceUnavaila
 # LimitExceeded.* are frequency limits (30 s, 1 h, delivery frequency), except the daily caps,
 # which do not lift within the outbox's retry window, and the per-request count limits.
 _LIMIT_NOT_RETRYABLE = ("DailyLimit", "CountLimit")
+# Errors the SDK raises itself, without asking Tencent, that no retry can fix.
+_SDK_CONFIGURATION = ("InvalidCredential", "ClientError", "ClientParamsError")
 
 
 def error_is_retryable(code: str) -> bool:
@@ -50,59 +53,37 @@ def error_is_retryable(code: str) -> bool:
     return False
 
 
-def _sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def sdk_error_is_retryable(exc: TencentCloudSDKException) -> bool:
+    """An SDK error carries a RequestId only when Tencent answered it (then its code is
+    Tencent's). Without one, the SDK gave up on its own: the network (ClientNetworkError:
+    refused, timed out), an HTTP status other than 200 (ServerNetworkError), an unreadable
+    answer (the Python exception's name): all worth another attempt, except its own
+    configuration errors."""
+    code = str(exc.code or "")
+    if exc.requestId:
+        return error_is_retryable(code)
+    return code not in _SDK_CONFIGURATION
 
 
-def _hmac_sha256(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
-
-
-def tc3_credential_scope(*, service: str, timestamp: int) -> str:
-    # The date is the UTC date of the timestamp; a local (UTC+8) date fails after midnight.
-    date = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
-    return f"{date}/{service}/tc3_request"
-
-
-def tc3_signature(
-    *,
-    secret_key: str,
-    service: str,
-    host: str,
-    timestamp: int,
-    payload: bytes,
-    content_type: str = CONTENT_TYPE,
-) -> str:
-    """The hex TC3-HMAC-SHA256 signature of a POST of `payload` to `host` at `timestamp`."""
-    canonical_headers = (
-        f"content-type:{content_type.strip().lower()}\nhost:{host.strip().lower()}\n"
+def sdk_error_text(exc: TencentCloudSDKException) -> str:
+    """`Code: message (RequestId …)`, the message cut short (a network error's names the
+    host; a gateway's error page can be long)."""
+    message = (
+        exc.message.decode("utf-8", "replace") if isinstance(exc.message, bytes) else exc.message
     )
-    canonical_request = "\n".join(
-        ["POST", "/", "", canonical_headers, SIGNED_HEADERS, _sha256_hex(payload)]
-    )
-    scope = tc3_credential_scope(service=service, timestamp=timestamp)
-    string_to_sign = "\n".join(
-        [ALGORITHM, str(timestamp), scope, _sha256_hex(canonical_request.encode("utf-8"))]
-    )
-    date = scope.split("/", 1)[0]
-    key = _hmac_sha256(("TC3" + secret_key).encode("utf-8"), date)
-    key = _hmac_sha256(key, service)
-    key = _hmac_sha256(key, "tc3_request")
-    return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    text = f"{exc.code or 'UnknownError'}: {str(message or '')[:300]}"
+    return f"{text} (RequestId {exc.requestId})" if exc.requestId else text
 
 
-def tc3_authorization(
-    *, secret_id: str, secret_key: str, service: str, host: str, timestamp: int, payload: bytes
-) -> str:
-    """The Authorization header value for a POST of `payload` to `host` at `timestamp`."""
-    signature = tc3_signature(
-        secret_key=secret_key, service=service, host=host, timestamp=timestamp, payload=payload
-    )
-    scope = tc3_credential_scope(service=service, timestamp=timestamp)
-    return (
-        f"{ALGORITHM} Credential={secret_id}/{scope}, "
-        f"SignedHeaders={SIGNED_HEADERS}, Signature={signature}"
-    )
+def client_profile(endpoint: str, *, timeout: float) -> ClientProfile:
+    """The SDK profile for `endpoint`, a URL ("https://sms.tencentcloudapi.com",
+    "http://127.0.0.1:8123"): its scheme and host (with the port, which is what the SDK puts
+    in the signed Host header). Raises ValueError for anything else."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"not an API endpoint URL: {endpoint!r}")
+    http = HttpProfile(protocol=parts.scheme, endpoint=parts.netloc, reqTimeout=timeout)
+    return ClientProfile(httpProfile=http)
 
 
 def _international(phone: str) -> str:
@@ -110,11 +91,11 @@ def _international(phone: str) -> str:
     return phone if phone.startswith("+") else f"+86{phone}"
 
 
-def _scrub(text: str, params: list[str]) -> str:
-    """Remove the message parameters from text the provider sends back (an error message may
-    echo them), so that no verification code reaches last_error or a log line."""
+def scrub(text: str, values: list[str]) -> str:
+    """Remove `values` from text the provider sends back (an error message may echo them),
+    so that no verification code, name or ID number reaches last_error or a log line."""
     # One-character values (a digit of minutes) reveal nothing and would garble the text.
-    for value in sorted({p for p in params if len(p) > 1}, key=len, reverse=True):
+    for value in sorted({v for v in values if len(v) > 1}, key=len, reverse=True):
         text = text.replace(value, "***")
     return text
 
@@ -124,13 +105,10 @@ class TencentSmsProvider:
 
     Configured by settings.SMS["TENCENT"]: ENDPOINT, REGION, SECRET_ID, SECRET_KEY,
     SDK_APP_ID, SIGN_NAME, TEMPLATES (message kind -> template id), TIMEOUT_SECONDS.
-    `clock` gives the signing time (an aware datetime); tests pin it.
+    The SDK signs with the current time (time.time()); tests pin it with time-machine.
     """
 
     name = "tencent"
-
-    def __init__(self, *, clock: Callable[[], datetime] = timezone.now) -> None:
-        self.clock = clock
 
     def send(self, *, phone: str, kind: str, params: list[str], text: str) -> str:
         conf = settings.SMS["TENCENT"]
@@ -144,88 +122,39 @@ class TencentSmsProvider:
             raise SmsSendError(
                 f"Tencent SMS: not configured ({', '.join(missing)})", retryable=False
             )
-
         params = [str(p) for p in params]
-        body = {
-            "PhoneNumberSet": [_international(phone)],
-            "SmsSdkAppId": str(conf["SDK_APP_ID"]),
-            "SignName": conf["SIGN_NAME"],
-            "TemplateId": str(template_id),
-            "TemplateParamSet": params,
-        }
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         try:
-            url = httpx.URL(conf["ENDPOINT"])
-        except httpx.InvalidURL as exc:
-            raise SmsSendError(f"Tencent SMS: bad endpoint ({exc})", retryable=False) from exc
-        # Sign exactly the Host header that is sent (it carries the port when not the default).
-        host = url.netloc.decode("ascii").lower()
-        timestamp = int(self.clock().timestamp())
-        headers = {
-            "Authorization": tc3_authorization(
-                secret_id=conf["SECRET_ID"],
-                secret_key=conf["SECRET_KEY"],
-                service=SERVICE,
-                host=host,
-                timestamp=timestamp,
-                payload=payload,
-            ),
-            "Content-Type": CONTENT_TYPE,
-            "Host": host,
-            "X-TC-Action": ACTION,
-            "X-TC-Version": VERSION,
-            "X-TC-Timestamp": str(timestamp),
-            "X-TC-Region": conf["REGION"],
-        }
-
-        try:
-            with httpx.Client(timeout=conf["TIMEOUT_SECONDS"]) as client:
-                response = client.post(url, content=payload, headers=headers)
-        except httpx.UnsupportedProtocol as exc:
-            raise SmsSendError(f"Tencent SMS: bad endpoint ({exc})", retryable=False) from exc
-        except httpx.TimeoutException as exc:
-            raise SmsSendError(f"Tencent SMS: timed out ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise SmsSendError(
-                f"Tencent SMS: request failed ({type(exc).__name__}: {exc})"
-            ) from exc
-        return self._result(response, params)
-
-    def _result(self, response: httpx.Response, params: list[str]) -> str:
-        status = response.status_code
-        if status >= 500 or status in (408, 429):
-            raise SmsSendError(f"Tencent SMS: HTTP {status}")
-        try:
-            data = response.json()["Response"]
-            if not isinstance(data, dict):
-                raise TypeError("Response is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
-            # A 2xx without a readable answer may or may not have been sent; a retry risks a
-            # duplicate, which beats a lost code. Any other 4xx is a configuration error.
-            raise SmsSendError(
-                f"Tencent SMS: unreadable response (HTTP {status})", retryable=status < 400
-            ) from exc
-        request_id = data.get("RequestId", "")
-
-        error = data.get("Error")
-        if error:
-            code = str(error.get("Code", "")) if isinstance(error, dict) else ""
-            message = str(error.get("Message", "")) if isinstance(error, dict) else ""
-            raise SmsSendError(
-                f"Tencent SMS {code or 'UnknownError'}: {_scrub(message, params)}"
-                f" (RequestId {request_id})",
-                retryable=error_is_retryable(code),
+            profile = client_profile(conf["ENDPOINT"], timeout=conf["TIMEOUT_SECONDS"])
+            client = SmsClient(
+                Credential(conf["SECRET_ID"], conf["SECRET_KEY"]), conf["REGION"], profile
             )
-        statuses = data.get("SendStatusSet")
-        if not isinstance(statuses, list) or not statuses or not isinstance(statuses[0], dict):
-            raise SmsSendError(f"Tencent SMS: no send status (RequestId {request_id})")
+        except (ValueError, TencentCloudSDKException) as exc:
+            raise SmsSendError(f"Tencent SMS: bad configuration ({exc})", retryable=False) from exc
+
+        request = sms_models.SendSmsRequest()
+        request.PhoneNumberSet = [_international(phone)]
+        request.SmsSdkAppId = str(conf["SDK_APP_ID"])
+        request.SignName = conf["SIGN_NAME"]
+        request.TemplateId = str(template_id)
+        request.TemplateParamSet = params
+        try:
+            response = client.SendSms(request)
+        except TencentCloudSDKException as exc:
+            raise SmsSendError(
+                f"Tencent SMS {scrub(sdk_error_text(exc), params)}",
+                retryable=sdk_error_is_retryable(exc),
+            ) from None
+
         # One number per request, so one status.
-        first = statuses[0]
-        code = str(first.get("Code", ""))
+        statuses = response.SendStatusSet or []
+        if not statuses:
+            raise SmsSendError(f"Tencent SMS: no send status (RequestId {response.RequestId})")
+        status = statuses[0]
+        code = str(status.Code or "")
         if code != "Ok":
             raise SmsSendError(
-                f"Tencent SMS {code or 'UnknownStatus'}: "
-                f"{_scrub(str(first.get('Message', '')), params)} (RequestId {request_id})",
+                f"Tencent SMS {code or 'UnknownStatus'}: {scrub(str(status.Message or ''), params)}"
+                f" (RequestId {response.RequestId})",
                 retryable=error_is_retryable(code),
             )
-        return str(first.get("SerialNo", ""))
+        return str(status.SerialNo or "")

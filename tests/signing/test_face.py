@@ -18,7 +18,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -47,7 +46,7 @@ from signing.face.services import (
 from signing.face.tencent import TencentFaceProvider
 from signing.models import Agreement, AgreementTemplate, Evidence, FaceCheck
 from tests.factories import FamilyFactory
-from tests.sms.test_tencent_provider import AUTH_RE, reference_signature
+from tests.fakes.tencent_cloud import FakeFaceId
 
 TZ = ZoneInfo("Asia/Shanghai")
 # Guide 001's window: 2026-01-20 09:30 to 2026-01-23 18:00.
@@ -680,151 +679,9 @@ T_SECRET_KEY = "anjuFaceTestSecretKey00000000000"
 RULE_ID = "7"
 
 
-class FakeFaceId:
-    """DetectAuth and GetDetectInfoEnhanced as Tencent answers them, after checking the TC3
-    signature with its own code. Keeps sessions by BizToken; a test finishes them."""
-
-    def __init__(self) -> None:
-        self.sessions: dict[str, dict] = {}
-        self.requests: list[dict] = []
-        self.http_failures = 0
-        self.error: tuple[str, str] | None = None
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                fake.handle(self, body)
-
-            def log_message(self, format, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join()
-
-    def finish(self, biz_token: str, *, err_code: int = 0, sim: str | None = "95.51") -> None:
-        self.sessions[biz_token]["result"] = {"ErrCode": err_code, "Sim": sim}
-
-    def _verify(self, handler, body: bytes) -> tuple[str, str] | None:
-        auth = AUTH_RE.match(handler.headers.get("Authorization", ""))
-        if auth is None:
-            return "AuthFailure.InvalidAuthorization", "Authorization header malformed"
-        if auth["id"] != T_SECRET_ID:
-            return "AuthFailure.SecretIdNotFound", "unknown SecretId"
-        timestamp = handler.headers.get("X-TC-Timestamp", "")
-        if not timestamp.isdigit():
-            return "MissingParameter", "X-TC-Timestamp"
-        if auth["day"] != time.strftime("%Y-%m-%d", time.gmtime(int(timestamp))):
-            return "AuthFailure.SignatureFailure", "credential date is not the UTC date"
-        names = auth["signed"].split(";")
-        if auth["service"] != "faceid" or not {"content-type", "host"} <= set(names):
-            return "AuthFailure.SignatureFailure", "wrong service or signed headers"
-        expected = reference_signature(
-            secret_key=T_SECRET_KEY,
-            timestamp=timestamp,
-            service="faceid",
-            headers={name: handler.headers[name] for name in names},
-            body=body,
-        )
-        if expected != auth["sig"]:
-            return "AuthFailure.SignatureFailure", "signature mismatch"
-        if handler.headers.get("X-TC-Version") != "2018-03-01":
-            return "NoSuchVersion", "version"
-        return None
-
-    def handle(self, handler, body: bytes) -> None:
-        action = handler.headers.get("X-TC-Action")
-        record = {
-            "action": action,
-            "headers": dict(handler.headers.items()),
-            "body": json.loads(body or b"{}"),
-            "rejected": self._verify(handler, body),
-        }
-        self.requests.append(record)
-        if self.http_failures:
-            self.http_failures -= 1
-            self._reply(handler, 500, {"oops": True})
-            return
-        request_id = str(uuid.uuid4())
-        data = record["body"]
-        if record["rejected"]:
-            code, message = record["rejected"]
-            payload = {"Error": {"Code": code, "Message": message}, "RequestId": request_id}
-        elif self.error:
-            code, message = self.error
-            payload = {"Error": {"Code": code, "Message": message}, "RequestId": request_id}
-        elif data.get("RuleId") != RULE_ID:
-            payload = {
-                "Error": {"Code": "InvalidParameterValue.RuleId", "Message": "RuleId"},
-                "RequestId": request_id,
-            }
-        elif action == "DetectAuth":
-            token = str(uuid.uuid4()).upper()
-            self.sessions[token] = {"extra": data.get("Extra", ""), "result": None, "request": data}
-            payload = {
-                "BizToken": token,
-                "Url": f"https://open.weixin.qq.com/connect/oauth2/authorize?token={token}",
-                "RequestId": request_id,
-            }
-        elif action == "GetDetectInfoEnhanced":
-            session = self.sessions.get(data.get("BizToken", ""))
-            if session is None:
-                payload = {
-                    "Error": {"Code": "InvalidParameter", "Message": "非法BizToken。"},
-                    "RequestId": request_id,
-                }
-            else:
-                result = session["result"] or {"ErrCode": None, "Sim": None}
-                payload = {
-                    "Text": {
-                        "ErrCode": result["ErrCode"],
-                        "ErrMsg": None if result["ErrCode"] is None else "成功",
-                        "IdCard": session["request"]["IdCard"],
-                        "Name": session["request"]["Name"],
-                        "Sim": result["Sim"],
-                        "Extra": session["extra"],
-                        "LiveStatus": result["ErrCode"],
-                    },
-                    # Only with InfoType 0/3 would the best frame come back.
-                    "BestFrame": {"BestFrame": "/9j/4AAQSk"}
-                    if data.get("InfoType") != "1"
-                    else None,
-                    "IdCardData": None,
-                    "VideoData": None,
-                    "RequestId": request_id,
-                }
-        else:
-            payload = {
-                "Error": {"Code": "InvalidAction", "Message": action},
-                "RequestId": request_id,
-            }
-        self._reply(handler, 200, {"Response": payload})
-
-    @staticmethod
-    def _reply(handler, status: int, payload: dict) -> None:
-        raw = json.dumps(payload, ensure_ascii=False).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(raw)))
-        handler.end_headers()
-        handler.wfile.write(raw)
-
-
 @pytest.fixture
 def fake_faceid():
-    server = FakeFaceId()
+    server = FakeFaceId(secret_id=T_SECRET_ID, secret_key=T_SECRET_KEY, rule_id=RULE_ID)
     server.start()
     yield server
     server.close()
@@ -866,6 +723,7 @@ def test_tencent_start_is_a_signed_detect_auth(tencent, fake_faceid, agreement, 
     [request] = fake_faceid.requests
     assert request["rejected"] is None
     assert request["action"] == "DetectAuth"
+    assert request["headers"]["Host"] == fake_faceid.url.removeprefix("http://")
     assert request["headers"]["X-TC-Timestamp"] == str(int(NOW.timestamp()))
     assert "X-TC-Region" not in request["headers"]
     applicant = agreement.family.main_applicant
