@@ -61,14 +61,36 @@ class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
     list_filter = ("is_staff", "is_active", "groups")
 
 
+class IdNumberSearchMixin:
+    """Admin search by a whole ID number: the term, if it is one, is matched through the
+    encrypted field's keyed hash (an exact lookup), besides the other search fields."""
+
+    id_number_path = ""
+
+    def get_search_results(self, request, queryset, search_term):
+        from accounts.validators import id_number_clean
+        from core.errors import ValidationFailed
+
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            number = id_number_clean(search_term)
+        except ValidationFailed:
+            return results, may_have_duplicates
+        return results | queryset.filter(**{self.id_number_path: number}), may_have_duplicates
+
+
 @admin.register(Applicant)
-class ApplicantAdmin(StaffOpsMixin, HistoryAdmin):
+class ApplicantAdmin(IdNumberSearchMixin, StaffOpsMixin, HistoryAdmin):
     change_form_template = STAFF_OPS_FORM
     list_display = ("real_name", "id_number_shown", "mobile_shown", "created_at")
-    search_fields = ("real_name", "=id_number", "=mobile")
+    # The ID number is searched through its keyed hash (IdNumberSearchMixin), never as text.
+    search_fields = ("real_name", "=mobile")
+    id_number_path = "id_number"
     # The ID number keys the family import; the mobile changes only through the SMS-proved
     # flow or the staff operation (audited, both numbers told). Never a plain form field.
-    readonly_fields = ("id_number", "mobile", "user", "created_at")
+    # Shown masked, like everywhere; the encrypted column is never a form field.
+    readonly_fields = ("id_number_shown", "mobile", "user", "created_at")
+    exclude = ("id_number_encrypted", "id_number")
 
     def has_add_permission(self, request):
         return False  # applicants come with their family from the import tool
@@ -83,11 +105,12 @@ class ApplicantAdmin(StaffOpsMixin, HistoryAdmin):
 
 
 @admin.register(Family)
-class FamilyAdmin(StaffOpsMixin, HistoryAdmin):
+class FamilyAdmin(IdNumberSearchMixin, StaffOpsMixin, HistoryAdmin):
     change_form_template = STAFF_OPS_FORM
     history_value_labels = {"eligible_layouts": dict(Layout.choices)}
     list_display = ("rank", "applicant_name", "household_size", "layouts")
-    search_fields = ("=rank", "main_applicant__real_name", "=main_applicant__id_number")
+    search_fields = ("=rank", "main_applicant__real_name")
+    id_number_path = "main_applicant__id_number"
     list_select_related = ("main_applicant",)
     # Rank and layouts belong to the importer and the staff operation that refuses them once
     # a family is seated; the main applicant is fixed by the import.

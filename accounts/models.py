@@ -9,6 +9,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from accounts.validators import mask_id_number, mask_mobile
+from core.pii import EncryptedCharField, SearchField, search_hash_key
 
 
 class User(AbstractUser):
@@ -39,8 +40,17 @@ class Applicant(models.Model):
         verbose_name="登录账号",
     )
     real_name = models.CharField("姓名", max_length=50)
-    # Stored in full (identity providers match on it); shown masked everywhere.
-    id_number = models.CharField("身份证号码", max_length=18, unique=True)
+    # Stored encrypted (core/pii.py, AES-256-GCM under the configured keys) and found by a
+    # keyed hash: `id_number` is the hash column (`filter(id_number=...)` hashes the value),
+    # reading or setting `applicant.id_number` reads or sets the plaintext through the
+    # encrypted field declared first. Shown masked everywhere.
+    id_number_encrypted = EncryptedCharField("身份证号码", max_length=18, default="")
+    id_number = SearchField(
+        hash_key=search_hash_key,
+        encrypted_field_name="id_number_encrypted",
+        unique=True,
+        verbose_name="身份证号码（检索哈希）",
+    )
     mobile = models.CharField("登记手机号码", max_length=11)
     created_at = models.DateTimeField(auto_now_add=True, verbose_name="创建时间")
 
@@ -52,9 +62,6 @@ class Applicant(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(mobile__regex=r"^1[3-9][0-9]{9}$"), name="applicant_mobile_format"
-            ),
-            models.CheckConstraint(
-                condition=Q(id_number__regex=r"^[0-9]{17}[0-9X]$"), name="applicant_id_format"
             ),
         ]
 

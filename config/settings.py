@@ -110,6 +110,55 @@ def _ledger_signing_key() -> str:
 
 
 LEDGER_SIGNING_KEY = _ledger_signing_key()
+
+
+def _hex_keys(name: str, file_name: str, *, many: bool) -> list[str]:
+    """Personal data's keys (core/pii.py): 32 random bytes each, as 64 hex digits. From
+    ANJU_<name> (comma-separated when `many`) or ANJU_<name>_FILE (one per line); in
+    development generated once under var/ like the log key; required when DEBUG is off."""
+    text = os.environ.get(f"ANJU_{name}", "").replace(",", "\n")
+    path_name = os.environ.get(f"ANJU_{name}_FILE", "")
+    if path_name and not text:
+        try:
+            text = Path(path_name).read_text()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"ANJU_{name}_FILE: {exc}") from None
+    if not text:
+        if not DEBUG:
+            raise ImproperlyConfigured(
+                f"ANJU_{name} or ANJU_{name}_FILE is required when DEBUG is off: the key"
+                f"{'s' if many else ''} for personal data at rest (64 hex digits each, "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`; docs/RETENTION.md)."
+            )
+        path = VAR_DIR / file_name
+        if not path.exists():
+            VAR_DIR.mkdir(parents=True, exist_ok=True)
+            try:  # two processes starting at once: the first file wins
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_hex(32) + "\n")
+        text = path.read_text()
+    found = [line.strip() for line in text.splitlines() if line.strip()]
+    for key in found:
+        try:
+            ok = len(bytes.fromhex(key)) == 32
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ImproperlyConfigured(f"ANJU_{name}: each key must be 64 hex digits (32 bytes).")
+    if not found or (len(found) > 1 and not many):
+        raise ImproperlyConfigured(f"ANJU_{name}: {'at least' if many else 'exactly'} one key.")
+    return found
+
+
+# AES-256-GCM keys for ID numbers, bank account numbers and card photos at rest: the first
+# encrypts, all decrypt (rotation: docs/DECISIONS.md "Personal data at rest",
+# `manage.py pii_rotate_keys`). The search hash key makes the ID number's lookup column.
+FIELD_ENCRYPTION_KEYS = _hex_keys("FIELD_ENCRYPTION_KEYS", "field_encryption_keys", many=True)
+PII_SEARCH_HASH_KEY = _hex_keys("PII_SEARCH_HASH_KEY", "pii_search_hash_key", many=False)[0]
 # The public origin of the site (scheme://host[:port]): every absolute URL the system makes
 # (QR codes, SMS, the PDF's verification link, the face and payment providers' return,
 # callback and notify URLs) is SITE_URL + path (core/urls.py `absolute_url`). Required when

@@ -211,7 +211,9 @@ def _audit(actor, action: str, target: Any, report: ImportReport, source: str, i
 def _rank_holders(ranks: set[int]) -> dict[int, str]:
     """rank -> the ID number of the main applicant of the family holding it."""
     return dict(
-        Family.objects.filter(rank__in=ranks).values_list("rank", "main_applicant__id_number")
+        Family.objects.filter(rank__in=ranks).values_list(
+            "rank", "main_applicant__id_number_encrypted"
+        )
     )
 
 
@@ -259,15 +261,15 @@ def _family_rows_check(rows: _Rows, report: ImportReport) -> list[tuple[int, dic
     ids = {v["id_number"] for _, v, _ in checked if v["id_number"]}
     ranks = {v["rank"] for _, v, _ in checked if v["rank"]}
     by_id = {  # id number -> (family id, rank) for applicants already on the list
-        a["id_number"]: (a["family__id"], a["family__rank"])
-        for a in Applicant.objects.filter(id_number__in=ids).values(
-            "id_number", "family__id", "family__rank"
+        a["id_number_encrypted"]: (a["family__id"], a["family__rank"])
+        for a in Applicant.objects.filter(id_number__in=ids).values(  # keyed-hash lookup
+            "id_number_encrypted", "family__id", "family__rank"
         )
     }
     rank_holder = _rank_holders(ranks)
     seated = set(
         Seat.objects.filter(family__main_applicant__id_number__in=ids).values_list(
-            "family__main_applicant__id_number", flat=True
+            "family__main_applicant__id_number_encrypted", flat=True
         )
     )
     rank_row: dict[int, int] = {}

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from accounts.models import Family, User
+from core.pii import EncryptedBinaryField, EncryptedCharField
 
 
 class TemplateKind(models.TextChoices):
@@ -459,7 +460,8 @@ class Lease(models.Model):
     # 租金托收, confirmed for the agreement's attempt `bank_attempt` (0: never); a staff
     # rejection starts a new attempt, so the details are confirmed again.
     bank = models.CharField("托收银行", max_length=10, choices=Bank.choices, blank=True)
-    account_number = models.CharField("银行账号", max_length=19, blank=True)
+    # Encrypted at rest (core/pii.py); None until confirmed. Shown masked (`account_masked`).
+    account_number = EncryptedCharField("银行账号", max_length=19, null=True, blank=True)
     account_holder = models.CharField("账户名", max_length=50, blank=True)
     bank_attempt = models.PositiveSmallIntegerField(default=0, verbose_name="银行卡提交次数")
     bank_confirmed_at = models.DateTimeField(null=True, blank=True, verbose_name="银行卡确认时间")
@@ -472,8 +474,7 @@ class Lease(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(deposit_fen__gt=0), name="lease_deposit_positive"),
             models.CheckConstraint(
-                condition=Q(bank_attempt=0)
-                | (~Q(bank="") & Q(account_number__regex=r"^[0-9]{16,19}$")),
+                condition=Q(bank_attempt=0) | (~Q(bank="") & Q(account_number__isnull=False)),
                 name="lease_bank_complete",
             ),
         ]
@@ -535,7 +536,7 @@ class CardPhoto(models.Model):
         Lease, on_delete=models.CASCADE, related_name="photos", verbose_name="租赁签约"
     )
     side = models.CharField(max_length=5, choices=Side.choices, verbose_name="正反面")
-    image = models.BinaryField(verbose_name="图像")
+    image = EncryptedBinaryField(verbose_name="图像")  # AES-256-GCM, core/pii.py
     content_type = models.CharField(max_length=20, verbose_name="文件类型")
     width = models.PositiveIntegerField(verbose_name="宽度")
     height = models.PositiveIntegerField(verbose_name="高度")
