@@ -325,7 +325,12 @@ AUTH_USER_MODEL = "accounts.User"
 WORKERS_IN_PROCESS = env_bool("ANJU_WORKERS_IN_PROCESS", False)
 REALTIME_RELAY_IN_PROCESS = WORKERS_IN_PROCESS
 # Deadline tasks the clock runs each tick besides selection's own, as dotted paths taking now=.
-CLOCK_EXTRA_TASKS = ["signing.agreements.services.agreements_void_due"]
+CLOCK_EXTRA_TASKS = [
+    "signing.agreements.services.agreements_void_due",
+    # The retention schedule, once a day from RETENTION_HOUR local time (docs/RETENTION.md).
+    "core.retention.retention_daily",
+]
+RETENTION_HOUR = env_int("ANJU_RETENTION_HOUR", 3)
 
 # Redis is optional for the embedded quick start; set REDIS_URL in production and tests.
 REDIS_URL = os.environ.get("REDIS_URL", "")
