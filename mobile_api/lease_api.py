@@ -49,6 +49,7 @@ from signing.lease.payments.base import (
     NOTIFY_MAX_BYTES,
     PaymentNotificationInvalid,
     PaymentNotificationJunk,
+    RefundNotice,
 )
 from signing.models import Bank, CardPhoto, Lease, LeaseStage
 
@@ -566,5 +567,8 @@ class PaymentNotifyApi(APIView):
         except PaymentNotificationInvalid as exc:
             deposit.payment_notice_refused_record(provider=provider, error=exc, body=body, ip=ip)
             raise
-        deposit.deposit_notice_apply(notice=notice, body=body, ip=ip, now=timezone.now())
+        if isinstance(notice, RefundNotice):  # REFUND.*: the refund's notify_url is this one
+            deposit.refund_notice_apply(notice=notice, body=body, ip=ip, now=timezone.now())
+        else:
+            deposit.deposit_notice_apply(notice=notice, body=body, ip=ip, now=timezone.now())
         return Response({"code": "SUCCESS", "message": "成功"})

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -32,7 +32,12 @@ from signing.agreements.preview import ViewedPdf
 from signing.agreements.services import agreement_lock
 from signing.agreements.transitions import signing_window_check
 from signing.lease.payments import get_provider
-from signing.lease.payments.base import PaymentNotice, PaymentProviderError, PaymentStart
+from signing.lease.payments.base import (
+    PaymentNotice,
+    PaymentProviderError,
+    PaymentStart,
+    RefundNotice,
+)
 from signing.models import (
     Agreement,
     DepositPayment,
@@ -58,9 +63,15 @@ class PaymentOrderUnknown(DomainError):
     kind = "not_found"
 
 
-def _out_trade_no(now: datetime) -> str:
-    # WeChat Pay: 6-32 characters of [0-9A-Za-z_-*], unique per merchant.
-    return f"AJ{timezone.localtime(now):%Y%m%d%H%M%S}{secrets.token_hex(6).upper()}"
+def _out_trade_no(lease_id: int, attempt: int) -> str:
+    """One number per lease and attempt: AJ, the lease, the attempt, 8 random hex digits
+    (unique per merchant even across databases). WeChat Pay: 6-32 of [0-9A-Za-z_-|*]."""
+    return f"AJ{lease_id:08d}N{attempt:02d}{secrets.token_hex(4).upper()}"
+
+
+def _out_refund_no(payment: DepositPayment) -> str:
+    """The refund's number: one refund per order, so the order's number marks it."""
+    return f"RF{payment.out_trade_no}"
 
 
 def deposit_order_prepare(*, lease_id: int, now: datetime) -> DepositPayment:
@@ -83,9 +94,20 @@ def deposit_order_prepare(*, lease_id: int, now: datetime) -> DepositPayment:
             payment = DepositPayment.objects.create(
                 lease=lease,
                 provider=get_provider().name,
-                out_trade_no=_out_trade_no(now),
+                out_trade_no=_out_trade_no(lease.pk, 1),
                 amount_fen=lease.deposit_fen,
                 created_at=now,
+            )
+        elif payment.closed_at is not None:
+            # The last attempt's order was closed at the provider (a closed order's number
+            # can never be paid nor reused) and the window is open again: a new attempt.
+            payment.attempt += 1
+            payment.out_trade_no = _out_trade_no(lease.pk, payment.attempt)
+            payment.prepay_id = ""
+            payment.closed_at = None
+            payment.created_at = now
+            payment.save(
+                update_fields=["attempt", "out_trade_no", "prepay_id", "closed_at", "created_at"]
             )
         return payment
 
@@ -107,6 +129,8 @@ def deposit_begin(
             notify_url=notify_url,
             return_url=return_url,
             payer_hint=lease.agreement.family.main_applicant.real_name,
+            # WeChat takes no money for the order after the signing window (time_expire).
+            expires_at=lease.agreement.window_ends_at,
         )
     except PaymentProviderError as exc:
         if exc.reason != "ORDERPAID":
@@ -120,16 +144,27 @@ def deposit_begin(
 
 
 def _record(
-    *, notice: PaymentNotice | None, provider: str, outcome: str, code: str, body: bytes, ip: str
+    *,
+    notice: PaymentNotice | RefundNotice | None,
+    provider: str,
+    outcome: str,
+    code: str,
+    body: bytes,
+    ip: str,
 ) -> None:
+    refund = isinstance(notice, RefundNotice)
     PaymentNotification.objects.create(
         provider=provider,
+        kind=PaymentNotification.Kind.REFUND if refund else PaymentNotification.Kind.PAYMENT,
         received_at=timezone.now(),
         outcome=outcome,
         code=code,
         out_trade_no=(notice.out_trade_no if notice else "")[:64],
         transaction_id=(notice.transaction_id if notice else "")[:64],
-        amount_fen=notice.amount_fen if notice else None,
+        out_refund_no=notice.out_refund_no[:64] if isinstance(notice, RefundNotice) else "",
+        amount_fen=(notice.refund_fen if isinstance(notice, RefundNotice) else notice.amount_fen)
+        if notice
+        else None,
         body_sha256=hashlib.sha256(body).hexdigest(),
         ip=ip,
     )
@@ -315,6 +350,290 @@ def deposit_refresh(*, lease: Lease, now: datetime) -> DepositPayment | None:
             pass
     payment.refresh_from_db()
     return payment
+
+
+# ------------------------------------------------- the window's end: close unpaid orders
+
+
+def deposit_orders_close_due(*, now: datetime) -> list[int]:
+    """At the window's end (a clock task, run before the void): close every unpaid order of
+    a lease whose window has ended at the provider, so it can no longer be paid, and note
+    `closed_at`. An order the provider reports paid meanwhile (its notification lost or on
+    its way) is queried and applied instead. A provider that cannot be reached is tried
+    again on the next tick. Returns the ids of the orders closed."""
+    provider = get_provider()
+    due = list(
+        DepositPayment.objects.filter(
+            status=DepositPayment.Status.CREATED,
+            closed_at__isnull=True,
+            provider=provider.name,
+            lease__agreement__window_ends_at__lte=now,
+        ).values_list("pk", "out_trade_no", "lease_id")
+    )
+    closed = []
+    for payment_id, out_trade_no, lease_id in due:
+        try:
+            provider.close_order(out_trade_no=out_trade_no)
+        except PaymentProviderError as exc:
+            if exc.reason == "ORDERPAID":
+                deposit_refresh(lease=Lease.objects.get(pk=lease_id), now=now)
+            else:
+                logger.warning("closing deposit order %s failed: %s", out_trade_no, exc.detail)
+            continue
+        updated = DepositPayment.objects.filter(
+            pk=payment_id, status=DepositPayment.Status.CREATED, out_trade_no=out_trade_no
+        ).update(closed_at=now)
+        if updated:
+            closed.append(payment_id)
+    return closed
+
+
+# ------------------------------------------------------------------------------ refunds
+
+REFUND_REASON = "公共租赁住房签约未完成，退还押金"
+# A refund the provider has not reported on after this long is asked about (its
+# notification may be lost), as deposit_refresh asks about a payment.
+REFUND_QUERY_AFTER_SECONDS = 5 * 60
+
+
+class RefundRefused(DomainError):
+    kind = "invalid"
+
+
+REFUND_MISMATCH_MESSAGES = {
+    "payment_refund_mismatch": "退款与订单不一致",
+    "payment_refund_amount_mismatch": "退款金额与押金不一致",
+    "payment_merchant_mismatch": "支付商户不一致",
+    "payment_refund_conflict": "该退款已由另一笔退款入账",
+}
+
+
+def deposit_refund_request(*, lease_id: int, now: datetime) -> DepositPayment:
+    """Record the refund of the lease's paid deposit (its lease voided or abandoned), with
+    `deposit_refund_requested` evidence; the provider is asked afterwards, outside the
+    transaction (`deposit_refund_submit`). Idempotent: a refund already recorded is returned.
+    Raises `refund_not_paid` (nothing was paid: nothing to refund), `refund_not_due` (the
+    lease is still going on)."""
+    with transaction.atomic():
+        agreement_id = Lease.objects.values_list("agreement_id", flat=True).get(pk=lease_id)
+        agreement = agreement_lock(agreement_id)
+        found = DepositPayment.objects.filter(lease_id=lease_id).values_list("pk", flat=True)
+        payment = lock_get(DepositPayment.objects, pk=found[0]) if found else None
+        if payment is None or payment.status != DepositPayment.Status.PAID:
+            raise Conflict("refund_not_paid", "押金未缴纳，无需退款")
+        if agreement.status not in (Agreement.Status.VOID, Agreement.Status.ABANDONED):
+            raise Conflict("refund_not_due", "签约未终止，押金不予退还")
+        if payment.refund_status:
+            return payment
+        payment.refund_status = DepositPayment.RefundStatus.REQUESTED
+        payment.out_refund_no = _out_refund_no(payment)
+        payment.refund_requested_at = now
+        payment.save(update_fields=["refund_status", "out_refund_no", "refund_requested_at"])
+        evidence_append(
+            agreement=agreement,
+            kind="deposit_refund_requested",
+            now=now,
+            data={
+                "out_trade_no": payment.out_trade_no,
+                "out_refund_no": payment.out_refund_no,
+                "amount_fen": payment.amount_fen,
+                "agreement_status": agreement.status,
+            },
+        )
+        return payment
+
+
+def deposit_refund_submit(*, payment_id: int, notify_url: str, now: datetime) -> DepositPayment:
+    """Ask the provider for a recorded refund (outside any transaction; idempotent per
+    out_refund_no, so asking again after a lost answer refunds once). PROCESSING is noted;
+    an answer already final is applied like its notification. A provider error that a retry
+    may fix leaves the refund REQUESTED (the clock asks again); any other marks it FAILED
+    for staff."""
+    payment = DepositPayment.objects.get(pk=payment_id)
+    if payment.refund_status != DepositPayment.RefundStatus.REQUESTED:
+        return payment
+    try:
+        answer = get_provider().refund_create(
+            out_trade_no=payment.out_trade_no,
+            out_refund_no=payment.out_refund_no,
+            refund_fen=payment.amount_fen,
+            total_fen=payment.amount_fen,
+            reason=REFUND_REASON,
+            notify_url=notify_url,
+        )
+    except PaymentProviderError as exc:
+        logger.warning("refund %s: %s", payment.out_refund_no, exc.detail)
+        if not exc.retryable:
+            DepositPayment.objects.filter(
+                pk=payment.pk, refund_status=DepositPayment.RefundStatus.REQUESTED
+            ).update(refund_status=DepositPayment.RefundStatus.FAILED)
+        payment.refresh_from_db()
+        return payment
+    if answer.refund_status == "PROCESSING":
+        DepositPayment.objects.filter(
+            pk=payment.pk, refund_status=DepositPayment.RefundStatus.REQUESTED
+        ).update(refund_status=DepositPayment.RefundStatus.PROCESSING, refund_id=answer.refund_id)
+    else:
+        try:
+            refund_notice_apply(notice=answer, now=now)
+        except (RefundRefused, DomainError) as exc:
+            logger.warning("refund %s answer refused: %s", payment.out_refund_no, exc)
+    payment.refresh_from_db()
+    return payment
+
+
+def deposit_refunds_due(*, now: datetime) -> list[int]:
+    """A clock task: every paid deposit of a voided or abandoned lease is refunded (recorded,
+    then asked of the provider), a refund the provider did not take yet is asked again, and
+    one it has not reported on for REFUND_QUERY_AFTER_SECONDS is queried (its notification
+    may be lost). Returns the ids of the payments it acted on."""
+    from core.urls import absolute_url
+
+    provider = get_provider()
+    notify_url = absolute_url(f"/api/v1/payments/notify/{provider.name}/")
+    acted = []
+    for lease_id in DepositPayment.objects.filter(
+        status=DepositPayment.Status.PAID,
+        refund_status="",
+        provider=provider.name,
+        lease__agreement__status__in=[Agreement.Status.VOID, Agreement.Status.ABANDONED],
+    ).values_list("lease_id", flat=True):
+        deposit_refund_request(lease_id=lease_id, now=now)
+    for payment_id in DepositPayment.objects.filter(
+        refund_status=DepositPayment.RefundStatus.REQUESTED, provider=provider.name
+    ).values_list("pk", flat=True):
+        deposit_refund_submit(payment_id=payment_id, notify_url=notify_url, now=now)
+        acted.append(payment_id)
+    stale = now - timedelta(seconds=REFUND_QUERY_AFTER_SECONDS)
+    for payment_id, out_refund_no in DepositPayment.objects.filter(
+        refund_status=DepositPayment.RefundStatus.PROCESSING,
+        provider=provider.name,
+        refund_requested_at__lte=stale,
+    ).values_list("pk", "out_refund_no"):
+        try:
+            answer = provider.refund_query(out_refund_no=out_refund_no)
+        except PaymentProviderError as exc:
+            logger.warning("refund query %s: %s", out_refund_no, exc.detail)
+            continue
+        if answer is not None and answer.refund_status != "PROCESSING":
+            try:
+                refund_notice_apply(notice=answer, now=now)
+            except DomainError as exc:
+                logger.warning("refund %s answer refused: %s", out_refund_no, exc)
+            acted.append(payment_id)
+    return acted
+
+
+def _refund_mismatch(payment: DepositPayment, notice: RefundNotice) -> str:
+    if notice.mchid and notice.mchid != settings.PAYMENT["MCHID"]:
+        return "payment_merchant_mismatch"
+    if (
+        notice.out_trade_no != payment.out_trade_no
+        or notice.transaction_id != payment.transaction_id
+    ):
+        return "payment_refund_mismatch"
+    if notice.refund_fen != payment.amount_fen or notice.total_fen != payment.amount_fen:
+        return "payment_refund_amount_mismatch"
+    if payment.refund_id and notice.refund_id != payment.refund_id:
+        return "payment_refund_conflict"
+    return ""
+
+
+def refund_notice_apply(
+    *, notice: RefundNotice, body: bytes = b"", ip: str = "", now: datetime
+) -> DepositPayment:
+    """Apply a verified refund notice (or query answer) to its order, exactly once, under
+    the agreement's row lock as for payments. SUCCESS marks the deposit REFUNDED with
+    `deposit_refunded` evidence; the same refund again is a duplicate (recorded, nothing
+    changed; the database refuses a second applied refund notice for one refund). ABNORMAL
+    or CLOSED marks it FAILED for staff (recorded as refused with its code, evidence
+    `deposit_refund_failed`). Raises `payment_refund_unknown`; RefundRefused
+    (`payment_refund_mismatch`, `payment_refund_amount_mismatch`,
+    `payment_merchant_mismatch`, `payment_refund_conflict`) after recording it."""
+
+    def record(outcome: str, code: str = "") -> None:
+        _record(
+            notice=notice, provider=notice.provider, outcome=outcome, code=code, body=body, ip=ip
+        )
+
+    refused: DomainError | None = None
+    with transaction.atomic():
+        found = (
+            DepositPayment.objects.filter(
+                out_refund_no=notice.out_refund_no, provider=notice.provider
+            )
+            .exclude(out_refund_no="")
+            .values_list("pk", "lease__agreement_id")
+            .first()
+        )
+        if found is None:
+            record("refused", "payment_refund_unknown")
+            refused = DomainError("payment_refund_unknown", "退款单不存在", kind="not_found")
+        else:
+            payment_id, agreement_id = found
+            agreement = agreement_lock(agreement_id)
+            payment = lock_get(DepositPayment.objects, pk=payment_id)
+            code = _refund_mismatch(payment, notice)
+            if not code and payment.refund_status == DepositPayment.RefundStatus.REFUNDED:
+                record("duplicate")
+                return payment
+            if code:
+                record("refused", code)
+                evidence_append(
+                    agreement=agreement,
+                    kind="deposit_notice_refused",
+                    now=now,
+                    ctx=RequestContext(ip=ip),
+                    data={
+                        "code": code,
+                        "out_trade_no": notice.out_trade_no,
+                        "out_refund_no": notice.out_refund_no,
+                        "refund_id": notice.refund_id,
+                        "amount_fen": notice.refund_fen,
+                    },
+                )
+                refused = RefundRefused(code, REFUND_MISMATCH_MESSAGES[code])
+            elif notice.refund_status == "SUCCESS":
+                payment.refund_status = DepositPayment.RefundStatus.REFUNDED
+                payment.refund_id = notice.refund_id[:64]
+                payment.refunded_at = notice.success_time or now
+                payment.save(update_fields=["refund_status", "refund_id", "refunded_at"])
+                record("applied")
+                evidence_append(
+                    agreement=agreement,
+                    kind="deposit_refunded",
+                    now=now,
+                    ctx=RequestContext(ip=ip),
+                    data={
+                        "out_trade_no": payment.out_trade_no,
+                        "out_refund_no": payment.out_refund_no,
+                        "refund_id": payment.refund_id,
+                        "amount_fen": payment.amount_fen,
+                    },
+                )
+                return payment
+            elif notice.refund_status in ("ABNORMAL", "CLOSED"):
+                if payment.refund_status != DepositPayment.RefundStatus.FAILED:
+                    payment.refund_status = DepositPayment.RefundStatus.FAILED
+                    payment.refund_id = notice.refund_id[:64]
+                    payment.save(update_fields=["refund_status", "refund_id"])
+                    evidence_append(
+                        agreement=agreement,
+                        kind="deposit_refund_failed",
+                        now=now,
+                        ctx=RequestContext(ip=ip),
+                        data={
+                            "out_refund_no": payment.out_refund_no,
+                            "state": notice.refund_status,
+                        },
+                    )
+                    logger.warning("refund %s %s", payment.out_refund_no, notice.refund_status)
+                record("refused", f"payment_refund_{notice.refund_status.lower()}")
+                return payment
+            else:  # PROCESSING: nothing to apply yet
+                return payment
+    assert refused is not None
+    raise refused
 
 
 def deposit_receipt_pdf_for(*, lease: Lease, now: datetime) -> bytes:
