@@ -326,11 +326,12 @@ WORKERS_IN_PROCESS = env_bool("ANJU_WORKERS_IN_PROCESS", False)
 REALTIME_RELAY_IN_PROCESS = WORKERS_IN_PROCESS
 # Deadline tasks the clock runs each tick besides selection's own, as dotted paths taking now=.
 CLOCK_EXTRA_TASKS = [
+    # Close unpaid deposit orders at the provider before the window's end voids their lease.
+    "signing.lease.deposit.deposit_orders_close_due",
     "signing.agreements.services.agreements_void_due",
-    # The retention schedule, once a day from RETENTION_HOUR local time (docs/RETENTION.md).
-    "core.retention.retention_daily",
+    # Refund the paid deposit of a voided or abandoned lease (signing/lease/deposit.py).
+    "signing.lease.deposit.deposit_refunds_due",
 ]
-RETENTION_HOUR = env_int("ANJU_RETENTION_HOUR", 3)
 
 # Redis is optional for the embedded quick start; set REDIS_URL in production and tests.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -587,6 +588,20 @@ PAYMENT: dict[str, Any] = {
     "API_V3_KEY": os.environ.get("PAYMENT_API_V3_KEY", ""),
     "PLATFORM_KEY_DIR": Path(os.environ.get("PAYMENT_PLATFORM_KEY_DIR", VAR_DIR / "pay")),
     "NOTIFY_MAX_AGE_SECONDS": env_int("PAYMENT_NOTIFY_MAX_AGE_SECONDS", 300),
+    # WeChat Pay v3 (provider "wechatpay", signing/lease/payments/wechatpay.py, on wechatpayv3).
+    # ENDPOINT: empty = https://api.mch.weixin.qq.com ("dev": its in-process fake server).
+    "ENDPOINT": os.environ.get("PAYMENT_ENDPOINT", ""),
+    "MERCHANT_KEY_FILE": os.environ.get("PAYMENT_MERCHANT_KEY_FILE", ""),
+    "MERCHANT_SERIAL": os.environ.get("PAYMENT_MERCHANT_SERIAL", ""),
+    # Platform certificate mode (downloaded into this directory) or public key mode.
+    "PLATFORM_CERT_DIR": os.environ.get("PAYMENT_PLATFORM_CERT_DIR", ""),
+    "PLATFORM_PUBLIC_KEY_FILE": os.environ.get("PAYMENT_PLATFORM_PUBLIC_KEY_FILE", ""),
+    "PLATFORM_PUBLIC_KEY_ID": os.environ.get("PAYMENT_PLATFORM_PUBLIC_KEY_ID", ""),
+    "TIMEOUT_SECONDS": env_int("PAYMENT_TIMEOUT_SECONDS", 10),
+    # The development provider's fake WeChat Pay server: its port (0 = any free one) and
+    # whether it settles refunds by itself a moment after they are asked for.
+    "DEV_SERVER_PORT": env_int("PAYMENT_DEV_SERVER_PORT", 0),
+    "DEV_REFUND_AUTO_SETTLE": os.environ.get("PAYMENT_DEV_REFUND_AUTO_SETTLE", "1") == "1",
 }
 
 LOGGING = {
