@@ -331,7 +331,10 @@ CLOCK_EXTRA_TASKS = [
     "signing.agreements.services.agreements_void_due",
     # Refund the paid deposit of a voided or abandoned lease (signing/lease/deposit.py).
     "signing.lease.deposit.deposit_refunds_due",
+    # The retention schedule, once a day from RETENTION_HOUR local time (docs/RETENTION.md).
+    "core.retention.retention_daily",
 ]
+RETENTION_HOUR = env_int("ANJU_RETENTION_HOUR", 3)
 
 # Redis is optional for the embedded quick start; set REDIS_URL in production and tests.
 REDIS_URL = os.environ.get("REDIS_URL", "")
