@@ -43,7 +43,8 @@ def login_code_send(*, id_number: str, ctx: RequestContext, now: datetime | None
     """Send a login code to the registered mobile of the applicant with this ID number.
 
     Behaves the same whether or not the ID number is registered (an unknown one gets a code
-    row with no phone and no message), so the answer never reveals registration.
+    row and an outbox row with no phone, which the worker retires unsent), and never waits on
+    the SMS provider, so neither the answer nor its time reveals registration.
     Raises `invalid_id_number`, and the throttles of `sms_code_send`.
     """
     number = id_number_clean(id_number)
@@ -54,6 +55,7 @@ def login_code_send(*, id_number: str, ctx: RequestContext, now: datetime | None
         phone=applicant.mobile if applicant else "",
         ip=ctx.ip,
         now=now,
+        conceal=True,  # the same work and time either way; delivery is the worker's
     )
 
 

@@ -48,12 +48,25 @@ def _local_day_start(now: datetime) -> datetime:
 
 
 def sms_code_send(
-    *, purpose: str, subject: str, phone: str, ip: str, now: datetime | None = None
+    *,
+    purpose: str,
+    subject: str,
+    phone: str,
+    ip: str,
+    now: datetime | None = None,
+    conceal: bool = False,
 ) -> SmsCode:
     """Issue a new code for (purpose, subject) and queue its SMS to `phone`.
 
     `phone` may be empty (an unknown subject): the code row is written, so cooldown, caps and
     attempts behave identically, but no message is sent. Locks the subject's latest code.
+
+    `conceal`: the answer must not tell whether the subject is known (login by ID number).
+    Then the request does the same work either way and never waits on the provider: the
+    outbox row is written for an unknown subject too (no phone: the worker retires it
+    unsent), and every row is left to the outbox worker, woken at commit, instead of being
+    delivered after commit inside the request.
+
     Raises Throttled: `sms_resend_too_soon` (with retry_after), `sms_daily_cap`,
     `sms_ip_throttled`.
     """
@@ -83,13 +96,14 @@ def sms_code_send(
         salt = secrets.token_hex(16)
         ttl = _conf("CODE_TTL_SECONDS")
         message = None
-        if phone:
+        if phone or conceal:
             message = sms_message_queue(
                 phone=phone,
                 kind="verify_code",
                 params=[code, str(ttl // 60), Purpose(purpose).label],
                 expires_at=now + timedelta(seconds=ttl),
                 now=now,
+                after_commit=not conceal,
             )
         return SmsCode.objects.create(
             purpose=purpose,
@@ -175,10 +189,12 @@ def sms_message_queue(
 ) -> SmsMessage:
     """Write an outbox row in the current transaction; deliver it after commit (a code the
     person is waiting for), or, with `after_commit=False`, leave it to the outbox worker
-    (`manage.py sms_outbox --loop`, a thread of the quick start): a notice that must not make
-    the request or the clock's tick wait on the provider (the selection result: a confirm's
-    answer, a close of a thousand families).
+    (`manage.py sms_outbox --loop`, a thread of the quick start), woken at commit when it
+    runs in this process: a notice that must not make the request or the clock's tick wait
+    on the provider (the selection result: a confirm's answer, a close of a thousand
+    families), a login code whose delivery time must not tell that the ID number is known.
 
+    An empty `phone` writes a row the worker retires unsent (a concealed unknown subject).
     Never calls the provider itself, so it is safe inside a transaction that holds locks.
     """
     now = now or timezone.now()
@@ -196,6 +212,8 @@ def sms_message_queue(
     # outbox row stays due and the sweeper retries it.
     if after_commit:
         transaction.on_commit(lambda: sms_message_deliver(message_id=message.pk), robust=True)
+    else:
+        transaction.on_commit(sms_outbox_wake)
     return message
 
 
@@ -204,11 +222,28 @@ def sms_payload(params: list) -> str:
     return crypto.seal({"params": [str(p) for p in params]})
 
 
+# Set at the commit of a row left to the worker: an outbox loop in this process (the quick
+# start's thread) starts its next pass at once instead of at the end of its interval. A
+# worker in another process polls every `interval`.
+_outbox_wake = threading.Event()
+
+
+def sms_outbox_wake() -> None:
+    _outbox_wake.set()
+
+
 def sms_outbox_loop(*, stop: threading.Event, interval: float = OUTBOX_INTERVAL) -> None:
-    """Deliver due messages until `stop` is set; a failing pass is logged and retried."""
-    loop_every(
-        stop=stop, tick=interval, step=sms_outbox_run_due, logger=logger, what="SMS outbox pass"
-    )
+    """Deliver due messages until `stop` is set, a pass every `interval` seconds or as soon
+    as a row is committed in this process; a failing pass is logged and retried."""
+
+    def step() -> None:
+        sms_outbox_run_due()
+        # Cleared before the wait ends the pass: a commit during the pass sets it again, so
+        # its row is taken by the next pass at once (the commit precedes the set).
+        _outbox_wake.wait(interval)
+        _outbox_wake.clear()
+
+    loop_every(stop=stop, tick=0, step=step, logger=logger, what="SMS outbox pass")
 
 
 def sms_outbox_start_in_process() -> None:
@@ -231,10 +266,16 @@ def _claim(message_id: int, now: datetime) -> tuple[SmsMessage, list[str]] | Non
         if message is None:
             return None
         data = crypto.unseal(message.payload)
-        if (message.expires_at and now >= message.expires_at) or data is None:
+        if (message.expires_at and now >= message.expires_at) or data is None or not message.phone:
             message.status = SmsMessage.Status.EXPIRED
             message.payload = ""
-            message.last_error = "" if data is not None else "payload unreadable (key changed)"
+            message.last_error = (
+                "payload unreadable (key changed)"
+                if data is None
+                else ""
+                if message.phone
+                else "no recipient: a code for an unknown subject, never sent"
+            )
             message.save(update_fields=["status", "payload", "last_error"])
             return None
         message.status = SmsMessage.Status.SENDING

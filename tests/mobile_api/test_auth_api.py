@@ -51,7 +51,12 @@ def test_unknown_id_number_looks_exactly_like_a_registered_one(api, family):
     )
     assert login_unknown.status_code == login_wrong.status_code == 400
     assert error_code(login_unknown) == error_code(login_wrong) == "sms_code_invalid"
-    assert SmsMessage.objects.count() == 1  # only the registered number got a message
+    # The same rows either way; only the registered number's message is ever sent.
+    assert SmsCode.objects.count() == SmsMessage.objects.count() == 2
+    assert sorted(SmsMessage.objects.values_list("status", "phone")) == [
+        (SmsMessage.Status.EXPIRED, ""),
+        (SmsMessage.Status.SENT, family.main_applicant.mobile),
+    ]
 
 
 @pytest.mark.parametrize("value", ["", "123", "110105194912310021", "x" * 18])
