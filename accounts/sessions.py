@@ -17,6 +17,7 @@ query for the login").
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib import auth
@@ -27,8 +28,19 @@ from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from core.adb import Compiled
+
 _MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 _NOT_LOADED = object()
+
+
+def _login_rows(session_key, now):
+    """The session row with its device session, user, applicant and family: the one query."""
+    from accounts.models import LoginSession
+
+    return LoginSession.objects.select_related("device__user__applicant__family").filter(
+        session_key=session_key, expire_date__gt=now
+    )
 
 
 class SessionStore(DatabaseSessionStore):
@@ -45,11 +57,7 @@ class SessionStore(DatabaseSessionStore):
 
     def _get_session_from_db(self):
         try:
-            return (
-                self.model.objects.select_related("device__user__applicant__family")
-                .filter(session_key=self.session_key, expire_date__gt=timezone.now())
-                .get()
-            )
+            return _login_rows(self.session_key, timezone.now()).get()
         except (self.model.DoesNotExist, SuspiciousOperation) as exc:
             if isinstance(exc, SuspiciousOperation):
                 logging.getLogger(f"django.security.{exc.__class__.__name__}").warning(str(exc))
@@ -76,28 +84,30 @@ def _loaded_device(session):
     return getattr(session, "device", _NOT_LOADED)
 
 
+def _is_sessions_user(session, user) -> bool:
+    """The session belongs to `user`: its user id, the model backend the applicants' logins
+    use, an active user and a valid session hash (Django's own checks, from loaded rows)."""
+    try:
+        same_user = user.pk == user._meta.pk.to_python(session[SESSION_KEY])
+    except (KeyError, ValidationError):
+        return False
+    return (
+        same_user
+        and session.get(BACKEND_SESSION_KEY) == _MODEL_BACKEND
+        and _MODEL_BACKEND in settings.AUTHENTICATION_BACKENDS
+        and ModelBackend().user_can_authenticate(user)
+        and constant_time_compare(session.get(HASH_SESSION_KEY) or "", user.get_session_auth_hash())
+    )
+
+
 def session_user(request):
     """request.user: the device session's user when the session row brought it and the
     session is that user's, with a valid session hash, on the model backend the applicants'
     logins use; otherwise Django's `auth.get_user` (staff, phones, every odd case)."""
     session = request.session
     device = _loaded_device(session)
-    if device is not _NOT_LOADED and device is not None:
-        user = device.user
-        try:
-            same_user = user.pk == user._meta.pk.to_python(session[SESSION_KEY])
-        except (KeyError, ValidationError):
-            same_user = False
-        if (
-            same_user
-            and session.get(BACKEND_SESSION_KEY) == _MODEL_BACKEND
-            and _MODEL_BACKEND in settings.AUTHENTICATION_BACKENDS
-            and ModelBackend().user_can_authenticate(user)
-            and constant_time_compare(
-                session.get(HASH_SESSION_KEY) or "", user.get_session_auth_hash()
-            )
-        ):
-            return user
+    if device is not _NOT_LOADED and device is not None and _is_sessions_user(session, device.user):
+        return device.user
     return auth.get_user(request)
 
 
@@ -114,3 +124,27 @@ def session_device_status(session) -> str | None:
     if device.ended_at is None:
         return None
     return device.end_reason or "unknown"
+
+
+_LOGIN = Compiled(_login_rows, session_key=str, now=datetime)
+
+
+async def active_applicant_login(conn, session_key: str | None, *, now):
+    """The family's applicant logged in on `session_key` and active on this device, from the
+    same one query, run on the event loop (core/adb.py); None for anything else — no row, a
+    bad key, another backend, a stale hash, an ended device session, no applicant — which
+    Django's own middleware then answers. Reads only: nothing is saved or refreshed."""
+    if not session_key:
+        return None
+    rows = await _LOGIN.fetch(conn, session_key=session_key, now=now)
+    if not rows:
+        return None
+    device = rows[0].device
+    if device is None or device.ended_at is not None:
+        return None
+    session = SessionStore().decode(rows[0].session_data)  # {} when tampered or unreadable
+    from accounts.middleware import DEVICE_SESSION_FLAG
+
+    if not session.get(DEVICE_SESSION_FLAG) or not _is_sessions_user(session, device.user):
+        return None
+    return getattr(device.user, "applicant", None)

@@ -19,6 +19,7 @@ from django.conf import settings  # noqa: E402
 
 from core import daphne_guard  # noqa: E402
 from core.asgi import BodyLimit, ClientAddress  # noqa: E402
+from mobile_api.confirm_route import ConfirmRoute  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 # Under daphne: Twisted neither parses form bodies itself nor receives one over the cap.
@@ -27,7 +28,10 @@ daphne_guard.install(lambda: settings.REQUEST_BODY_MAX_BYTES)
 application = ClientAddress(
     ProtocolTypeRouter(
         {
-            "http": BodyLimit(django_asgi_app, lambda: settings.REQUEST_BODY_MAX_BYTES),
+            # The confirm's plain cases are answered ahead of Django (mobile_api/confirm_route.py).
+            "http": BodyLimit(
+                ConfirmRoute(django_asgi_app), lambda: settings.REQUEST_BODY_MAX_BYTES
+            ),
             "websocket": AllowedHostsOriginValidator(
                 AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
             ),

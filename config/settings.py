@@ -317,6 +317,13 @@ LOCK_TIMEOUT_MS = env_int("LOCK_TIMEOUT_MS", 3000)
 # 确认正选 as one PostgreSQL function call (selection/migrations/0009) instead of a dozen ORM
 # statements; off = the ORM version (always used on SQLite). Both are tested on every case.
 SELECTION_CLAIM_SQL = env_bool("SELECTION_CLAIM_SQL", True)
+# 确认正选's plain cases (a logged-in family's confirm that wins, or loses to a unit
+# already taken) answered ahead of Django on the event loop (mobile_api/confirm_route.py):
+# no thread hand-off, compiled queries on an async pool per process (core/adb.py). Every
+# other case goes on to Django's view. PostgreSQL only; off = always Django.
+CONFIRM_ROUTE = env_bool("CONFIRM_ROUTE", True)
+ASYNC_DB_POOL_SIZE = env_int("ASYNC_DB_POOL_SIZE", 10)
+ASYNC_DB_POOL_TIMEOUT = env_int("ASYNC_DB_POOL_TIMEOUT", 10)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

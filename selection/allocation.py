@@ -14,11 +14,14 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core import signing
 from django.db import OperationalError, connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from psycopg.errors import LockNotAvailable
 
 from accounts.models import Family
+from core.adb import Compiled
 from core.context import RequestContext
-from core.errors import Conflict, NotAllowed, ValidationFailed
+from core.errors import Conflict, DomainError, NotAllowed, ValidationFailed
 from core.hashchain import canonical_json
 from core.locking import Busy, is_lock_timeout, lock_first, lock_rows, lock_timeout_ms
 from events.services import event_record
@@ -34,7 +37,7 @@ from selection.events import (
 from selection.ledger import LedgerWriter
 from selection.models import Allocation, CartItem, GiveUp, Round, Seat, Session, Unit
 from selection.notices import selection_result_params
-from selection.phases import family_state, require_formal
+from selection.phases import family_seats, family_state, require_formal, state_from_seats
 from sms.services import sms_payload
 
 GIVE_UP_SALT = "anju.selection.give_up"
@@ -73,13 +76,7 @@ def selection_confirm(
     if seat.entered_at is None:
         raise NotAllowed("not_entered", "请先勾选声明并进入正选页面")
     earlier_sessions_close_due(session=seat.session, now=now)
-    in_cart = (
-        CartItem.objects.filter(
-            family=family, round_id=round_id, kind=CartItem.Kind.FORMAL, unit_id=unit_id
-        )
-        .select_related("unit")
-        .first()
-    )
+    in_cart = _cart_line(family_id=family.pk, round_id=round_id, unit_id=unit_id).first()
     if in_cart is None:
         raise NotAllowed("unit_not_in_cart", "只能从正选购物车中选择房源")
     if in_cart.unit.status != Unit.Status.AVAILABLE:
@@ -95,6 +92,14 @@ def selection_confirm(
         idempotency_key=idempotency_key,
         now=now,
     )
+
+
+def _cart_line(*, family_id: int, round_id: int, unit_id: int):
+    """The unit's line in the family's formal cart, with the unit: only cart units are
+    confirmed."""
+    return CartItem.objects.filter(
+        family_id=family_id, round_id=round_id, kind=CartItem.Kind.FORMAL, unit_id=unit_id
+    ).select_related("unit")
 
 
 def _confirm_entry(*, family: Family, seat: Seat, unit: Unit, key: str, now: datetime):
@@ -159,72 +164,167 @@ def _claim_orm(
         allocation.ledger_entry.save()
         allocation.save()
         Unit.objects.filter(pk=locked.pk).update(status=Unit.Status.TAKEN)
+        locked.status = Unit.Status.TAKEN
         Seat.objects.filter(pk=seat.pk).update(outcome=Seat.Outcome.CONFIRMED)
         record_allocations([allocation], now=now)
+    return ConfirmResult(allocation, True)
+
+
+# `selection_claim` (migration 0009): one statement, the same for both callers below.
+_CLAIM = (
+    "SELECT * FROM selection_claim(%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, "
+    "%s, %s, %s, %s::jsonb)"
+)
+
+
+def _claim_call(
+    *, family: Family, phone: str, round_name: str, seat: Seat, unit: Unit, key: str, now
+) -> tuple[Allocation, list]:
+    """The allocation a claim writes (unsaved) and `selection_claim`'s arguments. Everything
+    it writes is prepared here, so the database does no more than the ORM version."""
+    allocation = _confirmed(family=family, seat=seat, unit=unit, idempotency_key=key, now=now)
+    entry = allocation.ledger_entry
+    stream, kind, event_data = result_event(allocation)
+    if settings.EVENTS_CHECK_PAYLOADS:  # as events_record does for the ORM version
+        from events.schemas import payload_check
+
+        payload_check(kind, event_data)
+    sms = (
+        sms_payload(selection_result_params(allocation=allocation, round_name=round_name))
+        if phone
+        else ""
+    )
+    return allocation, [
+        f"{lock_timeout_ms():d}ms",
+        family.pk,
+        unit.round_id,
+        unit.pk,
+        seat.session_id,
+        seat.pk,
+        now,
+        key,
+        canonical_json(entry.payload),
+        entry.leaf_hash,
+        phone,
+        sms,
+        stream,
+        canonical_json(event_data),
+    ]
+
+
+def _claimed(allocation: Allocation, row: tuple) -> ConfirmResult | int:
+    """`selection_claim`'s answer: the result, or the id of the family's existing allocation
+    (outcome `exists`: a repeat or a conflict, which the caller loads and judges)."""
+    outcome, allocation_id, entry_id, _unit, _key = row
+    if outcome == "exists":
+        return allocation_id
+    if outcome == "unit_not_found":
+        raise UnitNotFound()
+    if outcome == "unit_taken":
+        raise _unit_taken(allocation.unit)
+    if outcome == "window_closed":
+        raise _window_closed()
+    allocation.ledger_entry.pk, allocation.pk = entry_id, allocation_id
+    allocation.unit.status = Unit.Status.TAKEN  # as written: the answer shows the unit taken
     return ConfirmResult(allocation, True)
 
 
 def _claim_sql(
     *, family: Family, round_name: str, seat: Seat, unit: Unit, idempotency_key: str, now
 ) -> ConfirmResult:
-    """The same claim as one statement: `selection_claim` (migration 0009) takes the same
-    locks in the same order, re-checks the same rules under them and writes the same rows —
-    the entry, the allocation, unit and seat, the result SMS, the family's event. Everything
-    it writes is prepared here, so the database does no more than the ORM version."""
-    allocation = _confirmed(
-        family=family, seat=seat, unit=unit, idempotency_key=idempotency_key, now=now
+    """The same claim as one statement: `selection_claim` takes the same locks in the same
+    order, re-checks the same rules under them and writes the same rows — the entry, the
+    allocation, unit and seat, the result SMS, the family's event."""
+    allocation, arguments = _claim_call(
+        family=family,
+        phone=family.main_applicant.mobile if family.main_applicant_id else "",
+        round_name=round_name,
+        seat=seat,
+        unit=unit,
+        key=idempotency_key,
+        now=now,
     )
-    entry = allocation.ledger_entry
-    phone = family.main_applicant.mobile if family.main_applicant_id else ""
-    stream, kind, event_data = result_event(allocation)
-    if settings.EVENTS_CHECK_PAYLOADS:  # as events_record does for the ORM version
-        from events.schemas import payload_check
-
-        payload_check(kind, event_data)
     try:
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT * FROM selection_claim(%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, "
-                "%s, %s, %s, %s::jsonb)",
-                [
-                    f"{lock_timeout_ms():d}ms",
-                    family.pk,
-                    unit.round_id,
-                    unit.pk,
-                    seat.session_id,
-                    seat.pk,
-                    now,
-                    idempotency_key,
-                    canonical_json(entry.payload),
-                    entry.leaf_hash,
-                    phone,
-                    sms_payload(
-                        selection_result_params(allocation=allocation, round_name=round_name)
-                    )
-                    if phone
-                    else "",
-                    stream,
-                    canonical_json(event_data),
-                ],
-            )
-            outcome, allocation_id, entry_id, other_unit, other_key = cursor.fetchone()
+            cursor.execute(_CLAIM, arguments)
+            result = _claimed(allocation, cursor.fetchone())
     except OperationalError as exc:
         if is_lock_timeout(exc):
             raise Busy() from exc
         raise
-    if outcome == "exists":
+    if isinstance(result, int):
         existing = Allocation.objects.select_related("unit", "session", "ledger_entry").get(
-            pk=allocation_id
+            pk=result
         )
         return _repeat(existing, unit.pk, idempotency_key)
-    if outcome == "unit_not_found":
-        raise UnitNotFound()
-    if outcome == "unit_taken":
+    return result
+
+
+# ------------------------------------------------- the plain cases, on the event loop
+
+
+def _confirm_seats(*, family_id: int, round_id: int, now: datetime):
+    """family_state's query, each seat also telling whether another session of the round
+    is due to close (what earlier_sessions_close_due would close first)."""
+    return family_seats(family_id=family_id, round_id=round_id).annotate(
+        earlier_due=Exists(
+            _sessions_due(round_id=round_id, now=now).exclude(pk=OuterRef("session_id"))
+        )
+    )
+
+
+_SEATS = Compiled(_confirm_seats, family_id=int, round_id=int, now=datetime)
+_CART_LINE = Compiled(_cart_line, family_id=int, round_id=int, unit_id=int)
+
+
+async def selection_confirm_plain(
+    conn, *, applicant, round_id: int, unit_id: int, idempotency_key: str, now: datetime
+) -> ConfirmResult | None:
+    """确认正选's two plain cases, on the event loop (mobile_api/confirm_route.py): the
+    family, in its open window, entered, with the unit in its formal cart, and no session
+    of the round due to close — then either the unit is no longer 可选 (409 `unit_taken`,
+    read without a transaction, as selection_confirm answers it) or the claim runs as the
+    same one statement. The same queries as selection_confirm (compiled once, core/adb.py),
+    the same rules (state_from_seats, require_formal), the same claim.
+
+    Returns None for every other case — a repeat, a conflict, a phase error, a family not
+    entered, a unit not in the cart, a session to close first, an applicant who is not the
+    main one: selection_confirm decides those."""
+    family = applicant.family
+    if family.main_applicant_id != applicant.pk:
+        return None
+    seats = await _SEATS.fetch(conn, family_id=family.pk, round_id=round_id, now=now)
+    if not seats or seats[0].allocation_pk is not None:
+        return None
+    try:
+        seat = require_formal(
+            state_from_seats(family=family, seats=seats, allocation=None, now=now)
+        )
+    except DomainError:
+        return None
+    if seat.entered_at is None or seat.earlier_due:
+        return None
+    lines = await _CART_LINE.fetch(conn, family_id=family.pk, round_id=round_id, unit_id=unit_id)
+    if not lines:
+        return None
+    unit = lines[0].unit
+    if unit.status != Unit.Status.AVAILABLE:
         raise _unit_taken(unit)
-    if outcome == "window_closed":
-        raise _window_closed()
-    entry.pk, allocation.pk = entry_id, allocation_id
-    return ConfirmResult(allocation, True)
+    allocation, arguments = _claim_call(
+        family=family,
+        phone=applicant.mobile,
+        round_name=seat.session.round.name,
+        seat=seat,
+        unit=unit,
+        key=idempotency_key,
+        now=now,
+    )
+    try:
+        cursor = await conn.execute(_CLAIM, arguments)
+    except LockNotAvailable as exc:
+        raise Busy() from exc
+    result = _claimed(allocation, await cursor.fetchone())
+    return None if isinstance(result, int) else result
 
 
 def _window_closed() -> NotAllowed:
@@ -474,6 +574,13 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
     return report
 
 
+def _sessions_due(*, round_id: int, now: datetime):
+    """The round's sessions whose window has ended and that no one has closed yet."""
+    return Session.objects.filter(round_id=round_id, ends_at__lte=now).exclude(
+        status=Session.Status.CLOSED
+    )
+
+
 def earlier_sessions_close_due(*, session: Session, now: datetime) -> None:
     """Rank order across session boundaries: before a write of `session` (a confirm, a cart
     edit, an enter), close and auto-assign every other session of its round whose window has
@@ -482,8 +589,7 @@ def earlier_sessions_close_due(*, session: Session, now: datetime) -> None:
     session row, then find it closed). With back-to-back sessions a family of session N+1 thus
     never takes a unit that session N's auto-assign gives. Called outside any transaction."""
     due = (
-        Session.objects.filter(round_id=session.round_id, ends_at__lte=now)
-        .exclude(status=Session.Status.CLOSED)
+        _sessions_due(round_id=session.round_id, now=now)
         .exclude(pk=session.pk)
         .order_by("ends_at", "pk")
         .values_list("pk", flat=True)

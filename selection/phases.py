@@ -57,24 +57,29 @@ class FamilyState:
         return "ended"
 
 
-def family_state(*, family: Family, round_id: int, now: datetime) -> FamilyState:
-    """The family's seats, allocation and give-up in the round. Raises `round_not_found`
-    when the family has no seat in it (another family's round looks the same as none).
-    One query (the allocation's id and the give-up ride on the seats), a second only when
-    the family has an allocation: every family request and every confirm starts here."""
-    allocated = Allocation.objects.filter(round_id=round_id, family=family).values("pk")[:1]
-    seats: list[Seat] = list(
-        Seat.objects.filter(family=family, session__round_id=round_id)
+def family_seats(*, family_id: int, round_id: int):
+    """The family's seats in the round, with their sessions and the round, the id of the
+    family's allocation and whether it gave up riding on each (annotations): family_state's
+    one query, also compiled for the confirm's route ahead of Django (selection.allocation)."""
+    allocated = Allocation.objects.filter(round_id=round_id, family_id=family_id).values("pk")[:1]
+    return (
+        Seat.objects.filter(family_id=family_id, session__round_id=round_id)
         .select_related("session", "session__round")
         .annotate(
             allocation_pk=Subquery(allocated),
-            family_gave_up=Exists(GiveUp.objects.filter(round_id=round_id, family=family)),
+            family_gave_up=Exists(GiveUp.objects.filter(round_id=round_id, family_id=family_id)),
         )
         .order_by("session__starts_at", "session__order")
     )
+
+
+def state_from_seats(
+    *, family: Family, seats: list[Seat], allocation: Allocation | None, now: datetime
+) -> FamilyState:
+    """The family's state from its loaded seats (family_seats). Raises `round_not_found` when
+    the family has no seat in the round (another family's round looks the same as none)."""
     if not seats:
         raise RoundNotFound()
-    rnd = seats[0].session.round
     current = next(
         (
             s
@@ -84,20 +89,32 @@ def family_state(*, family: Family, round_id: int, now: datetime) -> FamilyState
         ),
         None,
     )
-    upcoming = next((s for s in seats if s.session.starts_at > now), None)
-    allocation_pk = getattr(seats[0], "allocation_pk", None)  # the annotations
     return FamilyState(
-        round=rnd,
+        round=seats[0].session.round,
         family=family,
         seats=seats,
         current=current,
-        upcoming=upcoming,
+        upcoming=next((s for s in seats if s.session.starts_at > now), None),
+        allocation=allocation,
+        gave_up=bool(getattr(seats[0], "family_gave_up", False)),
+        now=now,
+    )
+
+
+def family_state(*, family: Family, round_id: int, now: datetime) -> FamilyState:
+    """The family's seats, allocation and give-up in the round. Raises `round_not_found`
+    when the family has no seat in it. One query (family_seats), a second only when the
+    family has an allocation: every family request and every confirm starts here."""
+    seats: list[Seat] = list(family_seats(family_id=family.pk, round_id=round_id))
+    allocation_pk = getattr(seats[0], "allocation_pk", None) if seats else None
+    return state_from_seats(
+        family=family,
+        seats=seats,
         allocation=Allocation.objects.select_related("unit", "session", "ledger_entry").get(
             pk=allocation_pk
         )
         if allocation_pk
         else None,
-        gave_up=bool(getattr(seats[0], "family_gave_up", False)),
         now=now,
     )
 
