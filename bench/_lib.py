@@ -8,6 +8,7 @@ and drops and recreates it on every run.
 from __future__ import annotations
 
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -40,6 +41,7 @@ def database_url(name: str) -> str:
 
 
 _LEDGER_KEY: list[str] = []
+_RUN_KEYS = (secrets.token_hex(32), secrets.token_hex(32))
 
 
 def bench_ledger_key() -> str:
@@ -67,6 +69,9 @@ def bench_env(db_name: str, *, conn_max_age: int = 0) -> dict[str, str]:
         "DATABASE_CONN_MAX_AGE": str(conn_max_age),
         "DEBUG": "0",
         "SECRET_KEY": BENCH_SECRET_KEY,
+        # Personal data at rest (issue 15): this run's keys, the same in every process it starts.
+        "ANJU_FIELD_ENCRYPTION_KEYS": os.environ.get("ANJU_FIELD_ENCRYPTION_KEYS") or _RUN_KEYS[0],
+        "ANJU_PII_SEARCH_HASH_KEY": os.environ.get("ANJU_PII_SEARCH_HASH_KEY") or _RUN_KEYS[1],
         "ALLOWED_HOSTS": "127.0.0.1",
         # Links the server makes; plain http on loopback is accepted on purpose (core/urls.py).
         "SITE_URL": "http://127.0.0.1",

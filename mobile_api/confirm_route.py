@@ -28,6 +28,7 @@ same request. Off with CONFIRM_ROUTE=0, and off on SQLite (the demo's embedded d
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 
@@ -83,6 +84,15 @@ def _csp_middleware():
 
 
 _csp = _csp_middleware()
+
+
+@functools.cache
+def _allocation_fields():
+    """The view's AllocationSerializer, its fields bound once (to_representation keeps no
+    state; a new instance per answer deep-copies every field)."""
+    from mobile_api.selection_common import AllocationSerializer
+
+    return AllocationSerializer()
 
 
 def _plain_body(request) -> tuple[int, str] | None:
@@ -165,7 +175,7 @@ class ConfirmRoute:
         if plain is None:
             return None
         from accounts.sessions import active_applicant_login
-        from mobile_api.selection_common import AllocationSerializer, _server_time
+        from mobile_api.selection_common import _server_time
         from selection.allocation import selection_confirm_plain
 
         unit_id, key = plain
@@ -199,7 +209,7 @@ class ConfirmRoute:
         return _response(
             request,
             201,
-            {**AllocationSerializer(result.allocation).data, **_server_time(answered)},
+            {**_allocation_fields().to_representation(result.allocation), **_server_time(answered)},
         )
 
 

@@ -297,3 +297,40 @@ async def test_a_crowd_through_the_route_takes_each_unit_once(pool_closed):
     assert await Allocation.objects.filter(round=world.round).acount() == 3
     assert spy.calls == 0
     assert settings.CONFIRM_ROUTE
+
+
+class _Counting:
+    """A pool connection that counts the statements run on it."""
+
+    def __init__(self, conn, seen):
+        self._conn, self._seen = conn, seen
+
+    async def execute(self, sql, params=None):
+        self._seen.append(sql)
+        return await self._conn.execute(sql, params)
+
+
+async def test_the_loss_is_three_statements_and_the_win_four(room, pool_closed, monkeypatch):
+    """The login, the family's seats, the cart line — and for the win the claim: no other
+    statement, and none on Django's connections."""
+    world, keys = room
+    seen: list[str] = []
+    real = adb.connection
+
+    class Counted:
+        async def __aenter__(self):
+            self._cm = real()
+            return _Counting(await self._cm.__aenter__(), seen)
+
+        async def __aexit__(self, *exc):
+            return await self._cm.__aexit__(*exc)
+
+    monkeypatch.setattr(adb, "connection", Counted)
+    spy = Spy()
+    route = ConfirmRoute(spy)
+    assert (await post(route, world.round.pk, confirm_body(world.units[0]), key=keys[0]))[0] == 201
+    assert len(seen) == 4 and "selection_claim" in seen[-1]
+    seen.clear()
+    loss = await post(route, world.round.pk, confirm_body(world.units[0], "key-0002"), key=keys[1])
+    assert loss[0] == 409 and len(seen) == 3
+    assert spy.calls == 0
