@@ -142,6 +142,7 @@ AUDIT_ACTION_LABELS = {
     "staff.login_failed": "工作人员登录失败",
     "applicant.mobile_changed": "申请人更换手机号码",
     "applicant.mobile_changed_by_staff": "工作人员更换申请人手机号码",
+    "applicant.personal_data_downloaded": "申请人下载本人个人信息",
     "accounts.family_rank_change": "修改家庭排位号",
     "accounts.family_layouts_change": "修改家庭可选户型",
     "selection.unit_withdraw": "撤回房源",

@@ -52,6 +52,10 @@ class Applicant(models.Model):
         verbose_name="身份证号码（检索哈希）",
     )
     mobile = models.CharField("登记手机号码", max_length=11)
+    # The newest 《个人信息保护政策》 version (ConsentText kind "privacy") the applicant has
+    # acknowledged; 0: none yet. Pages and the API ask again while a newer one exists
+    # (accounts/privacy.py); each acknowledgement is also a PrivacyAcknowledgement row.
+    privacy_version = models.PositiveIntegerField(default=0, verbose_name="已确认的隐私政策版本")
     created_at = models.DateTimeField(auto_now_add=True, verbose_name="创建时间")
 
     history = HistoricalRecords(verbose_name="申请人变更记录", verbose_name_plural="申请人变更记录")
@@ -75,6 +79,27 @@ class Applicant(models.Model):
     @property
     def mobile_masked(self) -> str:
         return mask_mobile(self.mobile)
+
+
+class PrivacyAcknowledgement(models.Model):
+    """An applicant acknowledged one version of 《个人信息保护政策》: which text (its SHA-256),
+    when and from where. Append-only."""
+
+    applicant = models.ForeignKey(
+        Applicant, on_delete=models.CASCADE, related_name="privacy_acks", verbose_name="申请人"
+    )
+    version = models.PositiveIntegerField(verbose_name="版本")
+    text_sha256 = models.CharField(max_length=64, verbose_name="正文哈希")
+    at = models.DateTimeField(verbose_name="确认时间")
+    ip = models.CharField(max_length=64, blank=True, verbose_name="IP地址")
+    user_agent = models.CharField(max_length=400, blank=True, verbose_name="浏览器标识")
+
+    class Meta:
+        verbose_name = "隐私政策确认记录"
+        verbose_name_plural = "隐私政策确认记录"
+        constraints = [
+            models.UniqueConstraint(fields=["applicant", "version"], name="privacy_ack_once")
+        ]
 
 
 class Family(models.Model):

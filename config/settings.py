@@ -222,6 +222,8 @@ MIDDLEWARE = [
     # (accounts/sessions.py); then the one-active-device check, from the same query.
     "accounts.middleware.SessionAuthenticationMiddleware",
     "accounts.middleware.SingleDeviceMiddleware",
+    # 《个人信息保护政策》: pages wait until the current version is acknowledged.
+    "accounts.privacy.PrivacyNoticeMiddleware",
     # Field history (django-simple-history): who made each change, from the request.
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

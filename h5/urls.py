@@ -2,6 +2,7 @@ from django.urls import path
 
 import core.converters  # noqa: F401 (registers <id:...>)
 from h5 import lease_views as lease
+from h5 import privacy_views as privacy
 from h5 import selection_views as sel
 from h5 import views
 
@@ -35,4 +36,5 @@ urlpatterns = [
     ),
     path("h5/me/", lease.me_page, name="me"),
     path("h5/me/leases/", lease.me_leases, name="me-leases"),
+    path("h5/privacy/", privacy.privacy_page, name="privacy"),
 ]

@@ -143,6 +143,7 @@ class LogoutApi(APIView):
 
 class MeApi(APIView):
     permission_classes = [IsApplicant]
+    privacy_exempt = True  # who is logged in, asked before the privacy notice too
 
     @extend_schema(responses={200: MeOutputSerializer, **ERROR_RESPONSES})
     def get(self, request):

@@ -10,6 +10,7 @@ from rest_framework.permissions import BasePermission
 
 from accounts.middleware import DEVICE_SESSION_FLAG
 from accounts.models import Applicant, User
+from accounts.privacy import privacy_gate
 from accounts.services import (
     DeviceActive,
     device_session_check,
@@ -38,18 +39,26 @@ class IsApplicant(BasePermission):
 
     The session's one query (accounts/sessions.py) normally brought the applicant and its
     family with the user; otherwise they are loaded here in one query and left on the user, so
-    that the view's `request.user.applicant.family` costs no further queries."""
+    that the view's `request.user.applicant.family` costs no further queries.
+
+    Until the applicant has acknowledged the current 《个人信息保护政策》, refused with 403
+    `privacy_notice_required` (accounts/privacy.py), except on views that set
+    `privacy_exempt = True` (the notice itself, who am I)."""
 
     def has_permission(self, request, view):
         user = request.user
         if not (user and user.is_authenticated):
             return False
         if User.applicant.related.is_cached(user):
-            return User.applicant.related.get_cached_value(user) is not None
-        applicant = Applicant.objects.select_related("family").filter(user=user).first()
+            applicant = User.applicant.related.get_cached_value(user)
+        else:
+            applicant = Applicant.objects.select_related("family").filter(user=user).first()
+            if applicant is not None:
+                user.applicant = applicant  # fills the reverse one-to-one cache; saves nothing
         if applicant is None:
             return False
-        user.applicant = applicant  # fills the reverse one-to-one cache; saves nothing
+        if not getattr(view, "privacy_exempt", False):
+            privacy_gate(applicant)
         return True
 
 

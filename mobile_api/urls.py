@@ -1,7 +1,14 @@
 from django.urls import path
 
 import core.converters  # noqa: F401 (registers <id:...>)
-from mobile_api import accounts_api, document_api, evidence_api, face_api, realtime_api
+from mobile_api import (
+    accounts_api,
+    document_api,
+    evidence_api,
+    face_api,
+    privacy_api,
+    realtime_api,
+)
 from mobile_api import lease_api as lease
 from mobile_api import ledger_api as ledger
 from mobile_api import selection_api as sel
@@ -17,6 +24,8 @@ urlpatterns = [
     path("auth/login/cancel/", accounts_api.LoginCancelApi.as_view(), name="login-cancel"),
     path("auth/logout/", accounts_api.LogoutApi.as_view(), name="logout"),
     path("me/", accounts_api.MeApi.as_view(), name="me"),
+    path("me/privacy/", privacy_api.PrivacyNoticeApi.as_view(), name="me-privacy"),
+    path("me/personal-data/", privacy_api.PersonalDataApi.as_view(), name="me-personal-data"),
     path("selection/rounds/", sel.RoundListApi.as_view(), name="selection-rounds"),
     path("selection/<id:round_id>/state/", sel.StateApi.as_view(), name="selection-state"),
     path(

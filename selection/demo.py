@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from stdnum.cn import ric
 
-from accounts.models import Family, Layout, User
+from accounts.models import Applicant, Family, Layout, User
 from accounts.roles import ROLE_LABELS
 from accounts.services import family_upsert
 from selection.models import Orientation, Round, Seat, Session, Unit
@@ -120,6 +120,9 @@ def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
                 mobile=f"139{rank:08d}",
             )
             families.append(family)
+        # The demo's families have read the privacy notice (version 1 of the seeded texts), so
+        # the walk-through starts at the home page; a newer version is asked for as usual.
+        Applicant.objects.filter(family__in=families, privacy_version=0).update(privacy_version=1)
         # Someone trying the demo gets pre-selection now and the first session in a few
         # minutes. A rerun moves sessions that have not started yet; played ones are kept.
         first_start = (now + timedelta(minutes=FIRST_SESSION_IN_MINUTES)).replace(

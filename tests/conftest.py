@@ -165,3 +165,14 @@ def world(db):
     from tests.worlds import make_world
 
     return make_world()
+
+
+@pytest.fixture(autouse=True)
+def _privacy_notice_forgotten():
+    # The current privacy notice is remembered per process (accounts/privacy.py); a test's
+    # rolled-back consent texts must not be remembered into the next test.
+    from accounts.privacy import privacy_forget
+
+    privacy_forget()
+    yield
+    privacy_forget()
