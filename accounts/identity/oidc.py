@@ -1,14 +1,17 @@
 """OIDC authorization-code adapter for the province's unified identity platform
-(广东省统一身份认证平台).
+(广东省统一身份认证平台), on authlib.
 
-The flow: `begin` fetches the issuer's discovery document, remembers a fresh state, nonce and
-PKCE (S256) verifier in the caller's store (the browser session) for ten minutes, and returns
-the authorization URL. `complete` takes the pending login named by the callback's `state`
-(once only), exchanges the code at the token endpoint (client_secret_basic, with the PKCE
-verifier), validates the ID token against the issuer's JWKS (RS256 or ES256 by `kid`;
-signature, `iss`, `aud`/`azp`, `exp`, `iat`, `nonce`) and maps its claims to a
-VerifiedIdentity. When the ID token lacks the ID-number claim, as a standard provider does
-for profile claims in the code flow, the UserInfo endpoint fills it in.
+authlib does the protocol: its `OAuth2Session` (on requests) builds the authorization URL with the
+PKCE (S256) challenge and exchanges the code at the token endpoint (client_secret_basic, the
+verifier, the token response and its errors); joserfc (authlib's JOSE library) verifies the
+ID token's signature, and authlib's `CodeIDToken` checks its claims (`iss`, `aud`, `azp`,
+`exp`, `iat`, `nonce`, `at_hash`) with a leeway for clock skew. What stays here is ours: the
+pending login kept in the caller's store (the browser session: state, nonce, verifier and
+redirect URI for ten minutes, each state usable once), which keys the issuer may sign with
+(asymmetric only, chosen by `kid`; the JWKS fetched again once for an unknown one), the
+discovery document's trust rules, and the mapping of the claims to a VerifiedIdentity. When
+the ID token lacks the ID-number claim, as a standard provider does for profile claims in
+the code flow, the UserInfo endpoint fills it in.
 
 Both methods call the issuer over the network, so neither may run inside a database
 transaction; they touch no table themselves (the store is the session). Every failure is a
@@ -26,47 +29,74 @@ DomainError with a stable code:
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlsplit
 
+import requests
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oidc.core import CodeIDToken
+from django.conf import settings
 from django.utils import timezone
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import import_key
 
 from accounts.identity.base import VerifiedIdentity
-from accounts.identity.oidc_protocol import (
-    LEEWAY_SECONDS,
-    MESSAGE_RETRY,
-    OidcConfig,
-    OidcError,
-    OidcProviderError,
-    discovery,
-    exchange_code,
-    oidc_cache_clear,
-    text_claim,
-    userinfo,
-    validate_id_token,
-)
+from core.errors import DomainError
 
 logger = logging.getLogger("anju.identity.oidc")
 
-__all__ = [
-    "LEEWAY_SECONDS",
-    "STORE_KEY",
-    "OidcConfig",
-    "OidcError",
-    "OidcProvider",
-    "OidcProviderError",
-    "oidc_cache_clear",
-]
-
+LEEWAY_SECONDS = 30
+CACHE_TTL_SECONDS = 3600
+# Asymmetric algorithms only: `none` and HS* (which would make the client secret a signing
+# key anyone holding it could use) are refused by joserfc before any key is looked up.
+ALGORITHM_KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 STORE_KEY = "oidc_pending"
 PENDING_TTL_SECONDS = 600
 # A few tabs may start a login at once; more than this and the oldest is forgotten.
 PENDING_MAX = 5
+
+MESSAGE_RETRY = "统一身份认证未能完成，请返回登录页重新登录"
+
+
+# ------------------------------------------------------------------------------- errors
+
+
+class OidcError(DomainError):
+    kind = "invalid"
+
+
+class OidcProviderError(OidcError):
+    """The platform could not be used. `upstream` is True when the platform itself failed
+    (unreachable, 5xx, malformed answers, refusing our client), False when it refused this
+    particular login (an expired or reused code), which the applicant fixes by starting over.
+    """
+
+    code = "oidc_provider_error"
+    message = "广东省统一身份认证平台暂时无法访问，请稍后再试"
+
+    def __init__(self, message: str | None = None, *, upstream: bool) -> None:
+        super().__init__(message=message)
+        self.upstream = upstream
+
+
+def _invalid_id_token(reason: str) -> OidcError:
+    logger.warning("OIDC ID token refused: %s", reason)
+    return OidcError("oidc_invalid_id_token", "身份认证结果校验未通过，请返回登录页重新登录")
+
+
+def _upstream(reason: str) -> OidcProviderError:
+    logger.warning("OIDC provider failure: %s", reason)
+    return OidcProviderError(upstream=True)
 
 
 def _disabled() -> OidcError:
@@ -84,9 +114,230 @@ def _missing_claim(claim: str) -> OidcError:
     return OidcError("oidc_missing_claim", "统一身份认证平台未提供您的身份证号码，请联系工作人员")
 
 
-def _pkce_challenge(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+# ------------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True, slots=True)
+class OidcConfig:
+    issuer: str
+    client_id: str
+    client_secret: str
+    scopes: str
+    id_number_claim: str
+    name_claim: str
+    timeout: float
+
+    @classmethod
+    def from_settings(cls) -> OidcConfig:
+        conf = settings.OIDC
+
+        def text(key: str) -> str:
+            return str(conf.get(key) or "")
+
+        return cls(
+            issuer=text("ISSUER"),
+            client_id=text("CLIENT_ID"),
+            client_secret=text("CLIENT_SECRET"),
+            scopes=text("SCOPES") or "openid",
+            id_number_claim=text("ID_NUMBER_CLAIM") or "id_card_no",
+            name_claim=text("NAME_CLAIM") or "name",
+            timeout=float(str(conf.get("TIMEOUT_SECONDS") or 5)),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer and self.client_id)
+
+
+# --------------------------------------------------------------------- HTTP and caches
+
+# In-process caches of the discovery document (by issuer) and the JWKS (by URI). A worker
+# refetches after an hour, and the JWKS at once when a token names a key it does not hold.
+_cache_lock = threading.Lock()
+_discovery_cache: dict[str, tuple[float, dict[str, str]]] = {}
+_jwks_cache: dict[str, tuple[float, list[Any]]] = {}
+
+
+def oidc_cache_clear() -> None:
+    """Forget every cached discovery document and JWKS (tests; a key rotation by hand)."""
+    with _cache_lock:
+        _discovery_cache.clear()
+        _jwks_cache.clear()
+
+
+def _client_secret_basic(auth: Any, method: str, uri: str, headers: Any, body: Any) -> tuple:
+    # RFC 6749 §2.3.1: the credentials are form-encoded before they are Base64-encoded
+    # (authlib's own client_secret_basic skips that step; a secret with "+", "/" or "&"
+    # then fails at a conforming server).
+    text = f"{quote_plus(auth.client_id)}:{quote_plus(auth.client_secret)}"
+    headers["Authorization"] = "Basic " + base64.b64encode(text.encode("ascii")).decode("ascii")
+    return uri, headers, body
+
+
+def _http_client(config: OidcConfig) -> OAuth2Session:
+    """authlib's OAuth2 client (a requests.Session) for one begin or complete. (Its httpx
+    client is deprecated in authlib 1.9 in favour of httpx2, which we do not have.)"""
+    client = OAuth2Session(
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        token_endpoint_auth_method="client_secret_basic",  # noqa: S106 (a method's name)
+        scope=config.scopes,
+        code_challenge_method="S256",
+        default_timeout=config.timeout,
+    )
+    # No redirects: the platform's endpoints answer directly; a redirect is a failure
+    # (requests.TooManyRedirects), never a hop to wherever it points with our credentials.
+    client.max_redirects = 0
+    client.register_client_auth_method(("client_secret_basic", _client_secret_basic))
+    return client
+
+
+def _get_json(client: OAuth2Session, url: str, *, bearer: str = "") -> tuple[int, Any]:
+    """One GET to the platform, with an access token when `bearer` is given: (status, parsed
+    JSON body or None). authlib's own token handling is bypassed (withhold_token): these
+    calls need none, or exactly the one just received, whatever its lifetime."""
+    headers = {"Accept": "application/json"}
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    try:
+        response = client.request("GET", url, headers=headers, withhold_token=True)
+    except requests.RequestException as exc:
+        raise _upstream(f"GET {url}: {exc.__class__.__name__}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return response.status_code, body
+
+
+def _secure_url(url: Any) -> bool:
+    # Secrets and tokens travel to these URLs: TLS everywhere but the loopback interface.
+    if not isinstance(url, str) or not url:
+        return False
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+
+
+def _discovery(config: OidcConfig, client: OAuth2Session) -> dict[str, str]:
+    """The issuer's endpoints from its discovery document, cached for an hour. Raises
+    `oidc_provider_error` (upstream) when it is unreachable, malformed, names another issuer
+    or points anywhere but https (or the loopback interface)."""
+    with _cache_lock:
+        cached = _discovery_cache.get(config.issuer)
+    if cached and time.monotonic() - cached[0] < CACHE_TTL_SECONDS:
+        return cached[1]
+    if not _secure_url(config.issuer):
+        raise _upstream(f"issuer {config.issuer!r} is not an https URL")
+    status, doc = _get_json(client, config.issuer.rstrip("/") + "/.well-known/openid-configuration")
+    if status != 200 or not isinstance(doc, dict):
+        raise _upstream(f"discovery answered HTTP {status}")
+    # OpenID Connect Discovery 1.0 §4.3: the document must name the issuer we asked.
+    issuer = doc.get("issuer")
+    if not isinstance(issuer, str) or issuer.rstrip("/") != config.issuer.rstrip("/"):
+        raise _upstream(f"discovery names issuer {issuer!r}")
+    found = {"issuer": issuer}
+    for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+        if not _secure_url(doc.get(name)):
+            raise _upstream(f"discovery has no usable {name}")
+        found[name] = doc[name]
+    if _secure_url(doc.get("userinfo_endpoint")):
+        found["userinfo_endpoint"] = doc["userinfo_endpoint"]
+    with _cache_lock:
+        _discovery_cache[config.issuer] = (time.monotonic(), found)
+    return found
+
+
+# ---------------------------------------------------------------------------- ID token
+
+
+def _jwks(client: OAuth2Session, uri: str, *, force: bool) -> tuple[list[Any], bool]:
+    """The issuer's keys and whether they were fetched just now."""
+    if not force:
+        with _cache_lock:
+            cached = _jwks_cache.get(uri)
+        if cached and time.monotonic() - cached[0] < CACHE_TTL_SECONDS:
+            return cached[1], False
+    status, body = _get_json(client, uri)
+    keys = body.get("keys") if isinstance(body, dict) else None
+    if status != 200 or not isinstance(keys, list):
+        raise _upstream(f"JWKS answered HTTP {status}")
+    with _cache_lock:
+        _jwks_cache[uri] = (time.monotonic(), keys)
+    return keys, True
+
+
+def _pick_key(keys: list[Any], *, kid: str | None, alg: str) -> dict[str, Any] | None:
+    kty = ALGORITHM_KEY_TYPES[alg]
+    usable = [
+        key
+        for key in keys
+        if isinstance(key, dict)
+        and key.get("kty") == kty
+        and key.get("use", "sig") == "sig"
+        and key.get("alg", alg) == alg
+        and (kty != "EC" or key.get("crv") == "P-256")
+    ]
+    if kid is None:
+        # OIDC Core §10.1: a token may omit `kid` only when one key could have signed it.
+        return usable[0] if len(usable) == 1 else None
+    return next((key for key in usable if key.get("kid") == kid), None)
+
+
+def _signing_key(client: OAuth2Session, uri: str, header: Mapping[str, Any]) -> Any:
+    """The issuer's key for this token header (joserfc calls this once the algorithm is one
+    we accept), fetching the JWKS again once when the kid is unknown: the issuer may have
+    rotated its keys since we cached them."""
+    alg, kid = header["alg"], header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise _invalid_id_token("kid is not a string")
+    keys, fresh = _jwks(client, uri, force=False)
+    found = _pick_key(keys, kid=kid, alg=alg)
+    if found is None and not fresh:
+        keys, _ = _jwks(client, uri, force=True)
+        found = _pick_key(keys, kid=kid, alg=alg)
+    if found is None:
+        raise _invalid_id_token(f"no {alg} key with kid {kid!r}")
+    try:
+        return import_key(found)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise _invalid_id_token(f"unusable key {kid!r}: {exc.__class__.__name__}") from None
+
+
+def _validate_id_token(
+    config: OidcConfig,
+    client: OAuth2Session,
+    doc: Mapping[str, str],
+    token: str,
+    *,
+    nonce: str,
+    access_token: str | None,
+) -> dict[str, Any]:
+    """The ID token's claims once joserfc has verified its signature (RS256/ES256 only) and
+    authlib's CodeIDToken its claims. Raises `oidc_invalid_id_token`, and
+    `oidc_provider_error` (upstream) when the JWKS cannot be fetched."""
+    try:
+        decoded = jwt.decode(
+            token,
+            lambda obj: _signing_key(client, doc["jwks_uri"], obj.headers()),
+            algorithms=list(ALGORITHM_KEY_TYPES),
+        )
+        claims = CodeIDToken(
+            decoded.claims,
+            decoded.header,
+            options={
+                "iss": {"essential": True, "value": doc["issuer"]},
+                "aud": {"essential": True, "value": config.client_id},
+                "sub": {"essential": True},
+            },
+            params={"nonce": nonce, "client_id": config.client_id, "access_token": access_token},
+        )
+        claims.validate(leeway=LEEWAY_SECONDS)
+    except (JoseError, ValueError) as exc:
+        raise _invalid_id_token(exc.__class__.__name__) from None
+    return dict(claims)
+
+
+# ------------------------------------------------------------------------ pending logins
 
 
 def _live_pending(store: Mapping[str, Any], now: datetime) -> dict[str, dict[str, Any]]:
@@ -116,6 +367,14 @@ def _pending_take(
     else:
         del store[STORE_KEY]
     return entry
+
+
+def _text_claim(claims: Mapping[str, Any], name: str) -> str:
+    value = claims.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+# ------------------------------------------------------------------------------ provider
 
 
 class OidcProvider:
@@ -155,11 +414,18 @@ class OidcProvider:
         inside a transaction.
         """
         config = self._enabled_config()
-        doc = discovery(config)
-        now = now or timezone.now()
-        state = secrets.token_urlsafe(32)
-        nonce = secrets.token_urlsafe(32)
-        verifier = secrets.token_urlsafe(64)  # 86 characters; RFC 7636 allows 43 to 128
+        with _http_client(config) as client:
+            doc = _discovery(config, client)
+            now = now or timezone.now()
+            verifier = secrets.token_urlsafe(64)  # 86 characters; RFC 7636 allows 43 to 128
+            nonce = secrets.token_urlsafe(32)
+            url, state = client.create_authorization_url(
+                doc["authorization_endpoint"],
+                state=secrets.token_urlsafe(32),
+                code_verifier=verifier,
+                nonce=nonce,
+                redirect_uri=redirect_uri,
+            )
         pending = _live_pending(store, now)
         pending[state] = {
             "nonce": nonce,
@@ -169,20 +435,7 @@ class OidcProvider:
         }
         newest = sorted(pending.items(), key=lambda item: item[1]["expires_at"])[-PENDING_MAX:]
         store[STORE_KEY] = dict(newest)
-        query = urlencode(
-            {
-                "response_type": "code",
-                "client_id": config.client_id,
-                "redirect_uri": redirect_uri,
-                "scope": config.scopes,
-                "state": state,
-                "nonce": nonce,
-                "code_challenge": _pkce_challenge(verifier),
-                "code_challenge_method": "S256",
-            }
-        )
-        endpoint = doc["authorization_endpoint"]
-        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+        return url
 
     def complete(
         self,
@@ -224,30 +477,71 @@ class OidcProvider:
         if not code:
             raise OidcProviderError(MESSAGE_RETRY, upstream=False)
 
-        doc = discovery(config)
-        tokens = exchange_code(
-            config,
-            doc,
-            code=code,
-            redirect_uri=pending["redirect_uri"],
-            verifier=pending["code_verifier"],
-        )
-        claims = validate_id_token(config, doc, tokens["id_token"], nonce=pending["nonce"])
-        id_number = text_claim(claims, config.id_number_claim)
-        real_name = text_claim(claims, config.name_claim)
-        access_token = tokens.get("access_token")
-        if (
-            not id_number
-            and "userinfo_endpoint" in doc
-            and isinstance(access_token, str)
-            and access_token
-        ):
-            # What the signed ID token says wins; UserInfo only fills gaps.
-            info = userinfo(config, doc, access_token=access_token, subject=claims["sub"])
-            id_number = text_claim(info, config.id_number_claim)
-            real_name = real_name or text_claim(info, config.name_claim)
+        with _http_client(config) as client:
+            doc = _discovery(config, client)
+            tokens = self._exchange(client, doc, code=code, pending=pending)
+            access_token = tokens.get("access_token")
+            if not isinstance(access_token, str):
+                access_token = None
+            claims = _validate_id_token(
+                config,
+                client,
+                doc,
+                tokens["id_token"],
+                nonce=pending["nonce"],
+                access_token=access_token,
+            )
+            id_number = _text_claim(claims, config.id_number_claim)
+            real_name = _text_claim(claims, config.name_claim)
+            if not id_number and "userinfo_endpoint" in doc and access_token:
+                # What the signed ID token says wins; UserInfo only fills gaps.
+                info = self._userinfo(client, doc, access_token=access_token, subject=claims["sub"])
+                id_number = _text_claim(info, config.id_number_claim)
+                real_name = real_name or _text_claim(info, config.name_claim)
         if not id_number:
             raise _missing_claim(config.id_number_claim)
         return VerifiedIdentity(
             provider=self.name, subject=claims["sub"], id_number=id_number, real_name=real_name
         )
+
+    @staticmethod
+    def _exchange(
+        client: OAuth2Session, doc: Mapping[str, str], *, code: str, pending: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Trade the code (with the PKCE verifier) for tokens through authlib. Raises
+        `oidc_provider_error`: not upstream when the platform says the code is no good
+        (`invalid_grant`), upstream for everything else."""
+        try:
+            tokens = client.fetch_token(
+                doc["token_endpoint"],
+                grant_type="authorization_code",
+                code=code,
+                redirect_uri=pending["redirect_uri"],
+                code_verifier=pending["code_verifier"],
+            )
+        except OAuthError as exc:
+            reason = f"token endpoint refused: {str(exc.error)[:40]}"
+            if exc.error == "invalid_grant":
+                # The code expired or was used already: the applicant starts over.
+                logger.info("OIDC %s", reason)
+                raise OidcProviderError(MESSAGE_RETRY, upstream=False) from None
+            raise _upstream(reason) from None
+        except (requests.RequestException, ValueError) as exc:
+            raise _upstream(f"token endpoint: {exc.__class__.__name__}") from None
+        if not isinstance(tokens.get("id_token"), str):
+            raise _upstream("token response without an id_token")
+        return tokens
+
+    @staticmethod
+    def _userinfo(
+        client: OAuth2Session, doc: Mapping[str, str], *, access_token: str, subject: str
+    ) -> dict[str, Any]:
+        """The UserInfo claims for this access token, which must be about `subject`. Raises
+        `oidc_provider_error` (upstream) and `oidc_invalid_id_token` (another subject)."""
+        status, body = _get_json(client, doc["userinfo_endpoint"], bearer=access_token)
+        if status != 200 or not isinstance(body, dict):
+            raise _upstream(f"userinfo answered HTTP {status}")
+        # OIDC Core §5.3.2: claims about someone else must not be used.
+        if body.get("sub") != subject:
+            raise _invalid_id_token("userinfo subject differs from the ID token's")
+        return body

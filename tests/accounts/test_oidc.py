@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from accounts.identity import oidc, oidc_protocol
+from accounts.identity import oidc
 from accounts.identity.base import VerifiedIdentity, applicant_for_identity
 from accounts.models import DeviceSession, User
 from core.errors import DomainError
@@ -353,6 +353,28 @@ def test_id_token_within_the_leeway_is_accepted(client, issuer, family):
     assert login(client).status_code == 302
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("ahead", "ok"),
+    [(oidc.LEEWAY_SECONDS // 2, True), (oidc.LEEWAY_SECONDS + 5, False)],
+    ids=["within_the_leeway", "beyond_the_leeway"],
+)
+def test_a_platform_clock_ahead_of_ours_is_tolerated_up_to_the_leeway(
+    client, issuer, family, ahead, ok
+):
+    # The platform's clock runs `ahead` seconds fast: its token says it was issued then.
+    now = int(timezone.now().timestamp())
+    issuer.claims_update = {"iat": now + ahead, "exp": now + ahead + 300}
+
+    response = login(client)
+
+    if ok:
+        assert response.status_code == 302
+        assert_logged_in(client, family)
+    else:
+        assert_refused(client, response, code="oidc_invalid_id_token", status=400)
+
+
 # -- the platform --------------------------------------------------------------------------------
 
 
@@ -487,16 +509,16 @@ def test_disabled_when_no_issuer_is_configured(client, settings):
 @pytest.mark.django_db(transaction=True)
 def test_the_platform_is_never_called_inside_a_transaction(client, issuer, family, monkeypatch):
     in_transaction: list[bool] = []
-    make_client = oidc_protocol._http_client
+    make_client = oidc._http_client
 
-    def recording_client(timeout):
-        http = make_client(timeout)
-        http.event_hooks = {
-            "request": [lambda request: in_transaction.append(connection.in_atomic_block)]
-        }
+    def recording_client(config):
+        http = make_client(config)
+        http.hooks["response"].append(
+            lambda response, *args, **kwargs: in_transaction.append(connection.in_atomic_block)
+        )
         return http
 
-    monkeypatch.setattr(oidc_protocol, "_http_client", recording_client)
+    monkeypatch.setattr(oidc, "_http_client", recording_client)
 
     assert login(client).status_code == 302
     assert len(in_transaction) == 3  # discovery, token, JWKS
