@@ -129,6 +129,9 @@ def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
         "REDIS_URL": settings.REDIS_URL,
         "SECRET_KEY": settings.SECRET_KEY,
         "ANJU_LEDGER_SIGNING_KEY": settings.LEDGER_SIGNING_KEY,
+        # The same personal-data keys as this process, which writes the rows it reads.
+        "ANJU_FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+        "ANJU_PII_SEARCH_HASH_KEY": settings.PII_SEARCH_HASH_KEY,
         "DEBUG": "1",
         "ALLOWED_HOSTS": "127.0.0.1",
         # URLs the server builds (the QR code's, the face provider's return and callback).

@@ -239,6 +239,8 @@ def test_manage_py_check_deploy_as_deploy_readme_runs_it(tmp_path):
         SECRET_KEY="s" * 60,
         ANJU_VAR_DIR=str(tmp_path / "var"),
         ANJU_LEDGER_SIGNING_KEY_FILE=str(key_file),
+        ANJU_FIELD_ENCRYPTION_KEYS="11" * 32,
+        ANJU_PII_SEARCH_HASH_KEY="22" * 32,
         ANJU_SIGNING_CA_DIR=str(_production_ca(tmp_path / "ca")),
         SITE_URL="https://anju.example.gov.cn",
         ALLOWED_HOSTS="anju.example.gov.cn",

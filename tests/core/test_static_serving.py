@@ -40,6 +40,8 @@ def _middleware(tmp_path, **env: str) -> list[str]:
             "SITE_URL": "https://anju.example.gov.cn",
             "ALLOWED_HOSTS": "anju.example.gov.cn",
             "ANJU_LEDGER_SIGNING_KEY_FILE": str(key),
+            "ANJU_FIELD_ENCRYPTION_KEYS": "11" * 32,
+            "ANJU_PII_SEARCH_HASH_KEY": "22" * 32,
             **env,
         }
     )

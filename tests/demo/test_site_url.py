@@ -133,6 +133,8 @@ def _setup(tmp_path, **env: str) -> subprocess.CompletedProcess:
             "DEBUG": "0",
             "SECRET_KEY": "startup-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
             "ANJU_LEDGER_SIGNING_KEY": settings.LEDGER_SIGNING_KEY,
+            "ANJU_FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+            "ANJU_PII_SEARCH_HASH_KEY": settings.PII_SEARCH_HASH_KEY,
             "ALLOWED_HOSTS": "anju.example.gov.cn",
             **env,
         }
@@ -216,6 +218,8 @@ def test_manage_py_check_deploy_hits_the_same_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SITE_URL", "ALLOWED_"))}
     env.update(DEBUG="0", SECRET_KEY="x" * 60, ANJU_VAR_DIR=str(tmp_path / "var"))
     env["ANJU_LEDGER_SIGNING_KEY"] = settings.LEDGER_SIGNING_KEY
+    env["ANJU_FIELD_ENCRYPTION_KEYS"] = ",".join(settings.FIELD_ENCRYPTION_KEYS)
+    env["ANJU_PII_SEARCH_HASH_KEY"] = settings.PII_SEARCH_HASH_KEY
     result = subprocess.run(  # noqa: S603 (fixed command)
         [sys.executable, "manage.py", "check", "--deploy"],
         cwd=ROOT,

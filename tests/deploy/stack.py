@@ -93,6 +93,9 @@ def app_env(*, redis_url: str, prefix: str, extra: dict[str, str] | None = None)
         "REDIS_PREFIX": prefix,
         "SECRET_KEY": settings.SECRET_KEY,  # sessions made by the test are valid there
         "ANJU_LEDGER_SIGNING_KEY": settings.LEDGER_SIGNING_KEY,  # heads the test can check
+        # Personal data the test writes is read there (required with DEBUG off).
+        "ANJU_FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+        "ANJU_PII_SEARCH_HASH_KEY": settings.PII_SEARCH_HASH_KEY,
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
         # Links the server makes; plain http on loopback is accepted on purpose (core/urls.py).
