@@ -6,8 +6,8 @@ from sms.services import OUTBOX_INTERVAL, sms_outbox_loop, sms_outbox_run_due
 
 class Command(BaseCommand):
     help = (
-        "Deliver due SMS outbox messages (notices left to the worker, retries, lost "
-        "after-commit sends); --loop to keep going."
+        "Deliver due SMS outbox messages (login codes and notices left to the worker, "
+        "retries, lost after-commit sends); --loop to keep going."
     )
 
     def add_arguments(self, parser):
