@@ -2,7 +2,7 @@
 beside the plaintext ones. The lease's bank check can no longer read the number's format (it
 is ciphertext); the service checks it on the way in (`account_number_invalid`)."""
 
-from django.db import migrations
+from django.db import migrations, models
 
 import core.pii
 
@@ -18,6 +18,13 @@ class Migration(migrations.Migration):
             field=core.pii.EncryptedCharField(
                 blank=True, max_length=19, null=True, verbose_name="银行账号"
             ),
+        ),
+        # The plaintext column may be empty from here on, so that going back (0011 re-adds it
+        # empty before 0010's reverse fills it) works with photos present.
+        migrations.AlterField(
+            model_name="cardphoto",
+            name="image",
+            field=models.BinaryField(null=True, verbose_name="图像"),
         ),
         migrations.AddField(
             model_name="cardphoto",
