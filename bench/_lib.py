@@ -180,6 +180,7 @@ def build_round(
             real_name=f"测试{i}",
             id_number=f"4403{rank_base + i + 1:013d}X",
             mobile=f"139{(rank_base + i) % 10**8:08d}",
+            privacy_version=1,  # read the seeded privacy notice (accounts/privacy.py)
         )
         for i, user in enumerate(users)
     )
