@@ -8,8 +8,10 @@ else, and again whenever a newer version is added.
   reachable, such as the notice's own, set `privacy_exempt = True`).
 - No privacy text configured: nothing to acknowledge (the gate is open).
 
-The current version is read once per PROCESS_CACHE_SECONDS per process (every applicant
-request checks it) and read again at once in this process when a consent text is saved."""
+The current version is remembered per process for settings.PRIVACY_NOTICE_CACHE_SECONDS
+(default 30; every applicant request checks it) and read again at once in this process when
+a consent text is saved; 0 reads it on every request (the browser tests' server, whose tests
+add the texts from another process)."""
 
 from __future__ import annotations
 
@@ -76,8 +78,10 @@ def privacy_current() -> Notice | None:
     if hit is not None and hit[0] > now:
         return hit[1]
     notice = _load()
-    with _cache_lock:
-        _cache["current"] = (now + PROCESS_CACHE_SECONDS, notice)
+    seconds = getattr(settings, "PRIVACY_NOTICE_CACHE_SECONDS", PROCESS_CACHE_SECONDS)
+    if seconds > 0:
+        with _cache_lock:
+            _cache["current"] = (now + seconds, notice)
     return notice
 
 

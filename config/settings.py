@@ -344,6 +344,9 @@ CLOCK_EXTRA_TASKS = [
     "core.retention.retention_daily",
 ]
 RETENTION_HOUR = env_int("ANJU_RETENTION_HOUR", 3)
+# Seconds a process remembers the current privacy notice version (accounts/privacy.py); a new
+# version reaches other processes within this time. 0 = read it on every applicant request.
+PRIVACY_NOTICE_CACHE_SECONDS = env_int("ANJU_PRIVACY_NOTICE_CACHE_SECONDS", 30)
 
 # Redis is optional for the embedded quick start; set REDIS_URL in production and tests.
 REDIS_URL = os.environ.get("REDIS_URL", "")

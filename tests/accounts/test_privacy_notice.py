@@ -225,3 +225,23 @@ def test_the_me_page_links_the_download_and_the_notice(leased):
     page = api.get("/h5/me/").content.decode()
     assert 'href="/api/v1/me/personal-data/"' in page and "下载我的个人信息" in page
     assert 'href="/h5/privacy/"' in page
+
+
+def test_a_process_remembers_the_notice_for_the_configured_time(db, settings):
+    """Another process's new version (no signal here: bulk_create) is seen after the memory
+    is forgotten, or at once when the memory is off (0 seconds)."""
+    from accounts.privacy import privacy_current
+
+    texts_seed()
+    assert privacy_current().version == 1
+    ConsentText.objects.bulk_create(
+        [ConsentText(kind=ConsentKind.PRIVACY, version=2, title="个人信息保护政策", body="二")]
+    )
+    assert privacy_current().version == 1  # remembered
+    settings.PRIVACY_NOTICE_CACHE_SECONDS = 0
+    privacy_forget()
+    assert privacy_current().version == 2
+    ConsentText.objects.bulk_create(
+        [ConsentText(kind=ConsentKind.PRIVACY, version=3, title="个人信息保护政策", body="三")]
+    )
+    assert privacy_current().version == 3  # not remembered

@@ -133,6 +133,9 @@ def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
         "ANJU_FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
         "ANJU_PII_SEARCH_HASH_KEY": settings.PII_SEARCH_HASH_KEY,
         "DEBUG": "1",
+        # Tests add consent texts from this process: the server reads the current privacy
+        # notice on every request instead of remembering it (accounts/privacy.py).
+        "ANJU_PRIVACY_NOTICE_CACHE_SECONDS": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
         # URLs the server builds (the QR code's, the face provider's return and callback).
         "SITE_URL": f"http://127.0.0.1:{port}",
