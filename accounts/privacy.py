@@ -105,6 +105,17 @@ def privacy_required(applicant: Applicant) -> Notice | None:
     return notice
 
 
+def privacy_required_known(applicant: Applicant) -> bool | None:
+    """Whether the applicant still has to acknowledge a notice, from this process's memory
+    only: None when the current notice is not remembered (answering would need a query),
+    for callers that cannot query here (the confirm route, on the event loop)."""
+    with _cache_lock:
+        hit = _cache.get("current")
+    if hit is None or hit[0] <= time.monotonic():
+        return None
+    return hit[1] is not None and applicant.privacy_version < hit[1].version
+
+
 def privacy_gate(applicant: Applicant) -> None:
     if privacy_required(applicant) is not None:
         raise PrivacyNoticeRequired()

@@ -148,10 +148,11 @@ class Compiled:
         start, end = fields[0], fields[-1] + 1
         init_list = [column[0].target.attname for column in select[start:end]]
         populators = get_related_populators(klass_info, select, queryset.db)
+        converters = compiler.get_converters([column[0] for column in select])
         self._ready = (
             sql,
             order,
-            compiler,
+            (compiler, converters),
             klass_info["model"],
             (start, end),
             init_list,
@@ -167,14 +168,24 @@ class Compiled:
             self._compile()
 
     async def fetch(self, conn, **arguments: Any) -> list:
-        sql, order, compiler, model, (start, end), init_list, populators, annotations, db = (
-            self._ready or self._compile()
-        )
+        (
+            sql,
+            order,
+            (compiler, converters),
+            model,
+            (start, end),
+            init_list,
+            populators,
+            annotations,
+            db,
+        ) = self._ready or self._compile()
         params = [arguments[value] if is_arg else value for is_arg, value in order]
         cursor = await conn.execute(sql, params)
         rows = await cursor.fetchall()
         objects = []
-        for row in compiler.results_iter([rows]):
+        if converters:
+            rows = compiler.apply_converters(rows, converters)
+        for row in rows:
             obj = model.from_db(db, init_list, row[start:end])
             for populator in populators:
                 populator.populate(row, obj)

@@ -20,12 +20,14 @@ from django.db import connections
 from django.test import override_settings
 
 from accounts.middleware import DEVICE_SESSION_FLAG
+from accounts.privacy import privacy_forget, privacy_reload
 from accounts.services import applicant_user_ensure, device_session_end, device_session_start
 from accounts.sessions import SessionStore
 from core import adb
 from mobile_api.confirm_route import ConfirmRoute
 from mobile_api.selection_common import AllocationSerializer
 from selection.models import Allocation, CartItem, LedgerEntry, Seat, Unit
+from signing.models import ConsentKind, ConsentText
 from sms.models import SmsMessage
 from tests.worlds import CTX, enter, make_world
 
@@ -87,6 +89,7 @@ def room():
         )
     keys = [login(family) for family in world.families]
     with time_machine.travel(session.starts_at + timedelta(seconds=20), tick=False):
+        privacy_reload()  # the process remembers the current notice, as after any request
         yield world, keys
 
 
@@ -201,6 +204,8 @@ async def test_the_wins_headers_are_djangos(room, pool_closed):
         "repeat",
         "device_ended",
         "other_round",
+        "privacy_not_acknowledged",
+        "privacy_not_remembered",
     ],
 )
 async def test_every_other_case_reaches_djangos_view_and_gets_its_answer(room, pool_closed, case):
@@ -233,6 +238,13 @@ async def test_every_other_case_reaches_djangos_view_and_gets_its_answer(room, p
         await sync_to_async(device_session_end)(session_key=key)
     elif case == "other_round":
         rid = world.round.pk + 1000
+    elif case == "privacy_not_acknowledged":
+        await ConsentText.objects.acreate(
+            kind=ConsentKind.PRIVACY, version=2, title="个人信息保护政策", body="第二版"
+        )
+        await sync_to_async(privacy_reload)()
+    elif case == "privacy_not_remembered":
+        privacy_forget()  # answering would need a query: Django's view asks (and answers 201)
     through_route = await post(route, rid, body, key=key, **kwargs)
     assert spy.calls == 1  # Django answered
     expected = {
@@ -248,6 +260,8 @@ async def test_every_other_case_reaches_djangos_view_and_gets_its_answer(room, p
         "repeat": 200,
         "device_ended": 401,
         "other_round": 404,
+        "privacy_not_acknowledged": 403,
+        "privacy_not_remembered": 201,
     }[case]
     assert through_route[0] == expected, through_route
 
@@ -285,6 +299,7 @@ async def test_a_crowd_through_the_route_takes_each_unit_once(pool_closed):
     spy = Spy()
     route = ConfirmRoute(spy)
     with time_machine.travel(session.starts_at + timedelta(seconds=20), tick=False):
+        await sync_to_async(privacy_reload)()
         answers = await asyncio.gather(
             *(
                 post(route, world.round.pk, confirm_body(world.units[i % 3], f"key-{i:04d}"), key=k)
