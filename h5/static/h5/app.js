@@ -4,6 +4,10 @@
 (() => {
   "use strict";
 
+  // iOS Safari shows :active (WeUI's pressed buttons) only where a touchstart listener
+  // exists; once <body ontouchstart>, an inline handler the Content-Security-Policy forbids.
+  document.addEventListener("touchstart", () => {}, { passive: true });
+
   const LOGIN_URL = "/h5/login/";
   const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
