@@ -147,7 +147,8 @@ class Compiled:
         fields = klass_info["select_fields"]
         start, end = fields[0], fields[-1] + 1
         init_list = [column[0].target.attname for column in select[start:end]]
-        populators = get_related_populators(klass_info, select, queryset.db)
+        # (django-stubs describes a later Django, with a fetch_mode argument)
+        populators = get_related_populators(klass_info, select, queryset.db)  # type: ignore[call-arg]
         converters = compiler.get_converters([column[0] for column in select])
         self._ready = (
             sql,

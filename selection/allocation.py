@@ -302,7 +302,7 @@ async def selection_confirm_plain(
         )
     except DomainError:
         return None
-    if seat.entered_at is None or seat.earlier_due:
+    if seat.entered_at is None or getattr(seat, "earlier_due", True):
         return None
     lines = await _CART_LINE.fetch(conn, family_id=family.pk, round_id=round_id, unit_id=unit_id)
     if not lines:
