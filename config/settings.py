@@ -184,7 +184,11 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # First, so that its templates (core/templates/admin) override the admin's: the production
+    # guard's deploy checks (core/checks.py) and the staff admin's templates.
+    "core.apps.CoreConfig",
+    # django.contrib.admin with the staff site of core/admin_site.py (second factor).
+    "core.apps.AnjuAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -203,8 +207,9 @@ INSTALLED_APPS = [
     "mobile_api",
     "realtime",
     "h5",
-    # The production guard's deploy checks (core/checks.py) and the admin's templates.
-    "core.apps.CoreConfig",
+    # Staff two-factor login (TOTP, core/admin_site.py).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
 ]
 
 # Static files: nginx serves them in production (deploy/nginx/anju.conf, from collectstatic's
@@ -213,6 +218,8 @@ INSTALLED_APPS = [
 SERVE_STATIC = env_bool("SERVE_STATIC", DEBUG)
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (django-csp; CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     *(["whitenoise.middleware.WhiteNoiseMiddleware"] if SERVE_STATIC else []),
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -227,6 +234,8 @@ MIDDLEWARE = [
     # Field history (django-simple-history): who made each change, from the request.
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # /admin/ only: django-otp's verified user and the idle timeout (core/admin_site.py).
+    "core.admin_site.AdminSecurityMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -457,6 +466,31 @@ USE_X_FORWARDED_HOST = env_bool("BEHIND_PROXY", False)
 # header. NUM_PROXIES is the older name of the same setting.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", env_int("NUM_PROXIES", 0))
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp 4) on every page, H5 and admin: scripts, styles, images,
+# fonts and connections (fetch, the websockets: 'self' covers ws/wss of this host) only from
+# the site itself; no inline script or style anywhere (the templates keep none; the browser
+# tests fail on any violation Chromium reports). data: and blob: images: the admin's
+# handwriting and 2FA QR images, the dev face page's local preview. Responses that set their
+# own header (photos: "default-src 'none'; sandbox") keep it.
+CONTENT_SECURITY_POLICY: dict[str, Any] = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "media-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Staff admin: a session idle this long is logged out at its next request (core/admin_site.py).
+ADMIN_IDLE_TIMEOUT_SECONDS = env_int("ADMIN_IDLE_TIMEOUT_SECONDS", 30 * 60)
+# The name authenticator apps show beside a staff member's TOTP codes.
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "安居管理后台")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 LOGIN_URL = "/h5/login/"
 

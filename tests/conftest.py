@@ -167,6 +167,45 @@ def world(db):
     return make_world()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "real_second_factor: Client.force_login leaves staff without a verified second factor "
+        "(tests of the staff two-factor login itself)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _staff_logged_in_with_second_factor(request, monkeypatch):
+    """The test client's `login` and `force_login` log a staff member in as the admin's login
+    does when both factors are given: a confirmed TOTP device and the session verified by it
+    (django-otp), since reviewers and supervisors reach no admin page without it
+    (core/admin_site.py). Tests of the two-factor login itself are marked
+    `real_second_factor`. Browser tests log in through the pages, code included
+    (tests/browser/staff.py)."""
+    if request.node.get_closest_marker("real_second_factor"):
+        return
+    from django.test.client import ClientMixin
+
+    original = ClientMixin._login
+
+    def _login(self, user, backend=None):
+        original(self, user, backend)
+        if not getattr(user, "is_staff", False):
+            return
+        from django_otp import DEVICE_ID_SESSION_KEY
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="测试", confirmed=True)
+        session = self.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+
+    monkeypatch.setattr(ClientMixin, "_login", _login)
+
+
 @pytest.fixture(autouse=True)
 def _privacy_notice_forgotten():
     # The current privacy notice is remembered per process (accounts/privacy.py); a test's

@@ -9,7 +9,8 @@
   test writes is committed (visible to the server) and what the server writes is visible to
   the test; the tables are flushed after each test.
 - `page`: a phone (390×844 @3x, touch, zh-CN, Asia/Shanghai) in a fresh browser. The test
-  fails if the page raised an uncaught JavaScript error or asked anything of another host.
+  fails if the page raised an uncaught JavaScript error, asked anything of another host or
+  broke the Content-Security-Policy (`csp_watch`: every page, every context of the test).
 - `orm`: runs Django ORM code while Playwright is active (see its docstring).
 """
 
@@ -65,6 +66,38 @@ DESKTOP = {
     "locale": "zh-CN",
     "timezone_id": "Asia/Shanghai",
 }
+
+
+# Reports every Content-Security-Policy violation of a page to the test (csp_watch): the
+# event fires on the document for blocked inline scripts, styles, handlers and loads.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__anjuCspViolation(
+    `${event.violatedDirective} blocked ${event.blockedURI || "inline"} at ` +
+      `${event.sourceFile || document.location.href}:${event.lineNumber} ` +
+      `(${(event.sample || "").slice(0, 80)})`
+  );
+});
+"""
+
+
+def csp_watch(context: Any, violations: list[str]) -> None:
+    """Collect into `violations` every CSP violation in `context`'s pages: the
+    securitypolicyviolation events and Chromium's console errors about the policy."""
+    context.expose_binding("__anjuCspViolation", lambda source, text: violations.append(text))
+    context.add_init_script(CSP_LISTENER)
+
+    def console(message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            violations.append(f"console: {message.text}")
+
+    context.on("console", console)
+
+
+def _new_context_with(new_context: Callable[..., Any], violations: list[str], **options: Any) -> Any:
+    context = new_context(**options)
+    csp_watch(context, violations)
+    return context
 
 
 def _unavailable(reason: str) -> None:
@@ -243,9 +276,15 @@ def page(live_url) -> Iterator[Any]:
     origin = urlsplit(live_url).netloc
     foreign: list[str] = []
     errors: list[str] = []
+    violations: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        # Contexts a test opens itself (browser.new_context) are watched too.
+        original_new_context = browser.new_context
+        browser.new_context = lambda **options: _new_context_with(
+            original_new_context, violations, **options
         )
         context = browser.new_context(base_url=live_url, **PHONE)
         context.set_default_timeout(10_000)
@@ -266,6 +305,7 @@ def page(live_url) -> Iterator[Any]:
             browser.close()
     assert not errors, f"uncaught JavaScript errors: {errors}"
     assert not foreign, f"the page requested other hosts (CDN, fonts?): {foreign}"
+    assert not violations, f"Content-Security-Policy violations: {violations}"
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.browser.staff import second_factor
+
 pytestmark = pytest.mark.browser
 
 
@@ -49,6 +51,7 @@ def test_agreement_list_fits_1280(page, orm, screenshot):
     page.fill("#id_username", "reviewer")
     page.fill("#id_password", STAFF_PASSWORD)
     page.click("input[type=submit]")
+    second_factor(page, "reviewer")  # reviewers bind an authenticator at their first login
     page.wait_for_url(lambda url: url.endswith("/admin/signing/agreement/"))
     width = page.evaluate("document.documentElement.scrollWidth")
     shot = screenshot("admin_agreement_list_1280")
@@ -84,6 +87,7 @@ def test_an_operator_refused_a_review_page_sees_a_chinese_page(page, orm, screen
     page.fill("#id_username", "operator")
     page.fill("#id_password", STAFF_PASSWORD)
     page.click("input[type=submit]")
+    second_factor(page, "operator")  # reviewers bind an authenticator at their first login
     page.wait_for_url(lambda url: url.endswith("/review/"))
     screenshot("admin_forbidden_operator")
     body = page.inner_text("body")
@@ -121,6 +125,7 @@ def test_sealing_asks_for_a_ticked_confirmation(page, orm, screenshot):
     page.fill("#id_username", "reviewer")
     page.fill("#id_password", STAFF_PASSWORD)
     page.click("input[type=submit]")
+    second_factor(page, "reviewer")  # reviewers bind an authenticator at their first login
     page.wait_for_url(lambda url: url.endswith("/review/"))
     screenshot("admin_review_confirm")
     dialogs: list[str] = []

@@ -27,6 +27,7 @@ from django.conf import settings as django_settings
 from playwright.sync_api import expect
 
 from tests.browser.conftest import RESULTS, ROOT
+from tests.browser.staff import second_factor
 from tests.browser.test_login import latest_code
 from tests.browser.test_signing_flow import _logged_in_session
 
@@ -228,6 +229,7 @@ def _staff_login(tab, username: str, next_url: str) -> None:
     tab.fill("#id_username", username)
     tab.fill("#id_password", STAFF_PASSWORD)
     tab.click("input[type=submit]")
+    second_factor(tab, username)  # reviewers and supervisors bind an authenticator first
     tab.wait_for_url(re.compile(re.escape(next_url) + "$"))
 
 

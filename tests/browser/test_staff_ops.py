@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from tests.browser.staff import second_factor
 from tests.browser.test_login import log_in
 
 pytestmark = pytest.mark.browser
@@ -72,6 +73,7 @@ def _staff_login(tab, username: str, next_url: str) -> None:
     tab.fill("#id_username", username)
     tab.fill("#id_password", STAFF_PASSWORD)
     tab.click("input[type=submit]")
+    second_factor(tab, username)  # reviewers and supervisors bind an authenticator first
     tab.wait_for_url(re.compile(re.escape(next_url) + "$"))
 
 
