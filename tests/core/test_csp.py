@@ -110,3 +110,13 @@ def test_no_template_keeps_inline_code():
                 line = text.count("\n", 0, match.start()) + 1
                 offenders.append(f"{template.relative_to(ROOT)}:{line}: {match.group(0)}")
     assert offenders == []
+
+
+@pytest.mark.django_db
+def test_the_api_docs_keep_no_inline_code(client):
+    page = client.get("/api/docs/")
+    _assert_strict(page, "/api/docs/")
+    script = re.search(r'<script src="(/api/docs/\?script=[^"]*)"', page.content.decode())
+    assert script is not None
+    answer = client.get(script.group(1).replace("&amp;", "&"))
+    assert answer.status_code == 200 and "SwaggerUIBundle" in answer.content.decode()
