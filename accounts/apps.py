@@ -13,7 +13,3 @@ class AccountsConfig(AppConfig):
 
         post_migrate.connect(roles_sync, sender=self, dispatch_uid="anju.roles_sync")
         admin_change.connect(audit_admin_change, dispatch_uid="anju.audit_admin_change")
-        # A new 《个人信息保护政策》 version is asked for at once (accounts/privacy.py).
-        from accounts.privacy import _connect
-
-        _connect()

@@ -7,6 +7,8 @@ else, and again whenever a newer version is added.
 - API (`mobile_api.auth.IsApplicant`): 403 `privacy_notice_required` (views that must stay
   reachable, such as the notice's own, set `privacy_exempt = True`).
 - No privacy text configured: nothing to acknowledge (the gate is open).
+- The text is signing's consent text of kind "privacy"; signing registers the loader and
+  reloads the notice when a consent text is saved (signing/apps.py, signing/consents.py).
 
 The current version is remembered per process for settings.PRIVACY_NOTICE_CACHE_SECONDS
 (default 30; every applicant request checks it) and read again at once in this process when
@@ -15,16 +17,15 @@ add the texts from another process)."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
 from django.http import HttpResponseRedirect
 
 from accounts.models import Applicant, PrivacyAcknowledgement, User
@@ -56,18 +57,20 @@ _cache: dict[str, tuple[float, Notice | None]] = {}
 _cache_lock = threading.Lock()
 
 
-def _load() -> Notice | None:
-    from signing.models import ConsentKind, ConsentText
+_source: Callable[[], Notice | None] | None = None
 
-    text = ConsentText.objects.filter(kind=ConsentKind.PRIVACY).order_by("-version").first()
-    if text is None:
-        return None
-    return Notice(
-        version=text.version,
-        title=text.title,
-        body=text.body,
-        sha256=hashlib.sha256(text.body.encode()).hexdigest(),
-    )
+
+def privacy_notice_source(load: Callable[[], Notice | None]) -> None:
+    """Where the current notice comes from: the signing app, which owns the consent texts,
+    registers its loader when it starts (signing/apps.py), so accounts imports no domain app
+    above it."""
+    global _source
+    _source = load
+    privacy_forget()
+
+
+def _load() -> Notice | None:
+    return _source() if _source is not None else None
 
 
 def privacy_current() -> Notice | None:
@@ -179,10 +182,3 @@ class PrivacyNoticeMiddleware:
             if applicant is not None and privacy_required(applicant) is not None:
                 return HttpResponseRedirect(f"{NOTICE_PATH}?next={quote(request.get_full_path())}")
         return self.get_response(request)
-
-
-def _connect() -> None:
-    from signing.models import ConsentText
-
-    post_save.connect(privacy_reload, sender=ConsentText, dispatch_uid="privacy_reload_save")
-    post_delete.connect(privacy_forget, sender=ConsentText, dispatch_uid="privacy_forget_delete")

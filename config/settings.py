@@ -350,7 +350,7 @@ CLOCK_EXTRA_TASKS = [
     # Refund the paid deposit of a voided or abandoned lease (signing/lease/deposit.py).
     "signing.lease.deposit.deposit_refunds_due",
     # The retention schedule, once a day from RETENTION_HOUR local time (docs/RETENTION.md).
-    "core.retention.retention_daily",
+    "signing.retention.retention_daily",
 ]
 RETENTION_HOUR = env_int("ANJU_RETENTION_HOUR", 3)
 # Seconds a process remembers the current privacy notice version (accounts/privacy.py); a new

@@ -1,5 +1,5 @@
 """《个人信息保护政策》 at login (accounts/privacy.py) and the applicant's own copy of their
-personal data (accounts/personal_data.py), both from 「我的」."""
+personal data (signing/personal_data.py), both from 「我的」."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.personal_data import personal_data_zip
 from accounts.privacy import privacy_acknowledge, privacy_current
 from core.context import RequestContext
 from core.http import private_zip_response
 from mobile_api.auth import IsApplicant
 from mobile_api.schema import ERROR_RESPONSES
+from signing.personal_data import personal_data_zip
 
 
 class PrivacyNoticeApi(APIView):

@@ -1,5 +1,5 @@
 """《个人信息保护政策》 at first login and after a new version (accounts/privacy.py), and the
-applicant's own personal-data download from 「我的」 (accounts/personal_data.py)."""
+applicant's own personal-data download from 「我的」 (signing/personal_data.py)."""
 
 from __future__ import annotations
 

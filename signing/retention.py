@@ -2,6 +2,7 @@
 and when. `retention_run(now)` deletes every row that is due; `manage.py data_retention` runs
 it once, and the clock runs it once a day (`retention_daily`, in settings.CLOCK_EXTRA_TASKS).
 
+It lives in signing, the highest domain layer, since it deletes rows of every app below.
 A row is due when its reference time plus its period is at or before `now` (so at exactly
 the period's end it goes, one second earlier it stays). Audit entries, evidence, evidence
 heads, agreements and their documents, the allocation log and payment records are never

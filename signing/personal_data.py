@@ -14,6 +14,8 @@ from datetime import datetime
 from accounts.models import Applicant, DeviceSession
 from accounts.services import audit_record
 from core.context import RequestContext
+from selection.models import Allocation
+from signing.models import Agreement, CardPhoto, Lease
 
 FORMAT_VERSION = 1
 
@@ -24,9 +26,6 @@ def _iso(value: datetime | None) -> str | None:
 
 def personal_data(applicant: Applicant) -> tuple[dict, dict[str, bytes]]:
     """The JSON document and the files (name -> bytes) for `applicant`."""
-    from selection.models import Allocation
-    from signing.models import Agreement, CardPhoto, Lease
-
     family = getattr(applicant, "family", None)
     files: dict[str, bytes] = {}
     data: dict = {

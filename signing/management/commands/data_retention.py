@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from core.retention import retention_run
+from signing.retention import retention_run
 
 
 class Command(BaseCommand):

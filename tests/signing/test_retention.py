@@ -1,4 +1,4 @@
-"""The retention schedule (docs/RETENTION.md, core/retention.py): each kind is deleted exactly
+"""The retention schedule (docs/RETENTION.md, signing/retention.py): each kind is deleted exactly
 when its period has passed (kept at −1 s, gone at 0 and +1 s), nothing else is touched, and
 audit entries and evidence are kept. The clock runs it once a day."""
 
@@ -15,9 +15,9 @@ from django.core.management import call_command
 from django.db.models import QuerySet
 
 from accounts.models import AuditEntry, DeviceSession
-from core import retention
 from core.context import RequestContext
 from events.models import Event
+from signing import retention
 from signing.agreements.evidence import evidence_append
 from signing.lease.services import lease_card_photo_upload, lease_start
 from signing.models import Agreement, CardPhoto, Evidence, QrScan, QrTicket
@@ -204,4 +204,4 @@ def test_the_clock_runs_it_once_a_day_from_the_configured_hour(db, settings):
     assert retention.retention_daily(now=at_three + timedelta(hours=5)) is None  # done today
     assert later.exists()
     assert retention.retention_daily(now=at_three + timedelta(days=1))["sms_codes"] == 1
-    assert "core.retention.retention_daily" in settings.CLOCK_EXTRA_TASKS
+    assert "signing.retention.retention_daily" in settings.CLOCK_EXTRA_TASKS
