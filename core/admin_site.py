@@ -190,7 +190,14 @@ class AnjuAdminSite(admin.AdminSite):
         return TemplateResponse(
             request,
             template,
-            {**self.each_context(request), "next": _next_url(request), **context},
+            {
+                **self.each_context(request),
+                # No app list before the second factor: it names what the member may open.
+                "available_apps": [],
+                "is_nav_sidebar_enabled": False,
+                "next": _next_url(request),
+                **context,
+            },
         )
 
     @method_decorator(never_cache)
