@@ -221,6 +221,8 @@ MIDDLEWARE = [
     # Content-Security-Policy on every response (django-csp; CONTENT_SECURITY_POLICY below).
     "csp.middleware.CSPMiddleware",
     *(["whitenoise.middleware.WhiteNoiseMiddleware"] if SERVE_STATIC else []),
+    # DEBUG only: an unknown URL gets the Chinese 404 page, not Django's technical one.
+    "h5.error_views.UnknownUrlMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -28,6 +28,9 @@ urlpatterns = [
 if settings.BENCH_FLOOR_VIEWS:  # bench/confirm_http.py only (mobile_api/floor.py)
     urlpatterns.insert(0, path("", include("mobile_api.floor")))
 
-handler403 = "accounts.admin.permission_denied"
-handler404 = "h5.views.not_found"
-handler500 = "h5.views.server_error"
+# Chinese error pages in the area's look: the API's error body, the admin's look, WeUI
+# (h5/error_views.py; with DEBUG on, UnknownUrlMiddleware for unknown URLs).
+handler400 = "h5.error_views.bad_request"
+handler403 = "h5.error_views.permission_denied"
+handler404 = "h5.error_views.not_found"
+handler500 = "h5.error_views.server_error"

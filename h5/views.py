@@ -10,7 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.models import Applicant
-from mobile_api.errors import SESSION_ENDED, json_404, json_500
+from mobile_api.errors import SESSION_ENDED
 from selection import selectors
 
 
@@ -66,17 +66,3 @@ def home_page(request):
 
 def root(request):
     return HttpResponseRedirect("/h5/")
-
-
-def not_found(request, exception=None):
-    if request.path.startswith("/api/"):
-        return json_404(request)
-    return render(request, "h5/error.html", {"title": "页面不存在", "code": 404}, status=404)
-
-
-def server_error(request):
-    if request.path.startswith("/api/"):
-        return json_500(request)
-    return render(
-        request, "h5/error.html", {"title": "系统繁忙，请稍后再试", "code": 500}, status=500
-    )
