@@ -11,6 +11,7 @@ from accounts.models import Applicant, AuditEntry, DeviceSession, Family, Layout
 from accounts.services import audit_record
 from core.admin import AuditedModelAdmin, HistoryAdmin, ReadOnlyAdmin
 from core.admin_ops import STAFF_OPS_FORM, StaffOpsMixin
+from core.admin_site import second_factor_event
 
 
 def permission_denied(request, exception=None):
@@ -53,6 +54,19 @@ def _audit_staff_login_failed(sender, credentials, request=None, **kwargs):
         target=str(credentials.get("username", ""))[:150],
         ip=request.META.get("REMOTE_ADDR", "") if request else "",
     )
+
+
+@receiver(second_factor_event, dispatch_uid="anju.audit_second_factor")
+def _audit_second_factor(sender, user, event, ip="", **kwargs):
+    """The staff admin's second factor and idle timeout (core/admin_site.py)."""
+    if event == "bound":
+        audit_record(actor=user, action="staff.otp_bound", ip=ip)
+    elif event == "failed":
+        audit_record(actor=user, action="staff.otp_failed", ip=ip)
+    elif event == "idle_logout":
+        audit_record(actor=user, action="staff.idle_logout", ip=ip)
+    elif event == "reset":
+        audit_record(actor=None, action="staff.otp_reset", target=user.username, ip=ip)
 
 
 @admin.register(User)
@@ -140,6 +154,10 @@ class DeviceSessionAdmin(ReadOnlyAdmin):
 AUDIT_ACTION_LABELS = {
     "staff.login": "工作人员登录",
     "staff.login_failed": "工作人员登录失败",
+    "staff.otp_bound": "绑定两步验证",
+    "staff.otp_failed": "两步验证码错误",
+    "staff.otp_reset": "重置工作人员两步验证",
+    "staff.idle_logout": "超时未操作自动退出",
     "applicant.mobile_changed": "申请人更换手机号码",
     "applicant.mobile_changed_by_staff": "工作人员更换申请人手机号码",
     "applicant.personal_data_downloaded": "申请人下载本人个人信息",

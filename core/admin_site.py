@@ -36,6 +36,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
+from django.dispatch import Signal
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -53,6 +54,15 @@ OK, VERIFY, SETUP = "ok", "verify", "setup"
 SEEN_KEY = "anju_admin_seen"
 ADMIN_PREFIX = "/admin/"
 DEVICE_NAME = "管理后台"
+# Sent with user, event ("bound", "failed", "idle_logout", "reset") and ip for the audit trail,
+# which accounts owns (accounts/admin.py writes the entry; core imports no domain app).
+second_factor_event = Signal()
+
+
+def _announce(request, user, event: str) -> None:
+    second_factor_event.send(
+        sender=AnjuAdminSite, user=user, event=event, ip=request.META.get("REMOTE_ADDR", "")
+    )
 
 
 def second_factor_required(user) -> bool:
@@ -125,7 +135,7 @@ class CodeForm(forms.Form):
         return code
 
 
-def _check_code(form: CodeForm, device) -> bool:
+def _check_code(request, form: CodeForm, device) -> bool:
     """The device's verdict on the form's code (django-otp throttles repeated failures);
     the form carries the Chinese error when it is no."""
     allowed, _ = device.verify_is_allowed()
@@ -134,6 +144,7 @@ def _check_code(form: CodeForm, device) -> bool:
         return False
     if not device.verify_token(form.cleaned_data["code"]):
         form.add_error("code", "验证码不正确或已过期，请重新输入。")
+        _announce(request, request.user, "failed")
         return False
     return True
 
@@ -215,7 +226,7 @@ class AnjuAdminSite(admin.AdminSite):
                 f"{reverse('admin:otp_setup')}?{urlencode({'next': _next_url(request)})}"
             )
         form = CodeForm(request.POST if request.method == "POST" else None)
-        if form.is_valid() and _check_code(form, device):
+        if form.is_valid() and _check_code(request, form, device):
             request.session.cycle_key()  # a new session id for the raised privilege
             otp_login(request, device)
             return HttpResponseRedirect(_next_url(request))
@@ -241,12 +252,13 @@ class AnjuAdminSite(admin.AdminSite):
             "-id"
         ).first() or TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=False)
         form = CodeForm(request.POST if request.method == "POST" else None)
-        if form.is_valid() and _check_code(form, device):
+        if form.is_valid() and _check_code(request, form, device):
             device.confirmed = True
             device.save(update_fields=["confirmed"])
             TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
             request.session.cycle_key()
             otp_login(request, device)
+            _announce(request, user, "bound")
             messages.success(
                 request, "两步验证已绑定。以后每次登录，输入密码后还需输入验证器中的验证码。"
             )
@@ -294,6 +306,7 @@ class AdminSecurityMiddleware(OTPMiddleware):
         seen = request.session.get(SEEN_KEY)
         timeout = settings.ADMIN_IDLE_TIMEOUT_SECONDS
         if seen is not None and now - seen > timeout:
+            _announce(request, user, "idle_logout")
             logout(request)
             messages.warning(
                 request, f"已超过 {timeout // 60} 分钟未操作，为保护数据已自动退出，请重新登录。"

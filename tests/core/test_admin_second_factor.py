@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import User
+from accounts.models import AuditEntry, User
 
 pytestmark = [pytest.mark.django_db, pytest.mark.real_second_factor]
 
@@ -52,6 +52,12 @@ def password_login(user: User, next_url: str = "/admin/") -> tuple[Client, objec
 
 def code_for(key: bytes, offset: int = 0) -> str:
     return f"{totp(key, drift=offset):06d}"
+
+
+def audited(user: User | None = None) -> list[str]:
+    return list(
+        AuditEntry.objects.filter(actor=user).order_by("id").values_list("action", flat=True)
+    )
 
 
 def bound(user: User) -> TOTPDevice:
@@ -110,6 +116,7 @@ def test_binding_an_authenticator_opens_the_review_page(agreement):
     assert TOTPDevice.objects.get(user=user).confirmed is True
     review = client.get(REVIEW.format(agreement.pk))
     assert review.status_code == 200 and "手写签名" in review.content.decode()
+    assert audited(user) == ["staff.login", "staff.otp_failed", "staff.otp_bound"]
 
 
 def test_a_bound_reviewer_gives_the_code_at_every_login(agreement):
@@ -200,6 +207,7 @@ def test_staff_otp_reset_removes_the_devices():
     bound(user)
     call_command("staff_otp_reset", user.username)
     assert not TOTPDevice.objects.filter(user=user).exists()
+    assert AuditEntry.objects.get(action="staff.otp_reset").target == user.username
 
 
 # ---- idle timeout ----------------------------------------------------------------------
@@ -233,6 +241,7 @@ def test_admin_sessions_time_out_after_30_idle_minutes(settings, idle, logged_ou
         login_page = client.get(response["Location"])
         assert "已超过 30 分钟未操作" in login_page.content.decode()
         assert "_auth_user_id" not in client.session
+        assert audited(user) == ["staff.login", "staff.idle_logout"]
         assert client.get("/admin/").status_code == 302
 
 

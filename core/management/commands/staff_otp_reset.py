@@ -19,5 +19,8 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username, is_staff=True).first()
         if user is None:
             raise CommandError(f"No staff member {username!r}.")
+        from core.admin_site import AnjuAdminSite, second_factor_event
+
         removed, _ = TOTPDevice.objects.filter(user=user).delete()
+        second_factor_event.send(sender=AnjuAdminSite, user=user, event="reset", ip="")
         self.stdout.write(f"Removed {removed} device(s) of {username}.")
