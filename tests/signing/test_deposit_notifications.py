@@ -31,7 +31,7 @@ WORKERS = 20
 # The partial unique indexes behind the conditional UniqueConstraints (the control drops them).
 INDEXES = {
     "payment_applied_once": "ON signing_paymentnotification (provider, out_trade_no) "
-    "WHERE outcome = 'applied'",
+    "WHERE kind = 'payment' AND outcome = 'applied'",
     "payment_transaction_once": "ON signing_depositpayment (provider, transaction_id) "
     "WHERE NOT (transaction_id = '')",
 }
