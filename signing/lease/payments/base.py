@@ -163,12 +163,14 @@ class PaymentProvider(Protocol):
         notify_url: str,
         return_url: str,
         payer_hint: str,
+        expires_at: datetime | None = None,
     ) -> PaymentStart:
         """Open (or find again) the provider's payment session for our `out_trade_no`.
         Called outside any transaction. Idempotent per `out_trade_no`; raises
         PaymentProviderError (retryable=False) when the parameters differ from the first
         call's or the order is already paid, and ValueError for arguments no provider
-        accepts (a programming error)."""
+        accepts (a programming error). After `expires_at` the provider takes no money for
+        the order (WeChat Pay: time_expire)."""
         ...
 
     def parse_notification(

@@ -936,8 +936,11 @@ def fake_authorized(method: str, path: str, body: str, authorization: str) -> st
     if abs(int(timezone.now().timestamp()) - stamp) > REQUEST_MAX_AGE_SECONDS:
         return None
     message = f"{method}\n{path}\n{stamp}\n{fields.get('nonce_str', '')}\n{body}\n".encode()
+    public_key = merchant.cert.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        return None
     try:
-        merchant.cert.public_key().verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
     except (InvalidSignature, ValueError, TypeError):
         return None
     return fields["mchid"]
@@ -1034,8 +1037,8 @@ def fake_server_url() -> str:
                 target=server.serve_forever, name="fake-wechatpay", daemon=True
             ).start()
             _server = server
-        host, port = _server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = _server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
 
 # ------------------------------------------------------------------ the development provider

@@ -193,7 +193,7 @@ class _Client(WeChatPay):
 
     @property
     def core(self) -> _Core:
-        return self._core  # type: ignore[return-value]
+        return self._core
 
     def knows_serial(self, serial: str) -> bool:
         """A Wechatpay-Serial we can verify: the public key's id, or a platform certificate
