@@ -463,6 +463,9 @@ class DepositApi(APIView):
         amount = serializers.CharField(help_text="yuan")
         amount_fen = serializers.IntegerField()
         pay_url = serializers.CharField()
+        code_url = serializers.CharField(
+            help_text="WeChat Pay Native: what a desktop shows as a QR code for WeChat to scan"
+        )
 
     @extend_schema(request=None, responses=_responses(OutputSerializer))
     def post(self, request, lease_id: int):
@@ -480,6 +483,7 @@ class DepositApi(APIView):
                     "amount": selectors.fen_text(payment.amount_fen),
                     "amount_fen": payment.amount_fen,
                     "pay_url": start.pay_url,
+                    "code_url": start.code_url or start.pay_url,
                 }
             ).data
         )
