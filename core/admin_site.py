@@ -188,6 +188,9 @@ class AnjuAdminSite(admin.AdminSite):
         return [
             path("otp/", self.otp_verify_view, name="otp_verify"),
             path("otp/setup/", self.otp_setup_view, name="otp_setup"),
+            # Django wraps logout in admin_view, which sends a member without permission back
+            # to the index: one waiting for the second factor could never log out.
+            path("logout/", self.logout),
             *super().get_urls(),
         ]
 

@@ -158,6 +158,14 @@ def test_a_bound_reviewer_gives_the_code_at_every_login(agreement):
     assert "验证码不正确或已过期" in reused.content.decode()
 
 
+def test_a_member_waiting_for_the_code_can_log_out():
+    user = staff("reviewer")
+    client, _ = password_login(user)
+    response = client.post("/admin/logout/")
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert client.get("/admin/otp/setup/").status_code == 302
+
+
 def test_operators_may_go_without_or_bind_one():
     user = staff("operator")
     client, _ = password_login(user)

@@ -120,3 +120,21 @@ def test_the_api_docs_keep_no_inline_code(client):
     assert script is not None
     answer = client.get(script.group(1).replace("&amp;", "&"))
     assert answer.status_code == 200 and "SwaggerUIBundle" in answer.content.decode()
+
+
+# In the pages' scripts: el(…, {style: "…"}) and setAttribute("style") write style attributes,
+# and HTML strings with style="" or on*="" make inline code: all blocked by the policy.
+SCRIPT_INLINE = re.compile(
+    r"""\bstyle\s*:\s*["'`]|setAttribute\(\s*["']style|["'`][^"'`]*\s(?:style|on[a-z]+)=""", re.I
+)
+
+
+def test_no_script_writes_inline_styles_or_handlers():
+    offenders = []
+    for script in sorted((ROOT / "h5" / "static" / "h5").glob("*.js")) + sorted(
+        (ROOT / "core" / "static").rglob("*.js")
+    ):
+        for number, line in enumerate(script.read_text().splitlines(), 1):
+            if SCRIPT_INLINE.search(line):
+                offenders.append(f"{script.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []

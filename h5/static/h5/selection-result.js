@@ -212,8 +212,8 @@
           el(
             "div",
             { class: "weui-cell" },
-            el("div", { class: "weui-cell__hd", style: "flex: none; white-space: nowrap", text: label }),
-            el("div", { class: "weui-cell__bd weui-cell__ft", style: "padding-left: 16px", text: value }),
+            el("div", { class: "weui-cell__hd anju-result__label", text: label }),
+            el("div", { class: "weui-cell__bd weui-cell__ft anju-result__value", text: value }),
           ),
         ),
       ),
