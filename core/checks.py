@@ -206,9 +206,64 @@ def _development_keys() -> list[Error]:
     return errors
 
 
+# (settings block, provider name that uses it, path to its endpoint, env variable)
+VENDOR_ENDPOINTS = (
+    ("SMS", "tencent", ("TENCENT", "ENDPOINT"), "SMS_TENCENT_ENDPOINT"),
+    ("FACE", "tencent", ("TENCENT", "ENDPOINT"), "FACE_TENCENT_ENDPOINT"),
+    ("PAYMENT", "wechatpay", ("ENDPOINT",), "PAYMENT_ENDPOINT"),
+)
+
+
+def _local(url: str) -> bool:
+    """An endpoint that is not the vendor's: not https, or on this machine (where the tests'
+    and the demo's fake vendor servers listen)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or host in ("localhost", "") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _endpoints() -> list[Error]:
+    errors = []
+    for block, provider, keys, variable in VENDOR_ENDPOINTS:
+        conf = getattr(settings, block, None) or {}
+        if conf.get("PROVIDER") != provider:
+            continue
+        url = conf
+        for key in keys:
+            url = (url or {}).get(key, "") if isinstance(url, dict) else ""
+        if url and _local(url):
+            errors.append(
+                Error(
+                    f"{variable}={url} is not the vendor's endpoint (not https, or on this "
+                    "machine: a fake server of the tests or the demo).",
+                    hint=f"Unset {variable} (the vendor's default) or set its https endpoint.",
+                    id="anju.E030",
+                )
+            )
+    issuer = (getattr(settings, "OIDC", None) or {}).get("ISSUER", "")
+    if issuer and _local(issuer):
+        errors.append(
+            Error(
+                f"OIDC_ISSUER={issuer} is not the identity platform (not https, or on this "
+                "machine: the tests' fake issuer).",
+                hint="Set OIDC_ISSUER to the province's unified identity platform, or unset it.",
+                id="anju.E031",
+            )
+        )
+    return errors
+
+
 @register("anju", deploy=True)
 def production_guard(app_configs=None, **kwargs) -> list[Error]:
     """Errors for every development part configured while DEBUG is off; none with DEBUG on."""
     if settings.DEBUG:
         return []
-    return [*_providers(), *_signing_ca(), *_development_keys()]
+    return [*_providers(), *_signing_ca(), *_development_keys(), *_endpoints()]

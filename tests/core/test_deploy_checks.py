@@ -207,6 +207,38 @@ def test_development_payment_keys_fail(production, change, check_id):
         assert _ids(production_guard()) == [check_id]
 
 
+@pytest.mark.parametrize(
+    ("block", "path", "url", "ok"),
+    [
+        ("SMS", ("TENCENT", "ENDPOINT"), "http://127.0.0.1:8765", False),
+        ("SMS", ("TENCENT", "ENDPOINT"), "https://sms.tencentcloudapi.com", True),
+        ("FACE", ("TENCENT", "ENDPOINT"), "https://localhost:9000", False),
+        ("FACE", ("TENCENT", "ENDPOINT"), "https://faceid.tencentcloudapi.com", True),
+        ("PAYMENT", ("ENDPOINT",), "https://[::1]:9443", False),
+        ("PAYMENT", ("ENDPOINT",), "", True),
+        ("PAYMENT", ("ENDPOINT",), "https://api.mch.weixin.qq.com", True),
+    ],
+)
+def test_vendor_endpoints_on_this_machine_fail(production, block, path, url, ok):
+    conf = {
+        key: (dict(value) if isinstance(value, dict) else value)
+        for key, value in production[block].items()
+    }
+    target = conf
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = url
+    with override_settings(**{block: conf}):
+        assert _ids(production_guard()) == ([] if ok else ["anju.E030"])
+
+
+def test_a_local_oidc_issuer_fails(production, settings):
+    with override_settings(OIDC={**settings.OIDC, "ISSUER": "http://127.0.0.1:9999"}):
+        assert _ids(production_guard()) == ["anju.E031"]
+    with override_settings(OIDC={**settings.OIDC, "ISSUER": "https://id.gd.gov.cn"}):
+        assert production_guard() == []
+
+
 def test_bench_floor_views_fail(production):
     with override_settings(BENCH_FLOOR_VIEWS=True):
         assert _ids(production_guard()) == ["anju.E024"]
@@ -231,7 +263,7 @@ def test_manage_py_check_deploy_as_deploy_readme_runs_it(tmp_path):
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("SMS_", "FACE_", "PAYMENT_", "ANJU_", "DEBUG"))
+        if not key.startswith(("SMS_", "FACE_", "PAYMENT_", "OIDC_", "ANJU_", "DEBUG"))
     }
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
