@@ -14,7 +14,8 @@ PORT ?= 8000
 ifeq ($(strip $(SITE_URL)),)
 SITE_URL := http://$(if $(filter 0.0.0.0 :: [::],$(HOST)),127.0.0.1,$(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))):$(PORT)
 endif
-DEMO_ENV := SITE_URL='$(SITE_URL)'
+# The demo links hashed, gzipped static files (core/staticfiles.py), collected before it serves.
+DEMO_ENV := SITE_URL='$(SITE_URL)' ANJU_STATIC_HASHED=1
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: demo test install lint serve format clean
@@ -23,6 +24,7 @@ export UV_PYTHON_DOWNLOADS := never
 demo: install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py demo_load
+	$(DEMO_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
 	@$(DEMO_ENV) $(PY) manage.py demo_banner --host $(HOST) --port $(PORT)
 	$(DEMO_ENV) ANJU_WORKERS_IN_PROCESS=1 $(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 

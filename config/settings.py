@@ -448,6 +448,16 @@ STATICFILES_DIRS = [
 # them up per request instead of indexing every file when the middleware starts.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+# Hashed, gzipped static files (issue 16 item 1; core/staticfiles.py): collectstatic writes
+# name.<hash>.ext and its .gz; pages link the hashed names when STATIC_HASHED_URLS is on
+# (production; `make demo`, which collects first), served as immutable for a year by
+# WhiteNoise or nginx. Off with DEBUG unless ANJU_STATIC_HASHED=1: development and the tests
+# serve the sources through the finders, never a stale collected copy.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "core.staticfiles.HashedStaticFilesStorage"},
+}
+STATIC_HASHED_URLS = env_bool("ANJU_STATIC_HASHED", not DEBUG)
 MEDIA_ROOT = VAR_DIR / "private"  # never served by the web server; views check ownership
 
 # Sessions: cookie-based auth for the H5 pages, CSRF and origin checks kept on. Django's

@@ -89,7 +89,7 @@ def _free_port() -> int:
 
 
 def make_demo_commands(host: str, port: int) -> dict[str, str]:
-    """The demo's four commands as `make demo HOST=… PORT=…` would run them."""
+    """The demo's five commands as `make demo HOST=… PORT=…` would run them."""
     env = {k: v for k, v in os.environ.items() if k != "SITE_URL"}
     printed = subprocess.run(  # noqa: S603 (fixed command)
         ["make", "-n", "--no-print-directory", "demo", f"HOST={host}", f"PORT={port}"],  # noqa: S607
@@ -103,6 +103,7 @@ def make_demo_commands(host: str, port: int) -> dict[str, str]:
     needles = {
         "migrate": "manage.py migrate",
         "load": "manage.py demo_load",
+        "collect": "manage.py collectstatic",
         "banner": "manage.py demo_banner",
         "serve": "bin/daphne",
     }
@@ -147,6 +148,7 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
 
     run(commands["migrate"])
     run(commands["load"])
+    run(commands["collect"])  # the hashed, gzipped static files the demo links
     banner = run(commands["banner"])
     setup = subprocess.run(  # noqa: S603 (fixed command)
         [str(ROOT / ".venv/bin/python"), "manage.py", "shell", "-c", LEASE_SETUP],
@@ -397,3 +399,27 @@ def test_the_deposit_on_another_port_pays_through_that_port(demo):
     assert outcomes and set(outcomes) <= {"applied", "duplicate"}, outcomes
     assert payer.http.get(back).status_code == 200
     assert not WEBHOOK_TROUBLE.search(demo.log.read_text(errors="replace"))
+
+
+def test_the_demo_links_hashed_gzipped_static_files_cached_for_a_year(demo):
+    # Issue 16 item 1: `make demo` collects the static files and its pages link the hashed
+    # names, served gzipped and immutable (core/staticfiles.py, WhiteNoise).
+    http = httpx.Client(base_url=demo.base, timeout=30, trust_env=False)
+    page = http.get("/h5/login/")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
+    assert any(a.endswith(".css") for a in assets) and any(a.endswith(".js") for a in assets)
+    for url in assets:
+        assert re.search(r"\.[0-9a-f]{12}\.(css|js)$", url), url
+        response = http.get(url, headers={"Accept-Encoding": "gzip"})
+        assert response.status_code == 200, url
+        assert response.headers["Content-Encoding"] == "gzip", url
+        cache = response.headers["Cache-Control"]
+        assert "immutable" in cache and "max-age=315360000" in cache, (url, cache)
+
+
+def test_the_demo_shows_an_unknown_url_the_chinese_404(demo):
+    http = httpx.Client(base_url=demo.base, timeout=30, trust_env=False)
+    response = http.get("/h5/no-such-page/")
+    assert response.status_code == 404
+    assert "页面不存在" in response.text and "Page not found" not in response.text

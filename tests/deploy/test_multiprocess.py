@@ -46,6 +46,26 @@ async def test_static_files_come_from_the_collected_dir_through_nginx(stack):
         assert missing.status_code == 404
 
 
+async def test_nginx_sends_hashed_static_files_gzipped_and_immutable(stack):
+    # Issue 16 item 1: the pages link hashed names (core/staticfiles.py); nginx sends the
+    # .gz that collectstatic wrote (gzip_static) and caches them for a year.
+    import json
+
+    manifest = json.loads((stack.static_root / "staticfiles.json").read_text())["paths"]
+    async with http_client() as http:
+        for name in ("h5/app.css", "h5/app.js", "vendor/weui/weui.min.css"):
+            url = f"{stack.nginx.url}/static/{manifest[name]}"
+            response = await http.get(url, headers={"Accept-Encoding": "gzip"})
+            assert response.status_code == 200, url
+            assert response.headers["content-encoding"] == "gzip", url
+            assert "Accept-Encoding" in response.headers["vary"], url
+            assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+            assert response.content == (stack.static_root / manifest[name]).read_bytes()
+            plain = await http.get(url, headers={"Accept-Encoding": "identity"})
+            assert "content-encoding" not in plain.headers
+            assert plain.content == response.content
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_events_cross_processes_and_a_killed_daphne_loses_no_confirmation(stack):
     # Families: A (0) confirms first; B (1) watches; C, D, E (2-4) confirm while daphne 1 is

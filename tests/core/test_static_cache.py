@@ -1,0 +1,111 @@
+"""Static files are light and cacheable (issue 16 item 1): collected with hashed names and a
+gzipped copy (core/staticfiles.py), every asset an H5 page links is served gzipped to a
+browser that accepts gzip and cached for a year as immutable, under the hashed name the page
+links. Through WhiteNoise (the demo, SERVE_STATIC) with Django's test client; nginx serves the
+same collected files in production (deploy/nginx/anju.conf, gzip_static)."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.test import Client, override_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+WHITENOISE = "whitenoise.middleware.WhiteNoiseMiddleware"
+YEAR = 365 * 24 * 3600
+HASHED = re.compile(r"\.[0-9a-f]{12}\.[a-z0-9]+$")
+
+
+def _h5_assets() -> list[str]:
+    """Every static file an H5 template links ({% static '…' %})."""
+    names = set()
+    for template in (ROOT / "h5/templates").rglob("*.html"):
+        names.update(re.findall(r"{%\s*static\s+['\"]([^'\"]+)['\"]", template.read_text()))
+    return sorted(names)
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory):
+    root = tmp_path_factory.mktemp("static")
+    with override_settings(STATIC_ROOT=root):
+        call_command("collectstatic", interactive=False, verbosity=0)
+    return root
+
+
+@pytest.fixture
+def served(collected):
+    """Settings as a process serving collected files (SERVE_STATIC without the finders)."""
+    middleware = list(settings.MIDDLEWARE)
+    if WHITENOISE not in middleware:
+        middleware.insert(middleware.index("csp.middleware.CSPMiddleware") + 1, WHITENOISE)
+    with override_settings(
+        DEBUG=False,
+        STATIC_ROOT=collected,
+        STATIC_HASHED_URLS=True,
+        WHITENOISE_USE_FINDERS=False,
+        WHITENOISE_AUTOREFRESH=False,
+        MIDDLEWARE=middleware,
+    ):
+        yield Client()
+
+
+def _max_age(cache_control: str) -> int:
+    found = re.search(r"max-age=(\d+)", cache_control)
+    return int(found.group(1)) if found else 0
+
+
+def test_the_h5_templates_link_assets():
+    # Control: the list the next test walks is the pages' assets, not an empty one.
+    assets = _h5_assets()
+    assert "vendor/weui/weui.min.css" in assets and "h5/app.js" in assets
+    assert "h5/selection-formal.js" in assets and len(assets) > 20
+
+
+def test_every_h5_asset_is_served_gzipped_and_immutable(served, collected):
+    from django.templatetags.static import static
+
+    for name in _h5_assets():
+        url = static(name)
+        assert HASHED.search(url), f"{name} is linked as {url}, without a content hash"
+        response = served.get(url, HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+        assert response.status_code == 200, url
+        assert response["Content-Encoding"] == "gzip", url
+        assert "Accept-Encoding" in response["Vary"], url
+        cache = response["Cache-Control"]
+        assert _max_age(cache) >= YEAR and "immutable" in cache, (url, cache)
+        body = gzip.decompress(b"".join(response.streaming_content))
+        assert body == (collected / url.removeprefix("/static/")).read_bytes(), url
+
+
+def test_a_browser_without_gzip_gets_the_plain_file(served, collected):
+    from django.templatetags.static import static
+
+    url = static("vendor/weui/weui.min.css")
+    response = served.get(url)
+    assert "Content-Encoding" not in response
+    assert (
+        b"".join(response.streaming_content)
+        == (collected / url.removeprefix("/static/")).read_bytes()
+    )
+
+
+def test_pages_link_the_hashed_names(served):
+    page = served.get("/h5/login/")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.content.decode())
+    assert len(assets) >= 3
+    for url in assets:
+        assert HASHED.search(url), url
+
+
+def test_development_and_the_tests_link_the_sources(client):
+    # DEBUG without ANJU_STATIC_HASHED (the suite, `runserver`): plain names, served from the
+    # source directories by the finders, so an edited script is never a stale copy.
+    assert settings.STATIC_HASHED_URLS is False
+    page = client.get("/h5/login/")
+    assert 'src="/static/h5/app.js"' in page.content.decode()
