@@ -191,14 +191,17 @@
   }
 
   /* The snapshot (on connect, on reconnect, and every 3 s while polling): the phase, the
-   * session's end, the carts with each unit's status; the list again when the round moved. */
-  async function onSnapshot(data, { moved }) {
+   * session's end, the carts with each unit's status; the list again when the round moved.
+   * The first snapshot (its heads: everything moved) reads the list the page opens with:
+   * read before it, the list would have to be read again (issue 16: each page's data once). */
+  async function onSnapshot(data, { first, moved }) {
     if (data.allocation || data.phase === "allocated" || data.phase === "gave_up") {
       leave();
       return;
     }
     if (data.phase !== "formal" || (data.session && data.session.id !== sessionId)) {
       /* By the server's clock this window is over; the close may not have run yet. */
+      if (first) reveal();
       windowEnded();
       return;
     }
@@ -208,15 +211,26 @@
       preCount = data.carts.pre.length;
       preKey = cartKey(data.carts.pre);
     }
-    if (moved.has(`round.${rid}`)) {
+    if (first || moved.has(`round.${rid}`)) {
       try {
         const got = await unitsFetch.fetch();
         if (got) units = unitsFetch.merge(units, got, { keep: true });
-      } catch {
-        /* the next snapshot tries again */
+      } catch (failure) {
+        /* later: the next snapshot tries again */
+        if (first) {
+          $("loading").hidden = true;
+          await handle(failure);
+          return;
+        }
       }
     }
+    if (first) reveal();
     draw();
+  }
+
+  function reveal() {
+    $("loading").hidden = true;
+    $("page").hidden = false;
   }
 
   /* The window is over: say so instead of 00:00 and wait for the server's close (the
@@ -471,11 +485,6 @@
       cart = formal;
       preCount = pre.items.length;
       preKey = cartKey(pre.items);
-      const first = await unitsFetch.fetch();
-      if (first) units = unitsFetch.merge(units, first);
-      $("loading").hidden = true;
-      page.hidden = false;
-      draw();
     } catch (failure) {
       $("loading").hidden = true;
       await handle(failure);

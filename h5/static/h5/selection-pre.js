@@ -187,20 +187,32 @@
     return undefined;
   }
 
-  async function onSnapshot(data, { moved }) {
+  /* The snapshot: the cart, and the list again when the round moved. The first snapshot
+   * (its heads: everything moved) reads the list the page opens with: read before it, the
+   * list would have to be read again (issue 16: each page's data once). */
+  async function onSnapshot(data, { first, moved }) {
     if (over) return;
     if (data.phase !== "pre") {
       await phaseMoved();
       return;
     }
     if (!busy) cart = { ...cart, items: data.carts.pre };
-    if (moved.has(`round.${rid}`)) {
+    if (first || moved.has(`round.${rid}`)) {
       try {
         const got = await unitsFetch.fetch();
         if (got) units = unitsFetch.merge(units, got, { keep: true });
-      } catch {
-        /* the next snapshot tries again */
+      } catch (failure) {
+        /* later: the next snapshot tries again */
+        if (first) {
+          $("loading").hidden = true;
+          await showFailure(failure);
+          return;
+        }
       }
+    }
+    if (first) {
+      $("loading").hidden = true;
+      $("page").hidden = false;
     }
     draw();
   }
@@ -224,7 +236,6 @@
   }
 
   async function start() {
-    const page = $("page");
     try {
       const state = await call("GET", `${api}/state/`);
       if (state.phase !== "pre") {
@@ -242,11 +253,6 @@
       ]);
       sel.fillFilters(form, filters);
       cart = current;
-      const first = await unitsFetch.fetch();
-      if (first) units = unitsFetch.merge(units, first);
-      $("loading").hidden = true;
-      page.hidden = false;
-      draw();
     } catch (failure) {
       $("loading").hidden = true;
       await showFailure(failure);
