@@ -160,7 +160,8 @@ def _request_applicant(request) -> Applicant | None:
     if user is None or not user.is_authenticated:
         return None
     if User.applicant.related.is_cached(user):
-        return User.applicant.related.get_cached_value(user)
+        cached = User.applicant.related.get_cached_value(user)
+        return cached if isinstance(cached, Applicant) else None
     return Applicant.objects.filter(user=user).first()
 
 

@@ -236,10 +236,10 @@ def _endpoints() -> list[Error]:
         conf = getattr(settings, block, None) or {}
         if conf.get("PROVIDER") != provider:
             continue
-        url = conf
+        url: object = conf
         for key in keys:
             url = (url or {}).get(key, "") if isinstance(url, dict) else ""
-        if url and _local(url):
+        if isinstance(url, str) and url and _local(url):
             errors.append(
                 Error(
                     f"{variable}={url} is not the vendor's endpoint (not https, or on this "

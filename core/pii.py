@@ -63,7 +63,7 @@ class _LiveKeys:
     """The library caches the key list on the field (a cached_property); read it live."""
 
     @property
-    def keys(self) -> list[str]:  # type: ignore[override]
+    def keys(self) -> list[str]:
         return keys()
 
 

@@ -390,7 +390,8 @@ def lease_bank_confirm(
         photos = {side: photo for side, photo in found.items() if photo is not None}
         if len(photos) != len(found):
             raise ValidationFailed("card_photos_required", "请上传银行卡正反面照片")
-        lease.bank, lease.account_number, lease.account_holder = bank, number, holder
+        lease.bank, lease.account_holder = bank, holder
+        lease.account_number = number  # type: ignore[assignment]  # the field's value, encrypted at rest
         lease.bank_attempt = agreement.attempt
         lease.bank_confirmed_at = now
         lease.save(

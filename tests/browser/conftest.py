@@ -94,7 +94,9 @@ def csp_watch(context: Any, violations: list[str]) -> None:
     context.on("console", console)
 
 
-def _new_context_with(new_context: Callable[..., Any], violations: list[str], **options: Any) -> Any:
+def _new_context_with(
+    new_context: Callable[..., Any], violations: list[str], **options: Any
+) -> Any:
     context = new_context(**options)
     csp_watch(context, violations)
     return context
