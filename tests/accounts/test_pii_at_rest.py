@@ -16,10 +16,15 @@ from accounts.models import Applicant
 from accounts.services import applicant_get_by_id_number
 from core import pii
 from core.context import RequestContext
-from signing.lease.services import lease_bank_confirm, lease_card_photo_upload, lease_start
+from signing.lease.services import lease_start
 from signing.models import CardPhoto, Lease
 from tests.factories import ApplicantFactory, id_number_for
-from tests.signing.lease_worlds import ACCOUNT, NOW, make_lease_world, photo_bytes
+from tests.signing.lease_worlds import (
+    ACCOUNT,
+    NOW,
+    lease_info_filled,
+    make_lease_world,
+)
 
 CTX = RequestContext(ip="10.0.0.1", user_agent="pytest")
 
@@ -29,26 +34,7 @@ def lease(db):
     with time_machine.travel(NOW, tick=False):
         world = make_lease_world()
         lease = lease_start(applicant=world.applicant, ctx=CTX, now=NOW)
-        for side in CardPhoto.Side.values:
-            lease_card_photo_upload(
-                lease=lease,
-                applicant=world.applicant,
-                side=side,
-                data=photo_bytes(),
-                filename="card.jpg",
-                declared_type="image/jpeg",
-                ctx=CTX,
-                now=NOW,
-            )
-        return lease_bank_confirm(
-            lease=lease,
-            applicant=world.applicant,
-            bank="ICBC",
-            account_number=ACCOUNT,
-            account_holder=world.applicant.real_name,
-            ctx=CTX,
-            now=NOW,
-        )
+        return lease_info_filled(world=world, lease=lease, account_number=ACCOUNT, ctx=CTX, now=NOW)
 
 
 def _raw(sql: str, params=()) -> list[tuple]:

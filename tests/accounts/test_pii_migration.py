@@ -12,9 +12,14 @@ from django.db.migrations.executor import MigrationExecutor
 from accounts.models import Applicant
 from accounts.services import applicant_get_by_id_number
 from core.context import RequestContext
-from signing.lease.services import lease_bank_confirm, lease_card_photo_upload, lease_start
+from signing.lease.services import lease_start
 from signing.models import CardPhoto, Lease
-from tests.signing.lease_worlds import ACCOUNT, NOW, make_lease_world, photo_bytes
+from tests.signing.lease_worlds import (
+    ACCOUNT,
+    NOW,
+    lease_info_filled,
+    make_lease_world,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BEFORE = [("accounts", "0004_login_session"), ("signing", "0008_deposit_refund")]
@@ -40,26 +45,7 @@ def test_encryption_migrations_go_back_and_forth_over_real_rows():
     with time_machine.travel(NOW, tick=False):
         world = make_lease_world()
         lease = lease_start(applicant=world.applicant, ctx=CTX, now=NOW)
-        for side in CardPhoto.Side.values:
-            lease_card_photo_upload(
-                lease=lease,
-                applicant=world.applicant,
-                side=side,
-                data=photo_bytes(),
-                filename="card.jpg",
-                declared_type="image/jpeg",
-                ctx=CTX,
-                now=NOW,
-            )
-        lease_bank_confirm(
-            lease=lease,
-            applicant=world.applicant,
-            bank="ICBC",
-            account_number=ACCOUNT,
-            account_holder=world.applicant.real_name,
-            ctx=CTX,
-            now=NOW,
-        )
+        lease_info_filled(world=world, lease=lease, account_number=ACCOUNT, ctx=CTX, now=NOW)
     number = world.applicant.id_number
     image = CardPhoto.objects.filter(lease=lease).order_by("pk").first().image
     leaves = _leaves()

@@ -14,11 +14,16 @@ from accounts.models import AuditEntry, PrivacyAcknowledgement
 from accounts.privacy import privacy_forget
 from core.context import RequestContext
 from signing.agreements.seed import texts_seed
-from signing.lease.services import lease_bank_confirm, lease_card_photo_upload, lease_start
-from signing.models import CardPhoto, ConsentKind, ConsentText
+from signing.lease.services import lease_start
+from signing.models import ConsentKind, ConsentText
 from tests.factories import FamilyFactory
 from tests.mobile_api.conftest import ApiClient, error_code
-from tests.signing.lease_worlds import ACCOUNT, NOW, make_lease_world, photo_bytes
+from tests.signing.lease_worlds import (
+    ACCOUNT,
+    NOW,
+    lease_info_filled,
+    make_lease_world,
+)
 
 NOTICE = "/api/v1/me/privacy/"
 DOWNLOAD = "/api/v1/me/personal-data/"
@@ -141,26 +146,7 @@ def leased(db):
     with time_machine.travel(NOW, tick=False):
         world = make_lease_world()
         lease = lease_start(applicant=world.applicant, ctx=ctx, now=NOW)
-        for side in CardPhoto.Side.values:
-            lease_card_photo_upload(
-                lease=lease,
-                applicant=world.applicant,
-                side=side,
-                data=photo_bytes(),
-                filename="card.jpg",
-                declared_type="image/jpeg",
-                ctx=ctx,
-                now=NOW,
-            )
-        lease_bank_confirm(
-            lease=lease,
-            applicant=world.applicant,
-            bank="ICBC",
-            account_number=ACCOUNT,
-            account_holder=world.applicant.real_name,
-            ctx=ctx,
-            now=NOW,
-        )
+        lease_info_filled(world=world, lease=lease, account_number=ACCOUNT, ctx=ctx, now=NOW)
     return world
 
 

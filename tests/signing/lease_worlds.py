@@ -92,6 +92,35 @@ class NotifyTransport(httpx.BaseTransport):
         return httpx.Response(response.status_code, content=response.content)
 
 
+def lease_info_filled(
+    *, world: LeaseWorld, lease, account_number: str, ctx, now, bank: str = "ICBC", holder=None
+):
+    """完善承租信息 as the applicant does it: both card photos, then the bank account."""
+    from signing.lease.services import lease_bank_confirm, lease_card_photo_upload
+    from signing.models import CardPhoto
+
+    for side in CardPhoto.Side.values:
+        lease_card_photo_upload(
+            lease=lease,
+            applicant=world.applicant,
+            side=side,
+            data=photo_bytes(),
+            filename="card.jpg",
+            declared_type="image/jpeg",
+            ctx=ctx,
+            now=now,
+        )
+    return lease_bank_confirm(
+        lease=lease,
+        applicant=world.applicant,
+        bank=bank,
+        account_number=account_number,
+        account_holder=holder or world.applicant.real_name,
+        ctx=ctx,
+        now=now,
+    )
+
+
 def signing_ca_from_before(settings, directory) -> None:
     """A development CA made before NOW: the lease world's time is pinned in March 2026, and a
     CA made on the day the suite runs would not be valid yet when the contract is sealed."""

@@ -38,11 +38,10 @@ from signing.agreements.seed import (
 )
 from signing.lease.deposit import deposit_receipt_pdf_for
 from signing.lease.receipt import deposit_receipt_issue, deposit_receipt_pdf, receipt_validate
-from signing.lease.services import lease_bank_confirm, lease_card_photo_upload, lease_start
+from signing.lease.services import lease_start
 from signing.models import (
     Agreement,
     AgreementTemplate,
-    CardPhoto,
     DepositPayment,
     Evidence,
     Lease,
@@ -50,7 +49,12 @@ from signing.models import (
     TemplateKind,
 )
 from tests.factories import FamilyFactory
-from tests.signing.lease_worlds import ACCOUNT, NOW, make_lease_world, photo_bytes
+from tests.signing.lease_worlds import (
+    ACCOUNT,
+    NOW,
+    lease_info_filled,
+    make_lease_world,
+)
 from tests.signing.worlds import CLOSES, OPENS
 
 pytestmark = pytest.mark.django_db
@@ -142,25 +146,8 @@ def lease_confirmed(world) -> Lease:
     """lease_start, both card photos and the rent direct-debit details (完善承租信息)."""
     Round.objects.filter(pk=world.allocation.round_id).update(name=ROUND_NAME)
     lease = lease_start(applicant=world.applicant, ctx=CTX, now=NOW)
-    for side in CardPhoto.Side.values:
-        lease_card_photo_upload(
-            lease=lease,
-            applicant=world.applicant,
-            side=side,
-            data=photo_bytes(),
-            filename="card.jpg",
-            declared_type="image/jpeg",
-            ctx=CTX,
-            now=NOW,
-        )
-    return lease_bank_confirm(
-        lease=lease,
-        applicant=world.applicant,
-        bank="CMB",
-        account_number=ACCOUNT,
-        account_holder=world.applicant.real_name,
-        ctx=CTX,
-        now=NOW,
+    return lease_info_filled(
+        world=world, lease=lease, account_number=ACCOUNT, ctx=CTX, now=NOW, bank="CMB"
     )
 
 
@@ -302,25 +289,14 @@ def test_lease_text_names_the_unit_not_the_round_and_carries_the_debit_details()
     assert "{{" not in before
 
     # 完善承租信息: the bank and the masked account enter the text before it is shown.
-    for side in CardPhoto.Side.values:
-        lease_card_photo_upload(
-            lease=lease,
-            applicant=world.applicant,
-            side=side,
-            data=photo_bytes(),
-            filename="card.jpg",
-            declared_type="image/jpeg",
-            ctx=CTX,
-            now=NOW,
-        )
-    lease_bank_confirm(
+    lease_info_filled(
+        world=world,
         lease=lease,
-        applicant=world.applicant,
-        bank="CMB",
         account_number=ACCOUNT,
-        account_holder="王小明",
         ctx=CTX,
         now=NOW,
+        bank="CMB",
+        holder="王小明",
     )
     agreement.refresh_from_db()
     text = agreement.rendered_text
