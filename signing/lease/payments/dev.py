@@ -85,7 +85,12 @@ from signing.agreements.ca import _locked, _write_atomic
 from signing.lease.payments.base import (
     PaymentStart,
 )
-from signing.lease.payments.wechatpay import WechatPayConfig, WechatPayProvider
+from signing.lease.payments.wechatpay import (
+    WechatPayConfig,
+    WechatPayProvider,
+    parse_rfc3339,
+    rfc3339,
+)
 
 logger = logging.getLogger("anju.payments")
 
@@ -297,20 +302,6 @@ def _random_text(length: int, alphabet: str = _ALNUM) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(TZ).isoformat(timespec="seconds")
-
-
-def _parse_rfc3339(value: object) -> datetime | None:
-    if not isinstance(value, str) or not 0 < len(value) <= 40 or "T" not in value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -433,7 +424,7 @@ def dev_notification(
         "trade_state_desc": "支付成功",
         "bank_type": "OTHERS",
         "attach": "",
-        "success_time": _rfc3339(success_time or now),
+        "success_time": rfc3339(success_time or now),
         "payer": {"openid": openid or _openid(appid=appid, payer=out_trade_no)},
         "amount": {
             "total": amount_fen,
@@ -445,7 +436,7 @@ def dev_notification(
     plaintext = json.dumps(transaction, ensure_ascii=False, separators=(",", ":")).encode()
     envelope = {
         "id": str(uuid.uuid4()),
-        "create_time": _rfc3339(now),
+        "create_time": rfc3339(now),
         "resource_type": RESOURCE_TYPE,
         "event_type": EVENT_TRANSACTION_SUCCESS,
         "summary": "支付成功",
@@ -545,7 +536,7 @@ def dev_pay_confirm(*, prepay_id: str, now: datetime | None = None) -> DevPayOut
     out_trade_no = order["out_trade_no"]
     payment = {
         "transaction_id": _transaction_id(now),
-        "success_time": _rfc3339(now),
+        "success_time": rfc3339(now),
         "openid": _openid(appid=order["appid"], payer=order["payer_hint"] or out_trade_no),
     }
     if cache.add(_paid_key(out_trade_no), payment, PAID_TTL_SECONDS):
@@ -693,7 +684,7 @@ def _fake_native_order(mchid: str, data: dict) -> tuple[int, dict | None]:
         return _error(400, "PARAM_ERROR", "参数错误")
     expire = None
     if data.get("time_expire") is not None:
-        expire = _parse_rfc3339(data["time_expire"])
+        expire = parse_rfc3339(data["time_expire"])
         if expire is None:
             return _error(400, "PARAM_ERROR", "time_expire格式错误")
     if cache.get(_paid_key(out_trade_no)) is not None:
@@ -801,7 +792,7 @@ def _fake_refund(mchid: str, data: dict) -> tuple[int, dict | None]:
         "out_trade_no": out_trade_no,
         "channel": "ORIGINAL",
         "user_received_account": "支付用户零钱",
-        "create_time": _rfc3339(now),
+        "create_time": rfc3339(now),
         "status": "PROCESSING",
         "funds_account": "AVAILABLE",
         "amount": {
@@ -838,7 +829,7 @@ def dev_refund_notification(
         "out_refund_no": refund["out_refund_no"],
         "refund_id": refund["refund_id"],
         "refund_status": refund["status"],
-        "success_time": refund.get("success_time") or _rfc3339(now),
+        "success_time": refund.get("success_time") or rfc3339(now),
         "user_received_account": refund["user_received_account"],
         "amount": {
             "total": refund["amount"]["total"],
@@ -853,7 +844,7 @@ def dev_refund_notification(
     ciphertext = AESGCM(api_v3_key()).encrypt(nonce.encode(), plaintext, b"refund")
     envelope = {
         "id": str(uuid.uuid4()),
-        "create_time": _rfc3339(now),
+        "create_time": rfc3339(now),
         "resource_type": RESOURCE_TYPE,
         "event_type": event_type,
         "summary": "退款成功",
@@ -880,7 +871,7 @@ def dev_refund_settle(
     if refund is None:
         return None
     if refund["status"] != "SUCCESS":
-        refund = {**refund, "status": "SUCCESS", "success_time": _rfc3339(now)}
+        refund = {**refund, "status": "SUCCESS", "success_time": rfc3339(now)}
         cache.set(_refund_key(out_refund_no), refund, REFUND_TTL_SECONDS)
     if not deliver or not refund["notify_url"]:
         return False
@@ -904,8 +895,8 @@ def _fake_certificates() -> tuple[int, dict | None]:
         "data": [
             {
                 "serial_no": identity.serial,
-                "effective_time": _rfc3339(identity.cert.not_valid_before_utc),
-                "expire_time": _rfc3339(identity.cert.not_valid_after_utc),
+                "effective_time": rfc3339(identity.cert.not_valid_before_utc),
+                "expire_time": rfc3339(identity.cert.not_valid_after_utc),
                 "encrypt_certificate": {
                     "algorithm": ALGORITHM,
                     "nonce": nonce,
