@@ -22,6 +22,11 @@ from whitenoise.storage import CompressedManifestStaticFilesStorage
 
 
 class HashedStaticFilesStorage(CompressedManifestStaticFilesStorage):
+    # The pages' native ES modules (issue 16 item 5) import each other by relative path
+    # (``import { el } from "./lib/dom.js";``): Django rewrites each such import to the
+    # imported file's hashed name, so a page and the modules it imports are one immutable set.
+    support_js_module_import_aggregation = True
+
     def url(self, name, force=False):
         if getattr(settings, "STATIC_HASHED_URLS", not settings.DEBUG):
             # force: the hashed name also with DEBUG on (the demo); strict as Django is, a
