@@ -3,189 +3,174 @@
  * 【查看】 (the viewer: pages, 打印, 保存) / 【下载】 the PDF once signed. 「请在签约期限内完成
  * 签约」 only while something waits to be signed; the consultation numbers are the
  * agreements' own (the API's `help`). */
-(() => {
-  "use strict";
 
-  const { api, el } = window.Anju;
-  const { fmt, badge, showFailure } = window.Anju.signing;
-  const root = document.getElementById("agreements");
-  const loading = document.getElementById("loading");
+import { api, showFailure } from "./lib/api.js";
+import { fill } from "./lib/consult.js";
+import { el, row } from "./lib/dom.js";
+import { dateTime, range } from "./lib/format.js";
+import { badge } from "./lib/signing.js";
+import { card as leaseCard } from "./lease-common.js";
 
-  function row(label, value, attrs = {}) {
-    return el(
+const root = document.getElementById("agreements");
+const loading = document.getElementById("loading");
+
+function card(agreement) {
+  const id = agreement.id;
+  const rows = [];
+  if (agreement.status === "pending" || agreement.status === "void") {
+    rows.push(row("签约期限", range(agreement.window_starts_at, agreement.window_ends_at)));
+  }
+  if (agreement.reject_reason && agreement.status === "pending") {
+    rows.push(row("退回原因", agreement.reject_reason, { class: "weui-form-preview__value anju-reject" }));
+  }
+  if (agreement.signed_at) rows.push(row("签字时间", dateTime(agreement.signed_at)));
+  if (agreement.sealed_at) rows.push(row("盖章时间", dateTime(agreement.sealed_at)));
+  if (agreement.status === "signed") rows.push(row("审核状态", "待工作人员审核及盖章"));
+  if (agreement.status === "signed" || agreement.status === "sealed") {
+    rows.push(row("协议验证码", agreement.verification_code));
+  }
+
+  const ops = [];
+  if (agreement.status === "pending") {
+    ops.push(
+      el("a", {
+        role: "button",
+        class: "weui-btn anju-btn_blue",
+        href: `/h5/signing/${id}/qr/`,
+        text: "签约协议",
+      }),
+      el("a", { class: "weui-link anju-link-btn", href: `/h5/signing/${id}/abandon/`, text: "放弃签约" }),
+    );
+  }
+  if (agreement.status === "signed" || agreement.status === "sealed") {
+    const pdf = `/api/v1/signing/agreements/${id}/document/`;
+    ops.push(
+      el("a", {
+        role: "button",
+        class: "weui-btn anju-btn_blue",
+        href: `/h5/signing/${id}/view/?from=signing`,
+        text: "查看",
+      }),
+      el("a", {
+        role: "button",
+        class: "weui-btn weui-btn_default",
+        href: `${pdf}?download=1`,
+        download: `agreement-${agreement.verification_code}.pdf`,
+        text: "下载",
+      }),
+    );
+  }
+
+  return el(
+    "article",
+    {
+      class: "weui-form-preview anju-card anju-agreement",
+      "aria-labelledby": `agreement-${id}-title`,
+      dataset: { agreementId: String(id), status: agreement.status },
+    },
+    el(
       "div",
-      { class: "weui-form-preview__item" },
-      el("dt", { class: "weui-form-preview__label", text: label }),
-      el("dd", { class: "weui-form-preview__value", text: value, ...attrs }),
-    );
-  }
+      { class: "anju-agreement__head" },
+      el("h3", { class: "anju-agreement__title", id: `agreement-${id}-title`, text: agreement.title }),
+      badge(agreement, { id: `agreement-${id}-status` }),
+    ),
+    el("dl", { class: "weui-form-preview__bd" }, rows),
+    ops.length ? el("div", { class: "anju-agreement__ops" }, ops) : null,
+  );
+}
 
-  function card(agreement) {
-    const id = agreement.id;
-    const rows = [];
-    if (agreement.status === "pending" || agreement.status === "void") {
-      rows.push(row("签约期限", fmt.window(agreement)));
-    }
-    if (agreement.reject_reason && agreement.status === "pending") {
-      rows.push(row("退回原因", agreement.reject_reason, { class: "weui-form-preview__value anju-reject" }));
-    }
-    if (agreement.signed_at) rows.push(row("签字时间", fmt.dateTime(agreement.signed_at)));
-    if (agreement.sealed_at) rows.push(row("盖章时间", fmt.dateTime(agreement.sealed_at)));
-    if (agreement.status === "signed") rows.push(row("审核状态", "待工作人员审核及盖章"));
-    if (agreement.status === "signed" || agreement.status === "sealed") {
-      rows.push(row("协议验证码", agreement.verification_code));
-    }
-
-    const ops = [];
-    if (agreement.status === "pending") {
-      ops.push(
-        el("a", {
-          role: "button",
-          class: "weui-btn anju-btn_blue",
-          href: `/h5/signing/${id}/qr/`,
-          text: "签约协议",
+/* 租赁合同签约: the family's lease (its own page, stage by stage), or 「去签约」 when the
+ * family holds an allocation and has not started yet. Its agreement is not listed again
+ * below. Returns the agreement ids of the leases. */
+async function leaseEntry() {
+  const section = document.getElementById("lease-entry");
+  const list = document.getElementById("leases");
+  const leases = await api("GET", "/api/v1/lease/");
+  if (leases.length) {
+    list.replaceChildren(
+      ...leases.map((lease) =>
+        leaseCard(lease, {
+          action: [lease.agreement.status === "pending" ? "去签约" : "查看详情", `/h5/lease/${lease.id}/`],
         }),
-        el("a", { class: "weui-link anju-link-btn", href: `/h5/signing/${id}/abandon/`, text: "放弃签约" }),
-      );
-    }
-    if (agreement.status === "signed" || agreement.status === "sealed") {
-      const pdf = `/api/v1/signing/agreements/${id}/document/`;
-      ops.push(
-        el("a", {
-          role: "button",
-          class: "weui-btn anju-btn_blue",
-          href: `/h5/signing/${id}/view/?from=signing`,
-          text: "查看",
-        }),
-        el("a", {
-          role: "button",
-          class: "weui-btn weui-btn_default",
-          href: `${pdf}?download=1`,
-          download: `agreement-${agreement.verification_code}.pdf`,
-          text: "下载",
-        }),
-      );
-    }
-
-    return el(
-      "article",
-      {
-        class: "weui-form-preview anju-card anju-agreement",
-        "aria-labelledby": `agreement-${id}-title`,
-        dataset: { agreementId: String(id), status: agreement.status },
-      },
-      el(
-        "div",
-        { class: "anju-agreement__head" },
-        el("h3", { class: "anju-agreement__title", id: `agreement-${id}-title`, text: agreement.title }),
-        badge(agreement, { id: `agreement-${id}-status` }),
       ),
-      el("dl", { class: "weui-form-preview__bd" }, rows),
-      ops.length ? el("div", { class: "anju-agreement__ops" }, ops) : null,
     );
+    section.hidden = false;
+    return new Set(leases.map((lease) => lease.agreement.id));
   }
-
-  /* 租赁合同签约: the family's lease (its own page, stage by stage), or 「去签约」 when the
-   * family holds an allocation and has not started yet. Its agreement is not listed again
-   * below. Returns the agreement ids of the leases. */
-  async function leaseEntry() {
-    const section = document.getElementById("lease-entry");
-    const list = document.getElementById("leases");
-    const leases = await api("GET", "/api/v1/lease/");
-    if (leases.length) {
-      list.replaceChildren(
-        ...leases.map((lease) =>
-          window.Anju.lease.card(lease, {
-            action: [lease.agreement.status === "pending" ? "去签约" : "查看详情", `/h5/lease/${lease.id}/`],
-          }),
-        ),
-      );
-      section.hidden = false;
-      return new Set(leases.map((lease) => lease.agreement.id));
-    }
-    const rounds = await api("GET", "/api/v1/selection/rounds/");
-    for (const round of rounds) {
-      const result = await api("GET", `/api/v1/selection/${round.id}/result/`);
-      if (!result.allocation) continue;
-      const unit = result.allocation.unit;
-      list.replaceChildren(
+  const rounds = await api("GET", "/api/v1/selection/rounds/");
+  for (const round of rounds) {
+    const result = await api("GET", `/api/v1/selection/${round.id}/result/`);
+    if (!result.allocation) continue;
+    const unit = result.allocation.unit;
+    list.replaceChildren(
+      el(
+        "article",
+        {
+          class: "weui-form-preview anju-card anju-agreement",
+          "aria-labelledby": "lease-new-title",
+          id: "lease-new",
+        },
         el(
-          "article",
-          {
-            class: "weui-form-preview anju-card anju-agreement",
-            "aria-labelledby": "lease-new-title",
-            id: "lease-new",
-          },
-          el(
-            "div",
-            { class: "anju-agreement__head" },
-            el("h3", { class: "anju-agreement__title", id: "lease-new-title", text: "租赁合同签约" }),
-            el("span", { class: "anju-badge anju-badge_pending", text: "待签约" }),
-          ),
-          el(
-            "dl",
-            { class: "weui-form-preview__bd" },
-            el(
-              "div",
-              { class: "weui-form-preview__item" },
-              el("dt", { class: "weui-form-preview__label", text: "选定房源" }),
-              el("dd", {
-                class: "weui-form-preview__value",
-                text: `${round.name} ${unit.building}栋${unit.number}`,
-              }),
-            ),
-          ),
-          el(
-            "div",
-            { class: "anju-agreement__ops" },
-            el("a", { role: "button", class: "weui-btn anju-btn_blue", href: "/h5/lease/", text: "去签约" }),
-          ),
+          "div",
+          { class: "anju-agreement__head" },
+          el("h3", { class: "anju-agreement__title", id: "lease-new-title", text: "租赁合同签约" }),
+          el("span", { class: "anju-badge anju-badge_pending", text: "待签约" }),
         ),
-      );
-      section.hidden = false;
-      break;
-    }
-    return new Set();
-  }
-
-  /* The tips under the list: the deadline sentence only while an agreement waits to be
-   * signed; the numbers of the agreements' templates (the site's default stays when none). */
-  function tips(agreements) {
-    document.getElementById("tip-deadline").hidden = !agreements.some(
-      (agreement) => agreement.status === "pending",
+        el(
+          "dl",
+          { class: "weui-form-preview__bd" },
+          row("选定房源", `${round.name} ${unit.building}栋${unit.number}`),
+        ),
+        el(
+          "div",
+          { class: "anju-agreement__ops" },
+          el("a", { role: "button", class: "weui-btn anju-btn_blue", href: "/h5/lease/", text: "去签约" }),
+        ),
+      ),
     );
-    const first = agreements.find((agreement) => agreement.help);
-    if (first) window.Anju.consult.fill(document.getElementById("signing-tips"), first.help);
+    section.hidden = false;
+    break;
   }
+  return new Set();
+}
 
-  async function load() {
+/* The tips under the list: the deadline sentence only while an agreement waits to be
+ * signed; the numbers of the agreements' templates (the site's default stays when none). */
+function tips(agreements) {
+  document.getElementById("tip-deadline").hidden = !agreements.some(
+    (agreement) => agreement.status === "pending",
+  );
+  const first = agreements.find((agreement) => agreement.help);
+  if (first) fill(document.getElementById("signing-tips"), first.help);
+}
+
+async function load() {
+  try {
+    let leaseAgreements = new Set();
     try {
-      let leaseAgreements = new Set();
-      try {
-        leaseAgreements = await leaseEntry();
-      } catch (failure) {
-        if (failure && failure.redirecting) return;
-      }
-      const all = await api("GET", "/api/v1/signing/agreements/");
-      tips(all);
-      const agreements = all.filter((agreement) => !leaseAgreements.has(agreement.id));
-      root.replaceChildren(
-        ...(agreements.length
-          ? agreements.map(card)
-          : [
-              el("p", {
-                class: "anju-empty",
-                text: leaseAgreements.size ? "暂无其他需要签署的协议" : "暂无需要签署的协议",
-              }),
-            ]),
-      );
+      leaseAgreements = await leaseEntry();
     } catch (failure) {
-      root.replaceChildren(el("p", { class: "anju-empty", text: "加载失败，请刷新页面重试" }));
-      await showFailure(failure);
-    } finally {
-      loading.hidden = true;
+      if (failure && failure.redirecting) return;
     }
+    const all = await api("GET", "/api/v1/signing/agreements/");
+    tips(all);
+    const agreements = all.filter((agreement) => !leaseAgreements.has(agreement.id));
+    root.replaceChildren(
+      ...(agreements.length
+        ? agreements.map(card)
+        : [
+            el("p", {
+              class: "anju-empty",
+              text: leaseAgreements.size ? "暂无其他需要签署的协议" : "暂无需要签署的协议",
+            }),
+          ]),
+    );
+  } catch (failure) {
+    root.replaceChildren(el("p", { class: "anju-empty", text: "加载失败，请刷新页面重试" }));
+    await showFailure(failure);
+  } finally {
+    loading.hidden = true;
   }
+}
 
-  load();
-})();
+load();
