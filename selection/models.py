@@ -165,8 +165,11 @@ class Unit(models.Model):
         TAKEN = "taken", "已选"
         WITHDRAWN = "withdrawn", "已撤回"
 
+    # No index of its own: unit_unique (round, building, number) leads with it. Nothing
+    # indexes `status` either, so the confirm's status update is a HOT update that writes
+    # no index entry (fillfactor 80, selection migration 0010; docs/BENCHMARKS.md).
     round = models.ForeignKey(
-        Round, on_delete=models.PROTECT, related_name="units", verbose_name="批次"
+        Round, on_delete=models.PROTECT, related_name="units", verbose_name="批次", db_index=False
     )
     building = models.CharField("楼栋", max_length=20)
     number = models.CharField("房号", max_length=20)
@@ -185,7 +188,6 @@ class Unit(models.Model):
         verbose_name = "房源"
         verbose_name_plural = "房源"
         ordering = ["round", "building", "number"]
-        indexes = [models.Index(fields=["round", "status"])]
         constraints = [
             models.UniqueConstraint(fields=["round", "building", "number"], name="unit_unique"),
             models.CheckConstraint(condition=Q(area__gt=0), name="unit_area_positive"),
@@ -270,8 +272,13 @@ class Allocation(models.Model):
         AUTO = "auto", "系统自动选定"
         STAFF = "staff", "工作人员分配"
 
+    # Indexed by one_unit_per_family (round, family), which leads with it.
     round = models.ForeignKey(
-        Round, on_delete=models.PROTECT, related_name="allocations", verbose_name="批次"
+        Round,
+        on_delete=models.PROTECT,
+        related_name="allocations",
+        verbose_name="批次",
+        db_index=False,
     )
     unit = models.OneToOneField(
         Unit, on_delete=models.PROTECT, related_name="allocation", verbose_name="房源"
@@ -367,8 +374,9 @@ class LedgerEntry(models.Model):
     every writer locks. The sequencer gives committed entries consecutive indexes in commit
     order, adds them to the round's Merkle tree and signs a tree head."""
 
+    # Indexed by ledger_round_index and ledger_code, which lead with it.
     round = models.ForeignKey(
-        Round, on_delete=models.PROTECT, related_name="ledger", verbose_name="批次"
+        Round, on_delete=models.PROTECT, related_name="ledger", verbose_name="批次", db_index=False
     )
     session = models.ForeignKey(
         Session, on_delete=models.PROTECT, null=True, blank=True, verbose_name="场次"
@@ -376,7 +384,7 @@ class LedgerEntry(models.Model):
     kind = models.CharField(max_length=40, verbose_name="类型")
     at = models.DateTimeField(verbose_name="时间")
     payload = models.JSONField(verbose_name="内容")
-    leaf_hash = models.CharField(max_length=64, db_index=True, verbose_name="叶哈希")
+    leaf_hash = models.CharField(max_length=64, verbose_name="叶哈希")
     index = models.PositiveBigIntegerField(null=True, blank=True, verbose_name="日志序号")
 
     class Meta:
@@ -388,6 +396,14 @@ class LedgerEntry(models.Model):
         ]
         indexes = [
             models.Index(fields=["round"], name="ledger_pending", condition=Q(index__isnull=True)),
+            # A result's verification code (核验码) is a prefix of its leaf hash, looked up
+            # within the round (selection.translog): one index for that, where there were
+            # three (round; leaf hash; leaf hash for LIKE) each written by every confirm.
+            models.Index(
+                fields=["round", "leaf_hash"],
+                name="ledger_code",
+                opclasses=["int8_ops", "varchar_pattern_ops"],  # PostgreSQL only; SQLite: plain
+            ),
         ]
 
     @property

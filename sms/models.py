@@ -64,7 +64,7 @@ class SmsMessage(models.Model):
         DEAD = "dead", "发送失败"
         EXPIRED = "expired", "已过期未发送"
 
-    phone = models.CharField(max_length=11, db_index=True, verbose_name="手机号码")
+    phone = models.CharField(max_length=11, verbose_name="手机号码")  # never looked up: no index
     kind = models.CharField(max_length=40, verbose_name="类型")
     payload = models.TextField(
         blank=True, verbose_name="内容（加密）"
