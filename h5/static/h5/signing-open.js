@@ -2,39 +2,37 @@
  * the album. No login: the API opens the ticket, which starts this phone's signing session
  * for that one agreement and stage, and says where to go (the 电子合同 page, or the deposit
  * page); or the page says plainly why not. */
-(() => {
-  "use strict";
 
-  const { api } = window.Anju;
-  const root = document.getElementById("qr-open");
-  const token = root.dataset.token;
+import { api } from "./lib/api.js";
 
-  const TITLES = {
-    qr_not_yours: "无法签约",
-    qr_expired: "二维码已过期",
-    qr_invalid: "二维码无效",
-    qr_stage_mismatch: "该环节已完成",
-    agreement_not_pending: "无需扫码",
-  };
+const root = document.getElementById("qr-open");
+const token = root.dataset.token;
 
-  function show(title, desc) {
-    document.getElementById("open-icon").className = "weui-icon-warn weui-icon_msg";
-    document.getElementById("open-title").textContent = title;
-    document.getElementById("open-desc").textContent = desc;
-    const back = document.getElementById("open-back");
-    if (back) back.hidden = false;
+const TITLES = {
+  qr_not_yours: "无法签约",
+  qr_expired: "二维码已过期",
+  qr_invalid: "二维码无效",
+  qr_stage_mismatch: "该环节已完成",
+  agreement_not_pending: "无需扫码",
+};
+
+function show(title, desc) {
+  document.getElementById("open-icon").className = "weui-icon-warn weui-icon_msg";
+  document.getElementById("open-title").textContent = title;
+  document.getElementById("open-desc").textContent = desc;
+  const back = document.getElementById("open-back");
+  if (back) back.hidden = false;
+}
+
+async function open() {
+  try {
+    const data = await api("POST", "/api/v1/signing/qr/open/", { token });
+    window.location.replace(data.next_url);
+  } catch (failure) {
+    if (failure.redirecting) return;
+    const error = failure.error || {};
+    show(TITLES[error.code] || "无法打开签约", error.message || "系统繁忙，请稍后再试");
   }
+}
 
-  async function open() {
-    try {
-      const data = await api("POST", "/api/v1/signing/qr/open/", { token });
-      window.location.replace(data.next_url);
-    } catch (failure) {
-      if (failure.redirecting) return;
-      const error = failure.error || {};
-      show(TITLES[error.code] || "无法打开签约", error.message || "系统繁忙，请稍后再试");
-    }
-  }
-
-  open();
-})();
+open();

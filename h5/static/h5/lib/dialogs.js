@@ -64,3 +64,16 @@ export function dialog({ title = "", body = "", buttons = [{ label: "确定", va
 export function alert(message, { title = "", label = "知道了" } = {}) {
   return dialog({ title, body: message, buttons: [{ label, value: true }] });
 }
+
+/* A question with a way back (the first button, and Escape) and a go-ahead: resolves true
+ * only when the go-ahead is tapped. */
+export function confirm(body, { title = "", cancel = "取消", ok = "确定", kind = "primary" } = {}) {
+  return dialog({
+    title,
+    body,
+    buttons: [
+      { label: cancel, value: false, kind: "default" },
+      { label: ok, value: true, kind },
+    ],
+  });
+}
