@@ -1,10 +1,10 @@
 from django.urls import path
 
 import core.converters  # noqa: F401 (registers <id:...>)
+from h5 import care_views, views
 from h5 import lease_views as lease
 from h5 import privacy_views as privacy
 from h5 import selection_views as sel
-from h5 import views
 
 app_name = "h5"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("", views.root),
     path("h5/", views.home_page, name="home"),
     path("h5/login/", views.login_page, name="login"),
+    path("h5/care/", care_views.care_mode, name="care"),
     path("h5/selection/", sel.selection_index, name="selection"),
     path("h5/selection/result/", sel.selection_result_latest, name="selection-result-latest"),
     path("h5/selection/<id:round_id>/", sel.selection_round, name="selection-round"),
