@@ -10,8 +10,10 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from core.errors import DomainError
 from h5.signing_views import _to_login, phone_page
 from h5.views import _applicant
+from mobile_api.signer import signer_for
 from signing.models import Lease
 
 
@@ -60,10 +62,23 @@ def lease_deposit(request, lease_id: int):
     agreement_id = Lease.objects.filter(pk=lease_id).values_list("agreement_id", flat=True).first()
     if agreement_id is None:
         raise Http404
+    if "out_trade_no" in request.GET and not _signing_session(request, agreement_id):
+        # Back from the cashier on a phone that paid the desktop's code (WeChat Pay Native)
+        # without logging in: nothing of the lease to show it; the desktop has the result.
+        return render(request, "h5/lease/paid_elsewhere.html")
     lease = Lease.objects.get(pk=lease_id)
     return phone_page(
         request, "lease/deposit.html", agreement_id=agreement_id, action="deposit", lease=lease
     )
+
+
+def _signing_session(request, agreement_id: int) -> bool:
+    """Whether the request carries a phone's signing session (whatever its state)."""
+    try:
+        signer_for(request, agreement_id=agreement_id, action="deposit")
+    except DomainError as error:
+        return error.code != "not_authenticated"
+    return True
 
 
 @never_cache

@@ -5,6 +5,8 @@ mobile_api/signing_api.py)."""
 
 from __future__ import annotations
 
+import base64
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
@@ -41,6 +43,7 @@ from mobile_api.signing_api import (
 )
 from mobile_api.throttles import ScopedRateThrottleFailOpen
 from signing import selectors
+from signing.agreements import qr
 from signing.lease import deposit
 from signing.lease import services as leases
 from signing.lease.payments import PROVIDERS as PAYMENT_PROVIDERS
@@ -454,7 +457,10 @@ class LeaseQrApi(APIView):
 
 
 class DepositApi(APIView):
-    """押金缴纳 on the phone: the payment order and where the phone goes to pay."""
+    """押金缴纳: the payment order (WeChat Pay Native). A desktop shows `code_url` as a QR
+    code (`png_base64`, made here like the signing QR codes) for WeChat on the phone to scan;
+    a phone may go to `pay_url` itself. The order closes at `expires_at`, the signing
+    window's end. The same order each time until it is paid or closed."""
 
     permission_classes = [AllowAny]
 
@@ -466,6 +472,8 @@ class DepositApi(APIView):
         code_url = serializers.CharField(
             help_text="WeChat Pay Native: what a desktop shows as a QR code for WeChat to scan"
         )
+        png_base64 = serializers.CharField(help_text="PNG of the QR code of code_url")
+        expires_at = IsoDateTimeField(help_text="the order closes then: the window's end")
 
     @extend_schema(request=None, responses=_responses(OutputSerializer))
     def post(self, request, lease_id: int):
@@ -476,6 +484,7 @@ class DepositApi(APIView):
             notify_url=absolute_url(f"/api/v1/payments/notify/{payment_provider().name}/"),
             now=timezone.now(),
         )
+        code_url = start.code_url or start.pay_url
         return Response(
             self.OutputSerializer(
                 {
@@ -483,7 +492,9 @@ class DepositApi(APIView):
                     "amount": selectors.fen_text(payment.amount_fen),
                     "amount_fen": payment.amount_fen,
                     "pay_url": start.pay_url,
-                    "code_url": start.code_url or start.pay_url,
+                    "code_url": code_url,
+                    "png_base64": base64.b64encode(qr.png_of(code_url)).decode(),
+                    "expires_at": lease.agreement.window_ends_at,
                 }
             ).data
         )

@@ -73,10 +73,16 @@ def qr_ticket_create(
 def qr_png(ticket: QrTicket) -> bytes:
     """PNG of the code (error correction M, wide quiet zone). The 识别码 is printed once, by
     the page beside the code, not inside the image as well."""
+    return png_of(qr_url(ticket))
+
+
+def png_of(text: str) -> bytes:
+    """PNG of a QR code holding `text`: the ticket's URL, or a payment's WeChat Pay Native
+    code_url (the lease's deposit)."""
     # M (15 %): a screen or a screenshot does not get dirty like paper, and each level up
     # makes the code denser and slower to make.
     code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=BOX_SIZE, border=QUIET_ZONE)
-    code.add_data(qr_url(ticket))
+    code.add_data(text)
     code.make(fit=True)
     canvas = code.make_image(fill_color="black", back_color="white").get_image().convert("L")
     out = io.BytesIO()

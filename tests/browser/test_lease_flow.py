@@ -8,7 +8,8 @@ refusal shown next to the form first: no card photos yet), uploads both card pho
 opens each code's URL in a second tab (as scanning it would): 人脸识别 (the phone flow, which
 stops after the face check with ?until=face; the development provider's 「模拟通过」), 签订合同
 (the contract read to its end, one handwritten character per box, the SMS code, 「提交」),
-押金缴纳 (the lease's deposit page, the development cashier's 「确认支付」, whose signed
+押金缴纳 (WeChat Pay Native: the lease page shows the payment order's code_url as a QR code,
+decoded from the screen and opened: the development cashier's 「确认支付」, whose signed
 notification reaches the live server over HTTP, then back to 「押金缴纳成功，签约申请已提交」).
 The lease page hears each stage finish on its QR progress socket and moves on without a
 reload, ending at 「签约申请已提交」. Then 「我的」 → 网上签约记录 → 「查看详情」, and once staff
@@ -35,7 +36,13 @@ from signing.agreements import services
 from signing.models import Agreement, DepositPayment, Lease, PaymentNotification, QrTicket
 from tests.browser.conftest import PHONE, RESULTS
 from tests.browser.test_login import COUNTDOWN, latest_code, log_in
-from tests.browser.test_signing_flow import Finger, _expect_done, _sign_code, write_lin_an
+from tests.browser.test_signing_flow import (
+    Finger,
+    _expect_done,
+    _sign_code,
+    decode_qr,
+    write_lin_an,
+)
 from tests.signing.lease_worlds import ACCOUNT, make_lease_world, photo_bytes
 
 pytestmark = pytest.mark.browser
@@ -216,19 +223,21 @@ def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
     expect(scanner.locator("#done-next")).to_have_attribute("href", f"/h5/lease/{lid}/")
     assert orm(Agreement.objects.get, pk=aid).status == Agreement.Status.SIGNED
 
-    # ---- 押金缴纳: the deposit's code → the phone's deposit page → the cashier
-    _qr_shown(page, "押金缴纳")
-    expect(page.locator("#qr-instruction")).to_have_text("请使用手机微信扫描二维码缴纳押金")
-    expect(page.get_by_role("link", name="在本机继续")).to_have_attribute(
-        "href", f"/h5/lease/{lid}/deposit/"
-    )
-    scanner.goto(orm(_qr_url, live_url, aid, "deposit"))
-    expect(scanner).to_have_url(f"{live_url}/h5/lease/{lid}/deposit/")
-    _expect_done(page, "已扫码")
-    expect(scanner.locator("#deposit-amount")).to_have_text("¥2938.00")
-    scanner.screenshot(path=str(RESULTS / "lease-deposit.png"), full_page=True)
-    scanner.get_by_role("button", name="确认支付").tap()
-    expect(scanner).to_have_url(re.compile(r"/dev/pay/wx\d{14}[0-9a-f]{20}/$"))
+    # ---- 押金缴纳: WeChat Pay Native. The lease page shows the payment order's code_url as a
+    # QR code (its amount and when the order closes); the phone's scanner opens it: the
+    # development cashier, standing in for WeChat's own.
+    expect(page.locator("#qr-title")).to_have_text("押金缴纳")
+    expect(page.locator("#qr-instruction")).to_have_text("请使用手机微信扫描二维码支付押金")
+    expect(page.locator("#qr-img")).to_be_visible()
+    expect(page.locator("#qr-img")).to_have_attribute("alt", "押金支付二维码")
+    expect(page.locator("#qr-code-line")).to_be_hidden()  # a payment code has no 识别码
+    expect(page.locator("#deposit-amount")).to_have_text("¥2938.00")
+    expect(page.locator("#deposit-expiry")).to_contain_text("前完成支付，逾期订单将关闭")
+    code_url = decode_qr(page.locator("#qr-img").screenshot())
+    assert re.fullmatch(rf"{live_url}/dev/pay/wx\d{{14}}[0-9a-f]{{20}}/", code_url), code_url
+    expect(page.get_by_role("link", name="在手机上支付")).to_have_attribute("href", code_url)
+    page.screenshot(path=str(RESULTS / "lease-deposit.png"), full_page=True)
+    scanner.goto(code_url)
     expect(scanner.locator("#pay-amount")).to_have_text("¥2938.00")
     scanner.get_by_role("button", name="确认支付").tap()
     expect(scanner.locator("#done-title")).to_have_text("押金缴纳成功，签约申请已提交")
@@ -349,3 +358,74 @@ def test_back_from_the_cashier_before_the_result_is_known(page, live_url, orm):
     expect(page.locator("#done-rows")).to_contain_text("YJ2026112200000009")
     expect(page).to_have_url(f"{live_url}/h5/lease/{lid}/deposit/")
     assert asked["refresh"] == 6
+
+
+def _signed_at_deposit(lease_id: int) -> None:
+    """The lease's 租金托收 filled and its contract signed (the steps before are walked in
+    the test above): the lease stands at 押金缴纳."""
+    Lease.objects.filter(pk=lease_id).update(
+        bank="ICBC", account_number=ACCOUNT, account_holder=NAME, bank_attempt=1
+    )
+    agreement_id = Lease.objects.values_list("agreement_id", flat=True).get(pk=lease_id)
+    Agreement.objects.filter(pk=agreement_id).update(
+        status="signed", step=Agreement.Step.SUBMITTED, signed_at=timezone.now()
+    )
+
+
+def test_the_desktop_shows_the_payment_code_and_a_phone_pays_it(page, desktop, live_url, orm):
+    """Guide 000's deposit: the applicant, logged in on the desktop, scans the desktop's code
+    with WeChat and pays on the phone. The phone has never logged in: WeChat Pay's Native code
+    needs none. The desktop hears the payment (the notification applied, `qr.done` on its
+    stream) and moves on to 待审核 by itself."""
+    from django.conf import settings
+
+    from tests.browser.test_signing_flow import _logged_in_session
+
+    setup = orm(_allocated_just_now)
+    lid = orm(_lease_started, setup.applicant.pk)
+    orm(_signed_at_deposit, lid)
+    desktop.context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": orm(_logged_in_session, setup.applicant.pk),
+                "url": live_url,
+            }
+        ]
+    )
+    with desktop.expect_websocket(lambda ws: "/ws/qr/" in ws.url):
+        desktop.goto(f"/h5/lease/{lid}/")
+    expect(desktop.locator("#stepper .anju-flowbar__item_on")).to_have_text("押金缴纳")
+    expect(desktop.locator("#qr-title")).to_have_text("押金缴纳")
+    expect(desktop.locator("#deposit-amount")).to_have_text("¥2938.00")
+    expect(desktop.locator("#deposit-expiry")).to_contain_text("前完成支付，逾期订单将关闭")
+    expect(desktop.locator("#qr-deadline")).to_be_hidden()  # the ticket's time is not the order's
+    expect(desktop.locator("#live-state")).to_have_text("实时")
+    expect(desktop.locator("#progress li")).to_have_text(["微信支付押金"])
+    expect(desktop.locator("#progress li.anju-progress__item_done")).to_have_count(0)
+    code_url = decode_qr(desktop.locator("#qr-img").screenshot())
+    payment = orm(DepositPayment.objects.get, lease_id=lid)
+    assert code_url == f"{live_url}/dev/pay/{payment.prepay_id}/"
+    expect(desktop.get_by_role("link", name="在手机上支付")).to_have_attribute("href", code_url)
+    desktop.evaluate("window.notReloaded = true")
+    RESULTS.mkdir(exist_ok=True)
+    desktop.screenshot(path=str(RESULTS / "lease-deposit-desktop.png"), full_page=True)
+
+    # ---- the phone, never logged in, "scans" the code: the cashier behind the code_url
+    page.goto(code_url)
+    expect(page.locator("#pay-amount")).to_have_text("¥2938.00")
+    page.get_by_role("button", name="确认支付").tap()
+    # The cashier sends it back to the deposit page, which it may not read: look at the desktop.
+    expect(page).to_have_url(re.compile(rf"/h5/lease/{lid}/deposit/\?out_trade_no=AJ"))
+    expect(page.locator("#other-title")).to_have_text("请回到电脑端查看支付结果")
+    page.screenshot(path=str(RESULTS / "lease-deposit-phone-paid.png"), full_page=True)
+    payment = orm(DepositPayment.objects.get, lease_id=lid)
+    assert payment.status == DepositPayment.Status.PAID and payment.amount_fen == 293800
+
+    # ---- the desktop heard it and moved on, never reloaded
+    expect(desktop.locator("#review-title")).to_contain_text("签约申请已提交")
+    expect(desktop.locator("#stepper .anju-flowbar__item_on")).to_have_text("待审核")
+    expect(desktop.locator("#summary")).to_contain_text(payment.receipt_no)
+    expect(desktop.locator("#live-state")).to_be_hidden()
+    assert desktop.evaluate("window.notReloaded") is True
+    desktop.screenshot(path=str(RESULTS / "lease-deposit-desktop-paid.png"), full_page=True)

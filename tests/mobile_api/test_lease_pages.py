@@ -3,10 +3,12 @@ payment provider's cashier page (DEBUG only)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from core.context import RequestContext
@@ -89,7 +91,10 @@ def test_the_entries_lead_to_the_lease(world):
     me = own.get("/h5/me/").content.decode()
     assert 'href="/h5/me/leases/"' in me and "网上签约记录" in me
     signing = own.get("/h5/signing/").content.decode()
-    assert 'id="lease-entry"' in signing and "lease-common.js" in signing
+    assert 'id="lease-entry"' in signing and "signing-index.js" in signing
+    # The page module draws the lease's card with lease-common.js.
+    index = Path(settings.BASE_DIR, "h5/static/h5/signing-index.js").read_text()
+    assert 'from "./lease-common.js";' in index
 
 
 # ------------------------------------------------------------------ the dev cashier

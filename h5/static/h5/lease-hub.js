@@ -5,392 +5,419 @@
  *
  * - info: the unit, the registered mobile (修改手机号 with an SMS code to the new number) and
  *   租金托收 (bank, account, holder, both card photos) → 「提交，下一步」.
- * - face / contract / deposit: the stage's QR code (POST …/qr/) and the phone's progress on
- *   the QR progress socket, through Anju.Live (live.js: replay, gap fill, reconnect, polling)
- *   with the ticket's stream token. When the phone finishes the stage (face: step ≥ 4,
- *   contract: step 7, deposit: qr.done) the page reads the lease again and moves on, live.
+ * - face / contract: the stage's QR code (POST …/qr/) and the phone's progress on the QR
+ *   progress socket (lib/qr-progress.js: replay, gap fill, reconnect, polling) with the
+ *   ticket's stream token. When the phone finishes the stage (face: step ≥ 4, contract: step
+ *   7) the page reads the lease again and moves on, live.
+ * - deposit: WeChat Pay Native (guide 000: scan the desktop's code with WeChat, pay on the
+ *   phone). The code shown is the payment order's code_url (POST …/deposit/, its PNG made by
+ *   the server), with the amount and the order's close time (the window's end); a stage
+ *   ticket is issued beside it only for its progress stream, which hears `qr.done` when the
+ *   payment notification is applied. 「在手机上支付」 opens the cashier on this device.
  * - review / approved / closed: where it stands; the materials once approved.
  *
  * The live re-reads are plain fetches: logging in on the phone ends this browser's session
  * (one active device per family), which must not take the page away from the code. */
-(() => {
-  "use strict";
 
-  const { api, el, setBusy, countdown, clearErrors, showErrors, toast, csrfToken, LOGIN_URL } =
-    window.Anju;
-  const { fmt, showFailure } = window.Anju.signing;
+import { api, csrfToken, LOGIN_URL, showFailure } from "./lib/api.js";
+import { $, el, row, setBusy, countdown, clearErrors, showErrors, toast } from "./lib/dom.js";
+import { dateTime } from "./lib/format.js";
+import { nodes as consultNodes } from "./lib/consult.js";
+import { qrProgress } from "./lib/qr-progress.js";
 
-  const $ = (id) => document.getElementById(id);
-  const root = $("lease");
-  const id = Number.parseInt(root.dataset.leaseId, 10);
-  const base = `/api/v1/lease/${id}`;
-  const SECTIONS = ["info", "qr", "review", "approved", "closed"];
-  const RECHECK_TRIES = 4;
-  const RECHECK_MS = 1000;
+const root = $("lease");
+const id = Number.parseInt(root.dataset.leaseId, 10);
+const base = `/api/v1/lease/${id}`;
+const SECTIONS = ["info", "qr", "review", "approved", "closed"];
+const RECHECK_TRIES = 4;
+const RECHECK_MS = 1000;
 
-  /* The QR stages: what the code is for, the phone's progress, when the stage is done. */
-  const QR_STAGES = {
-    face: {
-      title: "人脸识别",
-      instruction: "请使用手机微信扫描二维码完成人脸识别",
-      here: (lease) => `/h5/signing/${lease.agreement.id}/sign/?until=face`,
-      from: 0,
-      items: [
-        ["scanned", "已扫码"],
-        [1, "查看电子合同"],
-        [3, "核对实名信息"],
-        [4, "人脸识别通过"],
-      ],
-      finished: (p) => p.step >= 4,
-    },
-    contract: {
-      title: "签订合同",
-      instruction: "请使用手机微信扫描二维码阅读并签署合同",
-      here: (lease) => `/h5/signing/${lease.agreement.id}/sign/`,
-      from: 4,
-      items: [
-        ["scanned", "已扫码"],
-        [5, "阅读并确认合同"],
-        [6, "手写签名"],
-        [7, "短信验证并提交"],
-      ],
-      finished: (p) => p.step >= 7,
-    },
-    deposit: {
-      title: "押金缴纳",
-      instruction: "请使用手机微信扫描二维码缴纳押金",
-      here: () => `/h5/lease/${id}/deposit/`,
-      from: 7,
-      items: [
-        ["scanned", "已扫码"],
-        ["done", "押金缴纳成功"],
-      ],
-      finished: (p) => p.done,
-    },
-  };
+/* The QR stages: what the code is for, the phone's progress, when the stage is done. */
+const QR_STAGES = {
+  face: {
+    title: "人脸识别",
+    instruction: "请使用手机微信扫描二维码完成人脸识别",
+    here: (lease) => `/h5/signing/${lease.agreement.id}/sign/?until=face`,
+    from: 0,
+    items: [
+      ["scanned", "已扫码"],
+      [1, "查看电子合同"],
+      [3, "核对实名信息"],
+      [4, "人脸识别通过"],
+    ],
+    finished: (p) => p.step >= 4,
+  },
+  contract: {
+    title: "签订合同",
+    instruction: "请使用手机微信扫描二维码阅读并签署合同",
+    here: (lease) => `/h5/signing/${lease.agreement.id}/sign/`,
+    from: 4,
+    items: [
+      ["scanned", "已扫码"],
+      [5, "阅读并确认合同"],
+      [6, "手写签名"],
+      [7, "短信验证并提交"],
+    ],
+    finished: (p) => p.step >= 7,
+  },
+  deposit: {
+    title: "押金缴纳",
+    instruction: "请使用手机微信扫描二维码支付押金",
+    here: null, // the order's pay_url, once made
+    from: 7,
+    items: [["done", "微信支付押金"]], // WeChat does not tell us of a scan, only of the payment
+    finished: (p) => p.done,
+  },
+};
 
-  let lease = null;
-  let shown = null; // the stage the page shows
-  let live = null; // the QR progress connection of the shown stage
-  let progress = { scanned: false, step: 0, done: false };
-  let checking = false;
-  let sessionLost = false;
-  let qrExpiry = null; // re-issues the stage's code when it runs out
+let lease = null;
+let shown = null; // the stage the page shows
+let qr = null; // the code and progress of the shown QR stage
+let checking = false;
+let sessionLost = false;
 
-  /* ------------------------------------------------------------------ helpers */
+/* ------------------------------------------------------------------ helpers */
 
-  function row(label, value, attrs = {}) {
-    return el(
-      "div",
-      { class: "weui-form-preview__item" },
-      el("dt", { class: "weui-form-preview__label", text: label }),
-      el("dd", { class: "weui-form-preview__value", text: value, ...attrs }),
+function unitName(unit) {
+  return unit.label; // named from the unit, never from the selection round
+}
+
+/* GET the lease without api(): a refused read (the session ended when the applicant logged
+ * in on the phone) keeps the page and says so. Null when it could not be read. */
+async function readLease() {
+  let response;
+  try {
+    response = await fetch(`${base}/`, {
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { Accept: "application/json" },
+    });
+  } catch {
+    return null;
+  }
+  if (response.status === 401 || response.status === 403) {
+    sessionLost = true;
+    qrNotice(
+      "本机登录已失效（同一账号在其他设备登录后，本机会自动退出）。手机端办理不受影响；如需在本机继续，请重新登录。",
+      true,
+    );
+    return null;
+  }
+  if (!response.ok) return null;
+  return response.json();
+}
+
+function qrNotice(text, withLogin = false) {
+  const node = $("qr-notice");
+  node.replaceChildren();
+  if (text) node.append(text);
+  if (withLogin) {
+    const next = window.location.pathname;
+    node.append(
+      " ",
+      el("a", { class: "weui-link", href: `${LOGIN_URL}?next=${encodeURIComponent(next)}`, text: "重新登录" }),
     );
   }
+  node.hidden = !text;
+}
 
-  function unitName(unit) {
-    return unit.label; // named from the unit, never from the selection round
+/* ------------------------------------------------------------------ the whole page */
+
+function renderStepper() {
+  const stages = lease.stages.map((s) => s.stage);
+  let current = stages.indexOf(lease.stage);
+  if (lease.stage === "approved") current = stages.length; // all done
+  $("stepper").replaceChildren(
+    ...lease.stages.map((s, index) =>
+      el("li", {
+        class: [
+          "anju-flowbar__item",
+          index < current ? "anju-flowbar__item_done" : "",
+          index === current ? "anju-flowbar__item_on" : "",
+        ]
+          .filter(Boolean)
+          .join(" "),
+        "aria-current": index === current ? "step" : null,
+        dataset: { stage: s.stage },
+        text: s.label,
+      }),
+    ),
+  );
+  $("stepper").hidden = lease.stage === "closed";
+}
+
+function renderSummary() {
+  const rows = [row("承租住房", unitName(lease.unit)), row("月租金", `${lease.monthly_rent}元`)];
+  rows.push(row("押金", `${lease.deposit}元`));
+  const payment = lease.payment;
+  if (payment && payment.status === "paid") {
+    if (payment.paid_at) rows.push(row("押金缴纳时间", dateTime(payment.paid_at)));
+    if (payment.receipt_no) rows.push(row("收据编号", payment.receipt_no));
   }
-
-  /* GET the lease without Anju.api: a refused read (the session ended when the applicant
-   * logged in on the phone) keeps the page and says so. Null when it could not be read. */
-  async function readLease() {
-    let response;
-    try {
-      response = await fetch(`${base}/`, {
-        credentials: "same-origin",
-        cache: "no-store",
-        headers: { Accept: "application/json" },
-      });
-    } catch {
-      return null;
-    }
-    if (response.status === 401 || response.status === 403) {
-      sessionLost = true;
-      qrNotice(
-        "本机登录已失效（同一账号在其他设备登录后，本机会自动退出）。手机端办理不受影响；如需在本机继续，请重新登录。",
-        true,
-      );
-      return null;
-    }
-    if (!response.ok) return null;
-    return response.json();
+  if (lease.submitted_at) rows.push(row("提交时间", dateTime(lease.submitted_at)));
+  if (lease.agreement.sealed_at) rows.push(row("审核通过时间", dateTime(lease.agreement.sealed_at)));
+  if (lease.agreement.verification_code && lease.agreement.status !== "pending") {
+    rows.push(row("合同验证码", lease.agreement.verification_code));
   }
+  $("summary-rows").replaceChildren(...rows);
+  $("summary").hidden = !["review", "approved", "closed"].includes(lease.stage);
+}
 
-  function qrNotice(text, withLogin = false) {
-    const node = $("qr-notice");
-    node.replaceChildren();
-    if (text) node.append(text);
-    if (withLogin) {
-      const next = window.location.pathname;
-      node.append(
-        " ",
-        el("a", { class: "weui-link", href: `${LOGIN_URL}?next=${encodeURIComponent(next)}`, text: "重新登录" }),
-      );
-    }
-    node.hidden = !text;
-  }
+function render() {
+  $("loading").hidden = true;
+  $("lease-title").textContent = lease.agreement.title;
+  $("lease-unit").textContent = `${unitName(lease.unit)}\u3000${lease.stage_label}`;
+  renderStepper();
+  renderSummary();
+  const reason = lease.agreement.reject_reason;
+  $("reject-bar").textContent = reason ? `上次签约申请已被退回：${reason}。请重新办理。` : "";
+  $("reject-bar").hidden = !(reason && lease.agreement.status === "pending");
 
-  /* ------------------------------------------------------------------ the whole page */
-
-  function renderStepper() {
-    const stages = lease.stages.map((s) => s.stage);
-    let current = stages.indexOf(lease.stage);
-    if (lease.stage === "approved") current = stages.length; // all done
-    $("stepper").replaceChildren(
-      ...lease.stages.map((s, index) =>
-        el("li", {
-          class: [
-            "anju-flowbar__item",
-            index < current ? "anju-flowbar__item_done" : "",
-            index === current ? "anju-flowbar__item_on" : "",
-          ]
-            .filter(Boolean)
-            .join(" "),
-          "aria-current": index === current ? "step" : null,
-          dataset: { stage: s.stage },
-          text: s.label,
-        }),
-      ),
-    );
-    $("stepper").hidden = lease.stage === "closed";
-  }
-
-  function renderSummary() {
-    const rows = [row("承租住房", unitName(lease.unit)), row("月租金", `${lease.monthly_rent}元`)];
-    rows.push(row("押金", `${lease.deposit}元`));
-    const payment = lease.payment;
-    if (payment && payment.status === "paid") {
-      if (payment.paid_at) rows.push(row("押金缴纳时间", fmt.dateTime(payment.paid_at)));
-      if (payment.receipt_no) rows.push(row("收据编号", payment.receipt_no));
-    }
-    if (lease.submitted_at) rows.push(row("提交时间", fmt.dateTime(lease.submitted_at)));
-    if (lease.agreement.sealed_at) rows.push(row("审核通过时间", fmt.dateTime(lease.agreement.sealed_at)));
-    if (lease.agreement.verification_code && lease.agreement.status !== "pending") {
-      rows.push(row("合同验证码", lease.agreement.verification_code));
-    }
-    $("summary-rows").replaceChildren(...rows);
-    $("summary").hidden = !["review", "approved", "closed"].includes(lease.stage);
-  }
-
-  function render() {
-    $("loading").hidden = true;
-    $("lease-title").textContent = lease.agreement.title;
-    $("lease-unit").textContent = `${unitName(lease.unit)}　${lease.stage_label}`;
-    renderStepper();
-    renderSummary();
-    const reason = lease.agreement.reject_reason;
-    $("reject-bar").textContent = reason ? `上次签约申请已被退回：${reason}。请重新办理。` : "";
-    $("reject-bar").hidden = !(reason && lease.agreement.status === "pending");
-
-    const section = QR_STAGES[lease.stage] ? "qr" : lease.stage;
-    if (shown !== lease.stage) {
-      const previous = shown;
-      shown = lease.stage;
-      for (const name of SECTIONS) $(`stage-${name}`).hidden = name !== section;
-      stopLive();
-      if (previous !== null) window.scrollTo(0, 0);
-      ENTER[section](lease.stage);
-    } else if (section === "info") {
-      fillInfo();
-    }
-  }
-
-  async function load() {
-    try {
-      lease = await api("GET", `${base}/`);
-    } catch (failure) {
-      $("loading").textContent = "加载失败，请刷新页面重试";
-      await showFailure(failure);
-      return;
-    }
-    render();
-  }
-
-  /* ------------------------------------------------------------------ 完善承租信息 */
-
-  const bankForm = $("bank-form");
-  const bankSelect = $("bank");
-  const holder = $("account-holder");
-  let banksLoaded = null;
-
-  function loadBanks() {
-    if (!banksLoaded) {
-      banksLoaded = api("GET", "/api/v1/lease/banks/").then((banks) => {
-        bankSelect.append(...banks.map((b) => el("option", { value: b.code, text: b.name })));
-      });
-      banksLoaded.catch(() => {
-        banksLoaded = null;
-      });
-    }
-    return banksLoaded;
-  }
-
-  function fillInfo() {
-    const unit = lease.unit;
-    const rows = [
-      row("房源", unitName(unit), { id: "unit-label" }),
-      row("户型", unit.layout),
-      row("建筑面积", `${unit.area}㎡`),
-      row("楼层", `${unit.floor}层`),
-      row("朝向", unit.orientation),
-      row("月租金", `${lease.monthly_rent}元`, { id: "unit-rent" }),
-      row("押金", `${lease.deposit}元`, { id: "unit-deposit" }),
-      row("租赁期限", `${lease.lease_years}年`),
-      row("签约截止", fmt.dateTime(lease.agreement.window_ends_at)),
-    ];
-    $("unit-rows").replaceChildren(...rows);
-    $("applicant-name").textContent = lease.name;
-    $("mobile-masked").textContent = lease.mobile_masked;
-    for (const side of ["front", "back"]) showPhoto(side, lease.photos[side]);
-  }
-
-  async function enterInfo() {
+  const section = QR_STAGES[lease.stage] ? "qr" : lease.stage;
+  if (shown !== lease.stage) {
+    const previous = shown;
+    shown = lease.stage;
+    for (const name of SECTIONS) $(`stage-${name}`).hidden = name !== section;
+    stopLive();
+    if (previous !== null) window.scrollTo(0, 0);
+    ENTER[section](lease.stage);
+  } else if (section === "info") {
     fillInfo();
-    holder.value = lease.bank.account_holder || lease.name;
-    try {
-      await loadBanks();
-    } catch (failure) {
-      await showFailure(failure);
-      return;
-    }
-    if (lease.bank.bank) bankSelect.value = lease.bank.bank;
   }
+}
 
-  /* 修改手机号: a code to the new number, then the code back. */
-  const mobileForm = $("mobile-form");
-  const mobileEdit = $("mobile-edit");
-  const mobileSend = $("mobile-send");
-  const mobileSubmit = $("mobile-submit");
-  const newMobile = $("new-mobile");
-  const mobileCode = $("mobile-code");
-  let stopCountdown = null;
-
-  function mobileFailure(failure) {
-    if (failure.redirecting) return;
-    showErrors(mobileForm, failure);
-    $("mobile-error").textContent = (failure.error && failure.error.message) || "系统繁忙，请稍后再试";
-    $("mobile-error").hidden = false;
+async function load() {
+  try {
+    lease = await api("GET", `${base}/`);
+  } catch (failure) {
+    $("loading").textContent = "加载失败，请刷新页面重试";
+    await showFailure(failure);
+    return;
   }
+  render();
+}
 
-  function mobileClear() {
-    clearErrors(mobileForm);
-    $("mobile-error").hidden = true;
+/* ------------------------------------------------------------------ 完善承租信息 */
+
+const bankForm = $("bank-form");
+const bankSelect = $("bank");
+const holder = $("account-holder");
+let banksLoaded = null;
+
+function loadBanks() {
+  if (!banksLoaded) {
+    banksLoaded = api("GET", "/api/v1/lease/banks/").then((banks) => {
+      bankSelect.append(...banks.map((b) => el("option", { value: b.code, text: b.name })));
+    });
+    banksLoaded.catch(() => {
+      banksLoaded = null;
+    });
   }
+  return banksLoaded;
+}
 
-  function mobileToggle(open) {
-    mobileForm.hidden = !open;
-    mobileEdit.setAttribute("aria-expanded", String(open));
-    mobileEdit.hidden = open;
-    if (open) {
-      newMobile.focus();
-    } else {
-      mobileClear();
-      mobileForm.reset();
-      $("mobile-info").hidden = true;
-    }
+function fillInfo() {
+  const unit = lease.unit;
+  const rows = [
+    row("房源", unitName(unit), { id: "unit-label" }),
+    row("户型", unit.layout),
+    row("建筑面积", `${unit.area}㎡`),
+    row("楼层", `${unit.floor}层`),
+    row("朝向", unit.orientation),
+    row("月租金", `${lease.monthly_rent}元`, { id: "unit-rent" }),
+    row("押金", `${lease.deposit}元`, { id: "unit-deposit" }),
+    row("租赁期限", `${lease.lease_years}年`),
+    row("签约截止", dateTime(lease.agreement.window_ends_at)),
+  ];
+  $("unit-rows").replaceChildren(...rows);
+  $("applicant-name").textContent = lease.name;
+  $("mobile-masked").textContent = lease.mobile_masked;
+  for (const side of ["front", "back"]) showPhoto(side, lease.photos[side]);
+}
+
+async function enterInfo() {
+  fillInfo();
+  holder.value = lease.bank.account_holder || lease.name;
+  try {
+    await loadBanks();
+  } catch (failure) {
+    await showFailure(failure);
+    return;
   }
+  if (lease.bank.bank) bankSelect.value = lease.bank.bank;
+}
 
-  mobileEdit.addEventListener("click", () => mobileToggle(true));
-  $("mobile-cancel").addEventListener("click", () => mobileToggle(false));
+/* 修改手机号: a code to the new number, then the code back. */
+const mobileForm = $("mobile-form");
+const mobileEdit = $("mobile-edit");
+const mobileSend = $("mobile-send");
+const mobileSubmit = $("mobile-submit");
+const newMobile = $("new-mobile");
+const mobileCode = $("mobile-code");
+let stopCountdown = null;
 
-  mobileSend.addEventListener("click", async () => {
-    if (mobileSend.disabled) return;
+function mobileFailure(failure) {
+  if (failure.redirecting) return;
+  showErrors(mobileForm, failure);
+  $("mobile-error").textContent = (failure.error && failure.error.message) || "系统繁忙，请稍后再试";
+  $("mobile-error").hidden = false;
+}
+
+function mobileClear() {
+  clearErrors(mobileForm);
+  $("mobile-error").hidden = true;
+}
+
+function mobileToggle(open) {
+  mobileForm.hidden = !open;
+  mobileEdit.setAttribute("aria-expanded", String(open));
+  mobileEdit.hidden = open;
+  if (open) {
+    newMobile.focus();
+  } else {
     mobileClear();
-    setBusy(mobileSend, true, "发送中…");
-    try {
-      const data = await api("POST", `${base}/mobile/code/`, { mobile: newMobile.value.trim() });
-      setBusy(mobileSend, false);
-      $("mobile-info").textContent = "验证码已发送至新手机号码，请注意查收。";
-      $("mobile-info").hidden = false;
-      stopCountdown = countdown(mobileSend, data.resend_after || 60);
-      mobileCode.focus();
-    } catch (failure) {
-      setBusy(mobileSend, false);
-      if (failure.retryAfter) stopCountdown = countdown(mobileSend, failure.retryAfter);
-      mobileFailure(failure);
-    }
-  });
-
-  mobileForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    if (mobileSubmit.disabled) return;
-    mobileClear();
-    setBusy(mobileSubmit, true, "正在提交…");
-    try {
-      lease = await api("POST", `${base}/mobile/`, {
-        mobile: newMobile.value.trim(),
-        code: mobileCode.value.trim(),
-      });
-      setBusy(mobileSubmit, false);
-      if (stopCountdown) stopCountdown();
-      mobileToggle(false);
-      toast("手机号码已修改");
-      render();
-    } catch (failure) {
-      setBusy(mobileSubmit, false);
-      mobileFailure(failure);
-    }
-  });
-
-  /* 银行卡正面 / 反面: uploaded as soon as chosen; the preview is the stored photo. */
-  function showPhoto(side, photo) {
-    const img = $(`photo-${side}-preview`);
-    const box = img.closest(".anju-photo");
-    if (photo) {
-      const src = `${base}/photos/${side}/?v=${encodeURIComponent(photo.sha256)}`;
-      if (img.getAttribute("src") !== src) img.src = src;
-      img.hidden = false;
-      box.classList.add("anju-photo_done");
-      $(`photo-${side}-state`).textContent = "已上传，点击可重新上传";
-    } else {
-      img.hidden = true;
-      img.removeAttribute("src");
-      box.classList.remove("anju-photo_done");
-      $(`photo-${side}-state`).textContent = "点击上传";
-    }
+    mobileForm.reset();
+    $("mobile-info").hidden = true;
   }
+}
 
-  async function upload(side, file) {
-    const state = $(`photo-${side}-state`);
-    const box = state.closest(".anju-photo");
-    const data = new FormData();
-    data.append("file", file);
-    clearErrors(bankForm);
-    box.classList.add("anju-photo_busy");
-    state.textContent = "正在上传…";
-    let response;
-    let body = null;
-    try {
-      response = await fetch(`${base}/photos/${side}/`, {
-        method: "POST",
-        body: data,
-        credentials: "same-origin",
-        headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
-      });
-      body = await response.json().catch(() => null);
-    } catch {
-      response = null;
-    } finally {
-      box.classList.remove("anju-photo_busy");
-    }
-    if (response && response.ok && body) {
-      lease.photos[side] = { sha256: body.sha256 };
-      showPhoto(side, lease.photos[side]);
-      return;
-    }
+mobileEdit.addEventListener("click", () => mobileToggle(true));
+$("mobile-cancel").addEventListener("click", () => mobileToggle(false));
+
+mobileSend.addEventListener("click", async () => {
+  if (mobileSend.disabled) return;
+  mobileClear();
+  setBusy(mobileSend, true, "发送中…");
+  try {
+    const data = await api("POST", `${base}/mobile/code/`, { mobile: newMobile.value.trim() });
+    setBusy(mobileSend, false);
+    $("mobile-info").textContent = "验证码已发送至新手机号码，请注意查收。";
+    $("mobile-info").hidden = false;
+    stopCountdown = countdown(mobileSend, data.resend_after || 60);
+    mobileCode.focus();
+  } catch (failure) {
+    setBusy(mobileSend, false);
+    if (failure.retryAfter) stopCountdown = countdown(mobileSend, failure.retryAfter);
+    mobileFailure(failure);
+  }
+});
+
+mobileForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (mobileSubmit.disabled) return;
+  mobileClear();
+  setBusy(mobileSubmit, true, "正在提交…");
+  try {
+    lease = await api("POST", `${base}/mobile/`, {
+      mobile: newMobile.value.trim(),
+      code: mobileCode.value.trim(),
+    });
+    setBusy(mobileSubmit, false);
+    if (stopCountdown) stopCountdown();
+    mobileToggle(false);
+    toast("手机号码已修改");
+    render();
+  } catch (failure) {
+    setBusy(mobileSubmit, false);
+    mobileFailure(failure);
+  }
+});
+
+/* 银行卡正面 / 反面: uploaded as soon as chosen; the preview is the stored photo. */
+function showPhoto(side, photo) {
+  const img = $(`photo-${side}-preview`);
+  const box = img.closest(".anju-photo");
+  if (photo) {
+    const src = `${base}/photos/${side}/?v=${encodeURIComponent(photo.sha256)}`;
+    if (img.getAttribute("src") !== src) img.src = src;
+    img.hidden = false;
+    box.classList.add("anju-photo_done");
+    $(`photo-${side}-state`).textContent = "已上传，点击可重新上传";
+  } else {
+    img.hidden = true;
+    img.removeAttribute("src");
+    box.classList.remove("anju-photo_done");
+    $(`photo-${side}-state`).textContent = "点击上传";
+  }
+}
+
+async function upload(side, file) {
+  const state = $(`photo-${side}-state`);
+  const box = state.closest(".anju-photo");
+  const data = new FormData();
+  data.append("file", file);
+  clearErrors(bankForm);
+  box.classList.add("anju-photo_busy");
+  state.textContent = "正在上传…";
+  let response;
+  let body = null;
+  try {
+    response = await fetch(`${base}/photos/${side}/`, {
+      method: "POST",
+      body: data,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+    });
+    body = await response.json().catch(() => null);
+  } catch {
+    response = null;
+  } finally {
+    box.classList.remove("anju-photo_busy");
+  }
+  if (response && response.ok && body) {
+    lease.photos[side] = { sha256: body.sha256 };
     showPhoto(side, lease.photos[side]);
-    const failure =
-      body && body.error
-        ? { ...body, status: response.status }
-        : {
-            error: {
-              code: "upload_failed",
-              message: response ? "照片上传失败，请重试" : "网络连接失败，请检查网络后重试",
-              fields: {},
-            },
-            status: response ? response.status : 0,
-          };
+    return;
+  }
+  showPhoto(side, lease.photos[side]);
+  const failure =
+    body && body.error
+      ? { ...body, status: response.status }
+      : {
+          error: {
+            code: "upload_failed",
+            message: response ? "照片上传失败，请重试" : "网络连接失败，请检查网络后重试",
+            fields: {},
+          },
+          status: response ? response.status : 0,
+        };
+  if (failure.status === 401) {
+    await showFailure(failure);
+    return;
+  }
+  if (failure.status === 409) {
+    await showFailure(failure);
+    await load();
+    return;
+  }
+  showErrors(bankForm, failure);
+}
+
+for (const input of document.querySelectorAll('input[type="file"][data-side]')) {
+  input.addEventListener("change", () => {
+    const file = input.files && input.files[0];
+    if (file) upload(input.dataset.side, file);
+    input.value = ""; // the same file again is a new choice
+  });
+}
+
+bankForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const button = $("bank-submit");
+  if (button.disabled) return;
+  clearErrors(bankForm);
+  setBusy(button, true, "正在提交…");
+  try {
+    lease = await api("POST", `${base}/bank/`, {
+      bank: bankSelect.value,
+      account_number: $("account-number").value.trim(),
+      account_holder: holder.value.trim(),
+    });
+    setBusy(button, false);
+    render();
+  } catch (failure) {
+    setBusy(button, false);
+    if (failure.redirecting) return;
     if (failure.status === 401) {
       await showFailure(failure);
       return;
@@ -402,224 +429,128 @@
     }
     showErrors(bankForm, failure);
   }
+});
 
-  for (const input of document.querySelectorAll('input[type="file"][data-side]')) {
-    input.addEventListener("change", () => {
-      const file = input.files && input.files[0];
-      if (file) upload(input.dataset.side, file);
-      input.value = ""; // the same file again is a new choice
-    });
-  }
+/* ------------------------------------------------------------------ the QR stages */
 
-  bankForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const button = $("bank-submit");
-    if (button.disabled) return;
-    clearErrors(bankForm);
-    setBusy(button, true, "正在提交…");
-    try {
-      lease = await api("POST", `${base}/bank/`, {
-        bank: bankSelect.value,
-        account_number: $("account-number").value.trim(),
-        account_holder: holder.value.trim(),
-      });
-      setBusy(button, false);
-      render();
-    } catch (failure) {
-      setBusy(button, false);
-      if (failure.redirecting) return;
-      if (failure.status === 401) {
-        await showFailure(failure);
+/* The phone finished the stage (or the page polls): read the lease again and move on. The
+ * event may come a moment before the read shows it; try a few times. */
+async function checkStage() {
+  if (checking || sessionLost) return;
+  checking = true;
+  try {
+    for (let tries = 0; tries < RECHECK_TRIES; tries += 1) {
+      const fresh = await readLease();
+      if (!fresh) return;
+      lease = fresh;
+      if (fresh.stage !== shown) {
+        render();
         return;
       }
-      if (failure.status === 409) {
-        await showFailure(failure);
-        await load();
-        return;
-      }
-      showErrors(bankForm, failure);
+      if (!qr) return;
+      qr.update({ step: fresh.agreement.step });
+      if (!QR_STAGES[shown].finished(qr.progress)) return;
+      await new Promise((resolve) => setTimeout(resolve, RECHECK_MS));
     }
-  });
-
-  /* ------------------------------------------------------------------ the QR stages */
-
-  function renderProgress() {
-    const conf = QR_STAGES[shown];
-    if (!conf) return;
-    const scanned = progress.scanned || progress.step > conf.from || progress.done;
-    let current = null;
-    const items = conf.items.map(([key, label]) => {
-      const done =
-        key === "scanned" ? scanned : key === "done" ? progress.done : progress.step >= key;
-      const text = key === "scanned" && !scanned ? "等待手机扫码" : label;
-      const item = el(
-        "li",
-        { class: `anju-progress__item${done ? " anju-progress__item_done" : ""}`, dataset: { step: String(key) } },
-        el("span", { class: "anju-progress__dot", "aria-hidden": "true" }),
-        el("span", { text }),
-      );
-      if (!done && current === null) {
-        current = item;
-        item.classList.add("anju-progress__item_current");
-        item.setAttribute("aria-current", "step");
-      }
-      return item;
-    });
-    $("progress").replaceChildren(...items);
+  } finally {
+    checking = false;
   }
+}
 
-  function apply(event) {
-    if (event.type === "qr.scanned") progress.scanned = true;
-    else if (event.type === "qr.step") progress.step = Math.max(progress.step, Number(event.data.step) || 0);
-    else if (event.type === "qr.done") progress.done = true;
+function stopLive() {
+  if (qr) {
+    qr.stop();
+    qr = null;
   }
+}
 
-  /* The phone finished the stage (or the page polls): read the lease again and move on. The
-   * event may come a moment before the read shows it; try a few times. */
-  async function checkStage() {
-    if (checking || sessionLost) return;
-    checking = true;
-    try {
-      for (let tries = 0; tries < RECHECK_TRIES; tries += 1) {
-        const fresh = await readLease();
-        if (!fresh) return;
-        lease = fresh;
-        if (fresh.stage !== shown) {
-          render();
-          return;
-        }
-        progress.step = Math.max(progress.step, fresh.agreement.step);
-        renderProgress();
-        if (!QR_STAGES[shown].finished(progress)) return;
-        await new Promise((resolve) => setTimeout(resolve, RECHECK_MS));
-      }
-    } finally {
-      checking = false;
-    }
-  }
+/* 押金缴纳's code: the payment order's code_url (the same order each time until it is paid or
+ * closed), with the stage's ticket for the progress stream only. */
+async function depositIssue() {
+  const [ticket, order] = await Promise.all([api("POST", `${base}/qr/`), api("POST", `${base}/deposit/`)]);
+  $("deposit-amount").replaceChildren(el("small", { text: "¥" }), order.amount);
+  $("deposit-expiry").textContent = `请于 ${dateTime(order.expires_at)} 前完成支付，逾期订单将关闭`;
+  $("continue-here").href = order.pay_url;
+  $("deposit-info").hidden = false;
+  $("here").hidden = false;
+  return { ...ticket, png_base64: order.png_base64 };
+}
 
-  function stopLive() {
-    clearTimeout(qrExpiry);
-    if (live) {
-      live.stop();
-      live = null;
-    }
-    const badge = $("live-state");
-    if (badge) badge.hidden = true;
-    const notices = document.querySelector(".anju-live-notices");
-    if (notices) notices.hidden = true;
-  }
-
-  /* `keep`: a new code for the same stage (the old one ran out): the progress heard stays. */
-  async function enterQr(stage, keep = false) {
-    const conf = QR_STAGES[stage];
-    if (!keep) progress = { scanned: false, step: lease.agreement.step, done: false };
-    $("qr-title").textContent = conf.title;
-    $("qr-instruction").textContent = conf.instruction;
+function enterQr(stage) {
+  const conf = QR_STAGES[stage];
+  const deposit = stage === "deposit";
+  $("qr-title").textContent = conf.title;
+  $("qr-instruction").textContent = conf.instruction;
+  $("qr-img").alt = deposit ? "押金支付二维码" : "签约二维码";
+  // A payment code has no 识别码, and it lasts until the order closes (#deposit-expiry), not
+  // the ticket's time behind it.
+  $("qr-code-line").hidden = deposit;
+  $("qr-deadline").hidden = deposit;
+  $("deposit-info").hidden = true;
+  $("continue-here").textContent = deposit ? "在手机上支付" : "在本机继续";
+  if (deposit) {
+    $("here").hidden = true; // until the order's pay_url is known
+  } else {
+    $("here").hidden = false;
     $("continue-here").href = conf.here(lease);
-    $("qr-loading").hidden = false;
-    $("qr-body").hidden = true;
-    $("qr-error").hidden = true;
-    qrNotice("");
-    renderProgress();
-
-    let issued;
-    try {
-      issued = await api("POST", `${base}/qr/`);
-    } catch (failure) {
-      if (failure.redirecting || shown !== stage) return;
-      $("qr-loading").hidden = true;
-      if (failure.status === 409) {
-        await load(); // the stage moved on meanwhile
-        return;
-      }
-      $("qr-error-text").textContent =
-        (failure.error && failure.error.message) || "二维码生成失败，请重试";
-      $("qr-error").hidden = false;
-      return;
-    }
-    if (shown !== stage) return;
-    $("qr-img").src = `data:image/png;base64,${issued.png_base64}`;
-    $("qr-code").textContent = `${issued.short_code.slice(0, 4)} ${issued.short_code.slice(4)}`;
-    $("qr-deadline").textContent = `二维码有效期至 ${fmt.dateTime(issued.expires_at)}，过期后将自动更新`;
-    $("qr-loading").hidden = true;
-    $("qr-body").hidden = false;
-    clearTimeout(qrExpiry);
-    const serverNow = issued.server_time_ms || Date.now();
-    qrExpiry = setTimeout(() => {
-      if (shown !== stage) return;
-      stopLive();
-      enterQr(stage, true);
-    }, Math.max(Date.parse(issued.expires_at) - serverNow, 1000));
-
-    const connection = window.Anju.Live.connect({
-      socket: `/ws/qr/${encodeURIComponent(issued.stream_token)}/`,
-      token: issued.stream_token,
-      streams: [issued.stream],
-      onEvent(event) {
-        if (live !== connection) return;
-        apply(event);
-        renderProgress();
-        if (QR_STAGES[shown] && QR_STAGES[shown].finished(progress)) checkStage();
-      },
-      onSnapshot() {
-        if (live !== connection) return;
-        renderProgress();
-        // Polling instead of a socket: the lease is read at each turn as well.
-        if (connection.state === "polling" || QR_STAGES[shown].finished(progress)) checkStage();
-      },
-    });
-    live = connection;
-    const badge = $("live-state");
-    if (badge) badge.hidden = false;
-    const notices = document.querySelector(".anju-live-notices");
-    if (notices) notices.hidden = false;
   }
-
-  $("qr-retry").addEventListener("click", () => {
-    if (QR_STAGES[shown]) enterQr(shown);
+  qrNotice("");
+  qr = qrProgress({
+    issue: deposit ? depositIssue : () => api("POST", `${base}/qr/`),
+    items: conf.items,
+    from: conf.from,
+    step: lease.agreement.step,
+    finished: conf.finished,
+    onProgress(progress, { polling }) {
+      // Polling instead of a socket: the lease is read at each turn as well.
+      if (polling || conf.finished(progress)) checkStage();
+    },
+    onIssueFailure(failure) {
+      if (failure.status !== 409) return false;
+      load(); // the stage moved on meanwhile
+      return true;
+    },
   });
+}
 
-  /* ------------------------------------------------------------------ the last stages */
+$("qr-retry").addEventListener("click", () => {
+  if (qr) qr.renew();
+});
 
-  function enterApproved() {
-    const contract = $("download-contract");
-    const receipt = $("download-receipt");
-    contract.hidden = !lease.materials.contract;
-    receipt.hidden = !lease.materials.receipt;
-    contract.href = `/api/v1/signing/agreements/${lease.agreement.id}/document/?download=1`;
-    contract.setAttribute("download", `lease-${lease.agreement.verification_code || lease.id}.pdf`);
-    receipt.href = `${base}/receipt/?download=1`;
-    receipt.setAttribute("download", `deposit-receipt-${lease.id}.pdf`);
-  }
+/* ------------------------------------------------------------------ the last stages */
 
-  function enterClosed() {
-    const status = lease.agreement.status;
-    const texts = {
-      void: ["签约已作废", "签约期限已过，本次签约已作废。如有疑问，"],
-      abandoned: ["您已放弃签约", "您已提交《放弃签约声明书》，本次签约已结束。"],
-    };
-    const [title, desc] = texts[status] || [lease.stage_label, lease.agreement.status_label];
-    $("closed-title").textContent = title;
-    if (status === "void" && lease.help) {
-      $("closed-desc").replaceChildren(desc, ...window.Anju.consult.nodes(lease.help), "。");
-    } else {
-      $("closed-desc").textContent = status === "void" ? `${desc}请拨打咨询电话。` : desc;
-    }
-  }
+function enterApproved() {
+  const contract = $("download-contract");
+  const receipt = $("download-receipt");
+  contract.hidden = !lease.materials.contract;
+  receipt.hidden = !lease.materials.receipt;
+  contract.href = `/api/v1/signing/agreements/${lease.agreement.id}/document/?download=1`;
+  contract.setAttribute("download", `lease-${lease.agreement.verification_code || lease.id}.pdf`);
+  receipt.href = `${base}/receipt/?download=1`;
+  receipt.setAttribute("download", `deposit-receipt-${lease.id}.pdf`);
+}
 
-  const ENTER = {
-    info: enterInfo,
-    qr: enterQr,
-    review: () => {},
-    approved: enterApproved,
-    closed: enterClosed,
+function enterClosed() {
+  const status = lease.agreement.status;
+  const texts = {
+    void: ["签约已作废", "签约期限已过，本次签约已作废。如有疑问，"],
+    abandoned: ["您已放弃签约", "您已提交《放弃签约声明书》，本次签约已结束。"],
   };
+  const [title, desc] = texts[status] || [lease.stage_label, lease.agreement.status_label];
+  $("closed-title").textContent = title;
+  if (status === "void" && lease.help) {
+    $("closed-desc").replaceChildren(desc, ...consultNodes(lease.help), "。");
+  } else {
+    $("closed-desc").textContent = status === "void" ? `${desc}请拨打咨询电话。` : desc;
+  }
+}
 
-  // Back from the back-forward cache: what it shows may be old; start over.
-  window.addEventListener("pageshow", (event) => {
-    if (event.persisted) window.location.reload();
-  });
+const ENTER = {
+  info: enterInfo,
+  qr: enterQr,
+  review: () => {},
+  approved: enterApproved,
+  closed: enterClosed,
+};
 
-  load();
-})();
+load();
