@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import import_module
 
 import pytest
@@ -597,3 +597,56 @@ def test_abandoning_asks_twice_then_the_agreement_is_abandoned(page, live_url, o
     card = page.locator(f'article[data-agreement-id="{setup.agreement_id}"]')
     expect(card.locator(".anju-badge")).to_have_text("已放弃")
     expect(card.get_by_role("button", name="签约协议")).to_have_count(0)
+
+
+def test_a_code_that_runs_out_is_replaced_and_the_progress_kept(page, desktop, live_url, orm):
+    """lib/qr-progress.js: when the code's time is up (its expires_at, on the server's clock)
+    the desktop shows a new code by itself, keeps what it heard on the old one, and hears the
+    phone's next steps on the new one (every live ticket of the agreement gets them)."""
+    setup = orm(_agreement_open_now)
+    aid = setup.agreement_id
+    session_key = orm(_logged_in_session, setup.applicant.pk)
+    desktop.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": live_url}]
+    )
+    issued: list[dict] = []
+
+    def short_lived(route):
+        # The first code is said to run out 4 s after it was issued (the server's clock).
+        response = route.fetch()
+        body = response.json()
+        if not issued:
+            expires = body["server_time_ms"] / 1000 + 4
+            body["expires_at"] = datetime.fromtimestamp(expires, tz=UTC).isoformat()
+        issued.append(body)
+        route.fulfill(response=response, json=body)
+
+    desktop.route(f"**/api/v1/signing/agreements/{aid}/qr/", short_lived)
+    desktop.goto(f"/h5/signing/{aid}/qr/")
+    expect(desktop.locator("#live-state")).to_have_text("实时")
+    first = issued[0]["short_code"]
+    expect(desktop.locator("#qr-code")).to_have_text(f"{first[:4]} {first[4:]}")
+    desktop.evaluate("window.notReloaded = true")
+
+    page.goto(decode_qr(desktop.locator("#qr-img").screenshot()))
+    expect(page).to_have_url(f"{live_url}/h5/signing/{aid}/sign/")
+    _expect_done(desktop, "已扫码")
+
+    # The first code runs out: a second one, issued and shown without a reload.
+    expect(desktop.locator("#qr-code")).not_to_have_text(f"{first[:4]} {first[4:]}")
+    assert len(issued) == 2
+    second = issued[1]["short_code"]
+    expect(desktop.locator("#qr-code")).to_have_text(f"{second[:4]} {second[4:]}")
+    expect(desktop.locator("#qr-deadline")).to_contain_text("二维码有效期至")
+    expect(desktop.locator("#live-state")).to_have_text("实时")
+    _expect_done(desktop, "已扫码")  # heard on the old code, kept
+    expect(desktop.locator("#progress li.anju-progress__item_current")).to_have_text("查看电子合同")
+
+    # The phone goes on (its session came from the first code): heard on the new one.
+    page.get_by_role("button", name="下一步").tap()
+    _expect_done(desktop, "查看电子合同")
+    expect(desktop.locator("#progress li.anju-progress__item_current")).to_have_attribute(
+        "aria-current", "step"
+    )
+    assert desktop.evaluate("window.notReloaded") is True
+    desktop.screenshot(path=str(RESULTS / "signing-qr-renewed.png"), full_page=True)
