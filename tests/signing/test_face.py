@@ -214,7 +214,7 @@ def test_dev_provider_end_to_end(face, transport, agreement, pinned, client, set
     assert "人脸识别（开发环境模拟）" in html
     assert "模拟通过" in html and "模拟不通过" in html
     # The camera preview is the page's own script (a static file: the CSP allows no inline one).
-    assert '<script src="/static/h5/dev-face.js"></script>' in html
+    assert '<script type="module" src="/static/h5/dev-face.js"></script>' in html
     assert "getUserMedia" in (settings.BASE_DIR / "h5/static/h5/dev-face.js").read_text()
     assert 'type="file" accept="image/*" capture="user"' in html
     assert "不会上传" in html and "不会保存" in html

@@ -1,12 +1,11 @@
-// The development cashier page (dev_pay.html); a static file so the
-// Content-Security-Policy needs no inline script.
-(function () {
-  "use strict";
-  var form = document.getElementById("pay-form");
-  if (!form) return;
-  var button = document.getElementById("pay-confirm");
-  var submitted = false;
-  form.addEventListener("submit", function (event) {
+/* The development cashier page (dev_pay.html, standing in for WeChat Pay's own); a static
+ * file so the Content-Security-Policy needs no inline script. */
+
+const form = document.getElementById("pay-form");
+if (form) {
+  const button = document.getElementById("pay-confirm");
+  let submitted = false;
+  form.addEventListener("submit", (event) => {
     // One tap pays once (the provider would not pay twice anyway).
     if (submitted) {
       event.preventDefault();
@@ -16,4 +15,4 @@
     button.classList.add("weui-btn_disabled");
     button.textContent = "正在支付…";
   });
-})();
+}

@@ -2,13 +2,15 @@
  * When another device is logged in to the account the API answers 409 `device_active` and
  * holds the login for this browser: a dialog asks whether to end the other device
  * (继续登录 → login/confirm/, 取消 → login/cancel/); no new code is needed either way. */
-(() => {
-  "use strict";
 
-  const { api, clearErrors, showErrors, countdown, setBusy, dialog } = window.Anju;
-  const form = document.getElementById("login-form");
-  if (!form) return; // only the identity platform button is on the page
+import { api, nextUrl } from "./lib/api.js";
+import { clearErrors, showErrors, countdown, setBusy } from "./lib/dom.js";
+import { dialog } from "./lib/dialogs.js";
 
+const form = document.getElementById("login-form");
+if (form) wire(form); // else only the identity platform button is on the page
+
+function wire(form) {
   const idInput = form.querySelector("#id_number");
   const codeInput = form.querySelector("#code");
   const sendButton = form.querySelector("#send-code");
@@ -16,21 +18,6 @@
   const info = form.querySelector("#form-info");
 
   const idNumber = () => idInput.value.replace(/[\s-]/g, "").toUpperCase();
-
-  /* Where to go after logging in: `?next=` when it is a path on this site (for example the
-   * signing QR code's /s/<token>), else the home page. Only "/…", never "//host" or
-   * "/\\host" (which browsers read as another host), and nothing that resolves elsewhere. */
-  function nextUrl() {
-    const next = new URLSearchParams(window.location.search).get("next") || "";
-    if (!next.startsWith("/") || next.startsWith("//") || /[\\\s]/.test(next)) return "/h5/";
-    try {
-      const url = new URL(next, window.location.origin);
-      if (url.origin !== window.location.origin) return "/h5/";
-      return url.pathname + url.search + url.hash;
-    } catch {
-      return "/h5/";
-    }
-  }
 
   function missing(field, message) {
     return { error: { code: "required", message, fields: { [field]: [message] } } };
@@ -122,4 +109,4 @@
       showErrors(form, failure);
     }
   }
-})();
+}

@@ -1,27 +1,18 @@
 /* 《个人信息保护政策》 page: 「同意并继续」 (with the box ticked) acknowledges the version shown
  * through the API and goes on to `?next=` (a path on this site only); a newer version
  * published meanwhile (409 consent_outdated) reloads the page to show it; 「不同意」 logs out. */
-(() => {
-  "use strict";
 
-  const { api, setBusy, alert } = window.Anju;
-  const form = document.getElementById("privacy-form");
-  if (!form) return;
+import { api, nextUrl } from "./lib/api.js";
+import { setBusy } from "./lib/dom.js";
+import { alert } from "./lib/dialogs.js";
+
+const form = document.getElementById("privacy-form");
+if (form) wire(form);
+
+function wire(form) {
   const agree = form.querySelector("#privacy-agree");
   const accept = form.querySelector("#privacy-accept");
   const error = form.querySelector("#privacy-error");
-
-  function nextUrl() {
-    const next = new URLSearchParams(window.location.search).get("next") || "";
-    if (!next.startsWith("/") || next.startsWith("//") || /[\\\s]/.test(next)) return "/h5/";
-    try {
-      const url = new URL(next, window.location.origin);
-      if (url.origin !== window.location.origin) return "/h5/";
-      return url.pathname + url.search + url.hash;
-    } catch {
-      return "/h5/";
-    }
-  }
 
   function showError(text) {
     error.textContent = text;
@@ -59,4 +50,4 @@
     }
     window.location.replace("/h5/login/");
   });
-})();
+}

@@ -5,6 +5,23 @@ import { alert } from "./dialogs.js";
 import { el } from "./dom.js";
 
 export const LOGIN_URL = "/h5/login/";
+
+/* Where to go after the login or the privacy notice: `?next=` when it is a path on this site
+ * (for example the signing QR code's /s/<token>), else the home page. Only "/…", never
+ * "//host" or "/\\host" (which browsers read as another host), nor anything that resolves
+ * elsewhere. */
+export function nextUrl() {
+  const next = new URLSearchParams(window.location.search).get("next") || "";
+  if (!next.startsWith("/") || next.startsWith("//") || /[\\\s]/.test(next)) return "/h5/";
+  try {
+    const url = new URL(next, window.location.origin);
+    if (url.origin !== window.location.origin) return "/h5/";
+    return url.pathname + url.search + url.hash;
+  } catch {
+    return "/h5/";
+  }
+}
+
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
 export function cookie(name) {
