@@ -189,14 +189,17 @@ def test_family_preselects_then_confirms_a_unit_in_its_window(page, live_url, or
     expect(start).to_be_enabled()
     start.tap()
 
-    # Pre-selection: the list hides what the family cannot choose until asked to show it.
+    # Pre-selection: the list hides what the family cannot choose until asked to show it:
+    # units taken (「只看可选」) and layouts outside the family's (户型 「我家可选」).
     expect(page).to_have_url(f"{live_url}/h5/selection/{rid}/pre/")
     expect(page.locator("#cart-count")).to_have_text("0/5")
     expect(page.get_by_text("购物车为空")).to_be_visible()
     expect(page.locator("#units li")).to_have_count(5)
     page.get_by_label("只看可选").tap()
-    expect(page.locator("#units li")).to_have_count(len(UNITS))
+    expect(page.locator("#units li")).to_have_count(6)
     expect(page.get_by_role("button", name="1栋 1206 已被选")).to_be_disabled()
+    page.get_by_role("button", name="显示全部户型").tap()
+    expect(page.locator("#units li")).to_have_count(len(UNITS))
     expect(page.get_by_role("button", name="2栋 801 户型不符")).to_be_disabled()
 
     page.get_by_label("朝向").select_option(label="北")
