@@ -73,11 +73,13 @@ def lease_deposit(request, lease_id: int):
 
 
 def _signing_session(request, agreement_id: int) -> bool:
-    """Whether the request carries a phone's signing session (whatever its state)."""
+    """Whether the request carries a phone's signing session for the deposit (whatever its
+    state). One for another stage (the phone that signed the contract from the desktop's code,
+    then paid its WeChat Pay code) is none for this page."""
     try:
         signer_for(request, agreement_id=agreement_id, action="deposit")
     except DomainError as error:
-        return error.code != "not_authenticated"
+        return error.code not in ("not_authenticated", "signing_session_scope")
     return True
 
 
