@@ -1,7 +1,7 @@
 """`{% consult_help template %}`: 「请拨打咨询电话 0755-…、0755-…（工作日 …）」 with the numbers
 as tap-to-call links, from the agreement template's contacts or the site's defaults
 (signing/agreements/consult.py). Pages whose agreements come from the API refresh it with the API's
-`help` (h5/static/h5/consult.js)."""
+`help` (h5/static/h5/lib/consult.js)."""
 
 from __future__ import annotations
 

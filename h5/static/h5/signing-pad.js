@@ -1,7 +1,7 @@
 /* 手写签名: one box per character of the signer's name, written one character at a time in a
  * full-screen box (signature_pad, served from node_modules as /static/vendor/signature_pad/).
  *
- *   import { boxes } from "./signing-pad.js";
+ *   import { boxes } from "./signing-pad.js"
  *   const pad = boxes({
  *     list,            // the <ul> the small boxes go in
  *     chars: "王小明", // one box each

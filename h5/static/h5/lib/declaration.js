@@ -4,7 +4,7 @@
  * acknowledgement with that version and refuses an outdated one (`declaration_outdated`):
  * the tick is cleared, the refusal shown and the new text read.
  *
- *   import { declaration } from "./lib/declaration.js";
+ *   import { declaration } from "./lib/declaration.js"
  *   const form = declaration({
  *     article, ack, button,             // the text's <article>, the tick, the button
  *     read: async () => ({ text, version }),   // GET the text

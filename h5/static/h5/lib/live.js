@@ -1,6 +1,6 @@
 /* 安居 real time on the page: the protocol of docs/REALTIME.md, and the page's one clock.
  *
- *   import { connect, now } from "./lib/live.js";
+ *   import { connect, now } from "./lib/live.js"
  *   const live = connect({
  *     socket: "/ws/selection/3/",             // opened as ws:// or wss:// like the page
  *     snapshot: "/api/v1/selection/3/live/",  // GET; answers {heads, …, server_time_ms}

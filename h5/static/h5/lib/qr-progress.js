@@ -2,7 +2,7 @@
  * 001): the agreement's 「签约协议」 page and the lease page's 人脸识别 / 签订合同 / 押金缴纳
  * stages show the same thing.
  *
- *   import { qrProgress } from "./lib/qr-progress.js";
+ *   import { qrProgress } from "./lib/qr-progress.js"
  *   const qr = qrProgress({
  *     issue: () => api("POST", ".../qr/"),  // a new ticket: {png_base64, short_code,
  *                                           //  expires_at, stream, stream_token, server_time_ms}
