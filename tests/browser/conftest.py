@@ -12,6 +12,10 @@
   fails if the page raised an uncaught JavaScript error, asked anything of another host or
   broke the Content-Security-Policy (`csp_watch`: every page, every context of the test).
 - `orm`: runs Django ORM code while Playwright is active (see its docstring).
+- Accessibility (issue 16 item 3): every screenshot a test takes of an H5 page (the
+  `screenshot` fixture or any page's own `.screenshot()`, in any context of the test) first
+  runs axe-core on that page and fails the test on a serious or critical violation, so each
+  state a test photographs is checked. `assert_accessible(page)` checks one state on demand.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ from tests.conftest import CHROMIUM, CI
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "test-results"
 STARTUP_SECONDS = 30
+# axe-core from the npm registry (package.json devDependencies; `npm ci`).
+AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+AXE_IMPACTS = ("serious", "critical")
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -99,7 +106,96 @@ def _new_context_with(
 ) -> Any:
     context = new_context(**options)
     csp_watch(context, violations)
+    axe_on_screenshots(context)
     return context
+
+
+# ---- axe-core ------------------------------------------------------------------------------
+# axe's source is evaluated through the DevTools protocol (page.evaluate), which the page's
+# Content-Security-Policy does not govern: no <script> is added to the page, no inline script
+# is allowed, and csp_watch keeps reporting the page's own violations (a test checks that).
+# bypass_csp would have hidden them. The options: WCAG 2.x A and AA plus axe's best
+# practices, all rules on; only serious and critical findings fail a test.
+AXE_RUN = """async () => {
+  const result = await window.axe.run(document, {
+    resultTypes: ["violations"],
+    runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa",
+                                     "best-practice"] },
+  });
+  return result.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map((n) => ({ target: n.target.join(" "), summary: n.failureSummary,
+                                 html: n.html.slice(0, 160) })),
+  }));
+}"""
+
+
+def _axe_source() -> str:
+    if not AXE_JS.exists():
+        _unavailable(f"axe-core at {AXE_JS.relative_to(ROOT)} (npm ci)")
+    return AXE_JS.read_text()
+
+
+def _is_h5(url: str) -> bool:
+    """The applicant's and the public's pages: everything the site serves but the admin, the
+    API and Swagger (staff tools in Django's own look)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return False
+    return not parts.path.startswith(("/admin/", "/api/"))
+
+
+def axe_violations(page: Any) -> list[dict]:
+    """axe-core's serious and critical violations on `page` as it is now."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(_axe_source())
+    found = page.evaluate(AXE_RUN)
+    return [v for v in found if v["impact"] in AXE_IMPACTS]
+
+
+def axe_report(violations: list[dict]) -> str:
+    lines = []
+    for v in violations:
+        lines.append(f"- {v['id']} ({v['impact']}, {len(v['nodes'])} nodes): {v['help']}")
+        for node in v["nodes"][:5]:
+            summary = " ".join((node["summary"] or "").split())[:300]
+            lines.append(f"    {node['target']}: {node['html']}\n      {summary}")
+    return "\n".join(lines)
+
+
+def assert_accessible(page: Any, label: str = "") -> None:
+    """Fail when axe-core finds a serious or critical violation on `page`."""
+    violations = axe_violations(page)
+    where = f"{label} ({page.url})" if label else page.url
+    assert not violations, f"axe-core on {where}:\n{axe_report(violations)}"
+
+
+def _axe_before_screenshot(tab: Any) -> None:
+    if getattr(tab, "_anju_axe", False):
+        return
+    original = tab.screenshot
+
+    def screenshot(*args: Any, **kwargs: Any) -> Any:
+        if _is_h5(tab.url):
+            path = kwargs.get("path")
+            assert_accessible(tab, Path(path).name if path else "screenshot")
+        return original(*args, **kwargs)
+
+    tab.screenshot = screenshot
+    tab._anju_axe = True
+
+
+def axe_on_screenshots(context: Any) -> None:
+    """Every page of `context` runs axe before each screenshot (see the module docstring)."""
+    context.on("page", _axe_before_screenshot)
+    original_new_page = context.new_page
+
+    def new_page(*args: Any, **kwargs: Any) -> Any:
+        tab = original_new_page(*args, **kwargs)
+        _axe_before_screenshot(tab)
+        return tab
+
+    context.new_page = new_page
 
 
 def _unavailable(reason: str) -> None:
@@ -312,7 +408,8 @@ def page(live_url) -> Iterator[Any]:
 
 @pytest.fixture
 def screenshot(page) -> Callable[[str], Path]:
-    """Save a full-page screenshot to test-results/<name>.png (gitignored)."""
+    """Save a full-page screenshot to test-results/<name>.png (gitignored), after axe-core
+    found nothing serious on the page (see the module docstring)."""
 
     def take(name: str) -> Path:
         RESULTS.mkdir(exist_ok=True)

@@ -267,8 +267,8 @@
           class: "anju-dialog",
           role: "dialog",
           "aria-modal": "true",
-          "aria-labelledby": title ? `${id}-title` : null,
-          "aria-describedby": `${id}-body`,
+          "aria-labelledby": title ? `${id}-title` : `${id}-body`,
+          "aria-describedby": title ? `${id}-body` : null,
         },
         el("div", { class: "weui-mask" }),
         el(

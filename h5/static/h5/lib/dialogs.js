@@ -36,8 +36,9 @@ export function dialog({ title = "", body = "", buttons = [{ label: "确定", va
         class: "anju-dialog",
         role: "dialog",
         "aria-modal": "true",
-        "aria-labelledby": title ? `${id}-title` : null,
-        "aria-describedby": `${id}-body`,
+        // A dialog without a title is named by its message (axe: aria-dialog-name).
+        "aria-labelledby": title ? `${id}-title` : `${id}-body`,
+        "aria-describedby": title ? `${id}-body` : null,
       },
       el("div", { class: "weui-mask" }),
       el(

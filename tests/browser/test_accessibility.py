@@ -1,0 +1,233 @@
+"""Accessibility of the H5 pages (issue 16 item 3).
+
+- axe-core (node_modules/axe-core, from the npm registry) finds no serious or critical
+  violation. Every screenshot a browser test takes runs it (tests/browser/conftest.py); the
+  tests here add the states no other test photographs: the login page's notice and form
+  errors, a home without a family, the error page, a full broadcast board, care mode.
+- axe runs through the DevTools protocol, outside the page's Content-Security-Policy: it adds
+  nothing the policy forbids, and csp_watch still reports what the page itself breaks.
+- The largest text size of a phone: Android's largest font scale (200 % since Android 14)
+  reaches a WebView page as its text zoom, which multiplies every computed font size and
+  leaves every other length (widths, px line heights) as it is. `LARGEST_TEXT` does the same
+  to the page as it stands; login, home, formal selection and the signing page must then
+  neither scroll sideways nor clip any text (ellipsis included). iOS Safari and WeChat's
+  own font setting enlarge less than this.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+from accounts.models import Layout
+from selection.models import Round, Unit
+from tests.browser.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PHONE,
+    assert_accessible,
+    axe_violations,
+    csp_watch,
+)
+from tests.browser.test_care_mode import _enter_formal, _open_window_now
+from tests.browser.test_login import log_in
+from tests.browser.test_selection_flow import _round_in_preselection
+from tests.browser.test_signing_flow import _agreement_open_now, _ticket_for
+from tests.factories import ApplicantFactory
+
+pytestmark = pytest.mark.browser
+
+TEXT_ZOOM = 2.0
+
+# Android's text zoom on the page as it is now: each element's computed font size times the
+# factor (set through the CSSOM, which the Content-Security-Policy allows).
+LARGEST_TEXT = """(factor) => {
+  const nodes = [document.documentElement, ...document.querySelectorAll("body *")];
+  const sizes = nodes.map((node) => parseFloat(getComputedStyle(node).fontSize));
+  nodes.forEach((node, i) =>
+    node.style.setProperty("font-size", `${sizes[i] * factor}px`, "important"));
+}"""
+
+# What does not fit: the page wider than the screen, text outside it, text a box cuts off.
+CLIPPED = """() => {
+  const root = document.documentElement;
+  const width = root.clientWidth;
+  const problems = [];
+  if (root.scrollWidth > width) problems.push(`page ${root.scrollWidth}px wide > ${width}px`);
+  const ownText = (node) => [...node.childNodes].some(
+    (child) => child.nodeType === Node.TEXT_NODE && child.textContent.trim());
+  const name = (node) => node.tagName.toLowerCase() + (node.id ? `#${node.id}` : "") +
+    (node.className && typeof node.className === "string"
+      ? "." + node.className.trim().split(/\\s+/).join(".") : "");
+  for (const node of document.querySelectorAll("body *")) {
+    const style = getComputedStyle(node);
+    if (style.display === "none" || style.visibility === "hidden") continue;
+    const box = node.getBoundingClientRect();
+    if (box.width <= 1 || box.height <= 1) continue; // visually hidden (screen readers only)
+    const text = node.innerText ? node.innerText.trim().slice(0, 30) : "";
+    if (ownText(node) && (box.right > width + 1 || box.left < -1)) {
+      problems.push(`${name(node)} sticks out of the screen: "${text}"`);
+    }
+    if (!text) continue;
+    const cutX = style.overflowX !== "visible" && node.scrollWidth > node.clientWidth + 1;
+    const cutY = (style.overflowY === "hidden" || style.overflowY === "clip") &&
+      node.scrollHeight > node.clientHeight + 1;
+    if (cutX || cutY) {
+      problems.push(`${name(node)} clips its text (${node.scrollWidth}x${node.scrollHeight} ` +
+        `in ${node.clientWidth}x${node.clientHeight}): "${text}"`);
+    }
+  }
+  return problems;
+}"""
+
+
+def _at_largest_text(page, label: str, screenshot) -> None:
+    page.evaluate(LARGEST_TEXT, TEXT_ZOOM)
+    problems = page.evaluate(CLIPPED)
+    screenshot(f"large-text-{label}")
+    assert not problems, f"{label} at {TEXT_ZOOM:.0%} text:\n" + "\n".join(problems)
+
+
+def _no_family_applicant():
+    return ApplicantFactory(real_name="林无家")
+
+
+def _board_round() -> int:
+    """A round of 38 units in four buildings: one taken (confirmed, in the feed), one
+    withdrawn, the rest available."""
+    setup = _round_in_preselection()
+    rnd = Round.objects.get(pk=setup.round_id)
+    for building in ("3", "5"):
+        for floor in range(2, 10):
+            for door in (1, 2):
+                Unit.objects.create(
+                    round=rnd,
+                    building=building,
+                    number=f"{floor}0{door}",
+                    floor=floor,
+                    layout=Layout.TWO_BED if door == 1 else Layout.ONE_BED,
+                    orientation="S",
+                    area=Decimal("64.80"),
+                    monthly_rent=Decimal("2106"),
+                )
+    Unit.objects.filter(round=rnd, building="5", number="901").update(status="withdrawn")
+    return rnd.pk
+
+
+def test_axe_runs_outside_the_csp_and_csp_watch_still_reports(live_url):
+    """axe's source is evaluated through the DevTools protocol: no violation of the page's
+    policy. A script the page adds itself still is one, and csp_watch still hears it."""
+    from playwright.sync_api import sync_playwright
+
+    violations: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = browser.new_context(base_url=live_url, **PHONE)
+            csp_watch(context, violations)
+            tab = context.new_page()
+            tab.goto("/h5/login/")
+            assert axe_violations(tab) == []
+            assert tab.evaluate("() => typeof window.axe") == "object"
+            tab.wait_for_timeout(200)
+            assert violations == []
+            # An inline script the page would add: blocked, and reported.
+            tab.evaluate(
+                """() => { const s = document.createElement("script");
+                s.textContent = "window.__inline = 1"; document.body.append(s); }"""
+            )
+            expect(tab.locator("body")).to_be_visible()
+            tab.wait_for_timeout(300)
+            assert tab.evaluate("() => window.__inline") is None
+            assert any("script-src" in v for v in violations), violations
+        finally:
+            browser.close()
+
+
+def test_the_login_page_in_each_of_its_states(page, live_url, screenshot):
+    page.goto("/h5/login/?reason=replaced")
+    expect(page.locator("#notice")).to_be_visible()
+    screenshot("a11y-login-notice")
+
+    # Sent empty: the field errors and the summary.
+    page.goto("/h5/login/")
+    page.get_by_role("button", name="登录", exact=True).tap()
+    expect(
+        page.locator("[data-error-for]:not([hidden]), #form-error:not([hidden])").first
+    ).to_be_visible()
+    screenshot("a11y-login-errors")
+
+    # A wrong ID number for the code.
+    page.get_by_label("身份证号码").fill("123")
+    page.get_by_role("button", name="获取验证码", exact=True).tap()
+    expect(
+        page.locator("[data-error-for]:not([hidden]), #form-error:not([hidden])").first
+    ).to_be_visible()
+    assert_accessible(page, "login, bad ID number")
+
+    # In care mode.
+    page.get_by_role("switch", name="关怀模式").tap()
+    expect(page.get_by_role("switch", name="关怀模式")).to_have_attribute("aria-checked", "true")
+    screenshot("a11y-login-care")
+
+
+def test_home_without_a_family(page, live_url, orm, screenshot):
+    applicant = orm(_no_family_applicant)
+    log_in(page, orm, applicant)
+    expect(page.get_by_text("未找到您的选房家庭信息")).to_be_visible()
+    screenshot("a11y-home-no-family")
+
+
+def test_the_error_page_in_both_modes(page, live_url, screenshot):
+    response = page.goto("/h5/no-such-page/")
+    assert response.status == 404
+    expect(page.get_by_role("heading", name="页面不存在")).to_be_visible()
+    screenshot("a11y-error-404")
+    page.goto("/h5/login/")
+    page.get_by_role("switch", name="关怀模式").tap()
+    expect(page.get_by_role("switch", name="关怀模式")).to_have_attribute("aria-checked", "true")
+    page.goto("/h5/no-such-page/")
+    expect(page.get_by_role("heading", name="页面不存在")).to_be_visible()
+    screenshot("a11y-error-404-care")
+
+
+def test_a_full_broadcast_board(page, live_url, orm, screenshot):
+    rid = orm(_board_round)
+    page.goto(f"/h5/broadcast/{rid}/")
+    expect(page.locator("li[title$='已选']").first).to_be_visible()
+    expect(page.locator("li[title$='已撤回'], li[title$='撤回']").first).to_be_attached()
+    screenshot("a11y-broadcast")
+    page.goto("/h5/broadcast/")
+    screenshot("a11y-broadcast-index")
+
+
+def test_key_pages_at_the_largest_text_size(page, live_url, orm, screenshot):
+    page.goto("/h5/login/")
+    expect(page.get_by_label("身份证号码")).to_be_visible()
+    _at_largest_text(page, "login", screenshot)
+
+    setup = orm(_round_in_preselection)
+    orm(_open_window_now, setup.session_id)
+    log_in(page, orm, setup.applicant)
+    _at_largest_text(page, "home", screenshot)
+
+    _enter_formal(page, live_url, setup.round_id)
+    page.get_by_role("button", name=re.compile("^选择 1栋")).first.tap()
+    expect(page.locator("#cart li").first).to_be_visible()
+    _at_largest_text(page, "formal", screenshot)
+
+
+def test_the_signing_page_at_the_largest_text_size(page, live_url, orm, screenshot):
+    setup = orm(_agreement_open_now)
+    token = orm(_ticket_for, setup.agreement_id)
+    page.goto(f"/s/{token}")
+    expect(page).to_have_url(re.compile(r"/h5/signing/\d+/sign/$"))
+    expect(page.get_by_role("heading", name="电子合同", level=2)).to_be_visible()
+    assert urlsplit(page.url).path.endswith("/sign/")
+    _at_largest_text(page, "sign", screenshot)
