@@ -171,10 +171,10 @@ def test_the_lease_on_a_desktop_and_a_phone_that_never_logs_in(page, desktop, li
     assert code_url == f"{live_url}/dev/pay/{payment.prepay_id}/", code_url
     phone.goto(code_url)
     expect(phone.locator("#pay-amount")).to_have_text("¥2938.00")
-    phone.screenshot(path=str(RESULTS / "two-devices-phone-deposit.png"))
     phone.get_by_role("button", name="确认支付").tap()
     # Back from the cashier without a login: the phone is pointed at the desktop.
     expect(phone.locator("#other-title")).to_have_text("请回到电脑端查看支付结果")
+    phone.screenshot(path=str(RESULTS / "two-devices-phone-paid.png"))
 
     # ---- the desktop: submitted, never reloaded, still logged in
     expect(desktop.locator("#review-title")).to_contain_text("签约申请已提交")
