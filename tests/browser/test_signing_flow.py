@@ -579,11 +579,13 @@ def test_abandoning_asks_twice_then_the_agreement_is_abandoned(page, live_url, o
     expect(page.locator("#declaration")).to_contain_text("本人自愿放弃本次《租金补贴协议》的签约")
     button = page.get_by_role("button", name="确认放弃签约")
     expect(button).to_be_disabled()
+    page.screenshot(path=str(RESULTS / "signing-abandon.png"), full_page=True)
     page.get_by_label("本人已阅读上述声明，自愿放弃本次签约").check()
     button.tap()
     page.get_by_role("dialog", name="放弃签约").get_by_role("button", name="确定放弃").tap()
     second = page.get_by_role("dialog", name="再次确认")
     expect(second).to_contain_text("不能撤销")
+    page.screenshot(path=str(RESULTS / "signing-abandon-confirm.png"))
     # Changing one's mind at the second question changes nothing.
     second.get_by_role("button", name="我再想想").tap()
     assert orm(_agreement, setup.agreement_id).status == Agreement.Status.PENDING
@@ -591,6 +593,7 @@ def test_abandoning_asks_twice_then_the_agreement_is_abandoned(page, live_url, o
     page.get_by_role("dialog", name="放弃签约").get_by_role("button", name="确定放弃").tap()
     page.get_by_role("dialog", name="再次确认").get_by_role("button", name="确认放弃").tap()
     expect(page.locator("#abandon-done")).to_be_visible()
+    page.screenshot(path=str(RESULTS / "signing-abandon-done.png"), full_page=True)
     assert orm(_agreement, setup.agreement_id).status == Agreement.Status.ABANDONED
 
     page.goto("/h5/signing/")

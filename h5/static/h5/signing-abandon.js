@@ -33,5 +33,7 @@ declaration({
     button.closest(".weui-btn-area").querySelector("a").textContent = "返回网上签约";
     button.hidden = true;
     document.getElementById("abandon-done").hidden = false;
+    // The button that had the focus is gone: the result takes it (and is read out).
+    document.getElementById("abandon-done-title").focus();
   },
 });
