@@ -99,6 +99,9 @@ def test_care_mode_from_the_home_page_on_every_page_then_off(page, live_url, orm
     page.goto(f"/h5/broadcast/{rid}/")
     expect(page.get_by_role("heading", name="房源状态")).to_be_visible()
     screenshot("care-broadcast")
+    page.goto("/h5/signing/")
+    expect(page.locator(".anju-loading")).to_be_hidden()
+    screenshot("care-signing")
 
     # The formal page in care mode: larger text, bigger targets, nothing wider than the screen.
     page.goto(f"/h5/selection/{rid}/formal/")
