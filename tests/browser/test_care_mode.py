@@ -36,6 +36,15 @@ MEASURE = """() => {
 }"""
 
 
+# Visible buttons and links-as-buttons smaller than `min` CSS px either way.
+SMALL_TARGETS = """(min) => [...document.querySelectorAll("button, [role=button], select")]
+  .filter((node) => node.offsetParent !== null || getComputedStyle(node).position === "fixed")
+  .map((node) => [node.textContent.trim() || node.getAttribute("aria-label"),
+                  node.getBoundingClientRect()])
+  .filter(([, box]) => box.width && (box.width < min || box.height < min))
+  .map(([name, box]) => `${name}: ${Math.round(box.width)}x${Math.round(box.height)}`)"""
+
+
 def _open_window_now(session_id: int) -> None:
     """The family's session is open now, long enough for the whole test."""
     now = timezone.now()
@@ -116,6 +125,12 @@ def test_care_mode_from_the_home_page_on_every_page_then_off(page, live_url, orm
     normal_height = min(h for _, h in normal["unitButtons"])
     assert min(h for _, h in cared["unitButtons"]) > normal_height, (normal, cared)
     assert cared["overflow"] <= 0, cared
+    # With a unit in the cart, every button on the page, its 上移/下移/置顶/删除 included.
+    page.get_by_role("button", name=re.compile("^选择 1栋")).first.tap()
+    expect(page.locator("#cart li").first).to_be_visible()
+    small = page.evaluate(SMALL_TARGETS, TOUCH_MIN)
+    assert not small, small
+    screenshot("care-formal-cart")
 
     # Off again, from the home page: every page back to normal.
     page.goto("/h5/")
