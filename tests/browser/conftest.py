@@ -15,7 +15,8 @@
 - Accessibility (issue 16 item 3): every screenshot a test takes of an H5 page (the
   `screenshot` fixture or any page's own `.screenshot()`, in any context of the test) first
   runs axe-core on that page and fails the test on a serious or critical violation, so each
-  state a test photographs is checked. `assert_accessible(page)` checks one state on demand.
+  state a test photographs is checked. `assert_accessible(page)` checks one state on demand;
+  `page.evaluate(CLIPPED)` lists what does not fit the screen (sideways scroll, cut text).
 """
 
 from __future__ import annotations
@@ -127,6 +128,39 @@ AXE_RUN = """async () => {
     nodes: v.nodes.map((n) => ({ target: n.target.join(" "), summary: n.failureSummary,
                                  html: n.html.slice(0, 160) })),
   }));
+}"""
+
+
+# What does not fit: the page wider than the screen, text outside it, text a box cuts off.
+CLIPPED = """() => {
+  const root = document.documentElement;
+  const width = root.clientWidth;
+  const problems = [];
+  if (root.scrollWidth > width) problems.push(`page ${root.scrollWidth}px wide > ${width}px`);
+  const ownText = (node) => [...node.childNodes].some(
+    (child) => child.nodeType === Node.TEXT_NODE && child.textContent.trim());
+  const name = (node) => node.tagName.toLowerCase() + (node.id ? `#${node.id}` : "") +
+    (node.className && typeof node.className === "string"
+      ? "." + node.className.trim().split(/\\s+/).join(".") : "");
+  for (const node of document.querySelectorAll("body *")) {
+    const style = getComputedStyle(node);
+    if (style.display === "none" || style.visibility === "hidden") continue;
+    const box = node.getBoundingClientRect();
+    if (box.width <= 1 || box.height <= 1) continue; // visually hidden (screen readers only)
+    const text = node.innerText ? node.innerText.trim().slice(0, 30) : "";
+    if (ownText(node) && (box.right > width + 1 || box.left < -1)) {
+      problems.push(`${name(node)} sticks out of the screen: "${text}"`);
+    }
+    if (!text) continue;
+    const cutX = style.overflowX !== "visible" && node.scrollWidth > node.clientWidth + 1;
+    const cutY = (style.overflowY === "hidden" || style.overflowY === "clip") &&
+      node.scrollHeight > node.clientHeight + 1;
+    if (cutX || cutY) {
+      problems.push(`${name(node)} clips its text (${node.scrollWidth}x${node.scrollHeight} ` +
+        `in ${node.clientWidth}x${node.clientHeight}): "${text}"`);
+    }
+  }
+  return problems;
 }"""
 
 

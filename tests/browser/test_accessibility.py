@@ -28,6 +28,7 @@ from selection.models import Round, Unit
 from tests.browser.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    CLIPPED,
     PHONE,
     assert_accessible,
     axe_violations,
@@ -50,38 +51,6 @@ LARGEST_TEXT = """(factor) => {
   const sizes = nodes.map((node) => parseFloat(getComputedStyle(node).fontSize));
   nodes.forEach((node, i) =>
     node.style.setProperty("font-size", `${sizes[i] * factor}px`, "important"));
-}"""
-
-# What does not fit: the page wider than the screen, text outside it, text a box cuts off.
-CLIPPED = """() => {
-  const root = document.documentElement;
-  const width = root.clientWidth;
-  const problems = [];
-  if (root.scrollWidth > width) problems.push(`page ${root.scrollWidth}px wide > ${width}px`);
-  const ownText = (node) => [...node.childNodes].some(
-    (child) => child.nodeType === Node.TEXT_NODE && child.textContent.trim());
-  const name = (node) => node.tagName.toLowerCase() + (node.id ? `#${node.id}` : "") +
-    (node.className && typeof node.className === "string"
-      ? "." + node.className.trim().split(/\\s+/).join(".") : "");
-  for (const node of document.querySelectorAll("body *")) {
-    const style = getComputedStyle(node);
-    if (style.display === "none" || style.visibility === "hidden") continue;
-    const box = node.getBoundingClientRect();
-    if (box.width <= 1 || box.height <= 1) continue; // visually hidden (screen readers only)
-    const text = node.innerText ? node.innerText.trim().slice(0, 30) : "";
-    if (ownText(node) && (box.right > width + 1 || box.left < -1)) {
-      problems.push(`${name(node)} sticks out of the screen: "${text}"`);
-    }
-    if (!text) continue;
-    const cutX = style.overflowX !== "visible" && node.scrollWidth > node.clientWidth + 1;
-    const cutY = (style.overflowY === "hidden" || style.overflowY === "clip") &&
-      node.scrollHeight > node.clientHeight + 1;
-    if (cutX || cutY) {
-      problems.push(`${name(node)} clips its text (${node.scrollWidth}x${node.scrollHeight} ` +
-        `in ${node.clientWidth}x${node.clientHeight}): "${text}"`);
-    }
-  }
-  return problems;
 }"""
 
 

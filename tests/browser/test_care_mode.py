@@ -13,6 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from selection.models import Session
+from tests.browser.conftest import CLIPPED
 from tests.browser.test_login import log_in
 from tests.browser.test_selection_flow import _round_in_preselection
 
@@ -88,6 +89,7 @@ def test_care_mode_from_the_home_page_on_every_page_then_off(page, live_url, orm
     expect(page).to_have_url(f"{live_url}/h5/")
     expect(page.get_by_role("switch", name="关怀模式")).to_have_attribute("aria-checked", "true")
     assert _care_on(page)
+    assert page.evaluate(CLIPPED) == []
     screenshot("care-home")
     page.reload()
     assert _care_on(page)
@@ -125,6 +127,7 @@ def test_care_mode_from_the_home_page_on_every_page_then_off(page, live_url, orm
     normal_height = min(h for _, h in normal["unitButtons"])
     assert min(h for _, h in cared["unitButtons"]) > normal_height, (normal, cared)
     assert cared["overflow"] <= 0, cared
+    assert page.evaluate(CLIPPED) == []
     # With a unit in the cart, every button on the page, its 上移/下移/置顶/删除 included.
     page.get_by_role("button", name=re.compile("^选择 1栋")).first.tap()
     expect(page.locator("#cart li").first).to_be_visible()
@@ -156,6 +159,7 @@ def test_care_mode_is_offered_on_the_login_page(page, live_url, screenshot):
         "() => parseFloat(getComputedStyle(document.querySelector('#id_number')).fontSize)"
     )
     assert size >= 20
+    assert page.evaluate(CLIPPED) == []
     screenshot("care-login")
     cookie = next(c for c in page.context.cookies() if c["name"] == "anju_care")
     assert cookie["value"] == "1" and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
