@@ -54,6 +54,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
 	DEBUG=1 $(VENV)/bin/mypy accounts selection signing events sms core
+	node_modules/.bin/eslint .
 
 format: install
 	$(VENV)/bin/ruff check --fix .

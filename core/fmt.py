@@ -2,7 +2,7 @@
 
 One format for a point in time: 「2026年12月5日 01:08」 in the site's zone (TIME_ZONE,
 Asia/Shanghai): no leading zero on month and day, a space, then a 24-hour clock with two
-digits each. The pages' script has its twin, `Anju.fmt.dateTime` in h5/static/h5/app.js;
+digits each. The pages' script has its twin, `dateTime` in h5/static/h5/lib/format.js;
 templates use the `datetime_zh` filter (h5/templatetags/anju_fmt.py).
 """
 

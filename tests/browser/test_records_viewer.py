@@ -1,7 +1,7 @@
 """「我的」 → 网上签约记录 → 「查看详情」 on a phone: every agreement of the family (the lease and
 the rent-subsidy agreement) with the agreement's own status words, then the viewer: the
 sealed agreement page by page with 打印 (the PDF) and 保存 (its download), and the deposit
-receipt once the lease is approved. The pages' one time format (app.js `Anju.fmt`) matches
+receipt once the lease is approved. The pages' one time format (lib/format.js `dateTime`) matches
 the server's (core/fmt.py)."""
 
 from __future__ import annotations
@@ -156,14 +156,16 @@ def test_records_list_every_agreement_and_open_the_viewer(page, live_url, orm, s
 
 def test_the_pages_time_format_is_the_servers(page, live_url):
     page.goto("/h5/login/")
+    # The module every page formats with; the browser suite serves unhashed names (DEBUG).
+    page.evaluate("import('/static/h5/lib/format.js').then((m) => { window.fmtUnderTest = m; })")
     for value, seconds in (
         (datetime(2026, 12, 4, 17, 8, tzinfo=UTC), False),  # 01:08 on the 5th in Shanghai
         (datetime(2026, 12, 31, 16, 0, tzinfo=UTC), False),  # midnight, a new year
         (datetime(2026, 1, 5, 1, 3, 9, tzinfo=UTC), True),
     ):
         shown = page.evaluate(
-            "([v, s]) => window.Anju.fmt.dateTime(v, { seconds: s })",
+            "([v, s]) => window.fmtUnderTest.dateTime(v, { seconds: s })",
             [value.isoformat(), seconds],
         )
         assert shown == datetime_zh(value, seconds=seconds)
-    assert page.evaluate("window.Anju.fmt.dateTime(null)") == ""
+    assert page.evaluate("window.fmtUnderTest.dateTime(null)") == ""

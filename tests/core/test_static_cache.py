@@ -22,10 +22,17 @@ HASHED = re.compile(r"\.[0-9a-f]{12}\.[a-z0-9]+$")
 
 
 def _h5_assets() -> list[str]:
-    """Every static file an H5 template links ({% static '…' %})."""
+    """Every static file an H5 template links ({% static '…' %}), and every page module
+    ({% module_script '…' %}) with each module it imports, directly or not."""
+    from h5.templatetags.anju_modules import module_graph
+
     names = set()
     for template in (ROOT / "h5/templates").rglob("*.html"):
-        names.update(re.findall(r"{%\s*static\s+['\"]([^'\"]+)['\"]", template.read_text()))
+        text = template.read_text()
+        names.update(re.findall(r"{%\s*static\s+['\"]([^'\"]+)['\"]", text))
+        for group in re.findall(r"{%\s*module_script\s+([^%]+)%}", text):
+            for page in re.findall(r"['\"]([^'\"]+)['\"]", group):
+                names.update([page, *module_graph(page)])
     return sorted(names)
 
 
@@ -62,8 +69,9 @@ def _max_age(cache_control: str) -> int:
 def test_the_h5_templates_link_assets():
     # Control: the list the next test walks is the pages' assets, not an empty one.
     assets = _h5_assets()
-    assert "vendor/weui/weui.min.css" in assets and "h5/app.js" in assets
-    assert "h5/selection-formal.js" in assets and len(assets) > 20
+    assert "vendor/weui/weui.min.css" in assets and "h5/account.js" in assets
+    assert {"h5/selection-formal.js", "h5/lib/dom.js", "h5/lib/live.js"} <= set(assets)
+    assert len(assets) > 20
 
 
 def test_every_h5_asset_is_served_gzipped_and_immutable(served, collected):
@@ -80,6 +88,24 @@ def test_every_h5_asset_is_served_gzipped_and_immutable(served, collected):
         assert _max_age(cache) >= YEAR and "immutable" in cache, (url, cache)
         body = gzip.decompress(b"".join(response.streaming_content))
         assert body == (collected / url.removeprefix("/static/")).read_bytes(), url
+
+
+def test_modules_import_each_other_by_hashed_name(served, collected):
+    """A hashed module's relative imports name the imported files' hashed copies (Django's
+    manifest storage rewrites them), so a page and its modules are one immutable set."""
+    from django.templatetags.static import static
+
+    modules = [name for name in _h5_assets() if name.startswith("h5/") and name.endswith(".js")]
+    rewritten = 0
+    for name in modules:
+        url = static(name)
+        text = (collected / url.removeprefix("/static/")).read_text(encoding="utf-8")
+        for ref in re.findall(r"""from\s*["'](\.{1,2}/[^"']+)["']\s*;""", text):
+            assert HASHED.search(ref), f"{url} imports {ref} by its plain name"
+            target = (collected / url.removeprefix("/static/")).parent / ref
+            assert target.resolve().is_file(), (url, ref)
+            rewritten += 1
+    assert rewritten > 20  # control: the pages do import modules
 
 
 def test_a_browser_without_gzip_gets_the_plain_file(served, collected):
@@ -108,4 +134,4 @@ def test_development_and_the_tests_link_the_sources(client):
     # source directories by the finders, so an edited script is never a stale copy.
     assert settings.STATIC_HASHED_URLS is False
     page = client.get("/h5/login/")
-    assert 'src="/static/h5/app.js"' in page.content.decode()
+    assert 'src="/static/h5/login.js"' in page.content.decode()
