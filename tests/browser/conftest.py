@@ -151,6 +151,18 @@ CLIPPED = """() => {
     if (ownText(node) && (box.right > width + 1 || box.left < -1)) {
       problems.push(`${name(node)} sticks out of the screen: "${text}"`);
     }
+    if (node.tagName === "SELECT" && node.selectedIndex >= 0) {
+      // A native select draws its chosen option itself (no scrollWidth to compare): measure
+      // the option's text in the select's font against the box less padding and the arrow.
+      const ctx = document.createElement("canvas").getContext("2d");
+      ctx.font = style.font;
+      const shown = node.options[node.selectedIndex].text;
+      const room = node.clientWidth - parseFloat(style.paddingLeft) -
+        parseFloat(style.paddingRight) - 16;
+      if (ctx.measureText(shown).width > room + 1) {
+        problems.push(`${name(node)} cuts its choice off: "${shown}"`);
+      }
+    }
     if (!text) continue;
     const cutX = style.overflowX !== "visible" && node.scrollWidth > node.clientWidth + 1;
     const cutY = (style.overflowY === "hidden" || style.overflowY === "clip") &&

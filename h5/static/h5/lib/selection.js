@@ -71,6 +71,10 @@ export const selectingLabel = (session) => (isSupplementary(session) ? "补选�
 export const selectingWord = (session) => (isSupplementary(session) ? "补选" : "正选");
 
 export const unitName = (unit) => `${unit.building}栋 ${unit.number}`;
+/* 「一房一厅 · 朝南 · 12层 · 45.20㎡ · 月租1469元」. A line may break only at a 「 · 」: each
+ * part's characters are held together by U+2060 WORD JOINER (no width, not read aloud), so
+ * large text never leaves 「㎡」 or 「元」 alone at the start of a line. */
+const unbroken = (part) => [...part].join("\u2060");
 export const unitDesc = (unit) =>
   [
     unit.layout_label,
@@ -80,6 +84,7 @@ export const unitDesc = (unit) =>
     unit.monthly_rent ? `月租${Number(unit.monthly_rent)}元` : null,
   ]
     .filter(Boolean)
+    .map(unbroken)
     .join(" · ");
 
 /* A notice in place of a page whose phase is not open, with a way on. */
