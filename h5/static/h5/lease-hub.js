@@ -381,13 +381,15 @@ async function upload(side, file) {
           },
           status: response ? response.status : 0,
         };
-  if (failure.status === 401) {
+  await bankRefused(failure);
+}
+
+/* A refused photo or bank form: a lost login or a lease moved on elsewhere (409: reload it)
+ * as a dialog, anything else under the form's fields. */
+async function bankRefused(failure) {
+  if (failure.status === 401 || failure.status === 409) {
     await showFailure(failure);
-    return;
-  }
-  if (failure.status === 409) {
-    await showFailure(failure);
-    await load();
+    if (failure.status === 409) await load();
     return;
   }
   showErrors(bankForm, failure);
@@ -418,16 +420,7 @@ bankForm.addEventListener("submit", async (event) => {
   } catch (failure) {
     setBusy(button, false);
     if (failure.redirecting) return;
-    if (failure.status === 401) {
-      await showFailure(failure);
-      return;
-    }
-    if (failure.status === 409) {
-      await showFailure(failure);
-      await load();
-      return;
-    }
-    showErrors(bankForm, failure);
+    await bankRefused(failure);
   }
 });
 
