@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from tests.factories import FamilyFactory  # noqa: F401  (import check: factories load)
+from tests.fast_flush import install as install_fast_flush
 
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -59,6 +60,7 @@ def _own_redis() -> None:
 
 
 _own_redis()
+install_fast_flush()  # transactional tests end in ~10 ms, not ~250 (tests/fast_flush.py)
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 NGINX = os.environ.get("NGINX_PATH", "/usr/sbin/nginx")
 PDF_TOOLS = ("pdfsig", "pdftotext", "pdffonts", "certutil")  # poppler-utils, libnss3-tools
