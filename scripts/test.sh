@@ -42,7 +42,10 @@ fi
 # timeouts, clocks), so two workers on two cores finish in well under the one-process time.
 # Each worker has its own test database (pytest-django's test_<name>_gwN) and its own Redis
 # database and channel prefix (tests/conftest.py). ANJU_TEST_WORKERS=0 runs in one process.
-.venv/bin/pytest -q -p no:cacheprovider -n "${ANJU_TEST_WORKERS:-2}" "$@"
+# --dist worksteal: xdist's default (load) hands each worker a queue up front, and one worker
+# was left with all the browser tests, running alone for the last five of nine minutes while
+# the other sat idle; with worksteal an idle worker takes half of the other's queue.
+.venv/bin/pytest -q -p no:cacheprovider -n "${ANJU_TEST_WORKERS:-2}" --dist worksteal "$@"
 status=$?
 echo "anju tests: exit $status (PostgreSQL: $have_pg, Redis: $have_redis, Chromium: $have_browser, nginx: $have_nginx)"
 exit $status

@@ -415,7 +415,11 @@ def orm(transactional_db) -> Iterator[Callable[..., Any]]:
 
 @pytest.fixture
 def page(live_url) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Assertions wait as long as actions do (10 s; Playwright's own default for expect is 5 s):
+    # a step that does a server-to-server callback, on two busy cores, once took over 5 s.
+    expect.set_options(timeout=10_000)
 
     origin = urlsplit(live_url).netloc
     foreign: list[str] = []
