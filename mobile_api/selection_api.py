@@ -368,21 +368,36 @@ class CartItemMoveApi(APIView):
 
 class FormalEnterApi(APIView):
     """The formal page was opened inside the window after the declaration: the family has
-    entered formal selection (and is covered by auto-assign)."""
+    entered formal selection (and is covered by auto-assign). The answer carries the formal
+    cart (its limit and items, as GET cart/formal/ gives them), so the page opens with one
+    round trip fewer; the live snapshot keeps the items current from there."""
 
     permission_classes = [IsApplicant]
 
     class OutputSerializer(ServerTimeSerializer):
         entered_at = IsoDateTimeField()
         session = SessionSerializer()
+        cart = CartSerializer()
 
     @extend_schema(request=None, responses={200: OutputSerializer, **ERROR_RESPONSES})
     def post(self, request, round_id: int):
         now = timezone.now()
-        seat = carts.formal_enter(family=_family(request), round_id=round_id, now=now)
+        family = _family(request)
+        seat = carts.formal_enter(family=family, round_id=round_id, now=now)
+        kind = CartItem.Kind.FORMAL
+        cart = {
+            "kind": kind,
+            "limit": seat.session.round.cart_limit,
+            "items": selectors.cart_list(family=family, round_id=round_id, kind=kind),
+        }
         return Response(
             self.OutputSerializer(
-                {"entered_at": seat.entered_at, "session": seat.session, **_server_time(now)}
+                {
+                    "entered_at": seat.entered_at,
+                    "session": seat.session,
+                    "cart": cart,
+                    **_server_time(now),
+                }
             ).data
         )
 

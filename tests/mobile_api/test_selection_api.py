@@ -173,6 +173,40 @@ def test_missing_csrf_is_refused_on_a_write(world):
     assert response.status_code == 403 and error_code(response) == "csrf_failed"
 
 
+def test_entering_answers_with_the_formal_cart(world):
+    """The formal page takes the cart's limit and items from entering (no GET of the cart
+    before its first snapshot): entering again, after a sync, answers with the synced items."""
+    rid = world.round.pk
+    s1 = world.sessions[0]
+    api = as_family(world.families[0])
+    base = f"/api/v1/selection/{rid}"
+    u = world.units
+    with time_machine.travel(PRE_START + timedelta(minutes=1), tick=False):
+        text = api.get(f"{base}/declaration/pre/").json()
+        api.post(
+            f"{base}/declaration/pre/", {"text_version": text["text_version"], "acknowledged": True}
+        )
+        for unit in u[:2]:
+            assert api.post(f"{base}/cart/pre/items/", {"unit_id": unit.pk}).status_code == 201
+    with time_machine.travel(s1.starts_at + timedelta(seconds=3), tick=False):
+        text = api.get(f"{base}/declaration/formal/").json()
+        api.post(
+            f"{base}/declaration/formal/",
+            {"text_version": text["text_version"], "acknowledged": True},
+        )
+        first = api.post(f"{base}/formal/enter/", {})
+        assert first.status_code == 200
+        cart = first.json()["cart"]
+        read = api.get(f"{base}/cart/formal/").json()
+        assert cart == {key: value for key, value in read.items() if key in cart}
+        assert set(cart) == {"kind", "limit", "items"}
+        assert cart["kind"] == "formal" and cart["limit"] == world.round.cart_limit
+        assert cart["items"] == []
+        assert api.post(f"{base}/formal/sync/", {}).status_code == 200
+        again = api.post(f"{base}/formal/enter/", {}).json()["cart"]
+        assert [item["unit"]["id"] for item in again["items"]] == [u[0].pk, u[1].pk]
+
+
 def test_full_journey_through_the_api(world):
     rid = world.round.pk
     s1 = world.sessions[0]

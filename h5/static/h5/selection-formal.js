@@ -493,14 +493,9 @@ async function start() {
   });
   tick();
   setInterval(tick, 250);
-  try {
-    // The limit; the items, and the pre-selection cart, come with the live snapshot too.
-    cart = await call("GET", `${api}/cart/formal/`);
-  } catch (failure) {
-    $("loading").hidden = true;
-    await handle(failure);
-    return;
-  }
+  // Entering answers with the formal cart (its limit); the items, and the pre-selection
+  // cart, come with every live snapshot from here on.
+  cart = entered.cart;
   live({ onSnapshot, onEvent: onLive });
 }
 
