@@ -25,6 +25,19 @@ from realtime.routing import websocket_urlpatterns  # noqa: E402
 # Under daphne: Twisted neither parses form bodies itself nor receives one over the cap.
 daphne_guard.install(lambda: settings.REQUEST_BODY_MAX_BYTES)
 
+if settings.WORKERS_IN_PROCESS:
+    # The embedded quick start (make demo) runs the session clock, the log's sequencer and the
+    # SMS outbox inside the server. Started here, once every app is ready: started from
+    # AppConfig.ready() their threads queried the database while the other apps were still
+    # loading (Django's "Accessing the database during app initialization" warning).
+    from selection.clock import clock_start_in_process  # noqa: E402
+    from selection.translog import sequencer_start_in_process  # noqa: E402
+    from sms.services import sms_outbox_start_in_process  # noqa: E402
+
+    clock_start_in_process()
+    sequencer_start_in_process()
+    sms_outbox_start_in_process()
+
 application = ClientAddress(
     ProtocolTypeRouter(
         {
