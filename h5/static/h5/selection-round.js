@@ -114,8 +114,12 @@ function scheduleRefresh() {
 
 async function load() {
   try {
-    state = await call("GET", `/api/v1/selection/${rid}/state/`);
-    const result = await call("GET", `/api/v1/selection/${rid}/result/`);
+    // Two reads that do not depend on each other, side by side: one round trip, not two.
+    const [read, result] = await Promise.all([
+      call("GET", `/api/v1/selection/${rid}/state/`),
+      call("GET", `/api/v1/selection/${rid}/result/`),
+    ]);
+    state = read;
     render(result);
     tick();
     scheduleRefresh();

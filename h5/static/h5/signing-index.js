@@ -146,13 +146,13 @@ function tips(agreements) {
 
 async function load() {
   try {
-    let leaseAgreements = new Set();
-    try {
-      leaseAgreements = await leaseEntry();
-    } catch (failure) {
-      if (failure && failure.redirecting) return;
-    }
-    const all = await api("GET", "/api/v1/signing/agreements/");
+    // The lease entry (up to three reads in a row) and the agreements side by side. A lease
+    // entry that cannot be read leaves the agreements listed; an ended session goes to login.
+    const [leaseAgreements, all] = await Promise.all([
+      leaseEntry().catch((failure) => (failure && failure.redirecting ? null : new Set())),
+      api("GET", "/api/v1/signing/agreements/"),
+    ]);
+    if (leaseAgreements === null) return;
     tips(all);
     const agreements = all.filter((agreement) => !leaseAgreements.has(agreement.id));
     root.replaceChildren(
