@@ -45,11 +45,11 @@ RECORD_CLOSES = """
 """
 
 
-def closed_with(tab, prefix: str, code: int):
-    """Wait until a socket of the page under `prefix` has closed with `code`."""
+def closed_with(tab, prefix: str, code: int | None):
+    """Wait until a socket of the page under `prefix` has closed with `code` (None: any)."""
     tab.wait_for_function(
         "([prefix, code]) => window.socketCloses.some("
-        "(c) => c.path.startsWith(prefix) && c.code === code)",
+        "(c) => c.path.startsWith(prefix) && (code === null || c.code === code))",
         arg=[prefix, code],
         timeout=3_000,
     )
@@ -119,11 +119,14 @@ def test_a_confirmed_login_on_the_phone_ends_the_desktop_at_once(page, desktop, 
     shot(phone, "device-phone-asked")
 
     # 继续登录: the phone goes home; the desktop is told at once, on screen: the server
-    # closed both its sockets with 4409.
+    # closed its account socket with 4409. It closes the selection socket with 4409 too
+    # (tests/realtime/test_device_sockets.py), unless the page got there first: on the
+    # account's 4409 the page stops its live updates and closes that socket itself. Either
+    # way it is closed and, below, stays closed.
     dialog.get_by_role("button", name="继续登录").tap()
     expect(phone).to_have_url(f"{live_url}/h5/")
     closed_with(desktop, "/ws/account/", 4409)
-    closed_with(desktop, "/ws/selection/", 4409)
+    closed_with(desktop, "/ws/selection/", None)
     notice = desktop.locator("#session-ended")
     expect(notice).to_be_visible(timeout=3_000)
     expect(notice).to_have_text(re.compile(re.escape(NOTICE)))
