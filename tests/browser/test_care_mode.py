@@ -68,6 +68,13 @@ def _care_on(page) -> bool:
     return page.evaluate("() => document.documentElement.classList.contains('anju-care')")
 
 
+def _came_back(page, checked: str) -> None:
+    """The switch posted and the page came back drawn in the new mode: its switch says so
+    and the page has loaded, stylesheets included (measured before that, the old sizes)."""
+    expect(page.get_by_role("switch", name="关怀模式")).to_have_attribute("aria-checked", checked)
+    page.wait_for_load_state("load")
+
+
 def test_care_mode_from_the_home_page_on_every_page_then_off(page, live_url, orm, screenshot):
     setup = orm(_round_in_preselection)
     rid = setup.round_id
@@ -87,7 +94,7 @@ def test_care_mode_from_the_home_page_on_every_page_then_off(page, live_url, orm
     page.goto("/h5/")
     page.get_by_role("switch", name="关怀模式").tap()
     expect(page).to_have_url(f"{live_url}/h5/")
-    expect(page.get_by_role("switch", name="关怀模式")).to_have_attribute("aria-checked", "true")
+    _came_back(page, "true")
     assert _care_on(page)
     assert page.evaluate(CLIPPED) == []
     screenshot("care-home")
@@ -138,7 +145,7 @@ def test_care_mode_from_the_home_page_on_every_page_then_off(page, live_url, orm
     # Off again, from the home page: every page back to normal.
     page.goto("/h5/")
     page.get_by_role("switch", name="关怀模式").tap()
-    expect(page.get_by_role("switch", name="关怀模式")).to_have_attribute("aria-checked", "false")
+    _came_back(page, "false")
     assert not _care_on(page)
     page.goto(f"/h5/selection/{rid}/formal/")
     expect(page.locator("#units li button").first).to_be_visible()
@@ -153,7 +160,7 @@ def test_care_mode_is_offered_on_the_login_page(page, live_url, screenshot):
     care.tap()
     # Back on the same login page, with its notice, now in care mode.
     expect(page).to_have_url(f"{live_url}/h5/login/?reason=replaced")
-    expect(page.get_by_role("switch", name="关怀模式")).to_have_attribute("aria-checked", "true")
+    _came_back(page, "true")
     assert _care_on(page)
     size = page.evaluate(
         "() => parseFloat(getComputedStyle(document.querySelector('#id_number')).fontSize)"
