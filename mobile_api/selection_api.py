@@ -27,6 +27,7 @@ from mobile_api.selection_common import (
     _family,
     _kind,
     _server_time,
+    cart_of,
 )
 from selection import carts, selectors
 from selection.models import CartItem, Declaration, Orientation
@@ -384,12 +385,12 @@ class FormalEnterApi(APIView):
         now = timezone.now()
         family = _family(request)
         seat = carts.formal_enter(family=family, round_id=round_id, now=now)
-        kind = CartItem.Kind.FORMAL
-        cart = {
-            "kind": kind,
-            "limit": seat.session.round.cart_limit,
-            "items": selectors.cart_list(family=family, round_id=round_id, kind=kind),
-        }
+        cart = cart_of(
+            family=family,
+            round_id=round_id,
+            kind=CartItem.Kind.FORMAL,
+            limit=seat.session.round.cart_limit,
+        )
         return Response(
             self.OutputSerializer(
                 {

@@ -50,21 +50,22 @@ class CartSerializer(serializers.Serializer):
     server_time_ms = serializers.IntegerField(read_only=True)
 
 
+def cart_of(*, family, round_id: int, kind: str, limit: int, items=None) -> dict:
+    """A cart as CartSerializer takes it: the kind, the round's limit and its items (read
+    here unless the caller has them)."""
+    if items is None:
+        items = selectors.cart_list(family=family, round_id=round_id, kind=kind)
+    return {"kind": kind, "limit": limit, "items": items}
+
+
 def _cart_response(request, round_id: int, kind: str, items=None) -> Response:
     family = _family(request)
-    items = (
-        items
-        if items is not None
-        else selectors.cart_list(family=family, round_id=round_id, kind=kind)
-    )
     now = timezone.now()
     state = family_state(family=family, round_id=round_id, now=now)
-    return Response(
-        {
-            **CartSerializer({"kind": kind, "limit": state.round.cart_limit, "items": items}).data,
-            **_server_time(now),
-        }
+    cart = cart_of(
+        family=family, round_id=round_id, kind=kind, limit=state.round.cart_limit, items=items
     )
+    return Response({**CartSerializer(cart).data, **_server_time(now)})
 
 
 KIND_CHOICES = [CartItem.Kind.PRE, CartItem.Kind.FORMAL]

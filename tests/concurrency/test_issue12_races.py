@@ -337,7 +337,7 @@ def test_a_double_tap_on_start_lease_creates_one_lease_for_both_taps(monkeypatch
     assert evidence_verify(agreement_id=lease.agreement_id).first_bad_seq is None
 
 
-def test_control_without_the_family_lock_a_double_tap_hits_the_one_lease_constraint(
+def test_control_without_the_family_lock_the_second_tap_of_a_double_tap_fails(
     monkeypatch,
 ):
     """Both taps see no lease yet; without the family lock both go on to create one, and the
