@@ -19,15 +19,16 @@ from mobile_api.selection_common import (
     KIND_CHOICES,
     CartItemSerializer,
     CartSerializer,
+    FamilyUnitSerializer,
     OptionSerializer,
     ServerTimeSerializer,
     SessionSerializer,
-    UnitSerializer,
     _cart_response,
     _family,
     _kind,
     _server_time,
     cart_of,
+    family_units,
 )
 from selection import carts, selectors
 from selection.models import CartItem, Declaration, Orientation
@@ -218,13 +219,10 @@ class UnitListApi(APIView):
         )
         available = serializers.BooleanField(required=False, default=False)
 
-    class OutputSerializer(UnitSerializer):
-        eligible = serializers.BooleanField()
-
     @extend_schema(
         operation_id="v1_selection_units_list",
         parameters=[FilterSerializer],
-        responses={200: OutputSerializer(many=True), **ERROR_RESPONSES},
+        responses={200: FamilyUnitSerializer(many=True), **ERROR_RESPONSES},
     )
     def get(self, request, round_id: int):
         family = _family(request)
@@ -232,17 +230,16 @@ class UnitListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
-        units = selectors.unit_list(
-            round_id=round_id,
-            building=f.get("building", ""),
-            layout=f.get("layout", ""),
-            orientation=f.get("orientation", ""),
-            available_only=f["available"],
+        return Response(
+            family_units(
+                family=family,
+                round_id=round_id,
+                available_only=f["available"],
+                building=f.get("building", ""),
+                layout=f.get("layout", ""),
+                orientation=f.get("orientation", ""),
+            )
         )
-        eligible = set(family.eligible_layouts)
-        for unit in units:
-            unit.eligible = unit.layout in eligible
-        return Response(self.OutputSerializer(units, many=True).data)
 
 
 class UnitFiltersApi(APIView):

@@ -37,6 +37,27 @@ class UnitSerializer(serializers.Serializer):
     status_label = serializers.CharField(source="get_status_display")
 
 
+class FamilyUnitSerializer(UnitSerializer):
+    eligible = serializers.BooleanField()
+
+
+def family_units(*, family, round_id: int, available_only: bool, **filters) -> list:
+    """The round's units (filtered by building, layout, orientation), each marked whether
+    the family's household may choose it (the cart's rule), as FamilyUnitSerializer gives
+    them."""
+    units = selectors.unit_list(
+        round_id=round_id,
+        building=filters.get("building", ""),
+        layout=filters.get("layout", ""),
+        orientation=filters.get("orientation", ""),
+        available_only=available_only,
+    )
+    eligible = set(family.eligible_layouts)
+    for unit in units:
+        unit.eligible = unit.layout in eligible
+    return FamilyUnitSerializer(units, many=True).data
+
+
 class CartItemSerializer(serializers.Serializer):
     position = serializers.IntegerField()
     unit = UnitSerializer()

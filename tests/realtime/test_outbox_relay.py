@@ -162,3 +162,59 @@ def test_live_snapshot_reads_heads_first_and_is_the_familys_own(world):
     response = client.get(f"/api/v1/selection/{other.round.pk}/live/")
     assert response.status_code == 404 and response.json()["error"]["code"] == "round_not_found"
     assert Client().get(f"/api/v1/selection/{world.round.pk}/live/").status_code == 401
+
+
+def _family_client(family) -> Client:
+    from accounts.services import applicant_user_ensure
+
+    client = Client()
+    client.force_login(applicant_user_ensure(applicant=family.main_applicant).user)
+    return client
+
+
+def test_live_snapshot_carries_the_unit_list_only_when_asked(world):
+    """?units=all / available: the list exactly as GET …/units/ answers it (with each
+    unit's eligibility), so a selection page's first snapshot is its list's read too."""
+    from selection.models import Unit
+
+    client = _family_client(world.families[0])
+    rid = world.round.pk
+    Unit.objects.filter(pk=world.units[0].pk).update(status=Unit.Status.WITHDRAWN)
+    live = f"/api/v1/selection/{rid}/live/"
+    assert "units" not in client.get(live).json()
+    every = client.get(f"{live}?units=all").json()["units"]
+    assert every == client.get(f"/api/v1/selection/{rid}/units/").json()
+    assert len(every) == len(world.units) and all(u["eligible"] for u in every)
+    available = client.get(f"{live}?units=available").json()["units"]
+    assert available == client.get(f"/api/v1/selection/{rid}/units/?available=true").json()
+    assert [u["id"] for u in available] == [u.pk for u in world.units[1:]]
+
+
+@pytest.mark.parametrize("query", ["units=ALL", "units=taken", "units=all&units=x"])
+def test_live_snapshot_refuses_an_unknown_unit_list(world, query):
+    client = _family_client(world.families[0])
+    response = client.get(f"/api/v1/selection/{world.round.pk}/live/?{query}")
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}
+    assert response.json()["error"]["code"] == "invalid_input"
+
+
+def test_live_snapshot_reads_the_unit_list_after_the_heads(world, monkeypatch):
+    """A unit taken just after the heads were read (its event above them, so the socket
+    brings it) may be in the list already, never missing from both: the list is read
+    after the heads. Taking it inside the heads' read proves the order."""
+    from mobile_api import realtime_api
+    from selection.models import Unit
+
+    taken = world.units[0]
+    read_heads = realtime_api.stream_heads
+
+    def heads_then_take(**kwargs):
+        heads = read_heads(**kwargs)
+        Unit.objects.filter(pk=taken.pk).update(status=Unit.Status.WITHDRAWN)
+        return heads
+
+    monkeypatch.setattr(realtime_api, "stream_heads", heads_then_take)
+    client = _family_client(world.families[0])
+    body = client.get(f"/api/v1/selection/{world.round.pk}/live/?units=available").json()
+    assert taken.pk not in [u["id"] for u in body["units"]]
