@@ -68,6 +68,9 @@ def test_pre_page_notice_moves_on_after_the_session(page, orm, screenshot):
     page.goto(f"/h5/selection/{rid}/pre/")
     expect(page.get_by_text(re.compile("您的正选时间已开始"))).to_be_visible()
     expect(page.get_by_role("button", name="去选房")).to_be_visible()
+    # The live socket opened beside the state's read; the notice page does not use it, so
+    # no 实时 badge claims the notice is live.
+    expect(page.locator("#live-state")).to_have_count(0)
     screenshot("pre-notice-formal")
     expect(page.get_by_text("您的选房场次已结束，请查看选房结果。")).to_be_visible(timeout=25_000)
     expect(page.get_by_role("button", name="去选房")).to_have_count(0)

@@ -212,6 +212,36 @@ def test_formal_selection_list_grouped_filtered_and_searched(page, live_url, orm
     )
 
 
+@pytest.mark.parametrize(
+    ("phase", "first_read", "listed"),
+    [("pre", "state/", "all"), ("formal", "formal/enter/", "available")],
+)
+def test_the_list_comes_with_the_first_snapshot_and_the_socket_opens_beside_the_first_read(
+    page, live_url, orm, phase, first_read, listed
+):
+    """Issue 16 (time to usable on a slow line): the page's first read (the state; entering
+    formal selection) is held until the live socket has opened, which it only can when the
+    page opens it beside that read, not after; the list then comes with the first snapshot
+    (`?units=`), with no read of …/units/ of its own."""
+    rid, _, applicant = orm(_in_preselection if phase == "pre" else _in_formal)
+    log_in(page, orm, applicant)
+    held = []
+    page.route(
+        re.compile(rf"/api/v1/selection/{rid}/{first_read}$"), lambda route: held.append(route)
+    )
+    reads: list[str] = []
+    page.on("request", lambda request: reads.append(request.url.split(live_url, 1)[-1]))
+    with page.expect_websocket(lambda ws: f"/ws/selection/{rid}/" in ws.url):
+        page.goto(f"/h5/selection/{rid}/{phase}/", wait_until="commit")
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator("#units li").first).to_be_visible()
+    expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+    data = [url for url in reads if url.startswith("/api/")]
+    assert data.count(f"/api/v1/selection/{rid}/live/?units={listed}") == 1, data
+    assert not [url for url in data if "/units/" in url], data
+
+
 ANNOUNCE = """async ([steps]) => {
   const { countdownAnnouncer } = await import('/static/h5/lib/announce.js');
   const say = countdownAnnouncer({ id: 'probe', phrase: (t) => `正选时间剩余${t}`,

@@ -206,8 +206,8 @@ function onLive(event, stream) {
 
 /* The snapshot (on connect, on reconnect, and every 3 s while polling): the phase, the
  * session's end, the carts with each unit's status; the list again when the round moved.
- * The first snapshot (its heads: everything moved) reads the list the page opens with:
- * read before it, the list would have to be read again (issue 16: each page's data once). */
+ * The first snapshot brings the list the page opens with (read after its heads; read
+ * before them, the list would have to be read again: issue 16, each page's data once). */
 async function onSnapshot(data, { first, moved }) {
   if (data.allocation || data.phase === "allocated" || data.phase === "gave_up") {
     leave();
@@ -225,7 +225,9 @@ async function onSnapshot(data, { first, moved }) {
     preCount = data.carts.pre.length;
     preKey = cartKey(data.carts.pre);
   }
-  if (first || moved.has(`round.${rid}`)) {
+  if (data.units) {
+    units.set(unitsFetch.merge(units.list, unitsFetch.arrived(data.units), { keep: true }));
+  } else if (first || moved.has(`round.${rid}`)) {
     try {
       await loadUnits({ keep: true });
     } catch (failure) {
@@ -443,6 +445,8 @@ async function giveUp() {
   }
 }
 
+/* Entering formal selection (the window, the session, the formal cart's limit), while
+ * the live socket connects; true when the page goes on with the list. */
 async function start() {
   const page = $("page");
   let entered;
@@ -454,15 +458,15 @@ async function start() {
     if (code === "declaration_required" || code === "window_not_open") {
       // Before the window the declaration page says when it opens and counts down to it.
       window.location.replace(`/h5/selection/${rid}/declaration/formal/`);
-      return;
+      return false;
     }
     if (code === "already_allocated" || code === "gave_up") {
       window.location.replace(resultUrl);
-      return;
+      return false;
     }
     if (failure.status === 401 || failure.redirecting) {
       await showFailure(failure);
-      return;
+      return false;
     }
     notice(page.parentElement, {
       title: (failure.error && failure.error.message) || "无法进入正选",
@@ -471,7 +475,7 @@ async function start() {
         ["我的选房结果", resultUrl],
       ],
     });
-    return;
+    return false;
   }
   endsAt = Date.parse(entered.session.ends_at);
   sessionId = entered.session.id;
@@ -496,7 +500,7 @@ async function start() {
   // Entering answers with the formal cart (its limit); the items, and the pre-selection
   // cart, come with every live snapshot from here on.
   cart = entered.cart;
-  live({ onSnapshot, onEvent: onLive });
+  return true;
 }
 
 $("sync-btn").addEventListener("click", syncCart);
@@ -504,4 +508,4 @@ $("sync-now").addEventListener("click", syncCart);
 confirmButton.addEventListener("click", confirmUnit);
 giveUpButton.addEventListener("click", giveUp);
 
-start();
+live({ onSnapshot, onEvent: onLive, units: "available", opened: start() });

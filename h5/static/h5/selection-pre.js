@@ -196,8 +196,8 @@ function onLive(event, stream) {
 }
 
 /* The snapshot: the cart, and the list again when the round moved. The first snapshot
- * (its heads: everything moved) reads the list the page opens with: read before it, the
- * list would have to be read again (issue 16: each page's data once). */
+ * brings the list the page opens with (read after its heads; read before them, the list
+ * would have to be read again: issue 16, each page's data once). */
 async function onSnapshot(data, { first, moved }) {
   if (over) return;
   if (data.phase !== "pre") {
@@ -205,7 +205,9 @@ async function onSnapshot(data, { first, moved }) {
     return;
   }
   if (!busy) cart = { ...cart, items: data.carts.pre };
-  if (first || moved.has(`round.${rid}`)) {
+  if (data.units) {
+    units.set(unitsFetch.merge(units.list, unitsFetch.arrived(data.units), { keep: true }));
+  } else if (first || moved.has(`round.${rid}`)) {
     try {
       await loadUnits({ keep: true });
     } catch (failure) {
@@ -272,26 +274,28 @@ async function sessionRescheduled() {
   }
 }
 
+/* The state (the cart's limit, the family's session), read while the live socket
+ * connects; true when the page goes on with the list. */
 async function start() {
   try {
     const state = await call("GET", `${api}/state/`);
     if (state.phase !== "pre") {
       phaseNotice(state);
-      return;
+      return false;
     }
     if (!state.declared_pre) {
       window.location.replace(`/h5/selection/${rid}/declaration/pre/`);
-      return;
+      return false;
     }
     drawPhasebar(state);
     // The cart's items come with the live snapshot (the page's data once, issue 16 item 1).
     cart = { ...cart, limit: state.round.cart_limit };
+    return true;
   } catch (failure) {
     $("loading").hidden = true;
     await showFailure(failure);
-    return;
+    return false;
   }
-  live({ onSnapshot, onEvent: onLive });
 }
 
-start();
+live({ onSnapshot, onEvent: onLive, units: "all", opened: start() });

@@ -172,4 +172,6 @@ $("start-btn").addEventListener("click", (event) => {
   if (target) window.location.assign(target);
 });
 setInterval(tick, 500);
-load().then(() => state && live({ onSnapshot, onEvent: onLive }));
+// The live socket connects while the state is read; without a state (the read was
+// refused) it is abandoned.
+live({ onSnapshot, onEvent: onLive, opened: load().then(() => Boolean(state)) });

@@ -4,6 +4,7 @@
  *   const live = connect({
  *     socket: "/ws/selection/3/",             // opened as ws:// or wss:// like the page
  *     snapshot: "/api/v1/selection/3/live/",  // GET; answers {heads, …, server_time_ms}
+ *                                             // (or ({ first }) => url: the first may ask more)
  *     onSnapshot(data, { first, moved }) {},  // after each snapshot: connect, reconnect, poll
  *     onEvent(event, stream) {},              // each new event once, in seq order per stream
  *     onError(failure) {},                    // the snapshot was refused (401 / 403 / 404)
@@ -99,6 +100,13 @@ const ui = {
     const main = document.getElementById("main") || document.body;
     main.prepend(this.notices);
     this.drift(clock.synced && Math.abs(clock.offset) > DRIFT_WARN_MS);
+  },
+  remove() {
+    if (this.badge) this.badge.remove();
+    if (this.notices) this.notices.remove();
+    this.badge = null;
+    this.notices = null;
+    this.banners = {};
   },
   state(state) {
     if (!this.badge) return;
@@ -240,7 +248,7 @@ export function connect(options) {
     return enqueue(async () => {
       let data;
       try {
-        data = snapshotUrl ? await getJson(snapshotUrl) : await replay();
+        data = snapshotUrl ? await getJson(snapshotAt(snapshots === 0)) : await replay();
       } catch (failure) {
         const status = failure && failure.status;
         if (status === 401 || status === 403 || status === 404) {
@@ -279,6 +287,9 @@ export function connect(options) {
       }
     });
   }
+
+  const snapshotAt = (first) =>
+    typeof snapshotUrl === "function" ? snapshotUrl({ first }) : snapshotUrl;
 
   /* No snapshot URL (a QR progress page): every event of its streams from the start
    * (or from `last`) is the snapshot. */
@@ -506,6 +517,12 @@ export function connect(options) {
     /* Read the snapshot again now (a 「刷新」 button). */
     refresh: loadSnapshot,
     stop,
+    /* The page will not use this connection after all (its own first read sent it
+     * elsewhere or to a notice): stop, and take the badge and banners away. */
+    abandon() {
+      stop();
+      ui.remove();
+    },
   };
 }
 

@@ -236,6 +236,12 @@ export function unitRequests(urlOf) {
       const list = await call("GET", url);
       return mine === latest ? { url, list } : null;
     },
+    /* The list came another way (a snapshot that carried it): newer than any read on its
+     * way, which is then dropped like an overtaken one. */
+    arrived(list) {
+      latest += 1;
+      return { url: urlOf(), list };
+    },
     merge(rows, got, { keep = false } = {}) {
       const next = keep && got.url === shown ? keepRows(rows, got.list) : got.list;
       shown = got.url;
@@ -298,14 +304,25 @@ export function roundId() {
 }
 
 /* The family's selection socket for this round (docs/REALTIME.md): its snapshot is
- * GET …/live/ (heads, phase, session, carts, allocation). */
-export function live({ onSnapshot, onEvent }) {
+ * GET …/live/ (heads, phase, session, carts, allocation). `units` ("all" / "available"):
+ * the first snapshot brings the unit list too (read after its heads, like the rest).
+ * `opened`: the page's own first read, made while the socket connects; the snapshot and
+ * its failures wait for it, and when it resolves falsy (the page turned into a notice or
+ * went elsewhere) the connection is abandoned. */
+export function live({ onSnapshot, onEvent, units = "", opened = Promise.resolve(true) }) {
   const rid = roundId();
-  return connect({
+  const url = `/api/v1/selection/${rid}/live/`;
+  const connection = connect({
     socket: `/ws/selection/${rid}/`,
-    snapshot: `/api/v1/selection/${rid}/live/`,
-    onSnapshot,
+    snapshot: ({ first }) => (first && units ? `${url}?units=${units}` : url),
+    onSnapshot: async (data, how) => {
+      if (await opened) await onSnapshot(data, how);
+    },
     onEvent,
-    onError: (failure) => showFailure(failure),
+    onError: async (failure) => {
+      if (await opened) await showFailure(failure);
+    },
   });
+  opened.then((ok) => ok || connection.abandon());
+  return connection;
 }
