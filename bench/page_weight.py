@@ -9,6 +9,7 @@ its request-level factors), and prints for each page:
 - bytes: what came over the network for the page's HTTP requests (CDP encodedDataLength:
   compressed bodies plus headers), the document, its assets and its data (XHR/fetch);
 - requests: HTTP requests until the page was usable (websockets are not counted);
+  -v lists them with when each was sent and done (ms from the navigation's start);
 - usable: ms from the navigation's start until the page is usable: DOMContentLoaded, the
   page's loading placeholder (#loading) gone, and its data loaded (the last response before
   the network stays quiet for 1 s).
@@ -212,10 +213,18 @@ def weigh(context, name: str, path: str) -> Weight:
         bytes=sum(size for _, size in finished.values()),
         requests=len(started),
         usable_ms=round(usable * 1000),
-        urls=[f"{urls[r]} {finished.get(r, (0, 0))[1]}" for r in started],
+        urls=[timeline(urls[r], started[r], finished.get(r), marks["start"]) for r in started],
     )
     page.close()
     return weight
+
+
+def timeline(url: str, sent: float, done: tuple[float, int] | None, start: float) -> str:
+    """One request for -v: when it was sent and done (ms from the navigation), and its bytes."""
+    at = f"{(sent - start) * 1000:6.0f}"
+    if done is None:
+        return f"{at} →    ... {url} (unfinished)"
+    return f"{at} → {(done[0] - start) * 1000:6.0f}  {url} {done[1]}"
 
 
 def context_base(context) -> str:
