@@ -23,6 +23,7 @@ from mobile_api.selection_common import (
     OptionSerializer,
     ServerTimeSerializer,
     SessionSerializer,
+    UnitSerializer,
     _cart_response,
     _family,
     _kind,
@@ -121,13 +122,20 @@ class RoundListApi(APIView):
         id = serializers.IntegerField()
         name = serializers.CharField()
         preselect_starts_at = serializers.DateTimeField()
+        allocated_unit = UnitSerializer(
+            allow_null=True, help_text="the unit allocated to the family in this round"
+        )
 
     @extend_schema(
         operation_id="v1_selection_rounds_list",
         responses={200: OutputSerializer(many=True), **ERROR_RESPONSES},
     )
     def get(self, request):
-        rounds = selectors.family_rounds(family=_family(request))
+        family = _family(request)
+        rounds = list(selectors.family_rounds(family=family))
+        allocated = selectors.family_allocated_units(family=family)
+        for rnd in rounds:
+            rnd.allocated_unit = allocated.get(rnd.pk)
         return Response(self.OutputSerializer(rounds, many=True).data)
 
 

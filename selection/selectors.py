@@ -37,6 +37,12 @@ def family_rounds(*, family: Family) -> QuerySet[Round]:
     )
 
 
+def family_allocated_units(*, family: Family) -> dict[int, Unit]:
+    """The unit allocated to the family in each round that has one (round id → unit)."""
+    allocations = Allocation.objects.filter(family=family).select_related("unit")
+    return {allocation.round_id: allocation.unit for allocation in allocations}
+
+
 def unit_list(
     *,
     round_id: int,

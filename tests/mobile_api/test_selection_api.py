@@ -217,6 +217,8 @@ def test_full_journey_through_the_api(world):
     with time_machine.travel(PRE_START + timedelta(minutes=1), tick=False):
         state = api_a.get(f"{base}/state/").json()
         assert state["phase"] == "pre" and state["next_session"]["id"] == s1.pk
+        rounds = api_a.get("/api/v1/selection/rounds/").json()
+        assert [(r["id"], r["allocated_unit"]) for r in rounds] == [(rid, None)]
         for api in (api_a, api_b):
             text = api.get(f"{base}/declaration/pre/").json()
             assert (
@@ -257,11 +259,16 @@ def test_full_journey_through_the_api(world):
             f"{base}/confirm/", {"unit_id": u[0].pk, "idempotency_key": "journey-a-2"}
         )
         assert other.status_code == 409 and error_code(other) == "already_allocated"
+        # The rounds list names the unit (the signing list's 「去签约」 reads only this).
+        rounds = api_a.get("/api/v1/selection/rounds/").json()
+        assert rounds[0]["allocated_unit"]["id"] == u[2].pk
+        assert api_b.get("/api/v1/selection/rounds/").json()[0]["allocated_unit"] is None
     from selection.allocation import session_close
 
     session_close(session_id=s1.pk, now=s1.ends_at)
     with time_machine.travel(s1.ends_at + timedelta(seconds=1), tick=False):
         result_b = api_b.get(f"{base}/result/").json()
+        assert api_b.get("/api/v1/selection/rounds/").json()[0]["allocated_unit"]["id"] == u[0].pk
         assert (
             result_b["allocation"]["unit"]["id"] == u[0].pk
             and result_b["allocation"]["how"] == "auto"

@@ -80,8 +80,8 @@ function card(agreement) {
 }
 
 /* 租赁合同签约: the family's lease (its own page, stage by stage), or 「去签约」 when the
- * family holds an allocation and has not started yet. Its agreement is not listed again
- * below. Returns the agreement ids of the leases. */
+ * family holds an allocation and has not started yet (up to two reads in a row). Its
+ * agreement is not listed again below. Returns the agreement ids of the leases. */
 async function leaseEntry() {
   const section = document.getElementById("lease-entry");
   const list = document.getElementById("leases");
@@ -97,11 +97,11 @@ async function leaseEntry() {
     section.hidden = false;
     return new Set(leases.map((lease) => lease.agreement.id));
   }
+  // The rounds list names the unit allocated in each: no read of each round's result.
   const rounds = await api("GET", "/api/v1/selection/rounds/");
   for (const round of rounds) {
-    const result = await api("GET", `/api/v1/selection/${round.id}/result/`);
-    if (!result.allocation) continue;
-    const unit = result.allocation.unit;
+    const unit = round.allocated_unit;
+    if (!unit) continue;
     list.replaceChildren(
       el(
         "article",
@@ -146,7 +146,7 @@ function tips(agreements) {
 
 async function load() {
   try {
-    // The lease entry (up to three reads in a row) and the agreements side by side. A lease
+    // The lease entry (up to two reads in a row) and the agreements side by side. A lease
     // entry that cannot be read leaves the agreements listed; an ended session goes to login.
     const [leaseAgreements, all] = await Promise.all([
       leaseEntry().catch((failure) => (failure && failure.redirecting ? null : new Set())),
