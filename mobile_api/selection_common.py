@@ -41,15 +41,23 @@ class FamilyUnitSerializer(UnitSerializer):
     eligible = serializers.BooleanField()
 
 
-def family_units(*, family, round_id: int, available_only: bool, **filters) -> list:
+def family_units(
+    *,
+    family,
+    round_id: int,
+    available_only: bool,
+    building: str = "",
+    layout: str = "",
+    orientation: str = "",
+) -> list:
     """The round's units (filtered by building, layout, orientation), each marked whether
     the family's household may choose it (the cart's rule), as FamilyUnitSerializer gives
     them."""
     units = selectors.unit_list(
         round_id=round_id,
-        building=filters.get("building", ""),
-        layout=filters.get("layout", ""),
-        orientation=filters.get("orientation", ""),
+        building=building,
+        layout=layout,
+        orientation=orientation,
         available_only=available_only,
     )
     eligible = set(family.eligible_layouts)

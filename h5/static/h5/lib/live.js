@@ -138,6 +138,8 @@ const ui = {
 export function connect(options) {
   const { socket: path, snapshot: snapshotUrl, token = "" } = options;
   let streams = options.streams || []; // without a snapshot URL: what to catch up from 0
+  const snapshotAt = (first) =>
+    typeof snapshotUrl === "function" ? snapshotUrl({ first }) : snapshotUrl;
   const onSnapshot = options.onSnapshot || (() => {});
   const onEvent = options.onEvent || (() => {});
   const onError = options.onError || (() => {});
@@ -287,9 +289,6 @@ export function connect(options) {
       }
     });
   }
-
-  const snapshotAt = (first) =>
-    typeof snapshotUrl === "function" ? snapshotUrl({ first }) : snapshotUrl;
 
   /* No snapshot URL (a QR progress page): every event of its streams from the start
    * (or from `last`) is the snapshot. */
