@@ -130,6 +130,11 @@ class Family(models.Model):
     def eligible_layout_labels(self) -> list[str]:
         return [Layout(code).label for code in self.eligible_layouts if code in Layout.values]
 
+    def may_choose(self, layout: str) -> bool:
+        """Whether the household may choose a unit of this layout (its 可选户型): the rule the
+        cart, staff allocation and the unit list's 「我家可选」 all apply."""
+        return layout in self.eligible_layouts
+
 
 class DeviceSession(models.Model):
     """One row per applicant login. At most one is active per user: logging in elsewhere

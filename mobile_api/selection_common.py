@@ -41,28 +41,12 @@ class FamilyUnitSerializer(UnitSerializer):
     eligible = serializers.BooleanField()
 
 
-def family_units(
-    *,
-    family,
-    round_id: int,
-    available_only: bool,
-    building: str = "",
-    layout: str = "",
-    orientation: str = "",
-) -> list:
-    """The round's units (filtered by building, layout, orientation), each marked whether
-    the family's household may choose it (the cart's rule), as FamilyUnitSerializer gives
-    them."""
-    units = selectors.unit_list(
-        round_id=round_id,
-        building=building,
-        layout=layout,
-        orientation=orientation,
-        available_only=available_only,
+def family_units(*, family, round_id: int, available_only: bool, **filters) -> list:
+    """selectors.family_unit_list (building, layout, orientation filters) as
+    FamilyUnitSerializer gives it: what GET …/units/ and the live snapshot answer."""
+    units = selectors.family_unit_list(
+        family=family, round_id=round_id, available_only=available_only, **filters
     )
-    eligible = set(family.eligible_layouts)
-    for unit in units:
-        unit.eligible = unit.layout in eligible
     return FamilyUnitSerializer(units, many=True).data
 
 

@@ -172,7 +172,7 @@ def cart_add(
     unit = Unit.objects.filter(pk=unit_id, round_id=round_id).first()
     if unit is None:
         raise UnitNotFound()
-    if unit.layout not in family.eligible_layouts:
+    if not family.may_choose(unit.layout):
         raise NotAllowed("unit_not_eligible", "该房源户型不在您家庭可选户型范围内")
     if unit.status != Unit.Status.AVAILABLE:
         raise Conflict("unit_taken", "该房源已被选定，请选择其他房源")

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
 
 from accounts.models import Family, Layout
 from selection.models import (
@@ -41,6 +41,30 @@ def family_allocated_units(*, family: Family) -> dict[int, Unit]:
     """The unit allocated to the family in each round that has one (round id → unit)."""
     allocations = Allocation.objects.filter(family=family).select_related("unit")
     return {allocation.round_id: allocation.unit for allocation in allocations}
+
+
+def family_unit_list(
+    *,
+    family: Family,
+    round_id: int,
+    available_only: bool,
+    building: str = "",
+    layout: str = "",
+    orientation: str = "",
+) -> QuerySet[Unit]:
+    """unit_list, each unit annotated `eligible`: whether the family may choose it (its
+    layout among the family's 可选户型, the rule Family.may_choose and the cart apply)."""
+    return unit_list(
+        round_id=round_id,
+        building=building,
+        layout=layout,
+        orientation=orientation,
+        available_only=available_only,
+    ).annotate(
+        eligible=ExpressionWrapper(
+            Q(layout__in=family.eligible_layouts), output_field=BooleanField()
+        )
+    )
 
 
 def unit_list(

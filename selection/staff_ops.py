@@ -265,7 +265,7 @@ def allocation_by_staff(
             raise Conflict("unit_taken", f"房源{unit.label}已被选定")
         if unit.status == Unit.Status.WITHDRAWN:
             raise Conflict("unit_withdrawn", f"房源{unit.label}已撤回，不能分配")
-        if unit.layout not in family.eligible_layouts:
+        if not family.may_choose(unit.layout):
             allowed = "、".join(family.eligible_layout_labels) or "无"
             raise NotAllowed(
                 "layout_not_eligible",
