@@ -16,7 +16,7 @@ function wire(video) {
 
   function fallback(message) {
     hint.textContent = message;
-    fileLabel.hidden = false;
+    fileLabel.classList.remove("anju-face__pick_off");
   }
 
   if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
