@@ -290,6 +290,23 @@ def _healthy(url: str) -> bool:
         return False
 
 
+# The logs of this worker's server and its workers, for a failed test's report.
+_SERVER_LOGS: list[Path] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test's report carries the tail of the server's log (every request with
+    its status, and any traceback): CI keeps only the test output, and what the server did is
+    half of what a failure in a browser means."""
+    report = yield
+    if report.failed and _SERVER_LOGS:
+        for log in _SERVER_LOGS:
+            lines = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
+            report.sections.append((f"{log.name} (last lines)", "\n".join(lines)))
+    return report
+
+
 # Package scope: the server and its relay stop when the browser tests are done. A relay left
 # running would claim events that later tests (realtime, deploy) publish themselves.
 @pytest.fixture(scope="package")
@@ -341,6 +358,7 @@ def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
                 stderr=subprocess.STDOUT,
             )
     base_url = f"http://127.0.0.1:{port}"
+    _SERVER_LOGS[:] = [log_path, *(log_path.with_name(f"{name}.log") for name in workers)]
 
     def stop() -> None:
         for child in (*workers.values(), process):
