@@ -22,7 +22,7 @@ from tests.worlds import make_world
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class TestPing(Strict):
+class PingPayload(Strict):
     """The relay tests' own event: any stream, an optional counter."""
 
     i = serializers.IntegerField(required=False)
@@ -31,7 +31,7 @@ class TestPing(Strict):
 @pytest.fixture(autouse=True)
 def ping_event(monkeypatch):
     """Declare `test.ping` for these tests only (events are checked as they are recorded)."""
-    monkeypatch.setitem(EVENT_TYPES, "test.ping", EventType(TestPing, "any", "relay tests"))
+    monkeypatch.setitem(EVENT_TYPES, "test.ping", EventType(PingPayload, "any", "relay tests"))
 
 
 def record(stream, n, kind="test.ping"):
