@@ -55,6 +55,8 @@ def test_h5_error_pages_are_chinese_weui_pages(status):
     assert 'lang="zh-Hans"' in body
     assert "返回首页" in body and 'href="/h5/"' in body
     assert "Not Found" not in body and "Server Error" not in body
+    # No page script and no login: lib/dom.js alone, for iOS Safari's pressed 「返回首页」.
+    assert re.search(r'<script type="module" src="/static/h5/lib/dom\.[^"]*js"', body), body
 
 
 @pytest.mark.parametrize("status", [400, 404, 500])
