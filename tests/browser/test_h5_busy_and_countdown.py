@@ -213,6 +213,8 @@ def test_declaration_says_opening_at_zero_then_opens(page, live_url, orm, screen
     go = page.get_by_role("button", name="去选房")
     expect(go).to_be_disabled()
     screenshot("declaration-countdown")
+    # 【去选房】 stays where it is through the opening (a finger is on it at 00:00).
+    at = go.bounding_box()
 
     # At 00:00 the page says it is opening and reads the state (held back here).
     with page.expect_request(re.compile(r"/state/$"), timeout=25_000):
@@ -220,13 +222,17 @@ def test_declaration_says_opening_at_zero_then_opens(page, live_url, orm, screen
     expect(countdown).to_be_hidden()
     expect(go).to_be_disabled()
     expect(status).to_have_text("正在开启，请稍候…")
+    assert go.bounding_box() == at
     screenshot("declaration-opening")
 
     released.append(True)
     for route in held:
         route.continue_()
     expect(go).to_be_enabled()
-    expect(status).to_be_hidden()
+    expect(status).to_have_text("正选已开始，请点击【去选房】。")
+    expect(countdown).to_be_hidden()
+    assert go.bounding_box() == at
+    screenshot("declaration-open")
     go.tap()
     expect(page).to_have_url(f"{live_url}/h5/selection/{rid}/formal/")
     expect(page.locator("#countdown")).to_have_text(re.compile(r"^剩余 0[12]:\d\d$"))

@@ -58,8 +58,25 @@ def test_formal_declaration_says_when_and_opens_by_itself(page, orm, screenshot)
     expect(go).to_be_disabled()
     screenshot("formal-declaration-waiting")
     expect(go).to_be_enabled(timeout=25_000)  # the page moves on at the window's start
-    expect(status).to_be_hidden()
+    expect(status).to_have_text("正选已开始，请点击【去选房】。")
     screenshot("formal-declaration-open")
+
+
+def test_the_round_page_moves_on_at_the_opening_with_its_button_in_place(page, orm, screenshot):
+    """At the window's start the round page's tips change (the pre-selection advice, then
+    「正在开启」, then the time left): 【开始选房】, which a family taps at that moment, stays
+    where it is."""
+    rid, applicant = orm(_session_soon, 12, 120)
+    log_in(page, orm, applicant)
+    page.goto(f"/h5/selection/{rid}/")
+    tips = page.locator("#phase-tips")
+    expect(tips).to_contain_text("开始前完成预选")
+    start = page.get_by_role("button", name="开始选房")
+    at = start.bounding_box()
+    expect(page.locator("#phase")).to_have_text("正选进行中", timeout=25_000)
+    expect(tips).to_contain_text("请立即开始选房")
+    assert start.bounding_box() == at
+    screenshot("round-open")
 
 
 def test_pre_page_notice_moves_on_after_the_session(page, orm, screenshot):

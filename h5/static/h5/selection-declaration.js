@@ -54,7 +54,7 @@ const form = declaration({
  * 00:00 (server clock) 「正在开启，请稍候…」 until the state read says it is open. */
 function drawWait() {
   if (!upcoming) {
-    countdown.hidden = true;
+    showCountdown(false);
     return;
   }
   const word = selectingWord(upcoming);
@@ -62,13 +62,19 @@ function drawWait() {
   if (left <= 0) {
     status.textContent = "正在开启，请稍候…";
     status.classList.add("anju-opening");
-    countdown.hidden = true;
+    showCountdown(false);
     return;
   }
   status.textContent = `您的${word}时间为${fmt.window(upcoming)}，届时本页将自动开放【去选房】。`;
   status.classList.remove("anju-opening");
   countdown.textContent = `距${word}开始 ${fmt.mmss(left)}`;
-  countdown.hidden = left > COUNTDOWN_WITHIN_MS;
+  showCountdown(left <= COUNTDOWN_WITHIN_MS);
+}
+
+/* The countdown keeps its place while not shown (as the status keeps room for its lines):
+ * nothing above 【去选房】 changes height when the window opens. */
+function showCountdown(on) {
+  countdown.classList.toggle("anju-open-countdown_off", !on);
 }
 
 /* 正选/补选 declaration: say when the family's window opens, count down to it, and open
@@ -82,10 +88,10 @@ async function watchWindow() {
     upcoming = state.phase !== "formal" ? state.next_session : null;
     waiting = state.phase !== "formal";
     if (state.phase === "formal") {
-      status.hidden = true;
-      countdown.hidden = true;
+      status.textContent = `${selectingWord(state.session)}已开始，请点击【去选房】。`;
+      status.classList.remove("anju-opening");
+      showCountdown(false);
     } else if (upcoming) {
-      status.hidden = false;
       drawWait();
       const wait = Date.parse(upcoming.starts_at) - clock.now();
       if (wait > 0) opening = 0;
@@ -100,8 +106,7 @@ async function watchWindow() {
     } else {
       status.textContent = "您的选房场次已结束，请查看选房结果。";
       status.classList.remove("anju-opening");
-      status.hidden = false;
-      countdown.hidden = true;
+      showCountdown(false);
     }
   } catch (failure) {
     await showFailure(failure);
