@@ -229,7 +229,7 @@ def test_declaration_says_opening_at_zero_then_opens(page, live_url, orm, screen
     for route in held:
         route.continue_()
     expect(go).to_be_enabled()
-    expect(status).to_have_text("正选已开始，请点击【去选房】。")
+    expect(status).to_have_text("正选已开始，请勾选声明后点击【去选房】。")
     expect(countdown).to_be_hidden()
     assert go.bounding_box() == at
     screenshot("declaration-open")

@@ -58,7 +58,7 @@ def test_formal_declaration_says_when_and_opens_by_itself(page, orm, screenshot)
     expect(go).to_be_disabled()
     screenshot("formal-declaration-waiting")
     expect(go).to_be_enabled(timeout=25_000)  # the page moves on at the window's start
-    expect(status).to_have_text("正选已开始，请点击【去选房】。")
+    expect(status).to_have_text("正选已开始，请勾选声明后点击【去选房】。")
     screenshot("formal-declaration-open")
 
 

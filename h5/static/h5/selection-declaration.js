@@ -88,7 +88,7 @@ async function watchWindow() {
     upcoming = state.phase !== "formal" ? state.next_session : null;
     waiting = state.phase !== "formal";
     if (state.phase === "formal") {
-      status.textContent = `${selectingWord(state.session)}已开始，请点击【去选房】。`;
+      status.textContent = `${selectingWord(state.session)}已开始，请勾选声明后点击【去选房】。`;
       status.classList.remove("anju-opening");
       showCountdown(false);
     } else if (upcoming) {
