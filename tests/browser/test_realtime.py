@@ -273,6 +273,23 @@ def test_a_unit_taken_by_another_family_shows_at_once(page, other_page, live_url
     expect(page.locator("#live-state")).to_have_text("实时")
 
 
+def test_a_refused_socket_does_not_hold_back_the_first_snapshot(page, orm):
+    """A proxy refuses the socket at once: the page reads its first snapshot (the unit list
+    with it) right then, as a poll would, not after the 4 s fallback. The page's clock is
+    paused (Playwright's fake timers), so no timer can be what shows the list."""
+    setup = orm(_open_session_with_two_families)
+    page.route_web_socket(
+        re.compile(r"/ws/selection/"), lambda ws: ws.close(code=1011, reason="refused")
+    )
+    log_in(page, orm, setup.b)
+    page.clock.install()
+    page.clock.pause_at(timezone.now() + timedelta(seconds=1))
+    page.goto(f"/h5/selection/{setup.round_id}/formal/")
+    expect(page.get_by_role("button", name="1栋 1201 已加入")).to_be_disabled()
+    expect(page.get_by_role("button", name="选择 1栋 1203")).to_be_enabled()
+    expect(page.locator("#live-state")).to_have_text("连接中")
+
+
 def test_without_a_socket_the_page_polls_then_goes_live_again(page, live_url, orm, screenshot):
     setup = orm(_open_session_with_two_families)
     blocked = True
@@ -289,7 +306,8 @@ def test_without_a_socket_the_page_polls_then_goes_live_again(page, live_url, or
     log_in(page, orm, setup.b)
     page.goto(f"/h5/selection/{setup.round_id}/formal/")
     badge = page.locator("#live-state")
-    expect(badge).to_have_text("连接中")
+    # The refused socket does not hold the list back (the test below proves it at once).
+    expect(page.get_by_role("button", name="1栋 1201 已加入")).to_be_disabled()
     # No socket up within 4 s: the page says so and polls.
     expect(badge).to_have_text("定时刷新", timeout=10_000)
     expect(page.get_by_text("连接中断，已切换为定时刷新")).to_be_visible()

@@ -18,7 +18,8 @@
  * a frame that starts above `last + 1`, or a `heads` frame above `last`, is filled in over
  * HTTP first (`…/events/?after=last`, again while `more`). A lost socket is reopened with
  * backoff and a fresh snapshot; when no socket is up for 4 s the snapshot is polled every
- * 3 s instead, until one is. Everything that touches `last` runs one task at a time.
+ * 3 s instead, until one is (and a socket that fails before any snapshot has one read at
+ * once, as a poll). Everything that touches `last` runs one task at a time.
  *
  * The clock: `ping`/`pong` and every API answer with server_time_ms give a sample
  * (offset at the middle of the round trip); the offset of the fastest of the last few is
@@ -446,6 +447,9 @@ export function connect(options) {
       startPolling();
       return;
     }
+    // Nothing shown yet and the socket failed (a proxy that refuses websockets, say): read
+    // the snapshot now, as a poll would, rather than leave the page empty until the fallback.
+    if (snapshots === 0 && !snapshotPending) loadSnapshot();
     armFallback();
     const base = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
     attempt += 1;
