@@ -122,6 +122,9 @@ def test_operator_withdraws_a_unit_and_the_family_is_told(page, desktop, orm):
     # A session moved onto the next one: refused in Chinese, nothing changed.
     desktop.goto(f"/admin/selection/session/{world['session2']}/change/")
     desktop.get_by_role("link", name="场次改期").click()
+    # The form page loaded, its deferred admin scripts run: one full run's click on the
+    # submit button sent nothing while the page was still loading them.
+    desktop.wait_for_url(re.compile(r"/reschedule/$"))
     desktop.fill("#id_starts_at", world["session3_start"])
     desktop.fill("#id_reason", "系统维护，顺延")
     desktop.get_by_role("button", name="场次改期").click()
