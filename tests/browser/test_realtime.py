@@ -306,7 +306,7 @@ def test_without_a_socket_the_page_polls_then_goes_live_again(page, live_url, or
     log_in(page, orm, setup.b)
     page.goto(f"/h5/selection/{setup.round_id}/formal/")
     badge = page.locator("#live-state")
-    # The refused socket does not hold the list back (the test below proves it at once).
+    # The refused socket does not hold the list back (the test above proves it at once).
     expect(page.get_by_role("button", name="1栋 1201 已加入")).to_be_disabled()
     # No socket up within 4 s: the page says so and polls.
     expect(badge).to_have_text("定时刷新", timeout=10_000)

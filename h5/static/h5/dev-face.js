@@ -16,7 +16,7 @@ function wire(video) {
 
   function fallback(message) {
     hint.textContent = message;
-    fileLabel.classList.remove("anju-face__pick_off");
+    fileLabel.classList.remove("anju-held");
   }
 
   if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {

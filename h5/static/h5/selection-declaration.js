@@ -74,7 +74,7 @@ function drawWait() {
 /* The countdown keeps its place while not shown (as the status keeps room for its lines):
  * nothing above 【去选房】 changes height when the window opens. */
 function showCountdown(on) {
-  countdown.classList.toggle("anju-open-countdown_off", !on);
+  countdown.classList.toggle("anju-held", !on);
 }
 
 /* 正选/补选 declaration: say when the family's window opens, count down to it, and open
