@@ -29,6 +29,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -108,7 +109,54 @@ def _new_context_with(
     context = new_context(**options)
     csp_watch(context, violations)
     axe_on_screenshots(context)
+    JOURNAL.watch(context)
     return context
+
+
+# What the browsers asked of the server and when the answers came, for a failed test's
+# report. The server's access log writes a line when a response is done, so a request that is
+# still waiting (or was never sent) looks the same there; the browser's side tells them apart.
+class _Journal:
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque(maxlen=60)
+        self.reset()
+
+    def reset(self) -> None:
+        self.lines.clear()
+        self.start = time.monotonic()
+        self.contexts = 0
+
+    def watch(self, context: Any) -> None:
+        """Note each of `context`'s requests: sent, answered (status) or failed; static
+        files only when they fail. c1 is the test's phone, c2… a desktop or another phone."""
+        self.contexts += 1
+        tag = f"c{self.contexts}"
+
+        def note(mark: str, request: Any, after: str = "") -> None:
+            parts = urlsplit(request.url)
+            query = f"?{parts.query}" if parts.query else ""
+            at = time.monotonic() - self.start
+            self.lines.append(
+                f"+{at:7.3f}s {tag} {mark} {request.method} {parts.path}{query}{after}"
+            )
+
+        def wanted(request: Any) -> bool:
+            return not request.url.startswith("data:") and "/static/" not in request.url
+
+        context.on("request", lambda r: wanted(r) and note("→", r))
+        context.on("requestfinished", lambda r: wanted(r) and note("←", r, f" {_status(r)}"))
+        context.on("requestfailed", lambda r: note("✗", r, f" ({r.failure})"))
+
+
+def _status(request: Any) -> str:
+    try:
+        response = request.response()
+    except Exception:  # the context closed meanwhile
+        return "?"
+    return str(response.status) if response else "?"
+
+
+JOURNAL = _Journal()
 
 
 # ---- axe-core ------------------------------------------------------------------------------
@@ -304,6 +352,8 @@ def pytest_runtest_makereport(item, call):
         for log in _SERVER_LOGS:
             lines = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
             report.sections.append((f"{log.name} (last lines)", "\n".join(lines)))
+    if report.failed and JOURNAL.lines:
+        report.sections.append(("browser requests (last lines)", "\n".join(JOURNAL.lines)))
     return report
 
 
@@ -439,6 +489,7 @@ def page(live_url) -> Iterator[Any]:
     # a step that does a server-to-server callback, on two busy cores, once took over 5 s.
     expect.set_options(timeout=10_000)
 
+    JOURNAL.reset()
     origin = urlsplit(live_url).netloc
     foreign: list[str] = []
     errors: list[str] = []
