@@ -217,6 +217,8 @@ INSTALLED_APPS = [
 # (DEBUG, no nginx) serves them itself through WhiteNoise; SERVE_STATIC=1 does so without DEBUG.
 SERVE_STATIC = env_bool("SERVE_STATIC", DEBUG)
 MIDDLEWARE = [
+    # First, so that it compresses what every other middleware has finished (core/compression.py).
+    "core.compression.TextGZipMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every response (django-csp; CONTENT_SECURITY_POLICY below).
     "csp.middleware.CSPMiddleware",
