@@ -97,6 +97,26 @@ def _qr_shown(page, title: str) -> None:
     expect(page.locator("#qr-code")).to_have_text(re.compile(r"^\S{4} \S{4}$"))
 
 
+def test_the_signing_list_reads_the_rounds_beside_the_leases(page, orm):
+    """A family without a lease yet sees 「租赁合同签约」 one round trip sooner: the rounds
+    (which name its allocated unit) are read while the leases are still on their way, not
+    after them (issue 16: each page's reads side by side)."""
+    setup = orm(_allocated_just_now)
+    log_in(page, orm, setup.applicant)
+    held: list[Any] = []
+    page.route("**/api/v1/lease/", lambda route: held.append(route))  # the answer waits
+    with page.expect_request("**/api/v1/lease/"):
+        with page.expect_request("**/api/v1/selection/rounds/"):
+            page.goto("/h5/signing/")
+    # One more round trip to the driver delivers the route it announced with the request.
+    expect(page.locator("#lease-new")).to_have_count(0)
+    assert len(held) == 1, "the leases' answer is still held"
+    held[0].continue_()
+    entry = page.locator("#lease-new")
+    expect(entry).to_contain_text("3栋1201")
+    expect(entry.get_by_role("button", name="去签约")).to_have_attribute("href", "/h5/lease/")
+
+
 def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
     setup = orm(_allocated_just_now)
     applicant = setup.applicant

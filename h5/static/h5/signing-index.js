@@ -80,11 +80,16 @@ function card(agreement) {
 }
 
 /* 租赁合同签约: the family's lease (its own page, stage by stage), or 「去签约」 when the
- * family holds an allocation and has not started yet (up to two reads in a row). Its
- * agreement is not listed again below. Returns the agreement ids of the leases. */
+ * family holds an allocation and has not started yet. Its agreement is not listed again
+ * below. Returns the agreement ids of the leases.
+ * The rounds are read beside the leases, not after them: a family without a lease (every
+ * family until its lease starts) would otherwise wait one more round trip for the page. A
+ * family with a lease does not need them, and a failed read of them is then ignored. */
 async function leaseEntry() {
   const section = document.getElementById("lease-entry");
   const list = document.getElementById("leases");
+  const roundsRead = api("GET", "/api/v1/selection/rounds/");
+  roundsRead.catch(() => {}); // awaited below only when there is no lease
   const leases = await api("GET", "/api/v1/lease/");
   if (leases.length) {
     list.replaceChildren(
@@ -98,7 +103,7 @@ async function leaseEntry() {
     return new Set(leases.map((lease) => lease.agreement.id));
   }
   // The rounds list names the unit allocated in each: no read of each round's result.
-  const rounds = await api("GET", "/api/v1/selection/rounds/");
+  const rounds = await roundsRead;
   for (const round of rounds) {
     const unit = round.allocated_unit;
     if (!unit) continue;
@@ -146,7 +151,7 @@ function tips(agreements) {
 
 async function load() {
   try {
-    // The lease entry (up to two reads in a row) and the agreements side by side. A lease
+    // The lease entry (its two reads) and the agreements side by side. A lease
     // entry that cannot be read leaves the agreements listed; an ended session goes to login.
     const [leaseAgreements, all] = await Promise.all([
       leaseEntry().catch((failure) => (failure && failure.redirecting ? null : new Set())),
