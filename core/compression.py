@@ -1,8 +1,8 @@
 """Whole text responses gzipped for a browser that accepts gzip (issue 16 item 1).
 
 The static files come precompressed (core/staticfiles.py); the pages' data did not: the
-formal page's first live snapshot carries the unit list, 52 KB of JSON that gzip makes about
-a tenth of, on the one page where a family's seconds count. This is Django's own
+formal page's first live snapshot carries the unit list, 52 KB of JSON that gzip makes
+under 3.5 KB, on the one page where a family's seconds count. This is Django's own
 GZipMiddleware, with its BREACH mitigation (random bytes in the gzip header, Django 4.2+),
 applied only where it helps and never where it would hold data back:
 
@@ -12,8 +12,8 @@ applied only where it helps and never where it would hold data back:
 - text only (JSON, HTML, CSV, plain text): images, PDFs and zips are compressed already;
 - 1 KB and over: below that the header and the padding cost about what gzip saves.
 
-The same for the embedded demo and behind nginx: nginx passes a response that already has
-a Content-Encoding through as it is (deploy/nginx/anju.conf)."""
+The same for the embedded demo and behind nginx, whose own gzip is off for what it proxies
+(deploy/nginx/anju.conf), so one rule decides what is compressed."""
 
 from __future__ import annotations
 
