@@ -96,3 +96,15 @@ def enter(family: Family, rnd: Round, session: Session, now: datetime | None = N
     now = now or session.starts_at
     declare(family, rnd, "formal", now)
     carts.formal_enter(family=family, round_id=rnd.pk, now=now)
+
+
+def family_client(family: Family):
+    """A Django test client logged in as `family`'s main applicant (its session, as the
+    pages have it)."""
+    from django.test import Client
+
+    from accounts.services import applicant_user_ensure
+
+    client = Client()
+    client.force_login(applicant_user_ensure(applicant=family.main_applicant).user)
+    return client

@@ -11,20 +11,13 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.test import Client, RequestFactory
 
 from core.compression import MIN_BYTES, TextGZipMiddleware
+from tests.worlds import family_client
 
 GZIP = {"HTTP_ACCEPT_ENCODING": "gzip, deflate, br"}
 
 
-def _family_client(family) -> Client:
-    from accounts.services import applicant_user_ensure
-
-    client = Client()
-    client.force_login(applicant_user_ensure(applicant=family.main_applicant).user)
-    return client
-
-
 def test_the_snapshot_with_its_unit_list_comes_gzipped_and_reads_the_same(world):
-    client = _family_client(world.families[0])
+    client = family_client(world.families[0])
     url = f"/api/v1/selection/{world.round.pk}/live/?units=all"
     plain = client.get(url)
     assert plain.status_code == 200 and "Content-Encoding" not in plain
@@ -93,7 +86,7 @@ def test_the_demo_unit_list_is_a_fraction_of_its_size(demo_data_once, db):
     from accounts.models import Family
     from selection.models import Round
 
-    client = _family_client(Family.objects.get(rank=1))
+    client = family_client(Family.objects.get(rank=1))
     url = f"/api/v1/selection/{Round.objects.get().pk}/live/?units=all"
     plain, packed = client.get(url), client.get(url, **GZIP)
     assert len(plain.json()["units"]) == 200

@@ -17,7 +17,7 @@ from events.services import event_record, events_record, stream_heads
 from realtime.access import qr_stream_token
 from realtime.relay import heads_once, relay_once
 from tests.realtime.conftest import aio, connected
-from tests.worlds import make_world
+from tests.worlds import family_client, make_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -164,20 +164,12 @@ def test_live_snapshot_reads_heads_first_and_is_the_familys_own(world):
     assert Client().get(f"/api/v1/selection/{world.round.pk}/live/").status_code == 401
 
 
-def _family_client(family) -> Client:
-    from accounts.services import applicant_user_ensure
-
-    client = Client()
-    client.force_login(applicant_user_ensure(applicant=family.main_applicant).user)
-    return client
-
-
 def test_live_snapshot_carries_the_unit_list_only_when_asked(world):
     """?units=all / available: the list exactly as GET …/units/ answers it (with each
     unit's eligibility), so a selection page's first snapshot is its list's read too."""
     from selection.models import Unit
 
-    client = _family_client(world.families[0])
+    client = family_client(world.families[0])
     rid = world.round.pk
     Unit.objects.filter(pk=world.units[0].pk).update(status=Unit.Status.WITHDRAWN)
     live = f"/api/v1/selection/{rid}/live/"
@@ -192,7 +184,7 @@ def test_live_snapshot_carries_the_unit_list_only_when_asked(world):
 
 @pytest.mark.parametrize("query", ["units=ALL", "units=taken", "units=all&units=x"])
 def test_live_snapshot_refuses_an_unknown_unit_list(world, query):
-    client = _family_client(world.families[0])
+    client = family_client(world.families[0])
     response = client.get(f"/api/v1/selection/{world.round.pk}/live/?{query}")
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
@@ -215,6 +207,6 @@ def test_live_snapshot_reads_the_unit_list_after_the_heads(world, monkeypatch):
         return heads
 
     monkeypatch.setattr(realtime_api, "stream_heads", heads_then_take)
-    client = _family_client(world.families[0])
+    client = family_client(world.families[0])
     body = client.get(f"/api/v1/selection/{world.round.pk}/live/?units=available").json()
     assert taken.pk not in [u["id"] for u in body["units"]]
