@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm, SetUnusablePasswordMixin
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
-from accounts.models import Applicant, AuditEntry, DeviceSession, Family, Layout, User
+from accounts.identity import provider_label
+from accounts.models import Applicant, AuditEntry, DeviceSession, Family, Layout, Role, User
+from accounts.roles import ROLE_LABELS
 from accounts.services import audit_record
-from core.admin import AuditedModelAdmin, HistoryAdmin, ReadOnlyAdmin
+from core.admin import AuditedModelAdmin, HistoryAdmin, ReadOnlyAdmin, code_filter
 from core.admin_ops import STAFF_OPS_FORM, StaffOpsMixin
 from core.admin_site import second_factor_event
 
@@ -22,8 +26,6 @@ def permission_denied(request, exception=None):
 
     user = getattr(request, "user", None)
     if request.path.startswith("/admin/") and user is not None and user.is_staff:
-        from accounts.roles import ROLE_LABELS
-
         groups = set(user.groups.values_list("name", flat=True))
         role_label = "、".join(label for role, label in ROLE_LABELS.items() if role in groups)
         response = TemplateResponse(
@@ -69,10 +71,81 @@ def _audit_second_factor(sender, user, event, ip="", **kwargs):
         audit_record(actor=None, action="staff.otp_reset", target=user.username, ip=ip)
 
 
+def role_label(name: str) -> str:
+    """A staff role group by its Chinese name (the group's name is the role's code)."""
+    return ROLE_LABELS.get(name, name)
+
+
+# The apps whose permissions a staff member can be given one by one (the others' are the
+# framework's: sessions, content types, authenticator devices).
+STAFF_PERMISSION_APPS = ("accounts", "selection", "signing", "sms", "events")
+
+
+_PERMISSION_VERBS = {"add": "新增", "change": "修改", "delete": "删除", "view": "查看"}
+
+
+def permission_label(permission: Permission) -> str:
+    """A permission as staff read it: Django stores "Can add <model>" in English."""
+    model = permission.content_type.model_class()
+    verb, _, model_name = permission.codename.partition("_")
+    if model is not None and verb in _PERMISSION_VERBS and model_name == model._meta.model_name:
+        app = model._meta.app_config.verbose_name
+        return f"{app} · {_PERMISSION_VERBS[verb]}{model._meta.verbose_name}"
+    return permission.name
+
+
+class RolesAndPermissionsInChinese:
+    """The user page's pickers list roles and permissions by their Chinese names."""
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "groups":
+            field.label_from_instance = lambda group: role_label(group.name)
+        elif db_field.name == "user_permissions":
+            field.queryset = field.queryset.filter(
+                content_type__app_label__in=STAFF_PERMISSION_APPS
+            ).select_related("content_type")
+            field.label_from_instance = permission_label
+        return field
+
+
+class ChinesePasswordChangeForm(AdminPasswordChangeForm):
+    # Django appends this warning to the help text untranslated (a literal, not a message).
+    usable_password_help_text = SetUnusablePasswordMixin.usable_password_help_text + (
+        '<ul id="id_unusable_warning" class="messagelist"><li class="warning">'
+        "如果禁用，该用户现有的密码将被清除。</li></ul>"
+    )
+
+
 @admin.register(User)
-class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
+class UserAdmin(RolesAndPermissionsInChinese, AuditedModelAdmin, BaseUserAdmin):
     list_display = ("username", "is_staff", "is_active", "last_login")
-    list_filter = ("is_staff", "is_active", "groups")
+    list_filter = ("is_staff", "is_active", code_filter("groups__name", "角色", role_label))
+    change_password_form = ChinesePasswordChangeForm
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Role)
+class RoleAdmin(ReadOnlyAdmin):
+    """The staff roles. Each role's permissions are set from accounts/roles.py after every
+    migrate, so they are shown here, not edited: an edit would be undone at the next deploy,
+    and deleting a role would take it from its staff until then. Staff are given a role on
+    their user page."""
+
+    list_display = ("__str__", "permission_count")
+    fields = ("permission_list",)
+    readonly_fields = fields
+
+    @admin.display(description="权限数")
+    def permission_count(self, role):
+        return role.permissions.count()
+
+    @admin.display(description="权限")
+    def permission_list(self, role):
+        permissions = role.permissions.select_related("content_type")
+        return "；".join(sorted(permission_label(p) for p in permissions)) or "-"
 
 
 class IdNumberSearchMixin:
@@ -128,7 +201,8 @@ class FamilyAdmin(IdNumberSearchMixin, StaffOpsMixin, HistoryAdmin):
     list_select_related = ("main_applicant",)
     # Rank and layouts belong to the importer and the staff operation that refuses them once
     # a family is seated; the main applicant is fixed by the import.
-    readonly_fields = ("rank", "eligible_layouts", "main_applicant", "created_at")
+    fields = ("rank", "household_size", "layouts", "main_applicant", "created_at")
+    readonly_fields = ("rank", "layouts", "main_applicant", "created_at")
 
     def has_add_permission(self, request):
         return False  # families come from the import tool on the round page
@@ -144,9 +218,22 @@ class FamilyAdmin(IdNumberSearchMixin, StaffOpsMixin, HistoryAdmin):
 
 @admin.register(DeviceSession)
 class DeviceSessionAdmin(ReadOnlyAdmin):
-    list_display = ("user", "provider", "ip", "created_at", "ended_at", "end_reason")
-    list_filter = ("provider", "end_reason")
-    exclude = ("session_key",)
+    list_display = ("user", "provider_label", "ip", "created_at", "ended_at", "end_reason")
+    list_filter = (code_filter("provider", "登录方式", provider_label), "end_reason")
+    fields = (
+        "user",
+        "provider_label",
+        "ip",
+        "user_agent",
+        "created_at",
+        "ended_at",
+        "end_reason",
+    )
+    readonly_fields = ("provider_label",)
+
+    @admin.display(description="登录方式", ordering="provider")
+    def provider_label(self, device):
+        return provider_label(device.provider)
 
 
 # Audit action codes as staff read them. A code missing here is shown as the code itself
@@ -198,25 +285,13 @@ def audit_action_label(code: str) -> str:
     return code
 
 
-class AuditActionFilter(admin.SimpleListFilter):
-    title = "操作"
-    parameter_name = "action"
-
-    def lookups(self, request, model_admin):
-        codes = AuditEntry.objects.order_by().values_list("action", flat=True).distinct()
-        return sorted(((c, audit_action_label(c)) for c in codes), key=lambda x: x[1])
-
-    def queryset(self, request, queryset):
-        return queryset.filter(action=self.value()) if self.value() else queryset
-
-
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("at", "actor", "action_label", "target", "ip")
-    list_filter = (AuditActionFilter,)
+    list_filter = (code_filter("action", "操作", audit_action_label),)
     search_fields = ("target", "actor__username")
     date_hierarchy = "at"
-    fields = ("at", "actor", "action_label", "action", "target", "detail", "ip")
+    fields = ("at", "actor", "action_label", "target", "detail", "ip")
     readonly_fields = ("action_label",)
 
     @admin.display(description="操作", ordering="action")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from accounts.roles import ROLE_LABELS
 from accounts.validators import mask_id_number, mask_mobile
 from core.pii import EncryptedCharField, SearchField, search_hash_key
 
@@ -19,6 +20,19 @@ class User(AbstractUser):
     class Meta:
         verbose_name = "用户"
         verbose_name_plural = "用户"
+
+
+class Role(Group):
+    """A staff role as the admin shows it: the group whose name is the role's code
+    (accounts/roles.py), named in Chinese."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "角色"
+        verbose_name_plural = "角色"
+
+    def __str__(self) -> str:
+        return ROLE_LABELS.get(self.name, self.name)
 
 
 class Layout(models.TextChoices):
@@ -171,6 +185,9 @@ class DeviceSession(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"登录设备 #{self.pk}"
+
 
 class AuditEntry(models.Model):
     """Append-only record of what staff (and the system on their behalf) did."""
@@ -188,6 +205,9 @@ class AuditEntry(models.Model):
         verbose_name = "操作日志"
         verbose_name_plural = "操作日志"
         ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"操作日志 #{self.pk}"
 
 
 class LoginSession(AbstractBaseSession):

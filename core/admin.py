@@ -6,10 +6,13 @@ made through the admin is announced with the `admin_change` signal, and the acco
 - AuditedModelAdmin: every add, change and delete goes to the audit trail.
 - HistoryAdmin: an audited admin whose 「历史」 page lists every saved change field by field
   (django-simple-history), read-only.
+- code_filter: a list filter over a field that stores codes (an SMS's kind, an audit action),
+  offering the codes present by their Chinese labels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.contrib import admin
@@ -17,11 +20,30 @@ from django.core.exceptions import PermissionDenied
 from django.dispatch import Signal
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import DeletedObject
 from simple_history.template_utils import HistoricalRecordContextHelper
 
 # Sent for every admin add / change / delete with request, obj, action ("add", "change",
 # "delete") and detail (a dict). accounts.signals writes it to the audit trail.
 admin_change = Signal()
+
+
+def code_filter(field: str, title: str, label: Callable[[str], str]) -> type:
+    """A list filter on `field` whose choices are the codes present, shown as `label(code)`
+    and sorted by it (Django's own filter on a field without choices shows the codes)."""
+
+    class CodeFilter(admin.SimpleListFilter):
+        parameter_name = field
+
+        def lookups(self, request, model_admin):
+            codes = model_admin.model.objects.order_by().values_list(field, flat=True).distinct()
+            return sorted(((code, label(code)) for code in codes if code), key=lambda x: x[1])
+
+        def queryset(self, request, queryset):
+            return queryset.filter(**{field: self.value()}) if self.value() else queryset
+
+    CodeFilter.title = title
+    return CodeFilter
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -58,13 +80,21 @@ class AuditedModelAdmin(admin.ModelAdmin):
 
 class ChineseHistoryHelper(HistoricalRecordContextHelper):
     """History values as staff read them: choice labels (已选, not taken), list values through
-    the admin's `history_value_labels`, times in Beijing time."""
+    the admin's `history_value_labels`, times in Beijing time, an empty link as the admin's
+    "-" (django-simple-history names an empty or a deleted link "Deleted <model> (pk=…)",
+    untranslated)."""
 
     def __init__(self, model, record, value_labels: dict[str, dict[str, str]]):
         super().__init__(model, record)
         self.value_labels = value_labels
 
     def prepare_delta_change_value(self, change, value):
+        if isinstance(value, DeletedObject):
+            if value.pk is None:
+                return "-"
+            return f"已删除的{value.model._meta.verbose_name}（编号 {value.pk}）"
+        if value is None:
+            return "-"
         field = self.model._meta.get_field(change.field)
         labels = self.value_labels.get(change.field)
         if labels is not None and isinstance(value, list):

@@ -25,6 +25,9 @@ class SeatInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("family__main_applicant")
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -131,7 +134,13 @@ class AllocationAdmin(ReadOnlyAdmin):
     list_display = ("ledger_entry", "round", "family", "unit", "session", "how", "at")
     list_filter = ("round", "how")
     search_fields = ("=family__rank", "unit__building", "unit__number")
-    list_select_related = ("round", "family__main_applicant", "unit", "session__round")
+    list_select_related = (
+        "ledger_entry",
+        "round",
+        "family__main_applicant",
+        "unit",
+        "session__round",
+    )
 
 
 @admin.register(SupplementaryApplication)

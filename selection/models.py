@@ -156,6 +156,9 @@ class Seat(models.Model):
             models.UniqueConstraint(fields=["session", "family"], name="seat_unique"),
         ]
 
+    def __str__(self) -> str:
+        return str(self.family)
+
 
 class Unit(models.Model):
     """A unit (房源) in a round's pool."""
@@ -305,6 +308,9 @@ class Allocation(models.Model):
             models.UniqueConstraint(fields=["round", "family"], name="one_unit_per_family"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.unit} · {self.family}"
+
     @property
     def how_label(self) -> str:
         """How it was decided, in the words of its session: a confirmation in a supplementary
@@ -366,6 +372,9 @@ class SupplementaryApplication(models.Model):
             models.UniqueConstraint(fields=["round", "family"], name="one_application_per_family"),
         ]
 
+    def __str__(self) -> str:
+        return f"补选申请 · {self.family}"
+
 
 class LedgerEntry(models.Model):
     """One entry of a round's allocation log (selection.translog, docs/TRANSPARENCY.md).
@@ -405,6 +414,9 @@ class LedgerEntry(models.Model):
                 opclasses=["int8_ops", "varchar_pattern_ops"],  # PostgreSQL only; SQLite: plain
             ),
         ]
+
+    def __str__(self) -> str:
+        return "选房日志（待排序）" if self.index is None else f"选房日志第{self.index}条"
 
     @property
     def code(self) -> str:

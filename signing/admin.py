@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,6 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 import core.converters  # noqa: F401 (registers <id:...>)
 from accounts.models import Family
@@ -25,7 +27,9 @@ from core.errors import DomainError
 from core.http import private_image_response, private_zip_response
 from signing.agreements import services
 from signing.agreements.documents import document_latest
+from signing.agreements.evidence import evidence_kind_label
 from signing.agreements.package import evidence_package_build, package_filename
+from signing.lease.payments import provider_label as payment_provider_label
 from signing.lease.services import card_photo_current
 from signing.models import (
     Agreement,
@@ -196,14 +200,29 @@ class ConsentTextAdmin(AuditedModelAdmin):
 
 
 class EvidenceInline(admin.TabularInline):
+    """The chain as recorded: the step by its Chinese name, its content and hash verbatim
+    (what the hash covers), set as code."""
+
     model = Evidence
-    fields = ("seq", "kind", "actor", "at", "ip", "data", "hash")
+    fields = ("seq", "kind_label", "actor", "at", "ip", "content", "hash_shown")
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="类型")
+    def kind_label(self, evidence):
+        return evidence_kind_label(evidence.kind)
+
+    @admin.display(description="内容")
+    def content(self, evidence):
+        return format_html("<code>{}</code>", json.dumps(evidence.data, ensure_ascii=False))
+
+    @admin.display(description="哈希")
+    def hash_shown(self, evidence):
+        return format_html("<code>{}</code>", evidence.hash)
 
 
 def _parse_ranks(text: str) -> list[int]:
@@ -313,7 +332,6 @@ class AgreementAdmin(ReadOnlyAdmin):
 
     @admin.display(description="签署步骤（次）", ordering="step")
     def step_attempt(self, obj):
-        from django.utils.html import format_html
 
         step = obj.get_step_display()
         short = step if len(step) <= 8 else step[:7] + "…"
@@ -335,8 +353,6 @@ class AgreementAdmin(ReadOnlyAdmin):
 
     @admin.display(description="审核")
     def review_link(self, obj):
-        from django.utils.html import format_html
-
         label = "审核" if obj.status == Agreement.Status.SIGNED else "详情/代办"
         url = reverse("admin:signing_agreement_review", args=[obj.pk])
         return format_html('<a href="{}">{}</a>', url, label)
@@ -349,7 +365,6 @@ class AgreementAdmin(ReadOnlyAdmin):
 
     @admin.display(description="正文变量")
     def context_shown(self, obj):
-        from django.utils.html import format_html_join
 
         order = {key: index for index, key in enumerate(CONTEXT_LABELS)}
         keys = sorted(obj.context, key=lambda key: (order.get(key, len(order)), key))
@@ -640,8 +655,6 @@ class LeaseAdmin(ReadOnlyAdmin):
 
     @admin.display(description="审核")
     def review(self, obj):
-        from django.utils.html import format_html
-
         url = reverse("admin:signing_agreement_review", args=[obj.agreement_id])
         return format_html('<a href="{}">审核</a>', url)
 
@@ -652,7 +665,7 @@ class PaymentNotificationAdmin(ReadOnlyAdmin):
 
     list_display = (
         "received_at",
-        "provider",
+        "provider_label",
         "outcome",
         "code",
         "out_trade_no",
@@ -661,8 +674,12 @@ class PaymentNotificationAdmin(ReadOnlyAdmin):
     )
     list_filter = ("outcome", "code")
     search_fields = ("=out_trade_no", "=transaction_id")
-    exclude = ("amount_fen",)
-    readonly_fields = ("amount_yuan",)
+    exclude = ("amount_fen", "provider")
+    readonly_fields = ("provider_label", "amount_yuan")
+
+    @admin.display(description="支付渠道", ordering="provider")
+    def provider_label(self, obj):
+        return payment_provider_label(obj.provider)
 
     @admin.display(description="金额（元）", ordering="amount_fen")
     def amount_yuan(self, obj):

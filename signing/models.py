@@ -321,6 +321,9 @@ class Evidence(models.Model):
         ordering = ["agreement", "seq"]
         constraints = [models.UniqueConstraint(fields=["agreement", "seq"], name="evidence_seq")]
 
+    def __str__(self) -> str:
+        return f"第{self.seq}条"
+
 
 class EvidenceHead(models.Model):
     """The signed head of one agreement's evidence chain (docs/TRANSPARENCY.md, 「Evidence
@@ -664,3 +667,6 @@ class PaymentNotification(models.Model):
                 name="payment_refund_applied_once",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"支付通知 #{self.pk}"

@@ -94,6 +94,9 @@ class SmsMessage(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"短信 #{self.pk}"
+
 
 class DevInboxMessage(models.Model):
     """What the console provider 'delivered', for the DEBUG-only /dev/sms/ page."""

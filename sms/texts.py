@@ -31,5 +31,24 @@ TEXTS: dict[str, str] = {
 }
 
 
+# Each kind as staff read it in the admin's delivery records.
+LABELS: dict[str, str] = {
+    "verify_code": "短信验证码",
+    "agreement_pushed": "协议待签署通知",
+    "agreement_rejected": "协议退回通知",
+    "agreement_sealed": "协议盖章通知",
+    "selection_result": "选房结果通知",
+    "session_scheduled": "正选场次通知",
+    "supplementary_scheduled": "补选场次通知",
+    "unit_withdrawn": "房源撤回通知",
+    "session_rescheduled": "场次改期通知",
+    "mobile_changed_by_staff": "手机号码变更通知",
+}
+
+
+def kind_label(kind: str) -> str:
+    return LABELS.get(kind, kind)
+
+
 def render(kind: str, params: list[str]) -> str:
     return SIGNATURE + TEXTS[kind].format(*params)

@@ -19,6 +19,43 @@ from core.context import RequestContext
 from core.hashchain import GENESIS, chain_hash, normalised, utc_iso
 from signing.models import Agreement, Evidence, EvidenceHead
 
+# Each kind of entry as staff read it on the agreement's page (the stored kind stays the
+# code: it is part of the hashed content).
+KIND_LABELS = {
+    "created": "创建协议",
+    "pushed": "推送签约通知",
+    "text_rendered": "生成协议正文",
+    "lease_started": "开始租赁签约",
+    "mobile_changed": "更换手机号码",
+    "card_photo_uploaded": "上传银行卡照片",
+    "bank_details_confirmed": "确认租金托收账户",
+    "qr_scanned": "手机扫码",
+    "phone_taken_over": "另一部手机接续签署",
+    "contract_viewed": "查看电子合同",
+    "consented_ecert": "同意电子证书服务协议",
+    "identity_confirmed": "核对实名信息",
+    "face_check_result": "人脸核验结果",
+    "face_verified": "人脸核验通过",
+    "face_reverified": "再次人脸核验通过",
+    "agreement_read": "阅读并确认协议",
+    "character_drawn": "手写签名（逐字）",
+    "signature_confirmed": "确认手写签名",
+    "submitted": "短信验证并提交",
+    "deposit_paid": "缴纳押金",
+    "deposit_notice_refused": "拒收支付通知",
+    "deposit_refund_requested": "申请退还押金",
+    "deposit_refunded": "押金已退还",
+    "deposit_refund_failed": "押金退款异常",
+    "rejected": "审核退回",
+    "sealed": "审核通过并盖章",
+    "voided": "逾期作废",
+    "abandoned": "放弃签约",
+}
+
+
+def evidence_kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind)
+
 
 def evidence_log_name(agreement_id: int) -> str:
     return f"anju-evidence/agreement/{agreement_id}"

@@ -11,6 +11,11 @@ PROVIDERS = {
     "console": "sms.providers.console.ConsoleProvider",
     "tencent": "sms.providers.tencent.TencentSmsProvider",
 }
+LABELS = {"console": "控制台（开发环境）", "tencent": "腾讯云短信"}
+
+
+def provider_label(name: str) -> str:
+    return LABELS.get(name, name)
 
 
 def get_provider() -> SmsProvider:
@@ -18,4 +23,4 @@ def get_provider() -> SmsProvider:
     return import_string(PROVIDERS.get(name, name))()
 
 
-__all__ = ["SmsProvider", "SmsSendError", "get_provider"]
+__all__ = ["SmsProvider", "SmsSendError", "get_provider", "provider_label"]

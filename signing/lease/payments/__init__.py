@@ -25,6 +25,11 @@ PROVIDERS = {
     "dev": "signing.lease.payments.dev.DevPayProvider",
     "wechatpay": "signing.lease.payments.wechatpay.WechatPayProvider",
 }
+LABELS = {"dev": "开发环境收银台", "wechatpay": "微信支付"}
+
+
+def provider_label(name: str) -> str:
+    return LABELS.get(name, name)
 
 
 def provider_name() -> str:
