@@ -138,3 +138,61 @@ def test_sealing_asks_for_a_ticked_confirmation(page, orm, screenshot):
     assert dialogs and "盖章后不可撤销" in dialogs[0]
     assert orm(_status, agreement_id) == "sealed"
     screenshot("admin_review_sealed")
+
+
+def _records() -> dict:
+    """Demo data, a signed agreement with its evidence and SMS, and the supervisor's password
+    as the live server hashes it."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    from accounts.models import User
+    from selection.demo import STAFF_PASSWORD
+    from selection.models import Session
+    from tests.signing.test_review_admin import signed_agreement
+
+    _agreements()
+    hasher = PBKDF2PasswordHasher()
+    User.objects.filter(username="supervisor").update(
+        password=hasher.encode(STAFF_PASSWORD, hasher.salt())
+    )
+    return {
+        "agreement": signed_agreement().pk,
+        "session": Session.objects.order_by("order").first().pk,
+    }
+
+
+def test_a_supervisor_reads_an_agreement_seats_and_sms_records_in_chinese(page, orm, screenshot):
+    """Pages a supervisor reads after the day, at 1280: a signed agreement, a session's
+    families, the SMS records. Each fits the width and names things in Chinese (the crawl in
+    tests/core/test_admin_crawl.py checks every page's text; this looks at them as rendered).
+    The evidence chain itself reaches staff as the audited package download, not on the page."""
+    from selection.demo import STAFF_PASSWORD
+
+    ids = orm(_records)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/admin/login/?next=/admin/")
+    page.fill("#id_username", "supervisor")
+    page.fill("#id_password", STAFF_PASSWORD)
+    page.click("input[type=submit]")
+    second_factor(page, "supervisor")  # supervisors bind an authenticator at their first login
+    page.wait_for_url(lambda url: url.endswith("/admin/"))
+    pages = {
+        "agreement": (
+            f"/admin/signing/agreement/{ids['agreement']}/change/",
+            ("租金补贴协议（已签字）", "协议验证码：", "下载签约证据包"),
+        ),
+        "session_seats": (
+            f"/admin/selection/session/{ids['session']}/change/",
+            ("场次家庭", "排位 1 · "),
+        ),
+        "sms_records": ("/admin/sms/smsmessage/", ("短信验证码", "控制台（开发环境）")),
+    }
+    for name, (url, expected) in pages.items():
+        page.goto(url)
+        shot = screenshot(f"admin_{name}_1280")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1280, f"{url} overflows: {width}px ({shot})"
+        body = page.inner_text("#content")
+        for text in expected:
+            assert text in body, (url, text)
+        assert " object (" not in body, url
