@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, SetUnusablePasswordMixin
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
+from django.utils.html import format_html
 
 from accounts.identity import provider_label
 from accounts.models import Applicant, AuditEntry, DeviceSession, Family, Layout, Role, User
@@ -285,15 +289,46 @@ def audit_action_label(code: str) -> str:
     return code
 
 
+def audit_target_label(target: str) -> str:
+    """The object of an entry as staff read it. Stored as `<app>.<Model>:<pk> <name>` (or
+    `applicant:<pk>`), a reference to search by; shown with the model's Chinese name."""
+    from django.apps import apps
+
+    match = re.fullmatch(r"(?:(\w+)\.(\w+)|(applicant)):(\d+)(?: (.*))?", target, re.S)
+    if match is None:
+        return target
+    app, model_name, applicant, pk, name = match.groups()
+    try:
+        model = (
+            apps.get_model("accounts", "Applicant")
+            if applicant
+            else apps.get_model(app, model_name)
+        )
+    except LookupError:
+        return target
+    return f"{model._meta.verbose_name} #{pk}" + (f" {name}" if name else "")
+
+
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ("at", "actor", "action_label", "target", "ip")
+    list_display = ("at", "actor", "action_label", "target_label", "ip")
     list_filter = (code_filter("action", "操作", audit_action_label),)
     search_fields = ("target", "actor__username")
     date_hierarchy = "at"
-    fields = ("at", "actor", "action_label", "target", "detail", "ip")
-    readonly_fields = ("action_label",)
+    fields = ("at", "actor", "action_label", "target_label", "detail_shown", "ip")
+    readonly_fields = ("action_label", "target_label", "detail_shown")
 
     @admin.display(description="操作", ordering="action")
     def action_label(self, entry):
         return audit_action_label(entry.action)
+
+    @admin.display(description="对象", ordering="target")
+    def target_label(self, entry):
+        return audit_target_label(entry.target)
+
+    @admin.display(description="详情")
+    def detail_shown(self, entry):
+        """As recorded (field names, reasons, counts), set as code."""
+        if not entry.detail:
+            return "-"
+        return format_html("<code>{}</code>", json.dumps(entry.detail, ensure_ascii=False))

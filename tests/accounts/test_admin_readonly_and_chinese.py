@@ -9,7 +9,7 @@ import re
 import pytest
 from django.test import Client
 
-from accounts.admin import AUDIT_ACTION_LABELS, audit_action_label
+from accounts.admin import AUDIT_ACTION_LABELS, audit_action_label, audit_target_label
 from accounts.models import Applicant, AuditEntry, Family
 from selection.demo import STAFF_PASSWORD
 from selection.models import Round, Session, Unit
@@ -147,6 +147,12 @@ def test_audit_actions_are_shown_as_chinese_words(staff):
     assert ">staff.login<" not in page
     assert audit_action_label("admin.unit.change") == "后台修改房源"
     assert audit_action_label("some.future_code") == "some.future_code"
+    # The object: stored as a reference to search by, shown by the model's Chinese name.
+    assert audit_target_label("accounts.Family:3 排位 3 · 王伟") == "选房家庭 #3 排位 3 · 王伟"
+    assert audit_target_label("selection.Session:7") == "选房场次 #7"
+    assert audit_target_label("applicant:12") == "主申请人 #12"
+    assert audit_target_label("nothing.Known:1 x") == "nothing.Known:1 x"
+    assert audit_target_label("2026年第一批") == "2026年第一批"
     assert AuditEntry.objects.filter(action="staff.login").exists()
 
 

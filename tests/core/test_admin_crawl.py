@@ -1,6 +1,7 @@
 """Every admin page a staff member can open, as each role opens it: none answers 500, and
 none shows English (a model's "Seat object (81)", a stored JSON list, a code where a word
-belongs, a line Django's own translation lacks).
+belongs, a line Django's own translation lacks). Every form on those pages is then sent back
+twice, as shown and with hostile text in its text inputs: neither answer is a 500.
 
 The world is a round with its sessions, two families' allocations, a sealed agreement (with
 its SMS, consents and evidence), so that every model with a change page has a row to open.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+from html.parser import HTMLParser
 
 import pytest
 import time_machine
@@ -99,8 +101,73 @@ def day(settings, tmp_path):
     sealed_agreement()  # another family's agreement, signed by SMS code and sealed
 
 
+class PostForms(HTMLParser):
+    """The POST forms of a page: (action, [(name, value, type)]) with the values as shown
+    (checked boxes, selected options, textarea text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, list[list[str]]]] = []
+        self.fields: list[list[str]] | None = None
+        self.open: list[str] | None = None  # the select or textarea being read
+
+    def handle_starttag(self, tag, attrs):
+        a = {key: value or "" for key, value in attrs}
+        if tag == "form":
+            self.fields = [] if a.get("method", "").lower() == "post" else None
+            if self.fields is not None:
+                self.forms.append((a.get("action", ""), self.fields))
+        elif self.fields is None or not (a.get("name") or tag == "option"):
+            return
+        elif tag == "input" and (a.get("type") not in ("checkbox", "radio") or "checked" in a):
+            self.fields.append([a["name"], a.get("value", ""), a.get("type", "text")])
+        elif tag in ("select", "textarea"):
+            self.open = [a["name"], "", tag]
+            self.fields.append(self.open)
+        elif tag == "option" and self.open is not None and ("selected" in a or not self.open[1]):
+            self.open[1] = a.get("value", "")
+
+    def handle_data(self, data):
+        if self.open is not None and self.open[2] == "textarea":
+            self.open[1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.fields = None
+        elif tag in ("select", "textarea"):
+            self.open = None
+
+
+HOSTILE = "x' <b>{{ x }}{% bad %}\x00" * 20  # quotes, markup, template syntax, NUL; 500 chars
+SENT_AS_IS = ("hidden", "submit", "checkbox", "radio", "file", "select")
+
+
+def send_forms(client: Client, url: str, page: str) -> list[str]:
+    """Each POST form of the page sent as shown and with HOSTILE in its text inputs; the
+    answers outside FINE and 400. Not sent: the logout form, and a delete confirmation as shown
+    (it would delete the row the other roles' crawls open)."""
+    parser = PostForms()
+    parser.feed(page)
+    bad = []
+    for action, fields in parser.forms:
+        if "logout" in action:
+            continue
+        for hostile in (False, True):
+            if not hostile and url.endswith("/delete/"):
+                continue
+            data: dict[str, str] = {}
+            for name, value, kind in fields:
+                if hostile and name != "csrfmiddlewaretoken" and kind not in SENT_AS_IS:
+                    value = HOSTILE
+                data.setdefault(name, value)
+            response = client.post(action or url, data)
+            if response.status_code not in FINE | {400}:
+                bad.append(f"{response.status_code} POST {action or url} from {url}")
+    return bad
+
+
 def crawl(client: Client) -> tuple[list[str], list[str]]:
-    """(pages that answered outside FINE, pages with English) for one logged-in client."""
+    """(answers outside FINE, pages with English) for one logged-in client."""
     urls = []
     object_views = admin_object_views()
     for model in admin.site._registry:
@@ -126,14 +193,16 @@ def crawl(client: Client) -> tuple[list[str], list[str]]:
         if response.status_code not in FINE:
             bad.append(f"{response.status_code} {url}")
         elif response.status_code == 200 and "text/html" in response.get("Content-Type", ""):
-            words = english(response.content.decode(), names)
+            page = response.content.decode()
+            words = english(page, names)
             if words:
                 foreign.append(f"{url}: {sorted(words)}")
+            bad += send_forms(client, url, page)
     return bad, foreign
 
 
 @pytest.mark.parametrize("role", ["operator", "reviewer", "supervisor", "superuser"])
-def test_every_admin_page_answers_in_chinese(day, role):
+def test_every_admin_page_answers_in_chinese_and_no_form_answers_500(day, role):
     from django.contrib.auth.models import Group
 
     from accounts.models import User
@@ -143,7 +212,7 @@ def test_every_admin_page_answers_in_chinese(day, role):
     else:
         user = User.objects.create_user(username=role, is_staff=True)
         user.groups.set([Group.objects.get(name=role)])
-    client = Client()
+    client = Client(raise_request_exception=False)  # a 500 is an answer to report
     client.force_login(user)
     bad, foreign = crawl(client)
     assert not bad, "\n".join(bad)
