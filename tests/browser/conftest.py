@@ -17,11 +17,14 @@
   runs axe-core on that page and fails the test on a serious or critical violation, so each
   state a test photographs is checked. `assert_accessible(page)` checks one state on demand;
   `page.evaluate(CLIPPED)` lists what does not fit the screen (sideways scroll, cut text).
+- Chinese: the same screenshots first check that the page's visible text has no English word
+  (`assert_in_chinese`; codes marked translate="no" and file formats aside).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -264,6 +267,29 @@ def assert_accessible(page: Any, label: str = "") -> None:
     assert not violations, f"axe-core on {where}:\n{axe_report(violations)}"
 
 
+# Not words: names of file formats the pages mention.
+LATIN_ALLOWED = {"PDF", "ZIP"}
+# The page's visible text without its codes (verification codes, 识别码, 核验码: the pages
+# mark them translate="no", as lib/dom.js CODE does).
+PAGE_WORDS = """() => {
+  let text = document.body.innerText;
+  for (const code of document.querySelectorAll('[translate="no"]')) {
+    if (code.innerText) text = text.split(code.innerText).join(" ");
+  }
+  return text;
+}"""
+
+
+def assert_in_chinese(page: Any, label: str = "") -> None:
+    """Fail when the page's visible text has an English word (three letters or more, outside
+    LATIN_ALLOWED and the page's codes): a code where a word belongs, or a message nobody
+    translated."""
+    text = page.evaluate(PAGE_WORDS)
+    words = set(re.findall(r"[A-Za-z]{3,}", text)) - LATIN_ALLOWED
+    where = f"{label} ({page.url})" if label else page.url
+    assert not words, f"English on {where}: {sorted(words)}\n{text[:1500]}"
+
+
 def _axe_before_screenshot(tab: Any) -> None:
     if getattr(tab, "_anju_axe", False):
         return
@@ -273,6 +299,7 @@ def _axe_before_screenshot(tab: Any) -> None:
         if _is_h5(tab.url):
             path = kwargs.get("path")
             assert_accessible(tab, Path(path).name if path else "screenshot")
+            assert_in_chinese(tab, Path(path).name if path else "screenshot")
         return original(*args, **kwargs)
 
     tab.screenshot = screenshot

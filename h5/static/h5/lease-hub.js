@@ -20,7 +20,7 @@
  * (one active device per family), which must not take the page away from the code. */
 
 import { api, csrfToken, LOGIN_URL, showFailure } from "./lib/api.js";
-import { $, el, row, setBusy, countdown, clearErrors, showErrors, toast } from "./lib/dom.js";
+import { $, CODE, el, row, setBusy, countdown, clearErrors, showErrors, toast } from "./lib/dom.js";
 import { dateTime } from "./lib/format.js";
 import { nodes as consultNodes } from "./lib/consult.js";
 import { qrProgress } from "./lib/qr-progress.js";
@@ -157,7 +157,7 @@ function renderSummary() {
   if (lease.submitted_at) rows.push(row("提交时间", dateTime(lease.submitted_at)));
   if (lease.agreement.sealed_at) rows.push(row("审核通过时间", dateTime(lease.agreement.sealed_at)));
   if (lease.agreement.verification_code && lease.agreement.status !== "pending") {
-    rows.push(row("合同验证码", lease.agreement.verification_code));
+    rows.push(row("合同验证码", lease.agreement.verification_code, CODE));
   }
   $("summary-rows").replaceChildren(...rows);
   $("summary").hidden = !["review", "approved", "closed"].includes(lease.stage);

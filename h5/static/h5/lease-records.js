@@ -6,7 +6,7 @@
  * download). Everything comes from the API; no rule is decided here. */
 
 import { api, showFailure } from "./lib/api.js";
-import { $, el, row } from "./lib/dom.js";
+import { $, CODE, el, row } from "./lib/dom.js";
 import { dateTime, range } from "./lib/format.js";
 import { fill } from "./lib/consult.js";
 import { badge } from "./lib/signing.js";
@@ -36,7 +36,7 @@ function card(agreement, lease) {
   if (lease && lease.submitted_at) rows.push(row("提交时间", dateTime(lease.submitted_at)));
   if (agreement.sealed_at) rows.push(row("盖章时间", dateTime(agreement.sealed_at)));
   if (agreement.status === "signed" || agreement.status === "sealed") {
-    rows.push(row("协议验证码", agreement.verification_code));
+    rows.push(row("协议验证码", agreement.verification_code, CODE));
   }
 
   const ops = [];

@@ -2,7 +2,7 @@
  * when the API says the family may apply, 【去签约】 once a unit is allocated. Live: the
  * family's result (confirmed, auto-assigned at the close, staff) appears without a refresh. */
 import { dialog } from "./lib/dialogs.js";
-import { el, row, setBusy, toast } from "./lib/dom.js";
+import { CODE, el, row, setBusy, toast } from "./lib/dom.js";
 import {
   call,
   clock,
@@ -53,7 +53,7 @@ function allocationCard(allocation) {
       row("房源信息", unitDesc(unit)),
       row("确定方式", allocation.how_label, { id: "allocation-how" }),
       row("确定时间", fmt.dateTime(allocation.at)),
-      row("核验码", allocation.code, { id: "allocation-code" }),
+      row("核验码", allocation.code, { id: "allocation-code", ...CODE }),
     ),
   );
 }
@@ -87,7 +87,7 @@ async function showReceipt(attempt = 0) {
   const old = document.getElementById("receipt");
   const rows = receipt.head
     ? [
-        row("核验码", receipt.code),
+        row("核验码", receipt.code, CODE),
         row("日志序号", `第${receipt.index + 1}条`, { id: "receipt-index" }),
         row("签名树头", `共${receipt.head.size}条`),
         row("签名时间", fmt.dateTime(receipt.head.time)),

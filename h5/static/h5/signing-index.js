@@ -6,7 +6,7 @@
 
 import { api, showFailure } from "./lib/api.js";
 import { fill } from "./lib/consult.js";
-import { el, row } from "./lib/dom.js";
+import { CODE, el, row } from "./lib/dom.js";
 import { dateTime, range } from "./lib/format.js";
 import { badge } from "./lib/signing.js";
 import { card as leaseCard } from "./lease-common.js";
@@ -27,7 +27,7 @@ function card(agreement) {
   if (agreement.sealed_at) rows.push(row("盖章时间", dateTime(agreement.sealed_at)));
   if (agreement.status === "signed") rows.push(row("审核状态", "待工作人员审核及盖章"));
   if (agreement.status === "signed" || agreement.status === "sealed") {
-    rows.push(row("协议验证码", agreement.verification_code));
+    rows.push(row("协议验证码", agreement.verification_code, CODE));
   }
 
   const ops = [];

@@ -26,6 +26,10 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/* The attributes of a code the applicant reads out or types (验证码, 核验码, 识别码): the
+ * browser's or WeChat's translation leaves it alone, and it is not read as a word. */
+export const CODE = { translate: "no" };
+
 /* One label/value line of a WeUI form preview (a <dl>'s item). */
 export function row(label, value, attrs = {}) {
   return el(
