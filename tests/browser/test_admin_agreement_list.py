@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.browser.staff import second_factor
+from tests.browser.staff import second_factor, staff_login
 
 pytestmark = pytest.mark.browser
 
@@ -170,12 +170,7 @@ def test_a_supervisor_reads_an_agreement_seats_and_sms_records_in_chinese(page, 
 
     ids = orm(_records)
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", "supervisor")
-    page.fill("#id_password", STAFF_PASSWORD)
-    page.click("input[type=submit]")
-    second_factor(page, "supervisor")  # supervisors bind an authenticator at their first login
-    page.wait_for_url(lambda url: url.endswith("/admin/"))
+    staff_login(page, "supervisor", STAFF_PASSWORD, "/admin/")  # binds an authenticator first
     pages = {
         "agreement": (
             f"/admin/signing/agreement/{ids['agreement']}/change/",
