@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from accounts.models import DeviceSession
@@ -147,8 +148,12 @@ async def test_broadcast_is_public_and_unknown_rounds_are_refused(flushed_layer)
 
 async def test_the_qr_progress_socket_closes_when_its_ticket_expires(flushed_layer):
     await aio(open_session_world)()
-    live = qr_stream_token(ticket_id="T7", expires_at=timezone.now() + timedelta(seconds=1))
-    ws, hello = await connected(f"/ws/qr/{live}/")
+    # The wall clock stands still from the token's making to the socket's check, so the token
+    # has exactly 1 s left when the consumer schedules its close, however slow this machine
+    # is; the close then comes 1 s later on the event loop's own (monotonic) clock.
+    with time_machine.travel(timezone.now(), tick=False):
+        live = qr_stream_token(ticket_id="T7", expires_at=timezone.now() + timedelta(seconds=1))
+        ws, hello = await connected(f"/ws/qr/{live}/")
     assert hello["streams"] == ["qr.T7"]
     closed = await ws.receive_output(timeout=10)  # the close the consumer schedules
     assert closed == {"type": "websocket.close", "code": 4410}
