@@ -332,7 +332,6 @@ class AgreementAdmin(ReadOnlyAdmin):
 
     @admin.display(description="签署步骤（次）", ordering="step")
     def step_attempt(self, obj):
-
         step = obj.get_step_display()
         short = step if len(step) <= 8 else step[:7] + "…"
         return format_html('<span title="{}">{}（第{}次）</span>', step, short, obj.attempt)
@@ -365,7 +364,6 @@ class AgreementAdmin(ReadOnlyAdmin):
 
     @admin.display(description="正文变量")
     def context_shown(self, obj):
-
         order = {key: index for index, key in enumerate(CONTEXT_LABELS)}
         keys = sorted(obj.context, key=lambda key: (order.get(key, len(order)), key))
         return format_html_join(
