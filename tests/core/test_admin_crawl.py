@@ -3,8 +3,9 @@ none shows English (a model's "Seat object (81)", a stored JSON list, a code whe
 belongs, a line Django's own translation lacks). Every form on those pages is then sent back
 twice, as shown and with hostile text in its text inputs: neither answer is a 500.
 
-The world is a round with its sessions, two families' allocations, a sealed agreement (with
-its SMS, consents and evidence), so that every model with a change page has a row to open.
+The world (`day`) has a row of every model the admin shows: a round with its sessions, two
+allocations, a lease whose deposit notification was applied, a login device, a supplementary
+application and a sealed agreement with its SMS, consents and evidence.
 Pages are found, not listed: every registered model's list, add, change, history and delete
 page for its newest row, and every object page of the admin's own URLs (review, live,
 reschedule, …) with that row's id.
@@ -138,14 +139,14 @@ class PostForms(HTMLParser):
             self.open = None
 
 
-HOSTILE = "x' <b>{{ x }}{% bad %}\x00" * 20  # quotes, markup, template syntax, NUL; 500 chars
+HOSTILE = "x' <b>{{ x }}{% bad %}\x00" * 20  # quotes, markup, template syntax, NUL
 SENT_AS_IS = ("hidden", "submit", "checkbox", "radio", "file", "select")
 
 
 def send_forms(client: Client, url: str, page: str) -> list[str]:
     """Each POST form of the page sent as shown and with HOSTILE in its text inputs; the
     answers outside FINE and 400. Not sent: the logout form, and a delete confirmation as shown
-    (it would delete the row the other roles' crawls open)."""
+    (the row's later pages would then be 404s, read by nobody)."""
     parser = PostForms()
     parser.feed(page)
     bad = []
