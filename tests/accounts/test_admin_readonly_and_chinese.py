@@ -266,3 +266,21 @@ def test_every_list_a_supervisor_opens_has_chinese_headers_and_filters(staff):
         checked.append(opts.label)
     assert found == [], found
     assert {"accounts.Applicant", "accounts.AuditEntry", "selection.Unit"} <= set(checked), checked
+
+
+def test_roles_are_shown_in_chinese_and_not_edited(admin_client):
+    """The roles' permissions come from accounts/roles.py at every migrate: the admin shows
+    them (角色) and refuses a change or a delete, even from a superuser."""
+    from django.contrib.auth.models import Group
+
+    from accounts.models import Role
+
+    role = Role.objects.get(name="operator")
+    url = f"/admin/accounts/role/{role.pk}/"
+    page = admin_client.get(url + "change/").content.decode()
+    assert "操作员" in page and "网上选房 · 新增房源" in page and "Can add" not in page
+    assert admin_client.post(url + "change/", {"name": "x"}).status_code == 403
+    assert admin_client.post(url + "delete/", {"post": "yes"}).status_code == 403
+    assert Group.objects.filter(pk=role.pk, name="operator").exists()
+    assert role.permissions.count() > 0
+    assert admin_client.get("/admin/auth/group/").status_code == 404
