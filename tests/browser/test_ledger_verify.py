@@ -4,6 +4,7 @@ entry rewritten in the database fails the check; a wrong code says so in Chinese
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -69,6 +70,8 @@ def test_a_family_checks_its_code_on_a_phone(page, live_url, orm, screenshot):
     expect(checks).to_contain_text("✓ 记录内容与其哈希一致")
     expect(checks).to_contain_text("✓ 记录在已签名的选房日志中")
     expect(checks).to_contain_text("✓ 日志签名有效")
+    # The key id is a code: page translation leaves it alone.
+    expect(checks.locator('[translate="no"]')).to_have_text(re.compile(r"^[0-9a-f]{16}$"))
     screenshot("ledger-verify-ok")
 
     orm(_rewrite, code)

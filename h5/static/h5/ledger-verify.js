@@ -4,7 +4,7 @@
  * signature against the log's public key. The format is docs/TRANSPARENCY.md; the offline
  * checker is tools/verify.py. */
 import { api } from "./lib/api.js";
-import { el, row } from "./lib/dom.js";
+import { CODE, el, row } from "./lib/dom.js";
 import { dateTime, hex } from "./lib/format.js";
 
 const root = document.getElementById("ledger-verify");
@@ -90,9 +90,11 @@ async function check(receipt, key) {
   return { leafOk, proofOk, signatureOk };
 }
 
+/* One check's line: ✓ what held, ✗ what did not, — what this browser could not check. Each
+ * part is text or a node (an array of them). */
 function mark(ok, yes, no, unknown) {
-  if (ok === null) return `— ${unknown}`;
-  return ok ? `✓ ${yes}` : `✗ ${no}`;
+  const [sign, what] = ok === null ? ["—", unknown] : ok ? ["✓", yes] : ["✗", no];
+  return [`${sign} `, what].flat();
 }
 
 function show(receipt, result) {
@@ -146,11 +148,11 @@ function show(receipt, result) {
         mark(result.proofOk, "记录在已签名的选房日志中", "记录不在该签名日志中", ""),
         mark(
           result.signatureOk,
-          `日志签名有效（密钥 ${receipt.head.key_id}）`,
+          ["日志签名有效（密钥 ", el("span", CODE, receipt.head.key_id), "）"],
           "日志签名无效",
           "本浏览器无法核对签名，请下载凭证后用离线工具核验",
         ),
-      ].map((text) => el("div", { class: "weui-cell" }, el("div", { class: "weui-cell__bd", text }))),
+      ].map((parts) => el("div", { class: "weui-cell" }, el("div", { class: "weui-cell__bd" }, parts))),
     ),
     el("p", {
       class: "weui-cells__tips",
