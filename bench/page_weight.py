@@ -255,7 +255,10 @@ def main() -> None:
     weights: list[Weight] = []
     notes: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # LANGUAGE: Chromium's own words in Chinese on the screenshots, as on a phone.
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, env={**os.environ, "LANGUAGE": "zh_CN"}
+        )
         # The server's first request imports and compiles what every later one reuses: make
         # it outside the measurement, so the login page is weighed on a warm server like the rest.
         warm = playwright.request.new_context(base_url=base)

@@ -11,14 +11,19 @@
 set -uo pipefail
 
 CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
-PACKAGES=(chromium fonts-noto-cjk fonts-wqy-microhei poppler-utils libnss3-tools)
+PACKAGES=(chromium chromium-l10n fonts-noto-cjk fonts-wqy-microhei poppler-utils libnss3-tools)
 WQY_FONT=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+# chromium-l10n: the browser's own words (a file input's 选择文件) in Chinese, as on a phone.
+# (Debian's /usr/bin/chromium is a wrapper of /usr/lib/chromium; another CHROMIUM_PATH brings
+# its own locales.)
+ZH_LOCALE=/usr/lib/chromium/locales/zh-CN.pak
 PDF_TOOLS=(pdfsig pdftotext pdffonts certutil)
 
 missing() {
   local what=()
   [ -x "$CHROMIUM_PATH" ] || what+=("$CHROMIUM_PATH")
   [ -f "$WQY_FONT" ] || what+=("$WQY_FONT")
+  [ "$CHROMIUM_PATH" != /usr/bin/chromium ] || [ -f "$ZH_LOCALE" ] || what+=("$ZH_LOCALE")
   local tool
   for tool in "${PDF_TOOLS[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || what+=("$tool")

@@ -62,6 +62,21 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def chromium_launch(playwright: Any) -> Any:
+    """Debian's Chromium, headless. LANGUAGE makes the browser's own words Chinese, as on the
+    applicants' phones (a file input's 「选择文件」 and 「未选择任何文件」; the locale packs come
+    with chromium-l10n): the context's locale sets only the page's language and its
+    Accept-Language, and `--lang` alone is ignored on Linux."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        env={**os.environ, "LANGUAGE": "zh_CN"},
+    )
+
+
 PHONE = {
     "viewport": {"width": 390, "height": 844},
     "device_scale_factor": 3,
@@ -524,9 +539,7 @@ def page(live_url) -> Iterator[Any]:
     errors: list[str] = []
     violations: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+        browser = chromium_launch(playwright)
         # Contexts a test opens itself (browser.new_context) are watched too.
         original_new_context = browser.new_context
         browser.new_context = lambda **options: _new_context_with(

@@ -26,12 +26,11 @@ from playwright.sync_api import expect
 from accounts.models import Layout
 from selection.models import Round, Unit
 from tests.browser.conftest import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     CLIPPED,
     PHONE,
     assert_accessible,
     axe_violations,
+    chromium_launch,
     csp_watch,
 )
 from tests.browser.test_care_mode import _enter_formal, _open_window_now
@@ -94,9 +93,7 @@ def test_axe_runs_outside_the_csp_and_csp_watch_still_reports(live_url):
 
     violations: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+        browser = chromium_launch(playwright)
         try:
             context = browser.new_context(base_url=live_url, **PHONE)
             csp_watch(context, violations)
