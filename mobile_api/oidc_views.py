@@ -41,7 +41,9 @@ def _error_page(request, exc: DomainError):
     if status >= 500 and request.session.modified:
         # SessionMiddleware does not save on a 5xx; the spent state must stay spent.
         request.session.save()
-    return render(request, "h5/error.html", {"title": exc.message, "code": exc.code}, status=status)
+    # Not logged in: the way on is the login page (its other way in, the SMS code, included).
+    context = {"title": exc.message, "code": exc.code, "back_url": LOGIN_URL, "back": "返回登录"}
+    return render(request, "h5/error.html", context, status=status)
 
 
 def _redirect_uri(request) -> str:

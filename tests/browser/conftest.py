@@ -5,6 +5,7 @@
   in the same environment, the event relay (`manage.py realtime_relay`) and the allocation
   log's sequencer (`manage.py ledger_sequencer`): the server uses
   Redis as its channel layer, so events reach the pages' sockets only through the relay.
+  Its identity platform (OIDC) is `oidc_issuer`, the adapter tests' fake issuer.
 - `live_url`: the server's base URL for one test, with `transactional_db`, so that what the
   test writes is committed (visible to the server) and what the server writes is visible to
   the test; the tables are flushed after each test.
@@ -404,7 +405,21 @@ def pytest_runtest_makereport(item, call):
 # Package scope: the server and its relay stop when the browser tests are done. A relay left
 # running would claim events that later tests (realtime, deploy) publish themselves.
 @pytest.fixture(scope="package")
-def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
+def oidc_issuer() -> Iterator[Any]:
+    """The province's identity platform for the live server: the fake issuer of the adapter's
+    tests (tests/fakes/oidc_issuer.py), on its own port. A test sets `identity` to the
+    person who logs in there; the platform's pages are another host, which `page` allows."""
+    from tests.fakes.oidc_issuer import FakeIssuer
+
+    fake = FakeIssuer().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="package")
+def daphne_server(django_db_setup, tmp_path_factory, oidc_issuer) -> Iterator[str]:
     """Start daphne on the test database; yield its base URL; stop it."""
     if not shutil.which(CHROMIUM):
         _unavailable(f"Chromium at {CHROMIUM} (apt-get install chromium)")
@@ -430,7 +445,10 @@ def daphne_server(django_db_setup, tmp_path_factory) -> Iterator[str]:
         "SECURE_COOKIES": "0",
         "SMS_PROVIDER": "console",
         "DEV_LOGIN_ENABLED": "1",
-        "OIDC_ISSUER": "",
+        # The login page offers the identity platform, as in production.
+        "OIDC_ISSUER": oidc_issuer.url,
+        "OIDC_CLIENT_ID": oidc_issuer.client_id,
+        "OIDC_CLIENT_SECRET": oidc_issuer.client_secret,
         "PYTHONUNBUFFERED": "1",
     }
     log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
@@ -526,7 +544,7 @@ def orm(transactional_db) -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def page(live_url) -> Iterator[Any]:
+def page(live_url, oidc_issuer) -> Iterator[Any]:
     from playwright.sync_api import expect, sync_playwright
 
     # Assertions wait as long as actions do (10 s; Playwright's own default for expect is 5 s):
@@ -534,7 +552,8 @@ def page(live_url) -> Iterator[Any]:
     expect.set_options(timeout=10_000)
 
     JOURNAL.reset()
-    origin = urlsplit(live_url).netloc
+    # The server's own host, and the identity platform's login, which it redirects to.
+    hosts = {urlsplit(live_url).netloc, urlsplit(oidc_issuer.url).netloc}
     foreign: list[str] = []
     errors: list[str] = []
     violations: list[str] = []
@@ -552,7 +571,7 @@ def page(live_url) -> Iterator[Any]:
             "request",
             lambda request: (
                 None
-                if request.url.startswith("data:") or urlsplit(request.url).netloc == origin
+                if request.url.startswith("data:") or urlsplit(request.url).netloc in hosts
                 else foreign.append(request.url)
             ),
         )
