@@ -402,8 +402,6 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-# Package scope: the server and its relay stop when the browser tests are done. A relay left
-# running would claim events that later tests (realtime, deploy) publish themselves.
 @pytest.fixture(scope="package")
 def oidc_issuer() -> Iterator[Any]:
     """The province's identity platform for the live server: the fake issuer of the adapter's
@@ -418,6 +416,8 @@ def oidc_issuer() -> Iterator[Any]:
         fake.stop()
 
 
+# Package scope: the server and its relay stop when the browser tests are done. A relay left
+# running would claim events that later tests (realtime, deploy) publish themselves.
 @pytest.fixture(scope="package")
 def daphne_server(django_db_setup, tmp_path_factory, oidc_issuer) -> Iterator[str]:
     """Start daphne on the test database; yield its base URL; stop it."""
