@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from accounts.services import device_session_status
 from core import jsonsafe
+from events.services import stream_heads
 from events.streams import qr_stream, round_stream
 from realtime import access
 from realtime.device_notices import ENDED_CLOSE, device_group, ended_close
@@ -57,6 +58,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.streams = []
         self.device_group = None
         self.opened = False
+        # The hub's frames that come between joining and the hello wait for it (see hello).
+        self.before_hello: list[str] | None = []
         self.tokens, self.refused = RATE_BURST, 0
         self.last_refill = time.monotonic()
         try:
@@ -87,7 +90,38 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.streams = streams
         await self.accept()
         self.opened = True
-        await self.send_json({"type": "hello", "streams": streams, "server_time": server_time_ms()})
+        await self.hello()
+
+    async def hello(self) -> None:
+        """The streams this socket follows and their heads, read after it joined them
+        (docs/REALTIME.md): an event above a head comes on this socket; one at or below it was
+        committed before, and a page whose snapshot is older fetches it over HTTP. So a page
+        may read its first snapshot beside the socket's opening, not after it."""
+        streams = self.streams
+        heads = await database_sync_to_async(stream_heads)(streams=streams) if streams else {}
+        hello = {
+            "type": "hello",
+            "streams": streams,
+            "heads": heads,
+            "server_time": server_time_ms(),
+        }
+        held = self.before_hello
+        if held is None:  # a resync: frames flow as they come
+            await self.send_json(hello)
+            return
+        # The first hello goes first: frames the hub handed over while the heads were read
+        # follow it in order (new ones join the same list until it is empty).
+        await super().send(text_data=_text(hello))
+        while held:
+            await super().send(text_data=held.pop(0))
+        self.before_hello = None
+
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        held = getattr(self, "before_hello", None)
+        if held is not None and text_data is not None and not close:
+            held.append(text_data)
+            return
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     async def authorize(self) -> tuple[list[str] | None, int]:
         """(streams to follow, 0) or (None, close code). Subclasses decide; none may follow."""
@@ -128,7 +162,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await hub.leave(group_name(stream), self)
 
     async def send_json(self, content):
-        await self.send(text_data=json.dumps(content, ensure_ascii=False, separators=(",", ":")))
+        await self.send(text_data=_text(content))
 
     def _allow(self) -> bool:
         now = time.monotonic()
@@ -164,13 +198,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 }
             )
         elif kind == "resync":
-            await self.send_json(
-                {"type": "hello", "streams": self.streams, "server_time": server_time_ms()}
-            )
+            await self.hello()
         else:
             await self.send_json(
                 {"type": "error", "code": "bad_frame", "message": "无法识别的消息"}
             )
+
+
+def _text(content) -> str:
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
 
 
 def _reason(code: int) -> str:

@@ -66,7 +66,7 @@ async def test_confirmed_login_elsewhere_closes_the_first_devices_sockets_at_onc
     _, desktop = await aio(logged_in)(a.main_applicant)
     _, unrelated = await aio(logged_in)(b.main_applicant, "10.0.0.9")
     account, hello = await connected(ACCOUNT, cookie=desktop)
-    assert hello["streams"] == []
+    assert hello["streams"] == [] and hello["heads"] == {}  # follows nothing, reads nothing
     selection, _ = await connected(f"/ws/selection/{rid}/", cookie=desktop)
     control, _ = await connected(ACCOUNT, cookie=unrelated)
     control_selection, _ = await connected(f"/ws/selection/{rid}/", cookie=unrelated)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import DeviceSession
 from accounts.services import applicant_user_ensure, device_session_start
 from core.context import RequestContext
-from events.services import event_record
+from events.services import event_record, stream_heads
 from events.streams import qr_stream
 from realtime.access import qr_stream_token
 from realtime.relay import relay_once
@@ -144,6 +144,86 @@ async def test_broadcast_is_public_and_unknown_rounds_are_refused(flushed_layer)
     await ws.disconnect()
     missing = socket("/ws/broadcast/999999/")
     assert await missing.connect() == (False, 4404)
+
+
+def _cart_also(world, family, unit) -> None:
+    CartItem.objects.filter(family=family, round=world.round, kind="formal").update(unit=unit)
+
+
+async def test_hello_carries_the_heads_read_after_joining(flushed_layer, monkeypatch):
+    """A page may read its snapshot before its socket has joined (docs/REALTIME.md rule 1):
+    the hello says each stream's head, read after the joins, so an event committed before
+    the socket listened is in the head and one after comes on the socket. The resync hello
+    says them again."""
+    from realtime import consumers
+    from realtime.hub import StreamHub
+
+    world = await aio(open_session_world)()
+    rid = world.round.pk
+    await aio(confirm)(world, world.families[0], world.units[0])  # before the socket
+    await aio(relay_once)()  # and published before it listened: only the head says so
+    head = (await aio(stream_heads)(streams=[f"round.{rid}"]))[f"round.{rid}"]
+    assert head > 0
+
+    order: list[str] = []
+    join, heads = StreamHub.join, consumers.stream_heads
+
+    async def joining(self, group, consumer):
+        order.append(f"join {group}")
+        await join(self, group, consumer)
+
+    def reading(*, streams):
+        order.append("heads")
+        return heads(streams=streams)
+
+    monkeypatch.setattr(StreamHub, "join", joining)
+    monkeypatch.setattr(consumers, "stream_heads", reading)
+    ws, hello = await connected(f"/ws/broadcast/{rid}/")
+    assert hello["heads"] == {f"round.{rid}": head}
+    assert order == [f"join ev.round.{rid}", "heads"]
+
+    await aio(_cart_also)(world, world.families[1], world.units[1])
+    await aio(confirm)(world, world.families[1], world.units[1])  # after: on the socket
+    await aio(relay_once)()
+    frame = await ws.receive_json_from(timeout=5)
+    assert frame["from"] == head + 1
+    await ws.send_json_to({"type": "resync"})
+    again = await ws.receive_json_from()
+    assert again["type"] == "hello" and again["heads"] == {f"round.{rid}": frame["to"]}
+    await ws.disconnect()
+
+
+async def test_frames_that_come_while_the_heads_are_read_follow_the_hello(
+    flushed_layer, monkeypatch
+):
+    """The socket has joined its streams and is reading their heads when a take is
+    published: its frame waits and goes after the hello, which always comes first."""
+    import threading
+
+    from realtime import consumers
+
+    world = await aio(open_session_world)()
+    rid = world.round.pk
+    held = threading.Event()
+    send, heads = consumers.StreamConsumer.send, consumers.stream_heads
+
+    async def sending(self, text_data=None, bytes_data=None, close=False):
+        await send(self, text_data=text_data, bytes_data=bytes_data, close=close)
+        if self.before_hello:
+            held.set()
+
+    def reading(*, streams):
+        confirm(world, world.families[0], world.units[0])
+        relay_once()
+        assert held.wait(5), "the hub never handed the frame over"
+        return heads(streams=streams)
+
+    monkeypatch.setattr(consumers.StreamConsumer, "send", sending)
+    monkeypatch.setattr(consumers, "stream_heads", reading)
+    ws, hello = await connected(f"/ws/broadcast/{rid}/")  # asserts the hello came first
+    frame = await ws.receive_json_from(timeout=5)
+    assert frame["type"] == "events" and frame["to"] == hello["heads"][f"round.{rid}"]
+    await ws.disconnect()
 
 
 async def test_the_qr_progress_socket_closes_when_its_ticket_expires(flushed_layer):
