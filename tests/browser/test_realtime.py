@@ -30,6 +30,7 @@ from core.context import RequestContext
 from selection import allocation, carts
 from selection.models import Round, Seat, Session, Unit
 from selection.phases import family_state
+from selection.translog import sequence_pending
 from tests.browser.conftest import PHONE, RESULTS
 from tests.browser.test_login import log_in
 from tests.factories import FamilyFactory
@@ -369,6 +370,46 @@ def test_the_board_fills_in_what_its_socket_missed(page, live_url, orm):
     # found both transactions committed in the same pass.
     assert len(cut) == 1 and cut[0][1] - cut[0][0] in (1, 2), cut
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_the_board_reads_before_its_socket_and_the_hello_fills_the_gap(page, live_url, orm):
+    """Rule 1 (docs/REALTIME.md): the board reads its snapshot beside the socket's opening,
+    not after the socket's hello, so the snapshot may be older than the socket's joining. A
+    take committed and published in between never comes on the socket; the hello's heads
+    (read after the join) say it happened, and the page fills it in over HTTP.
+
+    The socket is held open without a server until the snapshot is on screen, with the page's
+    clock paused (no timer can be what shows it), and no events or heads frame ever reaches
+    the page: only the hello's heads can bring the take."""
+    setup = orm(_open_session_with_two_families)
+    held: list = []
+    passed: list[str] = []
+
+    def from_server(message) -> None:
+        frame = json.loads(message)
+        if frame.get("type") in ("events", "heads"):
+            return
+        passed.append(frame["type"])
+        held[0].send(message)
+
+    page.route_web_socket(re.compile(r"/ws/broadcast/"), lambda ws: held.append(ws))
+    page.clock.install()
+    page.clock.pause_at(timezone.now() + timedelta(seconds=1))
+    page.goto(f"/h5/broadcast/{setup.round_id}/")
+    expect(stat(page, "已选")).to_have_text("0")  # the snapshot, with no hello yet
+    expect(page.locator("#live-state")).to_have_text("连接中")
+    assert len(held) == 1
+
+    orm(_a_confirms, setup, X)
+    # The log's sequencer announces the take (unit_taken). Run it here: it returns once that
+    # event is committed, by this call or by the server's sequencer holding the lock.
+    orm(sequence_pending)
+    server = held[0].connect_to_server()
+    server.on_message(from_server)
+    expect(page.locator("#live-state")).to_have_text("实时")
+    expect(page.get_by_label("1栋1201 一房一厅 已选")).to_have_attribute("data-status", "taken")
+    expect(stat(page, "已选")).to_have_text("1")
+    assert passed[0] == "hello"
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,12 @@
  *   streams' events from seq 0 instead.)
  *   now()                                     // the server's time in ms: every countdown
  *
- * The rules: the snapshot is taken once the socket has said hello (so nothing falls between
- * the two) and its heads set `last` for each stream; an event at or below `last` is dropped;
- * a frame that starts above `last + 1`, or a `heads` frame above `last`, is filled in over
- * HTTP first (`…/events/?after=last`, again while `more`). A lost socket is reopened with
+ * The rules: the first snapshot is read beside the socket's opening, not after it, and its
+ * heads set `last` for each stream; the socket's hello carries the heads it read after
+ * joining its streams, so whatever fell between the two is above `last` there and filled in
+ * like a `heads` frame. An event at or below `last` is dropped; a frame that starts above
+ * `last + 1`, or heads above `last`, is filled in over HTTP first (`…/events/?after=last`,
+ * again while `more`). A lost socket is reopened with
  * backoff and a fresh snapshot; when no socket is up for 4 s the snapshot is polled every
  * 3 s instead, until one is (and a socket that fails before any snapshot has one read at
  * once, as a poll). Everything that touches `last` runs one task at a time.
@@ -155,6 +157,7 @@ export function connect(options) {
   let snapshots = 0;
   let snapshotPending = false;
   let snapshotAgain = false;
+  let hellos = 0;
   let pingSentAt = 0; // when the oldest unanswered ping went out; 0: none
   const timers = { reconnect: 0, fallback: 0, poll: 0, ping: 0, hello: 0 };
 
@@ -356,7 +359,7 @@ export function connect(options) {
     switch (frame && frame.type) {
       case "hello":
         if (Array.isArray(frame.streams) && !streams.length) streams = frame.streams;
-        hello();
+        hello(frame.heads);
         break;
       case "events":
         enqueue(() => onEvents(frame));
@@ -372,15 +375,25 @@ export function connect(options) {
     }
   }
 
-  function hello() {
-    if (state === "live") return; // the answer to a resync
+  /* `heads`: each stream's head as the server read it after the socket joined. */
+  function hello(heads) {
+    const fillIn = () => heads && enqueue(() => onHeads({ streams: heads }));
+    if (state === "live") {
+      fillIn(); // the answer to a resync
+      return;
+    }
     clearTimeout(timers.hello);
     clearTimeout(timers.fallback);
     timers.fallback = 0;
     stopPolling();
     attempt = 0;
     setState("live");
-    loadSnapshot(); // rules 1 and 3: after hello, so nothing falls between the two
+    // Rule 1: the first snapshot was asked for beside the socket's opening; the heads fill
+    // in what fell between (queued after it). Rule 3: a reconnect reads a fresh one, as does
+    // a first hello with no snapshot taken or on its way (it failed, or a replay).
+    if (hellos > 0 || (snapshots === 0 && !snapshotPending)) loadSnapshot();
+    hellos += 1;
+    fillIn();
     clearInterval(timers.ping);
     ping(); // three quick ones for a good first offset, then one every 15 s
     setTimeout(ping, 1000);
@@ -510,6 +523,10 @@ export function connect(options) {
 
   ui.state(state);
   armFallback();
+  // Rule 1: the first snapshot beside the socket's opening, not after its hello: on a slow
+  // line (or over TLS, where a websocket is its own connection) the hello can come a round
+  // trip after the page's own first read. A replay (no snapshot URL) waits for the hello.
+  if (snapshotUrl) loadSnapshot();
   open();
 
   return {
