@@ -259,7 +259,11 @@ def _is_h5(url: str) -> bool:
 
 
 def axe_violations(page: Any) -> list[dict]:
-    """axe-core's serious and critical violations on `page` as it is now."""
+    """axe-core's serious and critical violations on `page` as it is now, once its
+    stylesheets are in: a check right after a navigation (a form posted, 303, the new
+    document) could otherwise measure buttons the stylesheet had not sized yet (a 21 px
+    登录 button failed target-size once that way)."""
+    page.wait_for_load_state("load")
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(_axe_source())
     found = page.evaluate(AXE_RUN)
