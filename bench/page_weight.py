@@ -205,9 +205,9 @@ def weigh(context, name: str, path: str, shots: Path | None = None, base: str = 
     cdp.on("Page.domContentEventFired", lambda e: marks.setdefault("dcl", e["timestamp"]))
 
     page.goto(base + path, wait_until="domcontentloaded", timeout=60_000)
-    # Nothing on screen says 正在加载 (the board's line under its title is no #loading, and its
-    # read waits for the socket's hello: through a quick front, the HTTP side could fall quiet
-    # for 1 s before that read was even sent).
+    # Nothing on screen says 正在加载: the board's loading line is no #loading, and when its
+    # read still waited for the socket's hello the HTTP side could be quiet for 1 s before
+    # that read was even sent (the board then counted as usable with nothing on it).
     page.wait_for_function(
         "() => { const l = document.getElementById('loading'); return (!l || l.hidden ||"
         " l.offsetParent === null) && !document.body.innerText.includes('正在加载'); }",
