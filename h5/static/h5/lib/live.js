@@ -10,7 +10,7 @@
  *     onError(failure) {},                    // the snapshot was refused (401 / 403 / 404)
  *   });
  *   (A page with no snapshot URL, e.g. a QR ticket's progress with `token`, replays its
- *   streams' events from seq 0 instead.)
+ *   streams' events from seq 0 instead, beside the socket too when it names `streams`.)
  *   now()                                     // the server's time in ms: every countdown
  *
  * The rules: the first snapshot is read beside the socket's opening, not after it, and its
@@ -390,7 +390,8 @@ export function connect(options) {
     setState("live");
     // Rule 1: the first snapshot was asked for beside the socket's opening; the heads fill
     // in what fell between (queued after it). Rule 3: a reconnect reads a fresh one, as does
-    // a first hello with no snapshot taken or on its way (it failed, or a replay).
+    // a first hello with no snapshot taken or on its way (it failed, or a replay that had
+    // to learn its streams from this hello).
     if (hellos > 0 || (snapshots === 0 && !snapshotPending)) loadSnapshot();
     hellos += 1;
     fillIn();
@@ -525,8 +526,8 @@ export function connect(options) {
   armFallback();
   // Rule 1: the first snapshot beside the socket's opening, not after its hello: on a slow
   // line (or over TLS, where a websocket is its own connection) the hello can come a round
-  // trip after the page's own first read. A replay (no snapshot URL) waits for the hello.
-  if (snapshotUrl) loadSnapshot();
+  // trip after the page's own first read. A replay needs its streams: given, or the hello's.
+  if (snapshotUrl || streams.length) loadSnapshot();
   open();
 
   return {
