@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,9 @@ from accounts.services import applicant_user_ensure, device_session_start
 from core.context import RequestContext
 from events.services import event_record, stream_heads
 from events.streams import qr_stream
+from realtime import consumers
 from realtime.access import qr_stream_token
+from realtime.hub import StreamHub
 from realtime.relay import relay_once
 from selection import allocation
 from selection.models import CartItem, Seat
@@ -155,9 +158,6 @@ async def test_hello_carries_the_heads_read_after_joining(flushed_layer, monkeyp
     the hello says each stream's head, read after the joins, so an event committed before
     the socket listened is in the head and one after comes on the socket. The resync hello
     says them again."""
-    from realtime import consumers
-    from realtime.hub import StreamHub
-
     world = await aio(open_session_world)()
     rid = world.round.pk
     await aio(confirm)(world, world.families[0], world.units[0])  # before the socket
@@ -198,10 +198,6 @@ async def test_frames_that_come_while_the_heads_are_read_follow_the_hello(
 ):
     """The socket has joined its streams and is reading their heads when a take is
     published: its frame waits and goes after the hello, which always comes first."""
-    import threading
-
-    from realtime import consumers
-
     world = await aio(open_session_world)()
     rid = world.round.pk
     held = threading.Event()
