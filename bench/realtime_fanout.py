@@ -36,17 +36,20 @@ the servers only fan out. `--split` starts one more daphne process that takes al
 nginx can route /ws/ to its own upstream (the raw baseline keeps K servers). `--naive-layers`
 limits the naive baseline to some of the layers (it is slow at N = 2,000).
 
-Measures. Commit time: a deferred constraint trigger installed in the bench database only
-stamps each event with clock_timestamp() at its transaction's COMMIT. (Event.at = Allocation.at
-is the confirm view's `now`, taken BEFORE the transaction queues for the family / unit /
-ledger-head locks behind the other confirms: under a burst it precedes the commit by up to
-seconds; the latency from Event.at is shown too, as "p99 at".) Receipt time: time.time() in the
-watcher process when the frame holding the event comes out of the socket (same machine, same
-clock). Latency per (watcher, event); deliveries per second = (watcher, event) deliveries /
-(last receipt − first commit). For raw, commit time = when the server built the event, just
-before broadcasting it. Each phase also prints where an event's time went (Event.at →
-commit → relay claim (published_at) → first watcher → last watcher) and the CPU seconds of
-each process group.
+Measures. Commit time: deferred constraint triggers installed in the bench database only
+stamp each allocation (the confirm's transaction) and each board event with clock_timestamp()
+at its transaction's COMMIT. The board's `unit_taken` is written by the allocation log's
+sequencer (`manage.py ledger_sequencer`, started beside the relay), in log order, a tick after
+the confirm; latency runs from the confirm's commit, so it includes the sequencer's tick.
+(Allocation.at is the confirm view's `now`, taken BEFORE the transaction queues for the family
+/ unit locks behind the other confirms; the latency from it is shown too, as "p99 at".)
+Receipt time: time.time() in the watcher process when the frame holding the event comes out
+of the socket (same machine, same clock). Latency per (watcher, event); deliveries per second
+= (watcher, event) deliveries / (last receipt − first commit). For raw, commit time = when the
+server built the event, just before broadcasting it. Each phase also prints where an event's
+time went (the confirm's now → its commit → the sequencer's commit → relay claim
+(published_at) → first watcher → last watcher; and the confirm's 201 → last watcher) and the
+CPU seconds of each process group.
 
 Offline catch-up: a separate client opens the socket and reads the board snapshot's heads
 (last seq 0), then disconnects before the burst. It comes back twice: right after the 50th
@@ -1006,8 +1009,11 @@ async def offline_prepare(http_port: int, ws_port: int, round_id: int) -> int:
 async def catch_up(client, http_port: int, ws_port: int, round_id: int, last: int) -> dict:
     """Reconnect as a page does (docs/REALTIME.md, rules 1-3): open the socket and, without
     waiting for it, GET the snapshot (heads first) and the events after `last` until `more`
-    is false. Returns the time to holding every event up to the head; the socket's time (or
-    its failure: the page would then poll) is reported beside it."""
+    is false. Returns the time to holding every event of the burst; the socket's time (or
+    its failure: the page would then poll) is reported beside it. The board's events are
+    written by the allocation log's sequencer a tick after the confirms, so a reconnect
+    right after the last confirm's answer may find a head short of the burst: it reads again
+    (as the page's socket would then bring the rest), and the count of reads is reported."""
     from websockets.asyncio.client import connect
 
     stream = f"round.{round_id}"
@@ -1026,13 +1032,11 @@ async def catch_up(client, http_port: int, ws_port: int, round_id: int, last: in
         except Exception as exc:  # reported, not failed: the page falls back to polling
             return f"failed after {(time.perf_counter() - started) * 1000:,.0f} ms: {exc!r:.80}"
 
-    async def fetch() -> tuple[int, set[int]]:
-        seqs: set[int] = set()
+    async def fetch(after: int, seqs: set[int]) -> tuple[int, int]:
         base = f"http://127.0.0.1:{http_port}/api/v1"
         snapshot = await client.get(f"{base}/broadcast/{round_id}/")
         snapshot.raise_for_status()
         head = snapshot.json()["heads"][stream]
-        after = last
         for _ in range(100):  # 500 events a page
             page = await client.get(
                 f"{base}/streams/{stream}/events/",
@@ -1045,12 +1049,19 @@ async def catch_up(client, http_port: int, ws_port: int, round_id: int, last: in
                 after = body["events"][-1]["seq"]
             if not body["more"]:
                 break
-        return head, seqs
+        return head, after
 
     sock = asyncio.create_task(open_socket())
+    seqs: set[int] = set()
+    reads = 0
     try:
         async with asyncio.timeout(CATCH_UP_TIMEOUT):
-            head, seqs = await fetch()
+            head, after = 0, last
+            while head < EVENTS:
+                if reads:
+                    await asyncio.sleep(0.02)  # the sequencer's tick is 0.1 s
+                head, after = await fetch(after, seqs)
+                reads += 1
         elapsed = (time.perf_counter() - started) * 1000
     except Exception as exc:  # reported as a failed catch-up
         sock.cancel()
@@ -1065,6 +1076,7 @@ async def catch_up(client, http_port: int, ws_port: int, round_id: int, last: in
         "socket": socket_note,
         "ok": not missing and head >= EVENTS,
         "head": head,
+        "reads": reads,
         "error": f"missing {sorted(missing)[:5]}" if missing else "",
     }
 
@@ -1170,26 +1182,31 @@ def stages(
     outbox: dict[int, dict],
     at: dict[int, float],
     commit: dict[int, float],
+    sequenced: dict[int, float],
     answered: dict[int, float],
 ) -> str:
-    """Where an event's time goes: Event.at (the confirm view's `now`) → commit (waiting for
-    the family / unit / ledger-head locks behind the other confirms) → the relay claims it
-    (published_at: waiting for the tick, the claim) → the first watcher has it → the last."""
+    """Where an event's time goes: the confirm view's `now` → the confirm's commit (waiting
+    for the family / unit locks behind the other confirms) → the sequencer's commit of the
+    board's `unit_taken` (the allocation log's tick) → the relay claims it (published_at:
+    waiting for the tick, the claim) → the first watcher has it → the last. Beside it: the
+    confirm's HTTP 201 → the last watcher (what the board's viewers wait after a family's
+    confirm was answered)."""
     first: dict[int, float] = {}
     last: dict[int, float] = {}
     for _, _, got, _, _ in rows:
         for seq, t in got:
             first[seq] = min(first.get(seq, t), t)
             last[seq] = max(last.get(seq, t), t)
-    locks, claim, to_first, spread, answer = [], [], [], [], []
+    locks, sequencing, claim, to_first, spread, answer_last = [], [], [], [], [], []
     for seq, row in outbox.items():
         if row["published"] is None or seq not in first:
             continue
         published = row["published"].timestamp()
         if row["data"]["unit"]["id"] in answered:
-            answer.append((answered[row["data"]["unit"]["id"]] - commit[seq]) * 1000)
+            answer_last.append((last[seq] - answered[row["data"]["unit"]["id"]]) * 1000)
         locks.append((commit[seq] - at[seq]) * 1000)
-        claim.append((published - commit[seq]) * 1000)
+        sequencing.append((sequenced[seq] - commit[seq]) * 1000)
+        claim.append((published - sequenced[seq]) * 1000)
         to_first.append((first[seq] - published) * 1000)
         spread.append((last[seq] - first[seq]) * 1000)
     if not claim:
@@ -1201,9 +1218,9 @@ def stages(
     commits = list(commit.values())
     return (
         f"50 commits over {max(commits) - min(commits):.1f} s; "
-        f"p50/p99 ms: Event.at→commit {p(locks)}, commit→claimed {p(claim)}, "
-        f"claimed→1st watcher {p(to_first)}, 1st→last watcher {p(spread)}; "
-        f"commit→HTTP answer {p(answer) if answer else '-'}"
+        f"p50/p99 ms: confirm's now→commit {p(locks)}, commit→sequencer's commit "
+        f"{p(sequencing)}, →claimed {p(claim)}, →1st watcher {p(to_first)}, 1st→last watcher "
+        f"{p(spread)}; confirm's 201→last watcher {p(answer_last) if answer_last else '-'}"
     )
 
 
@@ -1234,13 +1251,25 @@ BEGIN
 END $$;
 CREATE CONSTRAINT TRIGGER bench_commit_at AFTER INSERT ON events_event
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION bench_commit_stamp();
+CREATE TABLE IF NOT EXISTS bench_allocation_commit (unit_id bigint PRIMARY KEY,
+    committed timestamptz);
+CREATE OR REPLACE FUNCTION bench_allocation_commit_stamp() RETURNS trigger LANGUAGE plpgsql
+AS $$
+BEGIN
+    INSERT INTO bench_allocation_commit VALUES (NEW.unit_id, clock_timestamp());
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER bench_allocation_commit_at AFTER INSERT ON selection_allocation
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION bench_allocation_commit_stamp();
 """
 
 
 def install_commit_stamp() -> None:
-    """Bench database only: a deferred constraint trigger runs at COMMIT, so it stamps each
-    event with the clock at its transaction's commit (Event.at is the confirm view's `now`,
-    taken before the transaction waits for its locks)."""
+    """Bench database only: deferred constraint triggers run at COMMIT, so they stamp each
+    allocation (the confirm's transaction) and each event (the sequencer's, which writes the
+    board's `unit_taken` a tick later) with the clock at its transaction's commit
+    (Allocation.at is the confirm view's `now`, taken before the transaction waits for its
+    locks)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -1251,24 +1280,35 @@ def outbox_of(round_id: int) -> dict[int, dict]:
     from django.db import connection
 
     from events.models import Event
+    from selection.models import Allocation
 
     events = list(Event.objects.filter(stream=f"round.{round_id}").order_by("seq"))
+    confirmed_at = dict(Allocation.objects.filter(round_id=round_id).values_list("unit_id", "at"))
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT event_id, committed FROM bench_commit WHERE event_id = ANY(%s)",
             [[e.pk for e in events]],
         )
         committed = {pk: stamp.timestamp() for pk, stamp in cursor.fetchall()}
-    return {
-        e.seq: {
+        cursor.execute(
+            "SELECT unit_id, committed FROM bench_allocation_commit WHERE unit_id = ANY(%s)",
+            [list(confirmed_at)],
+        )
+        confirmed = {unit: stamp.timestamp() for unit, stamp in cursor.fetchall()}
+    outbox = {}
+    for e in events:
+        unit = e.data["unit"]["id"]
+        outbox[e.seq] = {
             "type": e.type,
             "at": e.at.isoformat(),
             "data": e.data,
             "published": e.published_at,
             "committed": committed.get(e.pk),
+            # The confirm behind the event: the view's `now`, and its transaction's commit.
+            "confirm_at": confirmed_at[unit].timestamp() if unit in confirmed_at else None,
+            "confirmed": confirmed.get(unit),
         }
-        for e in events
-    }
+    return outbox
 
 
 # --------------------------------------------------------------------------- phases
@@ -1309,9 +1349,21 @@ class Bench:
             mode = "loop" if system == "ours" else "naive"
             command = [sys.executable, __file__, "_bench-relay", mode, "--tick", str(args.tick)]
             ready = f"{mode} relay running"
-        with Helper(
-            f"relay-{system}-{layer}-{self.world_no}", command, env, self.log_dir, ready
-        ) as relay:
+        # The board's "unit taken" events are written by the allocation log's sequencer, in
+        # log order, not by the confirm (docs/REALTIME.md): it runs beside every relay.
+        sequencer_command = [str(_lib.ROOT / ".venv/bin/python"), "manage.py", "ledger_sequencer"]
+        with (
+            Helper(
+                f"sequencer-{system}-{layer}-{self.world_no}",
+                sequencer_command,
+                env,
+                self.log_dir,
+                "ledger sequencer running",
+            ) as sequencer,
+            Helper(
+                f"relay-{system}-{layer}-{self.world_no}", command, env, self.log_dir, ready
+            ) as relay,
+        ):
             profiler = None
             try:
                 ok, errors, phase.connect_s = self.pool.connect(
@@ -1321,7 +1373,11 @@ class Bench:
                 if ok != n:
                     phase.problems.append(f"{n - ok} watchers failed to connect: {errors}")
                 last = asyncio.run(offline_prepare(*catch_ports, world.round_id))
-                pids = [*[p.pid for p in servers.processes], relay.process.pid]
+                pids = [
+                    *[p.pid for p in servers.processes],
+                    relay.process.pid,
+                    sequencer.process.pid,
+                ]
                 profiler = Profiler(
                     args.py_spy,
                     self.log_dir / "profiles",
@@ -1329,6 +1385,7 @@ class Bench:
                     {
                         **{f"daphne{i}": p.pid for i, p in enumerate(servers.processes)},
                         "relay": relay.process.pid,
+                        "sequencer": sequencer.process.pid,
                     },
                 )
                 cpu0 = [_lib.proc_cpu_seconds(p) for p in pids] + [redis_cpu()]
@@ -1366,14 +1423,14 @@ class Bench:
                 for name, result in (("busy", phase.busy), ("idle", phase.idle)):
                     if not result.get("ok"):
                         phase.problems.append(f"catch-up ({name}) failed: {result.get('error')}")
-                at = {
-                    seq: datetime.fromisoformat(row["at"]).timestamp()
-                    for seq, row in outbox.items()
-                }
-                commit = {seq: row["committed"] for seq, row in outbox.items()}
-                if None in commit.values():
-                    phase.problems.append("an event has no commit stamp")
-                    commit = at
+                # Latency runs from the confirm's commit (the family's allocation), through
+                # the sequencer's event, to the watcher: what the board's viewer waits.
+                at = {seq: row["confirm_at"] for seq, row in outbox.items()}
+                commit = {seq: row["confirmed"] for seq, row in outbox.items()}
+                sequenced = {seq: row["committed"] for seq, row in outbox.items()}
+                if None in (*at.values(), *commit.values(), *sequenced.values()):
+                    phase.problems.append("an event has no confirm or commit stamp")
+                    commit = sequenced = at
                 phase.expected = n * EVENTS
                 k = len(ws_ports)
                 analyse(phase, rows, [commit] * k, [at] * k)
@@ -1381,7 +1438,7 @@ class Bench:
                     phase.problems.append("no event reached any watcher")
                 phase.confirm_p99 = _lib.percentile([r["ms"] for r in results], 99)
                 answered = {targets[r["i"]]: r["done"] for r in results}
-                phase.stages = stages(rows, outbox, at, commit, answered)
+                phase.stages = stages(rows, outbox, at, commit, sequenced, answered)
                 spent = [after - before for before, after in zip(cpu0, cpu1, strict=True)]
                 servers_n = len(servers.processes)  # K, or K + 1 with --split (HTTP first)
                 if args.split:
@@ -1389,7 +1446,12 @@ class Bench:
                 else:
                     phase.cpu = {"daphne": sum(spent[:servers_n])}
                 phase.cpu.update(
-                    {"relay": spent[servers_n], "redis": spent[-1], "clients": client_cpu}
+                    {
+                        "relay": spent[servers_n],
+                        "sequencer": spent[servers_n + 1],
+                        "redis": spent[-1],
+                        "clients": client_cpu,
+                    }
                 )
                 self.sample_data = [outbox[s]["data"] for s in sorted(outbox)]
             finally:
@@ -1464,7 +1526,8 @@ def print_table(phases: list[Phase], title: str) -> None:
             f"duplicates {p.dups}; load {p.load:.1f}"
             + (
                 f"; catch-up socket: busy {p.busy.get('socket', '-')}, "
-                f"idle {p.idle.get('socket', '-')}"
+                f"idle {p.idle.get('socket', '-')}; catch-up reads: "
+                f"busy {p.busy.get('reads', '-')}, idle {p.idle.get('reads', '-')}"
                 if p.busy or p.idle
                 else ""
             )
