@@ -61,6 +61,26 @@ def family_streams(*, family, round_id: int) -> list[str] | None:
     ]
 
 
+def round_head(round_id: int) -> int | None:
+    """The public round stream's head (0 before its first event), or None when the round does
+    not exist: one query, which is all a board socket's connect reads. Written as SQL: a crowd
+    opening the board at once queues on the server's one database thread, and building the
+    same query through the ORM cost more there than running it (docs/BENCHMARKS.md)."""
+    from django.db import connection
+
+    from events.models import Stream
+    from events.streams import round_stream
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE((SELECT last_seq FROM {Stream._meta.db_table} WHERE name = %s), 0)"
+            f" FROM {Round._meta.db_table} WHERE id = %s",
+            [round_stream(round_id), round_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
 def may_read(*, stream: str, user, session_key: str | None, token: str = "") -> bool:
     """round.* is public (if the round exists); session.* its families; family.* that family;
     qr.* whoever holds its progress token (the desktop page that showed the code)."""

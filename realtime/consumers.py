@@ -79,6 +79,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         relay_ensure_in_process()
         hub = hub_for(self.channel_layer)
+        self.streams = streams  # left on disconnect, however far the joins got
         try:
             for stream in streams:
                 await hub.join(group_name(stream), self)
@@ -87,18 +88,28 @@ class StreamConsumer(AsyncWebsocketConsumer):
             logger.warning("channel layer unavailable at connect: %s", exc)
             await self.close(code=CLOSE_TRY_AGAIN)
             return
-        self.streams = streams
+        heads = await database_sync_to_async(self.heads_after_join)(streams) if streams else {}
+        if heads is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
         await self.accept()
         self.opened = True
-        await self.hello()
+        await self.hello(heads)
 
-    async def hello(self) -> None:
+    def heads_after_join(self, streams: list[str]) -> dict[str, int] | None:
+        """The heads of the streams just joined (one database call, in a worker thread), or
+        None when what the socket follows turns out not to exist."""
+        return stream_heads(streams=streams)
+
+    async def hello(self, heads: dict[str, int] | None = None) -> None:
         """The streams this socket follows and their heads, read after it joined them
         (docs/REALTIME.md): an event above a head comes on this socket; one at or below it was
         committed before, and a page whose snapshot is older fetches it over HTTP. So a page
-        may read its first snapshot beside the socket's opening, not after it."""
+        may read its first snapshot beside the socket's opening, not after it. A resync reads
+        the heads again."""
         streams = self.streams
-        heads = await database_sync_to_async(stream_heads)(streams=streams) if streams else {}
+        if heads is None:
+            heads = await database_sync_to_async(stream_heads)(streams=streams) if streams else {}
         hello = {
             "type": "hello",
             "streams": streams,
@@ -277,11 +288,14 @@ class BroadcastConsumer(StreamConsumer):
     """The public unit broadcast of a round (房源信息播报): units and counts, no families."""
 
     async def authorize(self):
-        stream = round_stream(self.scope["url_route"]["kwargs"]["round_id"])
-        allowed = await database_sync_to_async(access.may_read)(
-            stream=stream, user=None, session_key=None
-        )
-        return ([stream], 0) if allowed else (None, CLOSE_NOT_FOUND)
+        # The stream is the URL's. Whether its round exists is read with its head, after the
+        # join (heads_after_join): one query a socket, which is what a crowd opening the board
+        # at once queues on (docs/BENCHMARKS.md, "Real-time fan-out").
+        return [round_stream(self.scope["url_route"]["kwargs"]["round_id"])], 0
+
+    def heads_after_join(self, streams):
+        head = access.round_head(self.scope["url_route"]["kwargs"]["round_id"])
+        return None if head is None else {streams[0]: head}
 
 
 class QrProgressConsumer(StreamConsumer):

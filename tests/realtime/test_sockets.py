@@ -14,7 +14,7 @@ from accounts.services import applicant_user_ensure, device_session_start
 from core.context import RequestContext
 from events.services import event_record, stream_heads
 from events.streams import qr_stream
-from realtime import consumers
+from realtime import access, consumers
 from realtime.access import qr_stream_token
 from realtime.hub import StreamHub
 from realtime.relay import relay_once
@@ -149,6 +149,29 @@ async def test_broadcast_is_public_and_unknown_rounds_are_refused(flushed_layer)
     assert await missing.connect() == (False, 4404)
 
 
+async def test_a_board_socket_opens_with_one_database_call(flushed_layer, monkeypatch):
+    """A crowd opens the board at once on selection day, and every socket's database calls
+    queue on the server's one database thread: whether the round exists and its head are
+    read in one call, after the join (the hello's heads must be). A missing round makes the
+    same one call and is refused."""
+    world = await aio(open_session_world)()
+    calls: list[str] = []
+    hop = consumers.database_sync_to_async
+
+    def counting(function):
+        calls.append(getattr(function, "__name__", repr(function)))
+        return hop(function)
+
+    monkeypatch.setattr(consumers, "database_sync_to_async", counting)
+    ws, hello = await connected(f"/ws/broadcast/{world.round.pk}/")
+    assert calls == ["heads_after_join"]
+    assert hello["heads"] == {f"round.{world.round.pk}": 0}
+    await ws.disconnect()
+    calls.clear()
+    assert await socket("/ws/broadcast/999999/").connect() == (False, 4404)
+    assert calls == ["heads_after_join"]
+
+
 def _cart_also(world, family, unit) -> None:
     CartItem.objects.filter(family=family, round=world.round, kind="formal").update(unit=unit)
 
@@ -166,18 +189,18 @@ async def test_hello_carries_the_heads_read_after_joining(flushed_layer, monkeyp
     assert head > 0
 
     order: list[str] = []
-    join, heads = StreamHub.join, consumers.stream_heads
+    join, heads = StreamHub.join, access.round_head
 
     async def joining(self, group, consumer):
         order.append(f"join {group}")
         await join(self, group, consumer)
 
-    def reading(*, streams):
+    def reading(round_id):
         order.append("heads")
-        return heads(streams=streams)
+        return heads(round_id)
 
     monkeypatch.setattr(StreamHub, "join", joining)
-    monkeypatch.setattr(consumers, "stream_heads", reading)
+    monkeypatch.setattr(access, "round_head", reading)
     ws, hello = await connected(f"/ws/broadcast/{rid}/")
     assert hello["heads"] == {f"round.{rid}": head}
     assert order == [f"join ev.round.{rid}", "heads"]
@@ -201,21 +224,21 @@ async def test_frames_that_come_while_the_heads_are_read_follow_the_hello(
     world = await aio(open_session_world)()
     rid = world.round.pk
     held = threading.Event()
-    send, heads = consumers.StreamConsumer.send, consumers.stream_heads
+    send, heads = consumers.StreamConsumer.send, access.round_head
 
     async def sending(self, text_data=None, bytes_data=None, close=False):
         await send(self, text_data=text_data, bytes_data=bytes_data, close=close)
         if self.before_hello:
             held.set()
 
-    def reading(*, streams):
+    def reading(round_id):
         confirm(world, world.families[0], world.units[0])
         relay_once()
         assert held.wait(5), "the hub never handed the frame over"
-        return heads(streams=streams)
+        return heads(round_id)
 
     monkeypatch.setattr(consumers.StreamConsumer, "send", sending)
-    monkeypatch.setattr(consumers, "stream_heads", reading)
+    monkeypatch.setattr(access, "round_head", reading)
     ws, hello = await connected(f"/ws/broadcast/{rid}/")  # asserts the hello came first
     frame = await ws.receive_json_from(timeout=5)
     assert frame["type"] == "events" and frame["to"] == hello["heads"][f"round.{rid}"]
