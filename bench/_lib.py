@@ -1,13 +1,15 @@
 """Shared set-up for the benchmarks: a private PostgreSQL database, Django bootstrapped
 against it, and fast bulk creation of a round whose families are seated in one session.
 
-Never touches the `test` / `test_test` databases: each benchmark names its own (`anju_bench*`)
-and drops and recreates it on every run.
+Never touches the `test` / `test_test` databases: each benchmark names its own (`anju_bench*`,
+plus ANJU_BENCH_DB_SUFFIX when set) and drops and recreates it on every run. The suite runs
+every bench at its smallest size (tests/tools/test_benches_run.py).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import statistics
 import sys
@@ -27,6 +29,16 @@ PG = {
 }
 BENCH_SECRET_KEY = "bench-only-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuv"
 REDIS_URL = os.environ.get("ANJU_BENCH_REDIS_URL") or "redis://127.0.0.1:6379/10"
+
+
+def db_name(base: str) -> str:
+    """A bench's database name: its own, plus ANJU_BENCH_DB_SUFFIX (letters, digits, _) so that
+    the suite's run of the benches (tests/tools/test_benches_run.py) never drops the database
+    of a bench someone is running by hand."""
+    suffix = os.environ.get("ANJU_BENCH_DB_SUFFIX", "")
+    if not re.fullmatch(r"[a-z0-9_]*", suffix):
+        raise SystemExit(f"ANJU_BENCH_DB_SUFFIX={suffix!r}: lower-case letters, digits, _")
+    return base + suffix
 
 
 def pg_is_local() -> bool:

@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _lib  # noqa: E402
 
-DB_NAME = "anju_bench"
+DB_NAME = _lib.db_name("anju_bench")
 STARTUP_SECONDS = 30
 REQUEST_TIMEOUT = 60.0
 RUN_TIMEOUT = 180.0

@@ -219,7 +219,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _lib  # noqa: E402
 
-DB_NAME = "anju_bench_fanout"
+DB_NAME = _lib.db_name("anju_bench_fanout")
 EVENTS = 50  # confirms in the burst
 STARTUP_SECONDS = 30
 CONNECT_TIMEOUT = 180.0  # all N watchers connected

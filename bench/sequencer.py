@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _lib  # noqa: E402
 
-DB_NAME = "anju_bench_sequencer"
+DB_NAME = _lib.db_name("anju_bench_sequencer")
 
 
 def parse_args() -> argparse.Namespace:

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _lib  # noqa: E402
 
-DB_NAME = "anju_bench_close"
+DB_NAME = _lib.db_name("anju_bench_close")
 CART = 5
 
 

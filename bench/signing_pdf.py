@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _lib  # noqa: E402
 
-DB_NAME = "anju_bench_pdf"
+DB_NAME = _lib.db_name("anju_bench_pdf")
 PDF_TARGET_MS, QR_TARGET_MS = 1000.0, 10.0
 CLAUSE = (
     "第{n}条　乙方应当按照本协议约定的用途使用租金补贴，不得转借、转租或者擅自调换住房；"
