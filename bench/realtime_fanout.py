@@ -1242,26 +1242,23 @@ def verify_frames(frames: set[str], round_id: int, outbox: dict[int, dict]) -> l
     return problems[:5]
 
 
-COMMIT_STAMP_SQL = """
-CREATE TABLE IF NOT EXISTS bench_commit (event_id bigint PRIMARY KEY, committed timestamptz);
-CREATE OR REPLACE FUNCTION bench_commit_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+def _commit_stamp_sql(stamps: str, key: str, table: str, column: str) -> str:
+    """A table `stamps` (key → committed) filled at COMMIT by a deferred trigger on `table`."""
+    return f"""
+CREATE TABLE IF NOT EXISTS {stamps} ({key} bigint PRIMARY KEY, committed timestamptz);
+CREATE OR REPLACE FUNCTION {stamps}_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO bench_commit VALUES (NEW.id, clock_timestamp());
+    INSERT INTO {stamps} VALUES (NEW.{column}, clock_timestamp());
     RETURN NULL;
 END $$;
-CREATE CONSTRAINT TRIGGER bench_commit_at AFTER INSERT ON events_event
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION bench_commit_stamp();
-CREATE TABLE IF NOT EXISTS bench_allocation_commit (unit_id bigint PRIMARY KEY,
-    committed timestamptz);
-CREATE OR REPLACE FUNCTION bench_allocation_commit_stamp() RETURNS trigger LANGUAGE plpgsql
-AS $$
-BEGIN
-    INSERT INTO bench_allocation_commit VALUES (NEW.unit_id, clock_timestamp());
-    RETURN NULL;
-END $$;
-CREATE CONSTRAINT TRIGGER bench_allocation_commit_at AFTER INSERT ON selection_allocation
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION bench_allocation_commit_stamp();
+CREATE CONSTRAINT TRIGGER {stamps}_at AFTER INSERT ON {table}
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {stamps}_stamp();
 """
+
+
+COMMIT_STAMP_SQL = _commit_stamp_sql(
+    "bench_commit", "event_id", "events_event", "id"
+) + _commit_stamp_sql("bench_allocation_commit", "unit_id", "selection_allocation", "unit_id")
 
 
 def install_commit_stamp() -> None:
