@@ -224,7 +224,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     *(["whitenoise.middleware.WhiteNoiseMiddleware"] if SERVE_STATIC else []),
     # DEBUG only: an unknown URL gets the Chinese 404 page, not Django's technical one.
-    "h5.error_views.UnknownUrlMiddleware",
+    "h5.error_views.NotFoundMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

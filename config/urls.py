@@ -29,7 +29,7 @@ if settings.BENCH_FLOOR_VIEWS:  # bench/confirm_http.py only (mobile_api/floor.p
     urlpatterns.insert(0, path("", include("mobile_api.floor")))
 
 # Chinese error pages in the area's look: the API's error body, the admin's look, WeUI
-# (h5/error_views.py; with DEBUG on, UnknownUrlMiddleware for unknown URLs).
+# (h5/error_views.py; with DEBUG on, NotFoundMiddleware for every 404).
 handler400 = "h5.error_views.bad_request"
 handler403 = "h5.error_views.permission_denied"
 handler404 = "h5.error_views.not_found"

@@ -7,8 +7,8 @@ Three areas, told apart by the path:
 - everything else: a WeUI message page (h5/templates/h5/error.html), the applicants' look.
 
 Django calls these as handler400/403/404/500 (config/urls.py) when DEBUG is off. With DEBUG on
-(the demo), Django answers an unknown URL with its English technical 404 instead;
-UnknownUrlMiddleware gives those the same Chinese page (docs/DECISIONS.md, issue 16 item 6).
+(the demo), Django answers a 404 with its English technical page instead; NotFoundMiddleware
+gives those the same Chinese page (docs/DECISIONS.md, issue 16 item 6).
 
 The 500 page renders without the request's context processors (as Django's own
 server_error does): the failure may be the database or the session, which they would touch.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.template import loader
 from django.urls import Resolver404, resolve
 
@@ -107,11 +107,14 @@ def server_error(request):
     return error_response(request, 500, with_context=False)
 
 
-class UnknownUrlMiddleware:
-    """With DEBUG on, an unknown URL (one no URL pattern matches) gets the Chinese 404 page
-    (or the API's body) instead of Django's English technical page. A 404 raised by a view
-    for a URL that does match keeps the technical page with DEBUG on: a developer's clue.
-    Sits outside CommonMiddleware, so APPEND_SLASH's redirect (/h5 → /h5/) still happens."""
+class NotFoundMiddleware:
+    """With DEBUG on (the demo), a 404 gets the Chinese page (or the API's body) instead of
+    Django's English technical page, which lists every URL pattern: for an unknown URL (one
+    no pattern matches) and for a view's Http404 (a round, a declaration that does not exist:
+    a family meets those through an old link as well as by editing an address). What the
+    technical page told a developer goes to the log: Django logs every 404 response, and the
+    view's reason is logged here. Sits outside CommonMiddleware, so APPEND_SLASH's redirect
+    (/h5 → /h5/) still happens."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -125,3 +128,9 @@ class UnknownUrlMiddleware:
         except Resolver404:
             return not_found(request)
         return response
+
+    def process_exception(self, request, exception):
+        if not settings.DEBUG or not isinstance(exception, Http404):
+            return None
+        logger.info("404 at %s: %s", request.path, exception)
+        return not_found(request)

@@ -1,7 +1,7 @@
 """Error pages (issue 16 item 6): 400, 403, 404 and 500 in Chinese, with DEBUG off, in each
 area's look — WeUI for the H5 pages, the admin's for /admin/, the API's JSON error body for
 /api/ — with no inline script or style (the Content-Security-Policy forbids them); and, with
-DEBUG on as in the demo, an unknown URL gets the same Chinese 404 page."""
+DEBUG on as in the demo, an unknown URL or a view's Http404 gets the same Chinese 404 page."""
 
 from __future__ import annotations
 
@@ -105,7 +105,17 @@ def test_api_errors_keep_the_json_error_body(status):
 
 @pytest.mark.django_db
 @override_settings(DEBUG=True)
-@pytest.mark.parametrize("path", ["/no-such-page/", "/h5/no-such-page/", "/h5/selection/x/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/no-such-page/",
+        "/h5/no-such-page/",
+        "/h5/selection/x/",
+        # URLs that match, for what does not exist: the view raises Http404.
+        "/h5/broadcast/999999/",
+        "/h5/selection/1/declaration/xyz/",
+    ],
+)
 def test_the_demo_shows_unknown_urls_the_chinese_404(path):
     # The demo runs with DEBUG on, where Django would answer with its English technical page.
     response = Client().get(path)
