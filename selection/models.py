@@ -416,7 +416,9 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return "选房日志（待排序）" if self.index is None else f"选房日志第{self.index}条"
+        # Counted from 1, as the family's receipt and the public check show it (the index is
+        # the log's 0-based leaf number).
+        return "选房日志（待排序）" if self.index is None else f"选房日志第{self.index + 1}条"
 
     @property
     def code(self) -> str:

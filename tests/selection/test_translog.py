@@ -338,3 +338,17 @@ def test_a_familys_receipt_verifies_offline(tmp_path):
     receipt["entry"]["payload"]["unit"] += 1  # another unit claimed with the same proof
     (tmp_path / "receipt.json").write_text(json.dumps(receipt, ensure_ascii=False))
     assert subprocess.run(run, cwd=tmp_path, capture_output=True).returncode == 1
+
+
+@pytest.mark.django_db
+def test_staff_see_the_entry_number_the_family_sees():
+    """The family's result page and the public check count entries from 1 (第{index + 1}条);
+    the admin shows an allocation's entry by its str, which must say the same number."""
+    world = played(sessions=1)
+    translog.sequence_pending()
+    family = world.families[0]
+    receipt = translog.family_receipt(family=family, round_id=world.round.pk).as_json()
+    entry = LedgerEntry.objects.get(round=world.round, index=receipt["index"])
+    assert str(entry) == f"选房日志第{receipt['index'] + 1}条"
+    assert str(LedgerEntry(index=0)) == "选房日志第1条"
+    assert str(LedgerEntry(index=None)) == "选房日志（待排序）"
