@@ -280,7 +280,9 @@ def test_supplementary_confirm_says_bu_xuan(page, live_url, orm, screenshot):
     expect(page.locator("#last-call")).to_contain_text("补选时间仅剩最后30秒")
     for node in ("#confirm-btn", "#formal-tips", "#last-call", "#countdown-label"):
         expect(page.locator(node)).not_to_contain_text("正选")
-    page.get_by_label("选定 1栋 1202").tap()
+    # A tap on the unit's card picks it, not only one on its radio.
+    page.locator("#cart .anju-cart__unit", has_text="1栋 1202").tap()
+    expect(page.get_by_label("选定 1栋 1202")).to_be_checked()
     expect(confirm).to_have_text("确认补选 1栋 1202")
     screenshot("supplementary-confirm-button")
     confirm.tap()

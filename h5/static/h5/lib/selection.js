@@ -161,12 +161,14 @@ export function renderCart(container, cart, { onMove, onRemove, pick = null, sel
             dataset: { unitId: unit.id, position: item.position },
             "aria-label": `第${item.position}位 ${name}`,
           },
+          /* On the formal page the whole card is the radio's label: a tap anywhere on the
+           * unit picks it, not only on the small circle (a two-minute window). */
           el(
-            "div",
+            pick ? "label" : "div",
             { class: "anju-cart__main" },
             pick
               ? el(
-                  "label",
+                  "span",
                   { class: "anju-cart__pick" },
                   el("input", {
                     type: "radio",
