@@ -36,8 +36,14 @@ from selection.events import (
 )
 from selection.ledger import LedgerWriter
 from selection.models import Allocation, CartItem, GiveUp, Round, Seat, Session, Unit
-from selection.notices import selection_result_params
-from selection.phases import family_seats, family_state, require_formal, state_from_seats
+from selection.notices import selection_missed_sms, selection_result_params
+from selection.phases import (
+    family_seats,
+    family_state,
+    formal_day_deadline,
+    require_formal,
+    state_from_seats,
+)
 from sms.services import sms_payload
 
 GIVE_UP_SALT = "anju.selection.give_up"
@@ -570,6 +576,18 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
         CartItem.objects.filter(
             round_id=session.round_id, kind=CartItem.Kind.PRE, family_id__in=absent_ids
         ).delete()
+        if session.kind == Session.Kind.FORMAL and (report.no_unit or report.absent):
+            selection_missed_sms(
+                session=session,
+                missed={
+                    **dict.fromkeys(report.no_unit, "no_unit"),
+                    **dict.fromkeys(report.absent, "absent"),
+                },
+                deadline=formal_day_deadline(
+                    session=session, grace_seconds=session.round.supplementary_grace_seconds
+                ),
+                now=now,
+            )
         Session.objects.filter(pk=session.pk).update(status=Session.Status.CLOSED, closed_at=now)
     return report
 

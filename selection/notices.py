@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.models import Applicant, Family
 from selection.models import Allocation, Round, Session
-from sms.services import sms_message_queue
+from sms.services import sms_message_queue, sms_messages_queue
 
 
 def _local(value: datetime, fmt: str) -> str:
@@ -73,22 +73,53 @@ def selection_result_sms(allocations: list[Allocation]) -> int:
             "family__pk", "mobile"
         )
     )
-    sent = 0
-    for allocation in allocations:
-        phone = phones.get(allocation.family_id)
-        if not phone:
-            continue
-        sms_message_queue(
-            phone=phone,
-            kind="selection_result",
-            params=selection_result_params(
-                allocation=allocation, round_name=names[allocation.round_id]
-            ),
-            now=allocation.at,
-            after_commit=False,  # the outbox worker sends it: no request waits on the provider
-        )
-        sent += 1
-    return sent
+    return sms_messages_queue(
+        kind="selection_result",
+        messages=[
+            (
+                phones.get(allocation.family_id, ""),
+                selection_result_params(
+                    allocation=allocation, round_name=names[allocation.round_id]
+                ),
+            )
+            for allocation in allocations
+        ],
+        now=allocations[0].at,
+    )
+
+
+# What happened to a family whose formal session ended without a unit for it.
+MISSED_HOW = {
+    "no_unit": "结束时未选定房源",
+    "absent": "未进入选房，预选结果已作废",
+}
+
+
+def selection_missed_sms(
+    *, session: Session, missed: dict[int, str], deadline: datetime, now: datetime
+) -> int:
+    """Tell each family whose formal session ended without a unit (`missed`: family id →
+    "no_unit" / "absent") that it may apply for 补选, and until when, in the close's
+    transaction (the outbox worker sends it): a family that lost a race and closed the page,
+    or never came, learns it before the application window ends (minutes later, guide 000
+    item 9). A family that gave up is not among them (it may not apply)."""
+    if not missed:
+        return 0
+    phones = dict(
+        Applicant.objects.filter(family__pk__in=list(missed)).values_list("family__pk", "mobile")
+    )
+    until = _local(deadline, "{md} %H:%M")
+    return sms_messages_queue(
+        kind="selection_missed",
+        messages=[
+            (
+                phones.get(family_id, ""),
+                [f"「{session.round.name}」", str(session.order), MISSED_HOW[how], until],
+            )
+            for family_id, how in sorted(missed.items())
+        ],
+        now=now,
+    )
 
 
 def session_scheduled_params(*, session: Session) -> list[str]:

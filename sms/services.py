@@ -217,6 +217,30 @@ def sms_message_queue(
     return message
 
 
+def sms_messages_queue(*, kind: str, messages: list[tuple[str, list[str]]], now: datetime) -> int:
+    """Many notices of one kind, (phone, params) each, written in one INSERT in the current
+    transaction and left to the outbox worker (as `sms_message_queue(after_commit=False)`):
+    a close of a thousand families queues its notices without a query per family. Rows
+    without a phone are not written. Returns the count."""
+    if kind not in texts.TEXTS:
+        raise ValueError(f"unknown SMS kind {kind!r}")
+    rows = [
+        SmsMessage(
+            phone=phone,
+            kind=kind,
+            payload=sms_payload(params),
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for phone, params in messages
+        if phone
+    ]
+    if rows:
+        SmsMessage.objects.bulk_create(rows)
+        transaction.on_commit(sms_outbox_wake)
+    return len(rows)
+
+
 def sms_payload(params: list) -> str:
     """An outbox row's payload: its parameters, sealed (sms.crypto) until sent."""
     return crypto.seal({"params": [str(p) for p in params]})

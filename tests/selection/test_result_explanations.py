@@ -128,3 +128,50 @@ def test_each_result_is_told_by_sms_once_confirmed_or_auto_assigned(two):
             selection_result_params(allocation=alloc, round_name=two.round.name),
         )
         assert how in text and unit.label in text and two.round.name in text
+
+
+def test_a_family_left_without_a_unit_is_told_by_sms_how_long_it_may_apply():
+    """A family that lost every unit of its cart, and one that never came, each get one SMS
+    at the close saying so and until when 补选 may be applied for (the day's last formal
+    session's end plus the round's grace); the winner, the family that gave up and a second
+    clock send none."""
+    from core.context import RequestContext
+    from selection.phases import formal_day_deadline
+    from tests.selection.test_staff_ops import texts
+
+    w = make_world(families=4, units=4, sessions=1)
+    a, b, c, d = w.families
+    s1 = w.sessions[0]
+    u1 = w.units[0]
+    _ready(w, a, [u1])
+    _ready(w, b, [u1])  # entered; its only unit goes to a
+    preselect(c, w.round, w.units[1:3])  # never enters
+    token = allocation.give_up_intent(family=d, round_id=w.round.pk, now=s1.starts_at)
+    allocation.selection_give_up(
+        family=d, round_id=w.round.pk, token=token, ctx=RequestContext(), now=s1.starts_at
+    )
+    allocation.selection_confirm(
+        family=a,
+        round_id=w.round.pk,
+        unit_id=u1.pk,
+        idempotency_key="key-a-0000005",
+        now=s1.starts_at + 5 * S,
+    )
+    assert texts("selection_missed") == []
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at + S)  # a second clock: no-op
+    deadline = formal_day_deadline(session=s1, grace_seconds=w.round.supplementary_grace_seconds)
+    local = timezone.localtime(deadline)
+    until = f"{local.month}月{local.day}日 {local:%H:%M}"
+    assert texts("selection_missed") == [
+        (
+            b.main_applicant.mobile,
+            f"【安居】您在「{w.round.name}」第{s1.order}场正选结束时未选定房源。"
+            f"如需补选，请于{until}前登录系统提交补选申请，逾期不予受理。",
+        ),
+        (
+            c.main_applicant.mobile,
+            f"【安居】您在「{w.round.name}」第{s1.order}场正选未进入选房，预选结果已作废。"
+            f"如需补选，请于{until}前登录系统提交补选申请，逾期不予受理。",
+        ),
+    ]
