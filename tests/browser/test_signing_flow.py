@@ -8,7 +8,7 @@ check) 「下一步」 → the consent (its texts one tap away) 「开始」 →
 the whole agreement scrolled to its end 「阅读并确认」 → the two characters of the name, one
 box each, written with touch events (one cleared and rewritten, one refused for ink outside
 the box, ink kept through a rotation, an earlier box redone) 「确定」 → the SMS code 「提交」
-→ 已提交. The desktop hears 已扫码 and every step live, without a reload.
+→ 已提交. The desktop hears 已扫码 and every step live (the last, 短信验证并提交), without a reload.
 
 Face recognition goes through the development provider's own page (signing/face/dev.py):
 「模拟不通过」 first (the page says so and offers to try again), then 「模拟通过」; the provider
@@ -474,6 +474,10 @@ def test_desktop_qr_then_the_phone_signs_step_by_step(page, desktop, live_url, o
     # ---- the SMS code → 「提交」
     expect(page.get_by_role("heading", name="短信验证")).to_be_visible()
     _expect_done(desktop, "手写签名")
+    # The desktop says what the phone is doing now, not 已提交 before the code is in.
+    expect(desktop.locator("#progress li.anju-progress__item_current")).to_have_text(
+        "短信验证并提交"
+    )
     page.get_by_role("button", name="获取验证码").tap()
     expect(page.locator("#sms-send")).to_have_text(COUNTDOWN)
     expect(page.locator("#sms-info")).to_have_text("验证码已发送至登记的手机号码，请注意查收。")
@@ -490,7 +494,7 @@ def test_desktop_qr_then_the_phone_signs_step_by_step(page, desktop, live_url, o
     assert agreement.step == Agreement.Step.SUBMITTED
 
     # ---- the desktop heard it all, live
-    _expect_done(desktop, "已提交")
+    _expect_done(desktop, "短信验证并提交")
     expect(desktop.locator("#progress li.anju-progress__item_done")).to_have_count(8)
     expect(desktop.locator("#progress-done")).to_be_visible()
     assert desktop.evaluate("window.notReloaded") is True

@@ -1,5 +1,5 @@
 /* 「签约协议」 on a desktop (guide 001): the QR code for the phone, and the phone's progress
- * live (lib/qr-progress.js): 已扫码, then each step the phone completes, then 已提交, without
+ * live (lib/qr-progress.js): 已扫码, then each step the phone completes, up to 短信验证并提交, without
  * a refresh. The phone never logs in (opening the code starts its own signing session), so
  * this page stays logged in throughout; the progress is read with the code's stream token
  * all the same. A code that runs out is replaced by a new one, the progress kept. */
