@@ -136,8 +136,10 @@ def sms_code_verify(
         latest = lock_first(
             SmsCode.objects.filter(purpose=purpose, subject=subject).order_by("-created_at", "-id")
         )
-        if latest is None:
-            raise _invalid()
+        if latest is None:  # no code was ever sent for this purpose and person
+            raise ValidationFailed(
+                "sms_code_invalid", "请先获取验证码", fields={"code": ["请先获取验证码"]}
+            )
         if latest.used_at is not None:
             raise ValidationFailed("sms_code_used", "验证码已使用，请重新获取", fields=_field())
         if latest.attempts >= _conf("MAX_ATTEMPTS"):
@@ -171,7 +173,7 @@ def _field() -> dict[str, list[str]]:
     return {"code": ["验证码不正确"]}
 
 
-def _invalid(message: str = "验证码错误") -> ValidationFailed:
+def _invalid(message: str) -> ValidationFailed:
     return ValidationFailed("sms_code_invalid", message, fields=_field())
 
 

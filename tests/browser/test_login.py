@@ -99,6 +99,14 @@ def test_family_logs_in_with_the_sms_code_and_sees_its_home(page, live_url, orm,
     expect(page).to_have_url(re.compile(r"/h5/login/"))
 
 
+def test_a_missing_id_number_is_said_once_beside_its_field(page, live_url):
+    page.goto("/h5/login/")
+    page.get_by_role("button", name="登录", exact=True).tap()
+    expect(page.locator("#id_number-error")).to_have_text("请输入身份证号码")
+    expect(page.get_by_label("身份证号码")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#form-error")).to_be_hidden()  # not the same words a second time
+
+
 def test_wrong_code_shows_the_error_and_stays_on_the_login_page(page, live_url, orm):
     applicant = orm(FamilyFactory).main_applicant
     request_code(page, applicant.id_number)

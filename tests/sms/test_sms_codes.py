@@ -123,6 +123,17 @@ def test_code_is_single_use():
     assert error_code(verify, code) == "sms_code_used"
 
 
+def test_a_code_never_requested_is_asked_for_first():
+    """No code was sent for this purpose and person: the answer says to request one, once,
+    not 「验证码错误」 with 「验证码不正确」 beside it (nothing was wrong with a code yet)."""
+    send(purpose=Purpose.LOGIN)  # a code for another purpose does not count
+    with pytest.raises(ValidationFailed) as caught:
+        verify("123456", purpose=Purpose.SIGN)
+    assert caught.value.code == "sms_code_invalid"
+    assert caught.value.message == "请先获取验证码"
+    assert caught.value.fields == {"code": ["请先获取验证码"]}
+
+
 def test_bound_to_purpose():
     send(purpose=Purpose.LOGIN)
     assert error_code(verify, last_code(), purpose=Purpose.SIGN) == "sms_code_invalid"

@@ -117,12 +117,14 @@ export function showErrors(form, failure) {
   clearErrors(form);
   const error = (failure && failure.error) || { message: "系统繁忙，请稍后再试", fields: {} };
   const unplaced = [];
+  const placed = [];
   for (const [name, messages] of Object.entries(error.fields || {})) {
     const slot = form.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
     if (!slot) {
       unplaced.push(...messages);
       continue;
     }
+    placed.push(...messages);
     slot.textContent = messages.join("；");
     slot.hidden = false;
     const cell = form.querySelector(`[data-field="${CSS.escape(name)}"]`);
@@ -132,11 +134,15 @@ export function showErrors(form, failure) {
       if (input) input.setAttribute("aria-invalid", "true");
     }
   }
+  /* The form's summary: the error's message and what has no field of its own, not a
+   * message already shown beside its field (「请输入身份证号码」 twice on a phone). */
   const summary = form.querySelector("#form-error");
   if (summary) {
-    const extra = unplaced.filter((m) => m !== error.message);
-    summary.textContent = [error.message, ...extra].join("；");
-    summary.hidden = false;
+    const lines = [error.message, ...unplaced].filter(
+      (m, i, all) => m && !placed.includes(m) && all.indexOf(m) === i,
+    );
+    summary.textContent = lines.join("；");
+    summary.hidden = !lines.length;
   }
   const firstBad = form.querySelector('[aria-invalid="true"]');
   if (firstBad) firstBad.focus();
