@@ -27,7 +27,7 @@ from mobile_api.selection_common import (
     _server_time,
 )
 from selection import allocation, selectors, supplementary, translog
-from selection.models import Allocation, Orientation, Unit
+from selection.models import Allocation, Orientation, Unit, unit_name
 
 
 class ConfirmApi(APIView):
@@ -330,7 +330,7 @@ class BroadcastApi(APIView):
                 ],
                 "feed": [
                     {
-                        "unit": f"{f['unit__building']}-{f['unit__number']}",
+                        "unit": unit_name(f["unit__building"], f["unit__number"]),
                         "layout_label": labels["layout"][f["unit__layout"]],
                         "how": f["how"],
                         "how_label": Allocation.How(f["how"]).label,

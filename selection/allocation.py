@@ -61,7 +61,7 @@ class ConfirmResult:
 
 
 def _unit_taken(unit: Unit) -> Conflict:
-    return Conflict("unit_taken", f"房源{unit.label}已被其他家庭选定，请从购物车中选择其他房源")
+    return Conflict("unit_taken", f"房源{unit.name}已被其他家庭选定，请从购物车中选择其他房源")
 
 
 def selection_confirm(

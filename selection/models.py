@@ -160,6 +160,11 @@ class Seat(models.Model):
         return str(self.family)
 
 
+def unit_name(building: str, number: str) -> str:
+    """A unit as a family reads it: 「2栋 201」 (Unit.name)."""
+    return f"{building}栋 {number}"
+
+
 class Unit(models.Model):
     """A unit (房源) in a round's pool."""
 
@@ -202,7 +207,14 @@ class Unit(models.Model):
 
     @property
     def label(self) -> str:
+        """The staff's short form (楼栋-房号), in the log's entries, exports and the admin."""
         return f"{self.building}-{self.number}"
+
+    @property
+    def name(self) -> str:
+        """What a family reads, on every page (h5 lib/selection.js `unitName`), in its SMS
+        and in the answers it gets: 「2栋 201」."""
+        return unit_name(self.building, self.number)
 
 
 class Declaration(models.Model):

@@ -52,7 +52,7 @@ def selection_result_params(*, allocation: Allocation, round_name: str) -> list[
     return [
         f"「{round_name}」",
         RESULT_HOW.get(allocation.how, "已为您确定"),
-        allocation.unit.label,
+        allocation.unit.name,
         _local(allocation.at, "{md} %H:%M:%S"),
         allocation.ledger_entry.code,
     ]

@@ -212,7 +212,7 @@ def seat_explanations(*, family: Family, round_id: int, seats: list[Seat]) -> di
         steps = []
         for index, unit_id in enumerate(cart, start=1):
             unit = units.get(unit_id)
-            label = unit.label if unit else str(unit_id)
+            label = unit.name if unit else str(unit_id)
             if unit_id == chosen:
                 steps.append(f"第{index}套 {label} 已为您自动选定")
                 break

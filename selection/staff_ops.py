@@ -125,7 +125,7 @@ def unit_withdraw(
             sms_message_queue(
                 phone=phone,
                 kind="unit_withdrawn",
-                params=[f"「{unit.round.name}」", unit.label],
+                params=[f"「{unit.round.name}」", unit.name],
                 now=now,
             )
         audit_record(

@@ -215,7 +215,7 @@ def test_a_unit_taken_by_another_family_shows_at_once(page, other_page, live_url
     expect(board.locator("#live-state")).to_have_text("实时")
     expect(stat(board, "已选")).to_have_text("0")
     expect(stat(board, "可选")).to_have_text("4")
-    expect(board.get_by_label("1栋1201 一房一厅 可选")).to_have_attribute(
+    expect(board.get_by_label("1栋 1201 一房一厅 可选")).to_have_attribute(
         "data-status", "available"
     )
     page.evaluate("window.notReloaded = true")
@@ -239,13 +239,13 @@ def test_a_unit_taken_by_another_family_shows_at_once(page, other_page, live_url
     screenshot("realtime-formal-taken")
 
     # The board: X taken, the counts and the feed moved, without a reload.
-    expect(board.get_by_label("1栋1201 一房一厅 已选")).to_have_attribute("data-status", "taken")
+    expect(board.get_by_label("1栋 1201 一房一厅 已选")).to_have_attribute("data-status", "taken")
     expect(stat(board, "已选")).to_have_text("1")
     expect(stat(board, "可选")).to_have_text("3")
     expect(building_row(board, "1").locator("td")).to_have_text(["3", "1", "2"])
     expect(building_row(board, "2").locator("td")).to_have_text(["1", "0", "1"])
     expect(board.locator("#feed li")).to_have_count(1)
-    expect(board.locator("#feed li").first).to_contain_text("1-1201 一房一厅")
+    expect(board.locator("#feed li").first).to_contain_text("1栋 1201 一房一厅")
     expect(board.locator("#feed li").first).to_contain_text("确认选定")
     assert board.evaluate("window.notReloaded") is True
     RESULTS.mkdir(exist_ok=True)
@@ -266,9 +266,9 @@ def test_a_unit_taken_by_another_family_shows_at_once(page, other_page, live_url
     expect(page.locator("#result-title")).to_have_text("选房成功")
     expect(page.locator("#allocated-unit")).to_have_text("1栋 1202")
     expect(page.locator("#allocation-how")).to_have_text("系统自动选定")
-    expect(board.get_by_label("1栋1202 一房一厅 已选")).to_have_attribute("data-status", "taken")
+    expect(board.get_by_label("1栋 1202 一房一厅 已选")).to_have_attribute("data-status", "taken")
     expect(stat(board, "已选")).to_have_text("2")
-    expect(board.locator("#feed li").first).to_contain_text("1-1202 一房一厅")
+    expect(board.locator("#feed li").first).to_contain_text("1栋 1202 一房一厅")
     expect(board.locator("#feed li").first).to_contain_text("系统选定")
     assert board.evaluate("window.notReloaded") is True
     expect(page.locator("#live-state")).to_have_text("实时")
@@ -362,8 +362,8 @@ def test_the_board_fills_in_what_its_socket_missed(page, live_url, orm):
     page.evaluate("window.notReloaded = true")
 
     orm(_close_now, setup.session_id)  # A gets X, B gets Y, in one transaction
-    expect(page.get_by_label("1栋1201 一房一厅 已选")).to_have_attribute("data-status", "taken")
-    expect(page.get_by_label("1栋1202 一房一厅 已选")).to_have_attribute("data-status", "taken")
+    expect(page.get_by_label("1栋 1201 一房一厅 已选")).to_have_attribute("data-status", "taken")
+    expect(page.get_by_label("1栋 1202 一房一厅 已选")).to_have_attribute("data-status", "taken")
     expect(stat(page, "已选")).to_have_text("2")
     expect(page.locator("#feed li")).to_have_count(2)
     # The two takes (one sequencer transaction), with the close's own event when the relay
@@ -407,7 +407,7 @@ def test_the_board_reads_before_its_socket_and_the_hello_fills_the_gap(page, liv
     server = held[0].connect_to_server()
     server.on_message(from_server)
     expect(page.locator("#live-state")).to_have_text("实时")
-    expect(page.get_by_label("1栋1201 一房一厅 已选")).to_have_attribute("data-status", "taken")
+    expect(page.get_by_label("1栋 1201 一房一厅 已选")).to_have_attribute("data-status", "taken")
     expect(stat(page, "已选")).to_have_text("1")
     assert passed[0] == "hello"
 

@@ -265,7 +265,7 @@ def test_family_preselects_then_confirms_a_unit_in_its_window(page, live_url, or
     orm(_rival_takes, setup, "1-1201")
     asking.get_by_role("button", name="确认选定").tap()
     expect(asking).to_have_count(0)
-    refusal = page.get_by_role("dialog").filter(has_text="房源1-1201已被其他家庭选定")
+    refusal = page.get_by_role("dialog").filter(has_text="房源1栋 1201已被其他家庭选定")
     expect(refusal).to_be_visible()
     refusal.get_by_role("button", name="知道了").tap()
     taken = page.locator("#cart li").filter(has_text="1栋 1201")
@@ -303,8 +303,8 @@ def test_family_preselects_then_confirms_a_unit_in_its_window(page, live_url, or
     page.get_by_role("button", name="房源信息播报").tap()
     expect(page).to_have_url(f"{live_url}/h5/broadcast/{rid}/")
     expect(page.locator("#feed li")).to_have_count(3)
-    expect(page.locator("#feed li").first).to_contain_text("1-1203")
-    expect(page.get_by_label("1栋1203 一房一厅 已选")).to_have_attribute("data-status", "taken")
+    expect(page.locator("#feed li").first).to_contain_text("1栋 1203")
+    expect(page.get_by_label("1栋 1203 一房一厅 已选")).to_have_attribute("data-status", "taken")
     screenshot("selection-broadcast")
 
 
@@ -362,13 +362,15 @@ def test_visitor_watches_the_broadcast_without_logging_in(page, live_url, orm):
     expect(page.get_by_role("heading", name="2026年第一批公共租赁住房网上选房")).to_be_visible()
     expect(page.locator(".anju-stat_taken .anju-stat__value")).to_have_text("1")
     expect(page.locator("#feed li")).to_have_count(1)
-    expect(page.get_by_label("1栋1201 一房一厅 可选")).to_have_attribute("data-status", "available")
+    expect(page.get_by_label("1栋 1201 一房一厅 可选")).to_have_attribute(
+        "data-status", "available"
+    )
 
     orm(_rival_takes, setup, "1-1201")
     page.get_by_role("button", name="刷新").tap()
     expect(page.locator(".anju-stat_taken .anju-stat__value")).to_have_text("2")
-    expect(page.locator("#feed li").first).to_contain_text("1-1201")
-    expect(page.get_by_label("1栋1201 一房一厅 已选")).to_have_attribute("data-status", "taken")
+    expect(page.locator("#feed li").first).to_contain_text("1栋 1201")
+    expect(page.get_by_label("1栋 1201 一房一厅 已选")).to_have_attribute("data-status", "taken")
     # No family data on the public board.
     expect(page.locator("body")).not_to_contain_text(setup.applicant.real_name)
 

@@ -136,5 +136,5 @@ def test_supplementary_family_result_page_before_during_and_after(page, orm, scr
     page.wait_for_url(f"**/h5/selection/{rid}/result/")
     expect(page.locator("#result-title")).to_have_text("选房成功")
     expect(page.locator("#allocated-unit")).to_have_text("1栋 1202")
-    expect(page.get_by_text("您购物车第1套 1-1202 已为您自动选定。").first).to_be_visible()
+    expect(page.get_by_text("您购物车第1套 1栋 1202 已为您自动选定。").first).to_be_visible()
     screenshot("supplementary-result-after")

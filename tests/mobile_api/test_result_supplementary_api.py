@@ -58,7 +58,7 @@ def test_result_before_during_and_after_the_supplementary_session(django_user_mo
     assert after["allocation"]["unit"]["id"] == w.units[1].pk
     assert after["supplementary"]["session"]["id"] == session.pk
     assert after["sessions"][1]["explanation"] == (
-        f"您购物车第1套 {w.units[1].label} 已为您自动选定。"
+        f"您购物车第1套 {w.units[1].name} 已为您自动选定。"
     )
 
 

@@ -45,7 +45,7 @@ def test_auto_assign_explanation_names_the_taken_unit_and_its_time(two):
     result = my_result(family=b, round_id=two.round.pk, now=s1.ends_at + S)
     hms = timezone.localtime(taken_at).strftime("%H:%M:%S")
     assert result.explanations[s1.pk] == (
-        f"您购物车第1套 {u1.label} 已于{hms}被其他家庭选定；第2套 {u2.label} 已为您自动选定。"
+        f"您购物车第1套 {u1.name} 已于{hms}被其他家庭选定；第2套 {u2.name} 已为您自动选定。"
     )
     # the family that confirmed is given no auto-assign explanation
     assert s1.pk not in my_result(family=a, round_id=two.round.pk, now=s1.ends_at).explanations
@@ -66,7 +66,7 @@ def test_no_unit_explanation_when_every_cart_unit_was_taken(two):
     )
     allocation.session_close(session_id=s1.pk, now=s1.ends_at)
     text = my_result(family=b, round_id=two.round.pk, now=s1.ends_at).explanations[s1.pk]
-    assert text.startswith(f"您购物车第1套 {u1.label} 已于")
+    assert text.startswith(f"您购物车第1套 {u1.name} 已于")
     assert text.endswith("购物车中已没有可选房源，未能自动选定房源。")
 
 
@@ -127,7 +127,7 @@ def test_each_result_is_told_by_sms_once_confirmed_or_auto_assigned(two):
             "selection_result",
             selection_result_params(allocation=alloc, round_name=two.round.name),
         )
-        assert how in text and unit.label in text and two.round.name in text
+        assert how in text and unit.name in text and two.round.name in text
 
 
 def test_a_family_left_without_a_unit_is_told_by_sms_how_long_it_may_apply():

@@ -94,7 +94,7 @@ def test_withdraw_takes_the_unit_out_of_every_open_cart_and_tells_each_family(st
     ) == {f"family.{a.pk}", f"family.{b.pk}"}
     sent = texts("unit_withdrawn")
     assert {phone for phone, _ in sent} == {a.main_applicant.mobile, b.main_applicant.mobile}
-    assert all("房源3-1202已被工作人员撤回" in text for _, text in sent)
+    assert all("房源3栋 1202已被工作人员撤回" in text for _, text in sent)
     audit = AuditEntry.objects.get(action="selection.unit_withdraw")
     assert audit.actor == staff and audit.detail["reason"] == REASON
     record = Unit.history.filter(id=u[1].pk).first()  # newest first
@@ -256,7 +256,7 @@ def test_staff_allocation_is_ledgered_told_and_audited(staff):
     assert entry.payload["staff"] == "op1"
     log_ok()
     assert session_replay(session_id=world.sessions[0].pk).ok
-    assert "工作人员已为您分配房源3-1202" in texts("selection_result")[0][1]
+    assert "工作人员已为您分配房源3栋 1202" in texts("selection_result")[0][1]
     assert Event.objects.filter(stream=f"family.{a.pk}", type="selection.result_assigned").exists()
     assert AuditEntry.objects.get(action="selection.allocation_by_staff").actor == staff
 

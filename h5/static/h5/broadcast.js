@@ -112,8 +112,8 @@ function grid(units) {
                 class: `anju-tile anju-tile_${unit.status}${
                   Date.now() - (fresh.get(unit.id) || 0) < FRESH_MS ? " anju-tile_fresh" : ""
                 }`,
-                title: `${unit.building}栋${unit.number} ${unit.layout_label} ${unit.status_label}`,
-                "aria-label": `${unit.building}栋${unit.number} ${unit.layout_label} ${unit.status_label}`,
+                title: `${unit.building}栋 ${unit.number} ${unit.layout_label} ${unit.status_label}`,
+                "aria-label": `${unit.building}栋 ${unit.number} ${unit.layout_label} ${unit.status_label}`,
                 dataset: { unitId: unit.id, status: unit.status },
               },
               el("span", { class: "anju-tile__number", text: unit.number }),
@@ -176,7 +176,7 @@ function unitTaken(event) {
   unit.status_label = "已选";
   if (!data.feed.some((item) => item.seq === seq)) {
     data.feed.push({
-      unit: `${unit.building}-${unit.number}`,
+      unit: `${unit.building}栋 ${unit.number}`,
       layout_label: unit.layout_label,
       how,
       how_label: HOW[how] || "",
