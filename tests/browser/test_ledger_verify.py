@@ -66,6 +66,7 @@ def test_a_family_checks_its_code_on_a_phone(page, live_url, orm, screenshot):
     page.get_by_role("button", name="核验").tap()
     expect(page.locator("#verify-title")).to_have_text("核验通过")
     expect(page.locator("#verify-unit")).to_have_text(label)
+    expect(page.get_by_text("家庭确认正选", exact=True)).to_be_visible()  # as the admin says it
     checks = page.locator("#verify-checks")
     expect(checks).to_contain_text("✓ 记录内容与其哈希一致")
     expect(checks).to_contain_text("✓ 记录在已签名的选房日志中")

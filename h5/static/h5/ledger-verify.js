@@ -13,7 +13,8 @@ const form = document.getElementById("verify-form");
 const input = document.getElementById("code");
 const error = document.getElementById("code-error");
 const out = document.getElementById("verify-out");
-const HOW = { confirmed: "家庭确认选定", auto: "系统自动选定", staff: "工作人员分配" };
+// Allocation.How's labels, as the admin and the family's result page say them.
+const HOW = { confirmed: "家庭确认正选", auto: "系统自动选定", staff: "工作人员分配" };
 const enc = new TextEncoder();
 
 /* Python's json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False). */
