@@ -506,7 +506,13 @@ def test_the_pre_selection_page_hears_takes_and_its_session_opening(page, live_u
     # B's own session opens: the page says pre-selection is over and leads to the formal one.
     orm(_open_b_session_now, setup.b_session_id)
     expect(page.get_by_role("heading", name="预选已结束")).to_be_visible()
-    expect(page.get_by_text("您的正选时间已开始，请勾选声明后进入正选页面")).to_be_visible()
+    expect(
+        page.get_by_text("您的正选时间已开始，请勾选声明后进入正选页面", exact=True)
+    ).to_be_visible()
+    # A screen reader is told at once, not left with the countdown's last words.
+    expect(page.locator("#countdown-assertive")).to_have_text(
+        "预选已结束，您的正选时间已开始，请勾选声明后进入正选页面"
+    )
     expect(page.get_by_role("button", name="去选房")).to_have_attribute(
         "href", f"/h5/selection/{rid}/declaration/formal/"
     )

@@ -123,16 +123,15 @@ function phaseNotice(state) {
             ["我的选房结果", `/h5/selection/${rid}/result/`],
             ["返回", `/h5/selection/${rid}/`],
           ];
-  notice(noticeBox, {
-    title: state.phase === "not_started" ? "预选尚未开始" : "预选已结束",
-    desc:
-      state.phase === "not_started"
-        ? `预选将于${fmt.dateTime(state.round.preselect_starts_at)}开始`
-        : state.phase === "formal"
-          ? `您的${word}时间已开始，请勾选声明后进入${word}页面`
-          : "您的选房场次已结束，请查看选房结果。",
-    links,
-  });
+  const title = state.phase === "not_started" ? "预选尚未开始" : "预选已结束";
+  const desc =
+    state.phase === "not_started"
+      ? `预选将于${fmt.dateTime(state.round.preselect_starts_at)}开始`
+      : state.phase === "formal"
+        ? `您的${word}时间已开始，请勾选声明后进入${word}页面`
+        : "您的选房场次已结束，请查看选房结果。";
+  notice(noticeBox, { title, desc, links });
+  return `${title}，${desc}`;
 }
 
 /* A phase event or a snapshot says the phase moved: read the state and show the way on. */
@@ -140,7 +139,11 @@ async function phaseMoved() {
   if (over) return;
   try {
     const state = await call("GET", `${api}/state/`);
-    if (state.phase !== "pre") phaseNotice(state);
+    if (state.phase === "pre") return;
+    const said = phaseNotice(state);
+    /* A screen reader hears the page move on at once: the countdown's live region must not
+     * be left holding its last words (「距正选开始还有10秒」). */
+    if (announcer) announcer.now(said);
   } catch (failure) {
     await showFailure(failure);
   }
