@@ -27,6 +27,12 @@ def _ready(w, family, units):
     carts.cart_sync(family=family, round_id=w.round.pk, now=w.sessions[0].starts_at)
 
 
+def _confirm(w, family, unit, key, at):
+    allocation.selection_confirm(
+        family=family, round_id=w.round.pk, unit_id=unit.pk, idempotency_key=key, now=at
+    )
+
+
 def test_auto_assign_explanation_names_the_taken_unit_and_its_time(two):
     a, b = two.families
     s1 = two.sessions[0]
@@ -34,13 +40,7 @@ def test_auto_assign_explanation_names_the_taken_unit_and_its_time(two):
     _ready(two, a, [u1])
     _ready(two, b, [u1, u2])
     taken_at = s1.starts_at + 32 * S
-    allocation.selection_confirm(
-        family=a,
-        round_id=two.round.pk,
-        unit_id=u1.pk,
-        idempotency_key="key-a-0000001",
-        now=taken_at,
-    )
+    _confirm(two, a, u1, "key-a-0000001", taken_at)
     allocation.session_close(session_id=s1.pk, now=s1.ends_at)
     result = my_result(family=b, round_id=two.round.pk, now=s1.ends_at + S)
     hms = timezone.localtime(taken_at).strftime("%H:%M:%S")
@@ -57,13 +57,7 @@ def test_no_unit_explanation_when_every_cart_unit_was_taken(two):
     u1 = two.units[0]
     _ready(two, a, [u1])
     _ready(two, b, [u1])
-    allocation.selection_confirm(
-        family=a,
-        round_id=two.round.pk,
-        unit_id=u1.pk,
-        idempotency_key="key-a-0000002",
-        now=s1.starts_at + 5 * S,
-    )
+    _confirm(two, a, u1, "key-a-0000002", s1.starts_at + 5 * S)
     allocation.session_close(session_id=s1.pk, now=s1.ends_at)
     text = my_result(family=b, round_id=two.round.pk, now=s1.ends_at).explanations[s1.pk]
     assert text.startswith(f"您购物车第1套 {u1.name} 已于")
@@ -99,20 +93,8 @@ def test_each_result_is_told_by_sms_once_confirmed_or_auto_assigned(two):
     u1, u2 = two.units[:2]
     _ready(two, a, [u1])
     _ready(two, b, [u1, u2])
-    allocation.selection_confirm(
-        family=a,
-        round_id=two.round.pk,
-        unit_id=u1.pk,
-        idempotency_key="key-a-0000003",
-        now=s1.starts_at + 5 * S,
-    )
-    allocation.selection_confirm(  # a repeated tap: no second SMS
-        family=a,
-        round_id=two.round.pk,
-        unit_id=u1.pk,
-        idempotency_key="key-a-0000004",
-        now=s1.starts_at + 6 * S,
-    )
+    _confirm(two, a, u1, "key-a-0000003", s1.starts_at + 5 * S)
+    _confirm(two, a, u1, "key-a-0000004", s1.starts_at + 6 * S)  # a repeated tap: no second SMS
     allocation.session_close(session_id=s1.pk, now=s1.ends_at)
     allocation.session_close(session_id=s1.pk, now=s1.ends_at + S)  # a second clock: no-op
     sent = {m.phone: m for m in SmsMessage.objects.filter(kind="selection_result")}
@@ -150,13 +132,7 @@ def test_a_family_left_without_a_unit_is_told_by_sms_how_long_it_may_apply():
     allocation.selection_give_up(
         family=d, round_id=w.round.pk, token=token, ctx=RequestContext(), now=s1.starts_at
     )
-    allocation.selection_confirm(
-        family=a,
-        round_id=w.round.pk,
-        unit_id=u1.pk,
-        idempotency_key="key-a-0000005",
-        now=s1.starts_at + 5 * S,
-    )
+    _confirm(w, a, u1, "key-a-0000005", s1.starts_at + 5 * S)
     assert texts("selection_missed") == []
     allocation.session_close(session_id=s1.pk, now=s1.ends_at)
     allocation.session_close(session_id=s1.pk, now=s1.ends_at + S)  # a second clock: no-op
