@@ -577,17 +577,19 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
             round_id=session.round_id, kind=CartItem.Kind.PRE, family_id__in=absent_ids
         ).delete()
         if session.kind == Session.Kind.FORMAL and (report.no_unit or report.absent):
-            selection_missed_sms(
-                session=session,
-                missed={
-                    **dict.fromkeys(report.no_unit, "no_unit"),
-                    **dict.fromkeys(report.absent, "absent"),
-                },
-                deadline=formal_day_deadline(
-                    session=session, grace_seconds=session.round.supplementary_grace_seconds
-                ),
-                now=now,
+            deadline = formal_day_deadline(
+                session=session, grace_seconds=session.round.supplementary_grace_seconds
             )
+            if now < deadline:  # a close run late, past the deadline, offers nothing
+                selection_missed_sms(
+                    session=session,
+                    missed={
+                        **dict.fromkeys(report.no_unit, "no_unit"),
+                        **dict.fromkeys(report.absent, "absent"),
+                    },
+                    deadline=deadline,
+                    now=now,
+                )
         Session.objects.filter(pk=session.pk).update(status=Session.Status.CLOSED, closed_at=now)
     return report
 

@@ -199,17 +199,8 @@ def sms_message_queue(
     An empty `phone` writes a row the worker retires unsent (a concealed unknown subject).
     Never calls the provider itself, so it is safe inside a transaction that holds locks.
     """
-    now = now or timezone.now()
-    if kind not in texts.TEXTS:
-        raise ValueError(f"unknown SMS kind {kind!r}")
-    message = SmsMessage.objects.create(
-        phone=phone,
-        kind=kind,
-        payload=sms_payload(params),
-        next_attempt_at=now,
-        created_at=now,
-        expires_at=expires_at,
-    )
+    message = _outbox_row(phone, kind, params, now or timezone.now(), expires_at)
+    message.save(force_insert=True)
     # robust: a provider failure must never turn the committed request into an error; the
     # outbox row stays due and the sweeper retries it.
     if after_commit:
@@ -224,23 +215,27 @@ def sms_messages_queue(*, kind: str, messages: list[tuple[str, list[str]]], now:
     transaction and left to the outbox worker (as `sms_message_queue(after_commit=False)`):
     a close of a thousand families queues its notices without a query per family. Rows
     without a phone are not written. Returns the count."""
-    if kind not in texts.TEXTS:
-        raise ValueError(f"unknown SMS kind {kind!r}")
-    rows = [
-        SmsMessage(
-            phone=phone,
-            kind=kind,
-            payload=sms_payload(params),
-            next_attempt_at=now,
-            created_at=now,
-        )
-        for phone, params in messages
-        if phone
-    ]
+    rows = [_outbox_row(phone, kind, params, now) for phone, params in messages if phone]
     if rows:
         SmsMessage.objects.bulk_create(rows)
         transaction.on_commit(sms_outbox_wake)
     return len(rows)
+
+
+def _outbox_row(
+    phone: str, kind: str, params: list, now: datetime, expires_at: datetime | None = None
+) -> SmsMessage:
+    """An unsaved outbox row, due now."""
+    if kind not in texts.TEXTS:
+        raise ValueError(f"unknown SMS kind {kind!r}")
+    return SmsMessage(
+        phone=phone,
+        kind=kind,
+        payload=sms_payload(params),
+        next_attempt_at=now,
+        created_at=now,
+        expires_at=expires_at,
+    )
 
 
 def sms_payload(params: list) -> str:

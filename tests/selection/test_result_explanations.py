@@ -151,3 +151,21 @@ def test_a_family_left_without_a_unit_is_told_by_sms_how_long_it_may_apply():
             f"如需补选，请于{until}前登录系统提交补选申请，逾期不予受理。",
         ),
     ]
+
+
+def test_a_close_run_after_the_application_deadline_offers_no_supplementary_by_sms():
+    """A close that runs late (the clock was down) past the day's application deadline does
+    not tell a family to apply by a time already gone; at the deadline's last moment it does."""
+    from selection.phases import formal_day_deadline
+    from tests.selection.test_staff_ops import texts
+
+    for late, told in ((timedelta(0), 0), (-S, 1)):
+        w = make_world(families=1, units=1, sessions=1)
+        s1 = w.sessions[0]
+        enter(w.families[0], w.round, s1)
+        deadline = formal_day_deadline(
+            session=s1, grace_seconds=w.round.supplementary_grace_seconds
+        )
+        before = len(texts("selection_missed"))
+        allocation.session_close(session_id=s1.pk, now=deadline + late)
+        assert len(texts("selection_missed")) - before == told
