@@ -98,7 +98,8 @@ def test_supplementary_family_result_page_before_during_and_after(page, orm, scr
 
     page.goto(f"/h5/selection/{rid}/result/")
     expect(page.locator("#result-title")).to_have_text("未选定房源")
-    expect(page.get_by_text("您未在正选时间内进入选房，预选结果作废。").first).to_be_visible()
+    # Said once: in the headline, not again under the session in the list below it.
+    expect(page.get_by_text("您未在正选时间内进入选房，预选结果作废。")).to_have_count(1)
     expect(page.locator("#supplementary")).to_contain_text("待工作人员安排")
     screenshot("supplementary-result-before")
 
@@ -136,5 +137,6 @@ def test_supplementary_family_result_page_before_during_and_after(page, orm, scr
     page.wait_for_url(f"**/h5/selection/{rid}/result/")
     expect(page.locator("#result-title")).to_have_text("选房成功")
     expect(page.locator("#allocated-unit")).to_have_text("1栋 1202")
-    expect(page.get_by_text("您购物车第1套 1栋 1202 已为您自动选定。").first).to_be_visible()
+    expect(page.get_by_text("您购物车第1套 1栋 1202 已为您自动选定。")).to_have_count(1)
+    expect(page.locator("#result-title + .weui-msg__desc")).to_contain_text("已为您自动选定")
     screenshot("supplementary-result-after")

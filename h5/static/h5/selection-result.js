@@ -136,17 +136,23 @@ function currentSession(result) {
   );
 }
 
-/* The server's explanation of the last closed session (auto-assignment, 预选结果作废). */
-function lastExplanation(result) {
+/* The last closed session with the server's explanation (auto-assignment, 预选结果作废),
+ * when the headline tells it: once a unit is allocated, or when the family has no unit and
+ * no session left. The list of sessions then leaves that explanation out, so the page says
+ * it once. */
+function toldSession(result) {
+  const waiting = ["not_started", "pre", "formal"].includes(result.phase);
+  if (!result.allocation && (result.gave_up || waiting)) return null;
   const done = (result.sessions || []).filter((s) => s.explanation);
-  return done.length ? done[done.length - 1].explanation : "";
+  return done.length ? done[done.length - 1] : null;
 }
 
-function headline(result) {
+function headline(result, told) {
   const session = currentSession(result);
   const word = selectingWord(session);
+  const explanation = told ? told.explanation : "";
   if (result.allocation) {
-    return message("weui-icon-success", "选房成功", lastExplanation(result) || "请尽快办理网上签约。");
+    return message("weui-icon-success", "选房成功", explanation || "请尽快办理网上签约。");
   }
   if (result.gave_up) return message("weui-icon-info", "您已主动放弃本次选房", "主动放弃选房的家庭不能申请补选。");
   switch (result.phase) {
@@ -156,11 +162,11 @@ function headline(result) {
     case "formal":
       return message("weui-icon-waiting", selectingLabel(session), `请在${word}时间内确认选房。`);
     default:
-      return message("weui-icon-info", "未选定房源", lastExplanation(result));
+      return message("weui-icon-info", "未选定房源", explanation);
   }
 }
 
-function sessionsList(sessions) {
+function sessionsList(sessions, told) {
   if (!sessions.length) return null;
   return el(
     "section",
@@ -178,7 +184,7 @@ function sessionsList(sessions) {
             { class: "weui-cell__bd" },
             el("p", { text: sessionName(session) }),
             el("p", { class: "weui-cell__desc", text: fmt.window(session) }),
-            session.explanation
+            session.explanation && session !== told
               ? el("p", { class: "weui-cell__desc anju-explanation", text: session.explanation })
               : null,
           ),
@@ -285,12 +291,13 @@ async function load() {
   try {
     const result = await call("GET", `${api}/result/`);
     shown = { phase: result.phase, allocated: Boolean(result.allocation) };
+    const told = toldSession(result);
     root.replaceChildren(
       ...[
-        headline(result),
+        headline(result, told),
         result.allocation ? allocationCard(result.allocation) : null,
         actions(result),
-        sessionsList(result.sessions),
+        sessionsList(result.sessions, told),
         supplementary(result),
       ].filter(Boolean),
     );
