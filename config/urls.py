@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from core.views import favicon
 from h5.verify_views import verify_page
 from mobile_api.health import healthz
 
@@ -12,6 +13,7 @@ admin.site.index_title = "工作人员首页"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("verify/<str:code>/", verify_page, name="verify"),
     path("verify/<str:code>", verify_page),
     path("admin/", admin.site.urls),
