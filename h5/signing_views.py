@@ -17,7 +17,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from core.errors import DomainError
 from h5.views import _applicant
 from mobile_api.errors import KIND_STATUS
-from mobile_api.signer import signer_for
+from mobile_api.signer import phone_session_of, signer_for
 from signing.models import Agreement
 
 # What signing/agreements/qr.py mints (secrets.token_urlsafe); anything else cannot be a ticket.
@@ -70,7 +70,9 @@ def phone_page(request, template: str, *, agreement_id: int, action: str, **cont
     phone's signing session that a QR code started (no login; mobile_api/signer.py). A phone
     whose session ended or was taken over is told so plainly."""
     if _applicant(request) is not None:
-        return _page(request, template, agreement_id, **context)
+        return _page(
+            request, template, agreement_id, qr_code=_scanned_code(request, agreement_id), **context
+        )
     template = f"h5/{template}" if template.startswith("lease/") else f"h5/signing/{template}"
     try:
         signer = signer_for(request, agreement_id=agreement_id, action=action)
@@ -90,9 +92,25 @@ def phone_page(request, template: str, *, agreement_id: int, action: str, **cont
             "applicant": signer.applicant,
             "agreement": signer.agreement,
             "phone_session": signer.session,
+            "qr_code": _scanned_code(request, agreement_id, signer.session),
             **context,
         },
     )
+
+
+def _scanned_code(request, agreement_id: int, session=None) -> str:
+    """The 识别码 of the QR code this phone opened for the agreement, which the page shows so
+    the applicant can compare it with the desktop's (the code on the screen is this
+    agreement's, not one shown by someone else); "" when the page was not opened by a code.
+    A logged-in phone that scanned its own desktop's code has a signing session too."""
+    if session is None:
+        try:
+            session = phone_session_of(request)
+        except DomainError:  # taken over or expired: the login still opens the page
+            return ""
+    if session is None or session.agreement_id != agreement_id:
+        return ""
+    return session.ticket.short_code
 
 
 @never_cache

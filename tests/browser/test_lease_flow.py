@@ -193,10 +193,13 @@ def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
         "href", f"/h5/signing/{aid}/sign/?until=face"
     )
     page.screenshot(path=str(RESULTS / "lease-face-qr.png"), full_page=True)
+    code = page.locator("#qr-code").inner_text()
     scanner, scanner_errors = _second_tab(page)
     scanner.goto(orm(_qr_url, live_url, aid, "face"))
     expect(scanner).to_have_url(f"{live_url}/h5/signing/{aid}/sign/?until=face")
     _expect_done(page, "已扫码")
+    # a logged-in phone that scanned the code shows its 识别码 too, to compare with the screen's
+    expect(scanner.locator("#phone-qr-code")).to_have_text(code)
     scanner.get_by_role("button", name="下一步").tap()
     scanner.get_by_label("点击开始，即表示已阅读并同意").check()
     scanner.get_by_role("button", name="开始", exact=True).tap()

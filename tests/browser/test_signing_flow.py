@@ -287,9 +287,9 @@ def test_desktop_qr_then_the_phone_signs_step_by_step(page, desktop, live_url, o
     expect(desktop.locator("#live-state")).to_have_text("实时")
     ticket = orm(QrTicket.objects.filter(agreement_id=aid).latest, "id")
     assert qr_url == f"{live_url}/s/{ticket.token}"
-    expect(desktop.locator("#qr-code")).to_have_text(
-        f"{ticket.short_code[:4]} {ticket.short_code[4:]}"
-    )
+    code = f"{ticket.short_code[:4]} {ticket.short_code[4:]}"
+    expect(desktop.locator("#qr-code")).to_have_text(code)
+    expect(desktop.locator(".anju-qr__code")).to_contain_text("手机打开后会显示同一识别码，请核对一致")
     expect(desktop.get_by_text("请截图保存二维码，使用微信扫描相册中的二维码")).to_be_visible()
     expect(desktop.locator("#qr-deadline")).to_contain_text("二维码有效期至")
     png = desktop.locator("#qr-img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
@@ -317,6 +317,9 @@ def test_desktop_qr_then_the_phone_signs_step_by_step(page, desktop, live_url, o
     expect(page.locator("#step-contract")).to_contain_text(f"{NAME[0]}*")
     expect(page.locator("#step-contract")).not_to_contain_text(NAME)
     expect(page.locator(".anju-titlebar__back")).to_have_count(0)  # nothing of the account
+    # the same 识别码 as the desktop's: the applicant can tell it is this screen's agreement
+    expect(page.locator("#phone-qr-code")).to_have_text(code)
+    expect(page.locator("#step-contract")).to_contain_text("识别码应与电脑屏幕上二维码下方的一致")
     page.screenshot(path=str(RESULTS / "signing-phone-contract.png"), full_page=True)
     page.get_by_role("button", name="下一步").tap()
 

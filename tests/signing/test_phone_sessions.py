@@ -17,7 +17,14 @@ from realtime.access import may_read, qr_stream_token, qr_token_read
 from signing.agreements import phone, qr
 from signing.face import FaceResult
 from signing.face.services import face_check_apply
-from signing.models import Agreement, ConsentKind, Evidence, QrScan, SigningSession
+from signing.models import (
+    Agreement,
+    ConsentKind,
+    Evidence,
+    QrScan,
+    QrTicket,
+    SigningSession,
+)
 from sms.models import DevInboxMessage
 from tests.mobile_api.conftest import ApiClient, error_code
 from tests.signing.lease_worlds import NOW as LEASE_NOW
@@ -312,6 +319,36 @@ def test_takeover_and_expiry_through_the_api(signing_world):
         again = ApiClient(ip="10.9.0.4").post("/api/v1/signing/qr/open/", {"token": token})
         assert again.status_code == 403 and error_code(again) == "qr_expired"
     assert Agreement.objects.get(pk=agreement.pk).step == 1
+
+
+def test_the_phone_page_shows_the_scanned_codes_identifier(signing_world):
+    """The 电子合同 page of a phone that opened a code shows that code's 识别码 (the desktop
+    prints it beside the code: the applicant compares the two); a page not opened by a code
+    shows none, and neither does one whose code was taken over by another phone."""
+    agreement, applicant, desktop = signing_world
+    base = f"/api/v1/signing/agreements/{agreement.pk}"
+    page_url = f"/h5/signing/{agreement.pk}/sign/"
+    with time_machine.travel(NOW, tick=False):
+        token = desktop.post(f"{base}/qr/").json()["url"].rsplit("/", 1)[1]
+        code = QrTicket.objects.get(token=token).short_code
+        shown = f"{code[:4]} {code[4:]}"
+        assert 'id="phone-qr-code"' not in desktop.get(page_url).content.decode()  # no code
+
+        handset = ApiClient(ip="10.9.0.2")
+        assert handset.post("/api/v1/signing/qr/open/", {"token": token}).status_code == 200
+        page = handset.get(page_url).content.decode()
+        assert re.search(rf'id="phone-qr-code"[^>]*>{shown}<', page), page
+        assert "识别码应与电脑屏幕上二维码下方的一致" in page
+
+        # The logged-in desktop scanning its own code (as a phone with the login would)
+        assert desktop.post("/api/v1/signing/qr/open/", {"token": token}).status_code == 200
+        assert re.search(
+            rf'id="phone-qr-code"[^>]*>{shown}<', desktop.get(page_url).content.decode()
+        )
+        # … then another phone takes over: the login still opens the page, without a code
+        ApiClient(ip="10.9.0.3").post("/api/v1/signing/qr/open/", {"token": token})
+        page = desktop.get(page_url)
+        assert page.status_code == 200 and 'id="phone-qr-code"' not in page.content.decode()
 
 
 def test_bad_open_requests_are_4xx_with_nothing_changed():
