@@ -229,6 +229,7 @@ class ReceiptApi(APIView):
 class BroadcastCountSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     taken = serializers.IntegerField()
+    withdrawn = serializers.IntegerField(help_text="撤回: neither taken nor available")
     available = serializers.IntegerField()
 
 
@@ -275,10 +276,8 @@ class BroadcastApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
-    class OutputSerializer(ServerTimeSerializer):
+    class OutputSerializer(ServerTimeSerializer, BroadcastCountSerializer):
         round = BroadcastRoundSerializer()
-        total = serializers.IntegerField()
-        taken = serializers.IntegerField()
         by_building = BroadcastBuildingSerializer(many=True)
         by_layout = BroadcastLayoutSerializer(many=True)
         units = BroadcastUnitSerializer(many=True)
@@ -303,8 +302,7 @@ class BroadcastApi(APIView):
         return Response(
             {
                 "round": {"id": snapshot["round"].pk, "name": snapshot["round"].name},
-                "total": snapshot["total"],
-                "taken": snapshot["taken"],
+                **{k: snapshot[k] for k in ("total", "taken", "withdrawn", "available")},
                 "by_building": snapshot["by_building"],
                 "by_layout": snapshot["by_layout"],
                 "units": [

@@ -239,13 +239,19 @@ def broadcast_snapshot(*, round_id: int, feed_size: int = 30) -> dict:
         .order_by("building", "floor", "number")
         .values("id", "building", "number", "floor", "layout", "orientation", "area", "status")
     )
-    by_building: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "taken": 0})
-    by_layout: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "taken": 0})
+
+    # Counted by status (available / taken / withdrawn): a withdrawn unit (撤回) is neither
+    # taken nor available, nobody chose it.
+    def counts() -> dict[str, int]:
+        return {"total": 0, **{status: 0 for status in Unit.Status.values}}
+
+    everything = counts()
+    by_building: dict[str, dict[str, int]] = defaultdict(counts)
+    by_layout: dict[str, dict[str, int]] = defaultdict(counts)
     for unit in units:
-        taken = unit["status"] != Unit.Status.AVAILABLE
-        for bucket in (by_building[unit["building"]], by_layout[unit["layout"]]):
+        for bucket in (everything, by_building[unit["building"]], by_layout[unit["layout"]]):
             bucket["total"] += 1
-            bucket["taken"] += taken
+            bucket[unit["status"]] += 1
     feed = list(
         Allocation.objects.filter(round_id=round_id)
         .order_by("-ledger_entry_id")
@@ -257,16 +263,15 @@ def broadcast_snapshot(*, round_id: int, feed_size: int = 30) -> dict:
         "round": rnd,
         "units": units,
         "by_building": [
-            {"building": b, **c, "available": c["total"] - c["taken"]}
+            {"building": b, **c}
             for b, c in sorted(by_building.items(), key=lambda kv: _natural(kv[0]))
         ],
         "by_layout": [
-            {"layout": code, "label": Layout(code).label, **c, "available": c["total"] - c["taken"]}
+            {"layout": code, "label": Layout(code).label, **c}
             for code, c in sorted(by_layout.items())
         ],
         "feed": feed,
-        "total": len(units),
-        "taken": sum(1 for u in units if u["status"] != Unit.Status.AVAILABLE),
+        **everything,
     }
 
 

@@ -115,6 +115,16 @@ def _open_session_with_two_families() -> Setup:
     )
 
 
+def _staff_withdraws(setup: Setup, label: str) -> None:
+    from accounts.models import User
+    from selection import staff_ops
+
+    staff, _ = User.objects.get_or_create(username="board-operator", is_staff=True)
+    staff_ops.unit_withdraw(
+        unit_id=setup.units[label], reason="漏水维修", actor=staff, now=timezone.now()
+    )
+
+
 def _a_confirms(setup: Setup | PreSetup, label: str) -> None:
     """A taps 确认正选 on `label`: the service the API calls."""
     allocation.selection_confirm(
@@ -250,6 +260,19 @@ def test_a_unit_taken_by_another_family_shows_at_once(page, other_page, live_url
     assert board.evaluate("window.notReloaded") is True
     RESULTS.mkdir(exist_ok=True)
     board.screenshot(path=str(RESULTS / "realtime-broadcast.png"), full_page=True)
+
+    # Staff withdraw 2栋 801: the board counts it apart (撤回 is not 已选), without a reload.
+    orm(_staff_withdraws, setup, "2-801")
+    expect(stat(board, "已撤回")).to_have_text("1")
+    expect(stat(board, "已选")).to_have_text("1")
+    expect(stat(board, "可选")).to_have_text("2")
+    head = board.locator("table").filter(has_text="按楼栋").locator("thead th")
+    expect(head).to_have_text(["楼栋", "总数", "已选", "已撤回", "可选"])
+    expect(building_row(board, "1").locator("td")).to_have_text(["3", "1", "0", "2"])
+    expect(building_row(board, "2").locator("td")).to_have_text(["1", "0", "1", "0"])
+    expect(board.get_by_label("2栋 801 一房一厅 已撤回")).to_have_attribute(
+        "data-status", "withdrawn"
+    )
 
     # The clock's last-30-seconds call reaches B (the phone's own countdown says ~10 min).
     expect(page.locator("#last-call")).to_be_hidden()

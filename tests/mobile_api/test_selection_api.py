@@ -283,6 +283,34 @@ def test_full_journey_through_the_api(world):
     ]
 
 
+def test_the_board_counts_a_withdrawn_unit_as_neither_taken_nor_available():
+    """撤回 is not 已选: a withdrawn unit is counted on its own, in the totals and in every
+    building and layout row, and 总数 = 已选 + 已撤回 + 可选 everywhere."""
+    from selection import allocation, carts, staff_ops
+    from tests.worlds import enter, preselect
+
+    world = make_world(families=2, units=4, sessions=1, per_session=2)
+    rid, u, s1, family = world.round.pk, world.units, world.sessions[0], world.families[0]
+    staff = UserFactory(is_staff=True)
+    staff_ops.unit_withdraw(unit_id=u[1].pk, reason="漏水维修", actor=staff, now=PRE_START)
+    preselect(family, world.round, [u[0]])
+    enter(family, world.round, s1)
+    carts.cart_sync(family=family, round_id=rid, now=s1.starts_at)
+    allocation.selection_confirm(
+        family=family,
+        round_id=rid,
+        unit_id=u[0].pk,
+        idempotency_key="board-0001",
+        now=s1.starts_at + timedelta(seconds=5),
+    )
+    board = ApiClient().get(f"/api/v1/broadcast/{rid}/").json()
+    assert (board["total"], board["taken"], board["withdrawn"], board["available"]) == (4, 1, 1, 2)
+    for row in board["by_building"] + board["by_layout"]:
+        assert row["total"] == row["taken"] + row["withdrawn"] + row["available"], row
+    assert sum(r["withdrawn"] for r in board["by_building"]) == 1
+    assert sum(r["taken"] for r in board["by_layout"]) == 1
+
+
 def test_broadcast_of_an_unknown_round_is_404(client):
     response = client.get("/api/v1/broadcast/424242/")
     assert response.status_code == 404 and response.json()["error"]["code"] == "round_not_found"

@@ -126,6 +126,16 @@ function grid(units) {
   );
 }
 
+/* 总数 = 已选 + 可选 (+ 已撤回: its column only once staff withdrew a unit, which is neither). */
+function counts(name, rows, label) {
+  const withdrawn = data.withdrawn > 0;
+  return table(
+    name,
+    [label, "总数", "已选", ...(withdrawn ? ["已撤回"] : []), "可选"],
+    rows.map(([title, c]) => [title, c.total, c.taken, ...(withdrawn ? [c.withdrawn] : []), c.available]),
+  );
+}
+
 function render(serverMs) {
   board.replaceChildren(
     el(
@@ -133,18 +143,11 @@ function render(serverMs) {
       { class: "anju-stats", "aria-label": "房源总览" },
       stat("房源总数", data.total),
       stat("已选", data.taken, "taken"),
-      stat("可选", data.total - data.taken, "available"),
+      data.withdrawn > 0 ? stat("已撤回", data.withdrawn) : null,
+      stat("可选", data.available, "available"),
     ),
-    table(
-      "按楼栋",
-      ["楼栋", "总数", "已选", "可选"],
-      data.by_building.map((b) => [`${b.building}栋`, b.total, b.taken, b.available]),
-    ),
-    table(
-      "按户型",
-      ["户型", "总数", "已选", "可选"],
-      data.by_layout.map((l) => [l.label, l.total, l.taken, l.available]),
-    ),
+    counts("按楼栋", data.by_building.map((b) => [`${b.building}栋`, b]), "楼栋"),
+    counts("按户型", data.by_layout.map((l) => [l.label, l]), "户型"),
     feed(data.feed),
     grid(data.units),
   );
@@ -168,7 +171,7 @@ function unitTaken(event) {
     return;
   }
   if (unit.status === "available") {
-    data.taken += 1;
+    bump(data);
     bump(data.by_building.find((b) => b.building === unit.building));
     bump(data.by_layout.find((l) => l.layout === unit.layout));
   }
@@ -199,6 +202,10 @@ const live = connect({
   },
   onEvent(event) {
     if (event.type === "selection.unit_taken" && data) unitTaken(event);
+    // Staff withdrew or restored a unit (rare): read the board again, counts and tiles.
+    if (event.type === "selection.unit_withdrawn" || event.type === "selection.unit_restored") {
+      live.refresh();
+    }
   },
   onError(failure) {
     updated.textContent = (failure.error && failure.error.message) || "加载失败，请稍后刷新";
