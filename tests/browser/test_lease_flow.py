@@ -43,6 +43,7 @@ from tests.browser.test_signing_flow import (
     decode_qr,
     write_lin_an,
 )
+from tests.factories import FamilyFactory
 from tests.signing.lease_worlds import ACCOUNT, make_lease_world, photo_bytes
 
 pytestmark = pytest.mark.browser
@@ -115,6 +116,40 @@ def test_the_signing_list_reads_the_rounds_beside_the_leases(page, orm):
     entry = page.locator("#lease-new")
     expect(entry).to_contain_text("3栋1201")
     expect(entry.get_by_role("button", name="去签约")).to_have_attribute("href", "/h5/lease/")
+    _lease_section_alone(page, "#lease-new-title")
+
+
+def _lease_section_alone(page, card_title: str) -> None:
+    """网上签约 with a lease to sign and nothing else: 「租赁合同签约」 said once (the section's
+    heading; the card is titled with the contract's name), and no 「暂无需要签署的协议」 under
+    the card to contradict it."""
+    # The contract's own name once the lease started (深圳市公共租赁住房租赁合同, the template's).
+    expect(page.locator(card_title)).to_have_text(re.compile("公共租赁住房租赁合同$"))
+    expect(page.get_by_role("heading", name="租赁合同签约")).to_have_count(1)
+    expect(page.get_by_text("租赁合同签约")).to_have_count(1)
+    expect(page.locator("#loading")).to_be_hidden()
+    expect(page.get_by_text(re.compile("暂无"))).to_have_count(0)
+    expect(page.get_by_role("heading", name="签约信息")).to_be_hidden()
+
+
+def test_a_started_lease_is_the_one_thing_listed(page, orm):
+    setup = orm(_allocated_just_now)
+    lid = orm(_lease_started, setup.applicant.pk)  # below
+    log_in(page, orm, setup.applicant)
+    page.goto("/h5/signing/")
+    card = page.locator(f'#leases article[data-lease-id="{lid}"]')
+    expect(card.locator(".anju-badge")).to_have_text("待签字")
+    expect(card.get_by_role("button", name="去签约")).to_be_visible()
+    _lease_section_alone(page, f"#lease-{lid}-title")
+
+
+def test_nothing_to_sign_is_said_once(page, orm):
+    applicant = orm(FamilyFactory).main_applicant
+    log_in(page, orm, applicant)
+    page.goto("/h5/signing/")
+    expect(page.locator("#agreements")).to_have_text("暂无需要签署的协议")
+    expect(page.locator("#lease-entry")).to_be_hidden()
+    expect(page.get_by_role("heading", name="签约信息")).to_be_visible()
 
 
 def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
@@ -209,9 +244,15 @@ def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
     scanner.get_by_role("button", name="开始人脸识别").tap()
     expect(scanner).to_have_url(re.compile(r"/dev/face/devface_"))
     scanner.get_by_role("button", name="模拟通过").tap()
-    expect(scanner.locator("#closed-title")).to_have_text("人脸识别已完成，请回到电脑端继续")
+    # This phone has the applicant's login: it may go on here instead of back to a computer.
+    expect(scanner.locator("#closed-title")).to_have_text("人脸识别已完成")
+    expect(scanner.get_by_role("button", name="在本机继续签订合同")).to_have_attribute(
+        "href", f"/h5/signing/{aid}/sign/"
+    )
     expect(scanner.get_by_role("heading", name="阅读协议")).to_be_hidden()
     scanner.screenshot(path=str(RESULTS / "lease-face-done.png"), full_page=True)
+    scanner.get_by_role("button", name="在本机继续签订合同").tap()
+    expect(scanner.get_by_role("heading", name="阅读协议")).to_be_visible()
 
     # ---- 签订合同: the lease page moved on by itself, with the contract's code
     _qr_shown(page, "签订合同")

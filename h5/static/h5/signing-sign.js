@@ -177,10 +177,22 @@ function show() {
     untilFace() && agreement.status === "pending" && agreement.step >= 4 && !reverify; // FACE_VERIFIED
   $("step-closed").querySelector(".weui-icon_msg").className =
     `${faceDone ? "weui-icon-success" : "weui-icon-info"} weui-icon_msg`;
-  if (faceDone) {
+  const back = $("closed-back");
+  back.href = "/h5/signing/";
+  back.textContent = "返回网上签约";
+  if (faceDone && own) {
+    // A phone that scanned the face code: its session covers the face check only.
     section = "closed";
     $("closed-title").textContent = "人脸识别已完成，请回到电脑端继续";
     $("closed-desc").textContent = "电脑端页面将自动进入「签订合同」。";
+  } else if (faceDone) {
+    // The applicant's own login (「在本机继续」 on a phone, or a logged-in phone that
+    // scanned): the contract can be signed right here, no computer needed.
+    section = "closed";
+    $("closed-title").textContent = "人脸识别已完成";
+    $("closed-desc").textContent = "请在本机继续签订合同，或回到电脑端扫描「签订合同」二维码。";
+    back.href = `/h5/signing/${id}/sign/`;
+    back.textContent = "在本机继续签订合同";
   } else if (reverify) {
     // A later stage's code on a phone that has not passed this attempt's face check.
     section = "face";
