@@ -182,6 +182,10 @@ class AnjuAdminSite(admin.AdminSite):
         redirect = self._second_factor_redirect(request, _next_url(request))
         if redirect is not None:
             return redirect
+        if request.user.is_authenticated and not request.user.is_staff:
+            # An applicant's login: Django's note names the account by its username, which is
+            # internal (applicant-<pk>); say what it is instead.
+            extra_context = {**(extra_context or {}), "username": "申请人账号"}
         return super().login(request, extra_context)
 
     def get_urls(self):
