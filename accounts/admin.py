@@ -17,7 +17,7 @@ from accounts.identity import provider_label
 from accounts.models import Applicant, AuditEntry, DeviceSession, Family, Layout, Role, User
 from accounts.roles import ROLE_LABELS
 from accounts.services import audit_record
-from core.admin import AuditedModelAdmin, HistoryAdmin, ReadOnlyAdmin, code_filter
+from core.admin import AuditedModelAdmin, HistoryAdmin, ReadOnlyAdmin, as_text, code_filter
 from core.admin_ops import STAFF_OPS_FORM, StaffOpsMixin
 from core.admin_site import second_factor_event
 
@@ -180,8 +180,9 @@ class ApplicantAdmin(IdNumberSearchMixin, StaffOpsMixin, HistoryAdmin):
     # The ID number keys the family import; the mobile changes only through the SMS-proved
     # flow or the staff operation (audited, both numbers told). Never a plain form field.
     # Shown masked, like everywhere; the encrypted column is never a form field.
-    readonly_fields = ("id_number_shown", "mobile", "user", "created_at")
-    exclude = ("id_number_encrypted", "id_number")
+    readonly_fields = ("id_number_shown", "mobile", "user_shown", "created_at")
+    exclude = ("id_number_encrypted", "id_number", "user")
+    user_shown = as_text("user", "登录账号")
 
     def has_add_permission(self, request):
         return False  # applicants come with their family from the import tool
@@ -225,7 +226,7 @@ class DeviceSessionAdmin(ReadOnlyAdmin):
     list_display = ("user", "provider_label", "ip", "created_at", "ended_at", "end_reason")
     list_filter = (code_filter("provider", "登录方式", provider_label), "end_reason")
     fields = (
-        "user",
+        "user_shown",
         "provider_label",
         "ip",
         "user_agent",
@@ -233,7 +234,8 @@ class DeviceSessionAdmin(ReadOnlyAdmin):
         "ended_at",
         "end_reason",
     )
-    readonly_fields = ("provider_label",)
+    readonly_fields = ("user_shown", "provider_label")
+    user_shown = as_text("user", "用户")
 
     @admin.display(description="登录方式", ordering="provider")
     def provider_label(self, device):
@@ -315,8 +317,9 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = (code_filter("action", "操作", audit_action_label),)
     search_fields = ("target", "actor__username")
     date_hierarchy = "at"
-    fields = ("at", "actor", "action_label", "target_label", "detail_shown", "ip")
-    readonly_fields = ("action_label", "target_label", "detail_shown")
+    fields = ("at", "actor_shown", "action_label", "target_label", "detail_shown", "ip")
+    readonly_fields = ("actor_shown", "action_label", "target_label", "detail_shown")
+    actor_shown = as_text("actor", "操作人")
 
     @admin.display(description="操作", ordering="action")
     def action_label(self, entry):

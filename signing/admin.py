@@ -306,8 +306,18 @@ CONTEXT_LABELS = {
 }
 
 
+class ReviewLinkColumn:
+    """The 审核 column only for those who may review: a link that answers 403 is no help."""
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        if not request.user.has_perm("signing.review_agreement"):
+            shown = tuple(c for c in shown if c != "review_link")
+        return shown
+
+
 @admin.register(Agreement)
-class AgreementAdmin(ReadOnlyAdmin):
+class AgreementAdmin(ReviewLinkColumn, ReadOnlyAdmin):
     # Few, short columns so that the list reads at 1280 px; the full record is one click away.
     list_display = (
         "title_short",
@@ -335,12 +345,6 @@ class AgreementAdmin(ReadOnlyAdmin):
         step = obj.get_step_display()
         short = step if len(step) <= 8 else step[:7] + "…"
         return format_html('<span title="{}">{}（第{}次）</span>', step, short, obj.attempt)
-
-    def get_list_display(self, request):
-        shown = super().get_list_display(request)
-        if not request.user.has_perm("signing.review_agreement"):
-            shown = tuple(c for c in shown if c != "review_link")
-        return shown
 
     @admin.display(description="签约截止", ordering="window_ends_at")
     def window_end_short(self, obj):
@@ -624,10 +628,17 @@ class AgreementAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Lease)
-class LeaseAdmin(ReadOnlyAdmin):
+class LeaseAdmin(ReviewLinkColumn, ReadOnlyAdmin):
     """租赁签约: the queue of leases; review happens on the agreement's review page."""
 
-    list_display = ("unit_label", "family", "stage", "deposit_paid_at", "created_at", "review")
+    list_display = (
+        "unit_label",
+        "family",
+        "stage",
+        "deposit_paid_at",
+        "created_at",
+        "review_link",
+    )
     search_fields = (
         "unit_label",
         "=agreement__family__rank",
@@ -652,7 +663,7 @@ class LeaseAdmin(ReadOnlyAdmin):
         return LeaseStage(lease_stage(obj)).label
 
     @admin.display(description="审核")
-    def review(self, obj):
+    def review_link(self, obj):
         url = reverse("admin:signing_agreement_review", args=[obj.agreement_id])
         return format_html('<a href="{}">审核</a>', url)
 

@@ -168,7 +168,9 @@ def send_forms(client: Client, url: str, page: str) -> list[str]:
 
 
 def crawl(client: Client) -> tuple[list[str], list[str]]:
-    """(answers outside FINE, pages with English) for one logged-in client."""
+    """(answers outside FINE or links that refuse, pages with English) for one logged-in
+    client. A link a page offers into the admin must not answer 403: what a role may not do
+    is not offered to it (an operator was shown 审核 links that refused it)."""
     urls = []
     object_views = admin_object_views()
     for model in admin.site._registry:
@@ -189,6 +191,7 @@ def crawl(client: Client) -> tuple[list[str], list[str]]:
     names = set(User.objects.values_list("username", flat=True))
     names |= set(Agreement.objects.values_list("verification_code", flat=True))
     bad, foreign = [], []
+    offered: dict[str, str] = {}  # admin link → the page that offered it
     for url in dict.fromkeys(re.sub(r"<str:side>", "front", url) for url in urls):
         response = client.get(url)
         if response.status_code not in FINE:
@@ -199,6 +202,11 @@ def crawl(client: Client) -> tuple[list[str], list[str]]:
             if words:
                 foreign.append(f"{url}: {sorted(words)}")
             bad += send_forms(client, url, page)
+            for link in re.findall(r'<a [^>]*href="(/admin/[^"?#]*)', page):
+                offered.setdefault(html.unescape(link), url)
+    for link, page in offered.items():
+        if client.get(link).status_code == 403:
+            bad.append(f"403 {link}, offered on {page}")
     return bad, foreign
 
 
