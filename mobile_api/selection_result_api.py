@@ -27,7 +27,7 @@ from mobile_api.selection_common import (
     _server_time,
 )
 from selection import allocation, selectors, supplementary, translog
-from selection.models import Allocation, Orientation, Unit, unit_name
+from selection.models import Allocation, Orientation, Seat, Session, Unit, unit_name
 
 
 class ConfirmApi(APIView):
@@ -152,6 +152,19 @@ class ResultSeatSerializer(SessionSerializer):
     explanation = serializers.CharField(allow_blank=True)
 
 
+class ResultAllocationSerializer(AllocationSerializer):
+    # The session (an id among `sessions`) the unit was allocated in: the page explains that
+    # session's outcome next to the unit, never an earlier session's miss.
+    session = serializers.IntegerField(source="session_id")
+
+
+def outcome_label(seat: Seat) -> str:
+    """The seat's outcome as the family reads it, in its session's own word (补选)."""
+    if seat.outcome == Seat.Outcome.ABSENT and seat.session.kind == Session.Kind.SUPPLEMENTARY:
+        return "未参加补选"
+    return seat.get_outcome_display()
+
+
 class ResultSupplementarySerializer(serializers.Serializer):
     can_apply = serializers.BooleanField()
     deadline = IsoDateTimeField(allow_null=True)
@@ -166,7 +179,7 @@ class ResultApi(APIView):
 
     class OutputSerializer(ServerTimeSerializer):
         phase = serializers.CharField()
-        allocation = AllocationSerializer(allow_null=True)
+        allocation = ResultAllocationSerializer(allow_null=True)
         sessions = ResultSeatSerializer(many=True)
         gave_up = serializers.BooleanField()
         supplementary = ResultSupplementarySerializer()
@@ -179,7 +192,7 @@ class ResultApi(APIView):
         return Response(
             {
                 "phase": result.state.phase,
-                "allocation": AllocationSerializer(result.allocation).data
+                "allocation": ResultAllocationSerializer(result.allocation).data
                 if result.allocation
                 else None,
                 "sessions": [
@@ -187,7 +200,7 @@ class ResultApi(APIView):
                         **SessionSerializer(seat.session).data,
                         "entered": seat.entered_at is not None,
                         "outcome": seat.outcome,
-                        "outcome_label": seat.get_outcome_display(),
+                        "outcome_label": outcome_label(seat),
                         "explanation": result.explanations.get(seat.session_id, ""),
                     }
                     for seat in result.seats

@@ -418,10 +418,11 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
 
     Every family that entered and neither confirmed nor gave up gets the first unit of its
     formal cart, in cart order, that nobody holds; families are processed in rank order.
-    Families that never entered lose their pre-selection (预选结果作废). Each family's outcome
-    and explanation ("#1 3-1202 taken at 10:02:03 (leaf 3fa2c1d0); #2 assigned") goes to the
-    ledger. Locks the session row (a second clock waits, then finds it closed and returns
-    None), the session's families, then the candidate units.
+    Families that never entered lose their pre-selection, if they had one (预选结果作废); the
+    `absent` entry lists it (`voided_pre_cart`). Each family's outcome and explanation ("#1
+    3-1202 taken at 10:02:03 (leaf 3fa2c1d0); #2 assigned") goes to the ledger. Locks the
+    session row (a second clock waits, then finds it closed and returns None), the session's
+    families, then the candidate units.
     """
     with transaction.atomic():
         # FOR NO KEY UPDATE: a confirm or give-up holding a family lock inserts rows that
@@ -585,7 +586,10 @@ def session_close(*, session_id: int, now: datetime) -> CloseReport | None:
                     session=session,
                     missed={
                         **dict.fromkeys(report.no_unit, "no_unit"),
-                        **dict.fromkeys(report.absent, "absent"),
+                        **{
+                            family_id: "absent_voided" if voided[family_id] else "absent"
+                            for family_id in report.absent
+                        },
                     },
                     deadline=deadline,
                     now=now,

@@ -88,10 +88,13 @@ def selection_result_sms(allocations: list[Allocation]) -> int:
     )
 
 
-# What happened to a family whose formal session ended without a unit for it.
+# What happened to a family whose formal session ended without a unit for it: entered and
+# got none; never entered though it had pre-selected (its pre-selection is void); never
+# entered and had pre-selected nothing (nothing was voided).
 MISSED_HOW = {
     "no_unit": "结束时未选定房源",
-    "absent": "未进入选房，预选结果已作废",
+    "absent_voided": "未进入选房，预选结果已作废",
+    "absent": "未进入选房",
 }
 
 
@@ -99,10 +102,11 @@ def selection_missed_sms(
     *, session: Session, missed: dict[int, str], deadline: datetime, now: datetime
 ) -> int:
     """Tell each family whose formal session ended without a unit (`missed`: family id →
-    "no_unit" / "absent") that it may apply for 补选, and until when, in the close's
-    transaction (the outbox worker sends it): a family that lost a race and closed the page,
-    or never came, learns it before the application window ends (minutes later, guide 000
-    item 9). A family that gave up is not among them (it may not apply)."""
+    "no_unit" / "absent_voided" / "absent", keys of MISSED_HOW) that it may apply for 补选,
+    and until when, in the close's transaction (the outbox worker sends it): a family that
+    lost a race and closed the page, or never came, learns it before the application window
+    ends (minutes later, guide 000 item 9). Only a family that had pre-selected is told its
+    pre-selection is void. A family that gave up is not among them (it may not apply)."""
     if not missed:
         return 0
     phones = dict(

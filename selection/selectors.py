@@ -178,22 +178,31 @@ def _hms(value: datetime) -> str:
 def seat_explanations(*, family: Family, round_id: int, seats: list[Seat]) -> dict[int, str]:
     """For each closed seat of the family, the explanation it is shown, built from the ledger
     entry the close wrote (its cart, the unit it got) and the allocations of the units ahead:
-    「您购物车第1套 3-1202 已于10:02:03被其他家庭选定；第2套 3-1203 已为您自动选定」."""
+    「您购物车第1套 3-1202 已于10:02:03被其他家庭选定；第2套 3-1203 已为您自动选定」. A family
+    that never entered is told its pre-selection is void only when it had one (the `absent`
+    entry's `voided_pre_cart`)."""
     from selection.models import LedgerEntry
 
     out: dict[int, str] = {}
     closing = {
         entry.session_id: entry
         for entry in LedgerEntry.objects.filter(
-            round_id=round_id, kind__in=("auto_assign", "no_unit"), payload__family=family.pk
+            round_id=round_id,
+            kind__in=("auto_assign", "no_unit", "absent"),
+            payload__family=family.pk,
         ).order_by("id")
     }
     for seat in seats:
         kind = "补选" if seat.session.kind == Session.Kind.SUPPLEMENTARY else "正选"
-        if seat.outcome == Seat.Outcome.ABSENT:
-            out[seat.session_id] = f"您未在{kind}时间内进入选房，预选结果作废。"
-            continue
         entry = closing.get(seat.session_id)
+        if seat.outcome == Seat.Outcome.ABSENT:
+            voided = entry is not None and bool(entry.payload.get("voided_pre_cart"))
+            out[seat.session_id] = (
+                f"您未在{kind}时间内进入选房，预选结果作废。"
+                if voided
+                else f"您未在{kind}时间内进入选房。"
+            )
+            continue
         if entry is None or seat.outcome not in (
             Seat.Outcome.AUTO_ASSIGNED,
             Seat.Outcome.NO_UNIT,

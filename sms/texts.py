@@ -18,7 +18,8 @@ TEXTS: dict[str, str] = {
     "agreement_sealed": "您签署的《{0}》已审核通过并盖章，可登录系统查看、下载协议。",
     # params: round name, how it was decided (确认选定 / 系统自动选定 / 工作人员分配), unit, time
     "selection_result": "您在{0}的选房结果：{1}房源{2}（{3}），核验码{4}。请登录系统查看选房结果，并在签约期限内完成网上签约。",
-    # params: round name, session order, what happened, deadline (local date and time)
+    # params: round name, session order, what happened (selection.notices.MISSED_HOW: 预选结果已作废
+    # only when a pre-selection was voided), deadline (local date and time)
     "selection_missed": "您在{0}第{1}场正选{2}。如需补选，请于{3}前登录系统提交补选申请，逾期不予受理。",
     # params: round name, session order, start (local date and time), end (local time)
     "session_scheduled": "您在{0}的正选场次已安排：第{1}场，{2}至{3}，在安居网上选房系统（线上）进行。正选开始前可登录预选房源，请准时参加。",

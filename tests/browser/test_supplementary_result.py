@@ -1,7 +1,9 @@
 """A family that missed its formal session and applied for 补选, on its phone: its result page
 says 预选结果作废, then shows its supplementary session as soon as staff scheduled it (labelled
-补选, never 正选), the round page says 补选进行中 while it runs, and after the close its result
-page shows the unit with the auto-assign explanation."""
+补选, never 正选, on the pre-selection and selection pages too), the round page says 补选进行中
+while it runs, and after the close its result page shows the unit with the auto-assign
+explanation. A family that confirms in its 补选 is not told its formal session's miss next to
+its unit."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from tests.worlds import declare
 pytestmark = pytest.mark.browser
 
 
-def _missed_and_applied():
+def _missed_and_applied(*, preselected: bool = True):
     now = timezone.now()
     rnd = Round.objects.create(
         name="2026年第二批公共租赁住房网上选房",
@@ -55,7 +57,8 @@ def _missed_and_applied():
     Seat.objects.create(session=formal, family=family)
     pre_at = now - timedelta(minutes=30)
     declare(family, rnd, "pre", pre_at)
-    carts.cart_add(family=family, round_id=rnd.pk, kind="pre", unit_id=units[0].pk, now=pre_at)
+    if preselected:
+        carts.cart_add(family=family, round_id=rnd.pk, kind="pre", unit_id=units[0].pk, now=pre_at)
     allocation.session_close(session_id=formal.pk, now=formal.ends_at)
     supplementary.supplementary_apply(family=family, round_id=rnd.pk, ctx=CTX, now=formal.ends_at)
     return rnd.pk, family.pk, family.main_applicant, [u.pk for u in units]
@@ -68,6 +71,18 @@ def _schedule(round_id: int) -> int:
         round_id=round_id, starts_at=now + timedelta(hours=1), actor=staff, now=now
     )
     return session.pk
+
+
+def _preselect(session_id: int, family_id: int, unit_id: int) -> None:
+    """Pre-select a unit before the supplementary session (the formal close voided the
+    earlier pre-selection)."""
+    from accounts.models import Family
+
+    session = Session.objects.get(pk=session_id)
+    family = Family.objects.get(pk=family_id)
+    carts.cart_add(
+        family=family, round_id=session.round_id, kind="pre", unit_id=unit_id, now=timezone.now()
+    )
 
 
 def _open_and_enter(session_id: int, family_id: int, unit_ids: list[int]) -> None:
@@ -119,8 +134,15 @@ def test_supplementary_family_result_page_before_during_and_after(page, orm, scr
     expect(page.locator("#session-time")).to_contain_text("补选场次")
     screenshot("supplementary-round-scheduled")
 
+    orm(_preselect, session_id, family_id, unit_ids[0])
+    page.goto(f"/h5/selection/{rid}/pre/")
+    expect(page.locator("#phasebar")).to_contain_text("您的补选时间")
+    expect(page.locator("#pre-tips")).to_have_text(
+        "请慎重选择意向排序。补选时间内未选定房源的，时间结束时系统将按同步后的意向排序自动选定。"
+    )
+
     orm(_open_and_enter, session_id, family_id, unit_ids)
-    page.reload()
+    page.goto(f"/h5/selection/{rid}/")
     expect(page.locator("#phase")).to_have_text("补选进行中")
     expect(page.locator("#phase-tips")).to_contain_text("您的补选时间剩余")
     screenshot("supplementary-round-running")
@@ -129,6 +151,16 @@ def test_supplementary_family_result_page_before_during_and_after(page, orm, scr
     expect(page.locator("#formal-tips")).to_contain_text("补选时间结束仍未确认的")
     expect(page.locator("#formal-tips")).to_be_visible()
     expect(page.locator(".anju-titlebar__title")).to_have_text("补选")
+    # The pre-selected 1201 differs from the 补选 cart's 1202: syncing is offered, in 补选's word.
+    expect(page.locator("#sync-banner-text")).to_have_text(
+        "您有1套预选房源，与补选购物车不同；点击【确认同步】将以预选房源覆盖补选购物车。"
+    )
+    page.get_by_role("button", name="同步预选房源").tap()
+    dialog = page.get_by_role("dialog", name="同步预选房源")
+    expect(dialog).to_contain_text("以下补选页面新选择的房源将被预选房源覆盖：")
+    expect(dialog).not_to_contain_text("正选")
+    dialog.get_by_role("button", name="取消").tap()
+    expect(dialog).to_have_count(0)
     screenshot("supplementary-formal-page")
 
     orm(_close, session_id)
@@ -140,3 +172,34 @@ def test_supplementary_family_result_page_before_during_and_after(page, orm, scr
     expect(page.get_by_text("您购物车第1套 1栋 1202 已为您自动选定。")).to_have_count(1)
     expect(page.locator("#result-title + .weui-msg__desc")).to_contain_text("已为您自动选定")
     screenshot("supplementary-result-after")
+
+
+def _missed_without_preselection_then_confirmed_in_supplementary():
+    """A family that never pre-selected nor entered its formal session, then confirmed a unit
+    in its 补选 (no explanation for that session: the formal session's is the only one)."""
+    from accounts.models import Family
+
+    rid, family_id, applicant, unit_ids = _missed_and_applied(preselected=False)
+    session_id = _schedule(rid)
+    _open_and_enter(session_id, family_id, unit_ids)
+    allocation.selection_confirm(
+        family=Family.objects.get(pk=family_id),
+        round_id=rid,
+        unit_id=unit_ids[1],
+        idempotency_key="browser-confirm-1202",
+        now=timezone.now(),
+    )
+    return rid, applicant
+
+
+def test_a_unit_confirmed_in_supplementary_is_not_shown_with_the_formal_miss(page, orm, screenshot):
+    rid, applicant = orm(_missed_without_preselection_then_confirmed_in_supplementary)
+    log_in(page, orm, applicant)
+    page.goto(f"/h5/selection/{rid}/result/")
+    expect(page.locator("#result-title")).to_have_text("选房成功")
+    expect(page.locator("#result-title + .weui-msg__desc")).to_have_text("请尽快办理网上签约。")
+    # The formal session keeps its own explanation, in the list, once; nothing was voided.
+    sessions = page.locator("section[aria-labelledby=sessions-title]")
+    expect(sessions.locator(".anju-explanation")).to_have_text(["您未在正选时间内进入选房。"])
+    expect(page.get_by_text("预选结果作废")).to_have_count(0)
+    screenshot("supplementary-confirmed-result")

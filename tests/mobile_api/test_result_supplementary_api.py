@@ -1,6 +1,7 @@
 """The result API of a supplementary family: its session time as soon as staff scheduled it,
-labelled as a supplementary session; its result and explanation after it picked a unit there;
-预选结果作废 for a family that never entered."""
+labelled as a supplementary session; its result and explanation after it picked a unit there,
+the allocation naming that session; 预选结果作废 for a family that never entered and had
+pre-selected, 未参加补选 (not 正选) for one that missed its supplementary session."""
 
 from __future__ import annotations
 
@@ -56,9 +57,37 @@ def test_result_before_during_and_after_the_supplementary_session(django_user_mo
     allocation.session_close(session_id=session.pk, now=session.ends_at)
     after = result_of(family, rid, session.ends_at + S)
     assert after["allocation"]["unit"]["id"] == w.units[1].pk
+    # The page explains the session the unit came from, not the formal session's miss.
+    assert after["allocation"]["session"] == session.pk == after["sessions"][1]["id"]
+    assert after["sessions"][0]["explanation"] == "您未在正选时间内进入选房，预选结果作废。"
     assert after["supplementary"]["session"]["id"] == session.pk
     assert after["sessions"][1]["explanation"] == (
         f"您购物车第1套 {w.units[1].name} 已为您自动选定。"
+    )
+
+
+def test_a_family_that_missed_its_supplementary_session_is_told_in_its_words(
+    django_user_model,
+):
+    w = make_world(families=1, units=2, sessions=1)
+    family, rid, s1 = w.families[0], w.round.pk, w.sessions[0]
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)  # never entered, no cart
+    supplementary.supplementary_apply(family=family, round_id=rid, ctx=CTX, now=s1.ends_at)
+    staff = django_user_model.objects.create(username="op", is_staff=True)
+    start = s1.ends_at + timedelta(hours=1)
+    session = supplementary.supplementary_session_schedule(
+        round_id=rid, starts_at=start, actor=staff, now=s1.ends_at + timedelta(minutes=5)
+    )
+    allocation.session_close(session_id=session.pk, now=session.ends_at)  # missed it too
+    after = result_of(family, rid, session.ends_at + S)
+    formal, extra = after["sessions"]
+    assert (formal["outcome_label"], formal["explanation"]) == (
+        "未参加正选",
+        "您未在正选时间内进入选房。",
+    )
+    assert (extra["outcome_label"], extra["explanation"]) == (
+        "未参加补选",
+        "您未在补选时间内进入选房。",
     )
 
 

@@ -1,5 +1,6 @@
 """What the family is told on its result page: why it got (or did not get) a unit, in
-Chinese, from the ledger; 预选结果作废 when it never entered."""
+Chinese, from the ledger; 预选结果作废 when it never entered and had pre-selected, only
+that it did not enter when it had pre-selected nothing."""
 
 from __future__ import annotations
 
@@ -84,6 +85,15 @@ def test_a_family_that_never_entered_is_told_its_preselection_is_void(two):
     assert after.explanations[s1.pk] == "您未在正选时间内进入选房，预选结果作废。"
 
 
+def test_a_family_that_never_entered_nor_preselected_is_not_told_of_a_void_preselection(two):
+    a, b = two.families
+    s1 = two.sessions[0]
+    preselect(a, two.round, two.units[:1])
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)  # neither entered
+    after = my_result(family=b, round_id=two.round.pk, now=s1.ends_at)
+    assert after.explanations[s1.pk] == "您未在正选时间内进入选房。"
+
+
 def test_each_result_is_told_by_sms_once_confirmed_or_auto_assigned(two):
     from sms import texts
     from sms.models import SmsMessage
@@ -113,16 +123,16 @@ def test_each_result_is_told_by_sms_once_confirmed_or_auto_assigned(two):
 
 
 def test_a_family_left_without_a_unit_is_told_by_sms_how_long_it_may_apply():
-    """A family that lost every unit of its cart, and one that never came, each get one SMS
-    at the close saying so and until when 补选 may be applied for (the day's last formal
-    session's end plus the round's grace); the winner, the family that gave up and a second
-    clock send none."""
+    """A family that lost every unit of its cart, and those that never came, each get one SMS
+    at the close saying so (预选结果已作废 only to the one that had pre-selected) and until
+    when 补选 may be applied for (the day's last formal session's end plus the round's grace);
+    the winner, the family that gave up and a second clock send none."""
     from core.context import RequestContext
     from selection.phases import formal_day_deadline
     from tests.selection.test_staff_ops import texts
 
-    w = make_world(families=4, units=4, sessions=1)
-    a, b, c, d = w.families
+    w = make_world(families=5, units=4, sessions=1)
+    a, b, c, d, e = w.families  # e neither pre-selects nor enters
     s1 = w.sessions[0]
     u1 = w.units[0]
     _ready(w, a, [u1])
@@ -148,6 +158,11 @@ def test_a_family_left_without_a_unit_is_told_by_sms_how_long_it_may_apply():
         (
             c.main_applicant.mobile,
             f"【安居】您在「{w.round.name}」第{s1.order}场正选未进入选房，预选结果已作废。"
+            f"如需补选，请于{until}前登录系统提交补选申请，逾期不予受理。",
+        ),
+        (
+            e.main_applicant.mobile,
+            f"【安居】您在「{w.round.name}」第{s1.order}场正选未进入选房。"
             f"如需补选，请于{until}前登录系统提交补选申请，逾期不予受理。",
         ),
     ]

@@ -81,8 +81,8 @@ function drawCart() {
   banner.hidden = !(preCount > 0 && cartKey(cart.items) !== preKey);
   $("sync-banner-text").textContent =
     cart.items.length === 0
-      ? `您有${preCount}套预选房源，可点击【确认同步】同步至正选购物车。`
-      : `您有${preCount}套预选房源，与正选购物车不同；点击【确认同步】将以预选房源覆盖正选购物车。`;
+      ? `您有${preCount}套预选房源，可点击【确认同步】同步至${word}购物车。`
+      : `您有${preCount}套预选房源，与${word}购物车不同；点击【确认同步】将以预选房源覆盖${word}购物车。`;
   drawConfirm();
 }
 
@@ -340,7 +340,7 @@ async function syncCart() {
     const body = el("div", { class: "anju-sync-diff" });
     if (diff.removed.length) {
       body.append(
-        el("p", { text: "以下正选页面新选择的房源将被预选房源覆盖：" }),
+        el("p", { text: `以下${word}页面新选择的房源将被预选房源覆盖：` }),
         el(
           "ul",
           { class: "anju-dialog__list anju-dialog__list_removed" },
@@ -351,7 +351,7 @@ async function syncCart() {
     if (diff.pre.length) {
       body.append(el("p", { text: "同步后的意向排序：" }), list(diff.pre));
     } else {
-      body.append(el("p", { text: "预选购物车为空，同步后正选购物车将被清空。" }));
+      body.append(el("p", { text: `预选购物车为空，同步后${word}购物车将被清空。` }));
     }
     const ok = await dialog({
       title: "同步预选房源",
@@ -469,7 +469,7 @@ async function start() {
       return false;
     }
     notice(page.parentElement, {
-      title: (failure.error && failure.error.message) || "无法进入正选",
+      title: (failure.error && failure.error.message) || "无法进入选房",
       links: [
         ["返回", `/h5/selection/${rid}/`],
         ["我的选房结果", resultUrl],

@@ -231,9 +231,10 @@ async function onSnapshot(data, { first, moved }) {
 
 function drawPhasebar(state) {
   const next = state.next_session;
-  $("phasebar").textContent = next
-    ? `预选进行中 · 您的${selectingWord(next)}时间 ${fmt.window(next)}`
-    : "预选进行中";
+  const word = selectingWord(next); // 「补选」 before a supplementary session
+  $("phasebar").textContent = next ? `预选进行中 · 您的${word}时间 ${fmt.window(next)}` : "预选进行中";
+  $("pre-tips").textContent =
+    `请慎重选择意向排序。${word}时间内未选定房源的，时间结束时系统将按同步后的意向排序自动选定。`;
   nextSession = next || null;
   tick();
 }

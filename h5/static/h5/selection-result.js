@@ -136,14 +136,23 @@ function currentSession(result) {
   );
 }
 
-/* The last closed session with the server's explanation (auto-assignment, 预选结果作废),
- * when the headline tells it: once a unit is allocated, or when the family has no unit and
- * no session left. The list of sessions then leaves that explanation out, so the page says
- * it once. */
+/* The session whose explanation the headline tells. Once a unit is allocated: the session
+ * it was auto-assigned in (its cart's story), never an earlier session's miss; none for a
+ * unit confirmed or given by staff (whose session's explanation, if any, is the miss that
+ * came before it): the headline then asks for signing. Without a unit, once no session is
+ * left: the last closed session with an explanation (its cart, 未进入选房). The list of
+ * sessions leaves that explanation out, so the page says it once; every other session
+ * keeps its own. */
 function toldSession(result) {
+  const sessions = result.sessions || [];
+  const allocation = result.allocation;
+  if (allocation) {
+    if (allocation.how !== "auto") return null;
+    return sessions.find((s) => s.id === allocation.session && s.explanation) || null;
+  }
   const waiting = ["not_started", "pre", "formal"].includes(result.phase);
-  if (!result.allocation && (result.gave_up || waiting)) return null;
-  const done = (result.sessions || []).filter((s) => s.explanation);
+  if (result.gave_up || waiting) return null;
+  const done = sessions.filter((s) => s.explanation);
   return done.length ? done[done.length - 1] : null;
 }
 
