@@ -65,12 +65,13 @@ def test_a_family_checks_its_code_on_a_phone(page, live_url, orm, screenshot):
     page.get_by_label("核验码").fill(code.upper())
     page.get_by_role("button", name="核验").tap()
     expect(page.locator("#verify-title")).to_have_text("核验通过")
-    expect(page.locator("#verify-unit")).to_have_text(label)
+    building, number = label.rsplit("-", 1)
+    expect(page.locator("#verify-unit")).to_have_text(f"{building}栋 {number}")  # as elsewhere
     expect(page.get_by_text("家庭确认正选", exact=True)).to_be_visible()  # as the admin says it
     checks = page.locator("#verify-checks")
-    expect(checks).to_contain_text("✓ 记录内容与其哈希一致")
+    expect(checks).to_contain_text("✓ 记录内容完整，未被改动")
     expect(checks).to_contain_text("✓ 记录在已签名的选房日志中")
-    expect(checks).to_contain_text("✓ 日志签名有效")
+    expect(checks).to_contain_text("✓ 系统签名有效")
     # The key id is a code: page translation leaves it alone.
     expect(checks.locator('[translate="no"]')).to_have_text(re.compile(r"^[0-9a-f]{16}$"))
     screenshot("ledger-verify-ok")
@@ -78,5 +79,5 @@ def test_a_family_checks_its_code_on_a_phone(page, live_url, orm, screenshot):
     orm(_rewrite, code)
     page.goto(f"/h5/ledger/{rid}/verify/?code={code}")
     expect(page.locator("#verify-title")).to_have_text("核验未通过")
-    expect(page.locator("#verify-checks")).to_contain_text("✗ 记录内容与其哈希不一致")
+    expect(page.locator("#verify-checks")).to_contain_text("✗ 记录内容已被改动")
     screenshot("ledger-verify-rewritten")

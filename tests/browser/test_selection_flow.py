@@ -294,9 +294,12 @@ def test_family_preselects_then_confirms_a_unit_in_its_window(page, live_url, or
     expect(page.locator("#allocation-code")).to_have_text(code)
     receipt = page.locator("#receipt")
     expect(receipt).to_contain_text("选房记录凭证")
-    expect(page.locator("#receipt-index")).to_have_text(re.compile(r"^第\d+条$"), timeout=10_000)
-    expect(receipt).to_contain_text(code)
-    expect(page.locator("#receipt-download")).to_have_text("下载凭证")
+    expect(page.locator("#receipt-index")).to_have_text(
+        re.compile(r"^第\d+条（共\d+条）$"), timeout=10_000
+    )
+    expect(receipt).not_to_contain_text("哈希")  # no jargon; the 核验码 once, on the card above
+    expect(page.get_by_text(code, exact=True)).to_have_count(1)
+    expect(page.locator("#receipt-download")).to_have_text("下载凭证文件")
     screenshot("selection-result")
 
     # The public board shows the three takes, the family's the latest.

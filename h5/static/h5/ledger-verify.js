@@ -98,6 +98,12 @@ function mark(ok, yes, no, unknown) {
   return [`${sign} `, what].flat();
 }
 
+/* The log keeps a unit as 「1-201」 (building-number); the family reads 「1栋 201」 everywhere. */
+function unitLabel(label) {
+  const dash = (label || "").lastIndexOf("-");
+  return dash > 0 ? `${label.slice(0, dash)}栋 ${label.slice(dash + 1)}` : label || "—";
+}
+
 function show(receipt, result) {
   const payload = receipt.entry.payload;
   const allOk = result.leafOk && result.proofOk && result.signatureOk === true;
@@ -132,7 +138,7 @@ function show(receipt, result) {
       el(
         "dl",
         { class: "weui-form-preview__bd" },
-        row("选定房源", payload.unit_label || "—", { id: "verify-unit" }),
+        row("选定房源", unitLabel(payload.unit_label), { id: "verify-unit" }),
         row("确定方式", HOW[payload.how] || "—"),
         row("家庭排位", String(payload.rank ?? "—")),
         row("确定时间", dateTime(receipt.entry.at, { seconds: true })),
@@ -145,11 +151,11 @@ function show(receipt, result) {
       "div",
       { class: "weui-cells anju-inset", id: "verify-checks" },
       [
-        mark(result.leafOk, "记录内容与其哈希一致", "记录内容与其哈希不一致", ""),
+        mark(result.leafOk, "记录内容完整，未被改动", "记录内容已被改动", ""),
         mark(result.proofOk, "记录在已签名的选房日志中", "记录不在该签名日志中", ""),
         mark(
           result.signatureOk,
-          ["日志签名有效（密钥 ", el("span", CODE, receipt.head.key_id), "）"],
+          ["系统签名有效（签名密钥编号 ", el("span", CODE, receipt.head.key_id), "）"],
           "日志签名无效",
           "本浏览器无法核对签名，请下载凭证后用离线工具核验",
         ),

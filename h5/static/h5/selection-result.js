@@ -85,13 +85,13 @@ async function showReceipt(attempt = 0) {
     return; // no result entry yet (404): nothing to show
   }
   const old = document.getElementById("receipt");
+  // In the family's words: where the result is in the log and when the system signed it.
+  // The 核验码 is on the result card above; the signed head and the inclusion proof are in
+  // the downloaded file, for the verification tools (docs/TRANSPARENCY.md).
   const rows = receipt.head
     ? [
-        row("核验码", receipt.code, CODE),
-        row("日志序号", `第${receipt.index + 1}条`, { id: "receipt-index" }),
-        row("签名树头", `共${receipt.head.size}条`),
-        row("签名时间", fmt.dateTime(receipt.head.time)),
-        row("包含证明", `${receipt.inclusion.length}个哈希，已随凭证下载`),
+        row("日志序号", `第${receipt.index + 1}条（共${receipt.head.size}条）`, { id: "receipt-index" }),
+        row("系统签名时间", fmt.dateTime(receipt.head.time)),
       ]
     : [row("状态", "正在写入选房日志，请稍候…", { id: "receipt-pending" })];
   const card = el(
@@ -114,8 +114,9 @@ async function showReceipt(attempt = 0) {
             href: `${api}/result/receipt/`,
             download: `选房凭证-${receipt.code}.json`,
             id: "receipt-download",
-            text: "下载凭证",
+            text: "下载凭证文件",
           }),
+          "（供核验工具使用）",
         )
       : null,
   );
