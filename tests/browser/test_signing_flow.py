@@ -427,6 +427,12 @@ def test_desktop_qr_then_the_phone_signs_step_by_step(page, desktop, live_url, o
     )
     pad.get_by_role("button", name="清除").tap()
     expect(page.locator("#pad-error")).to_have_text("")
+    # 「确定」 on an empty box: said on the page, no request refused by the server.
+    puts: list[str] = []
+    page.on("request", lambda r: puts.append(r.url) if r.method == "PUT" else None)
+    pad.get_by_role("button", name="确定").tap()
+    expect(page.locator("#pad-error")).to_have_text("请在签字框内书写")
+    assert puts == []
     _write(page, finger, AN)
     # Turned sideways and back: the box changes size, the ink stays (scaled with it).
     portrait = page.locator("#pad-canvas").bounding_box()["width"]

@@ -155,6 +155,11 @@ export function boxes({ list, chars, drawn = [], save, onChange, onFailure }) {
 
   async function confirm() {
     if (busy || current === null) return;
+    if (signature.isEmpty()) {
+      // Nothing written: said here, as the server would say it, without a refused request.
+      error.textContent = "请在签字框内书写";
+      return;
+    }
     busy = true;
     okButton.disabled = true;
     okButton.classList.add("weui-btn_disabled");
