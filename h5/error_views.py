@@ -20,11 +20,11 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse
 from django.template import loader
 from django.urls import Resolver404, resolve
 
-from mobile_api.errors import error_body
+from mobile_api.errors import error_json
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def error_response(request, status: int, *, with_context: bool = True) -> HttpRe
     (code, message), title, desc = ERRORS[status]
     area = _area(request)
     if area == "api":
-        return JsonResponse(error_body(code, message), status=status)
+        return error_json(code, message, status=status)
     context = {"title": title, "desc": desc, "code": status}
     if area == "admin":
         from django.contrib import admin

@@ -53,6 +53,14 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+def error_json(code: str, message: str, *, status: int) -> JsonResponse:
+    """The error body outside DRF's views (CSRF, 404/500 handlers), as DRF writes it: UTF-8,
+    the Chinese message readable as it is (JsonResponse would escape it as \\uXXXX)."""
+    return JsonResponse(
+        error_body(code, message), status=status, json_dumps_params={"ensure_ascii": False}
+    )
+
+
 def _drf_fields(detail) -> dict[str, list[str]]:
     if isinstance(detail, dict):
         return {
@@ -143,14 +151,12 @@ def exception_handler(exc, context):
 
 def csrf_failure(request, reason=""):
     """Django's CSRF failure view, in the API's error body (CSRF_FAILURE_VIEW)."""
-    return JsonResponse(
-        error_body("csrf_failed", "页面已过期或请求来源不正确，请刷新页面后重试"), status=403
-    )
+    return error_json("csrf_failed", "页面已过期或请求来源不正确，请刷新页面后重试", status=403)
 
 
 def json_404(request, exception=None):
-    return JsonResponse(error_body(*NOT_FOUND), status=404)
+    return error_json(*NOT_FOUND, status=404)
 
 
 def json_500(request):
-    return JsonResponse(error_body("server_error", "系统繁忙，请稍后再试"), status=500)
+    return error_json("server_error", "系统繁忙，请稍后再试", status=500)
