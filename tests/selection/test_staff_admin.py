@@ -15,7 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Applicant, AuditEntry, Family, User
-from selection import allocation, carts
+from selection import allocation, carts, translog
 from selection.exports import RESULT_HEADERS
 from selection.models import Allocation, Seat, Session, SupplementaryApplication, Unit
 from tests.factories import FamilyFactory, id_number_for
@@ -275,6 +275,10 @@ def test_live_view_numbers(staff, world):
     text = page.content.decode()
     assert 'data-k="entered">2<' in text and 'data-k="units_left">5<' in text
     assert 'http-equiv="refresh" content="3;url=?auto=1"' in text
+    assert "<td>待写入</td>" in text  # the confirm, not yet given its place in the log
+    translog.sequence_pending()
+    text = reviewer.get(f"/admin/selection/session/{s1.pk}/live/?auto=1").content.decode()
+    assert "<th>日志序号</th>" in text and "<td>第1条</td>" in text
     reviewer.get(f"/admin/selection/session/{s1.pk}/live/?auto=1")  # the page's own refresh
     assert AuditEntry.objects.filter(action="selection.session_live_view").count() == 1
     change = staff("operator").get(f"/admin/selection/session/{s1.pk}/change/")
@@ -285,7 +289,9 @@ def test_live_view_after_the_close(staff, world):
     _select(world)
     s1 = world.sessions[0]
     allocation.session_close(session_id=s1.pk, now=s1.ends_at)
-    live = staff("operator").get(f"/admin/selection/session/{s1.pk}/live/").context["live"]
+    page = staff("operator").get(f"/admin/selection/session/{s1.pk}/live/")
+    live = page.context["live"]
+    assert "状态：<strong>已结束</strong>。" in page.content.decode()  # no space before 。
     assert (live["confirmed"], live["auto"], live["remaining"]) == (1, 1, 0)
     assert live["units_left"] == len(world.units) - 2
     assert Seat.objects.filter(session=s1, outcome="auto").count() == 1
