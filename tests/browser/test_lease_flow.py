@@ -340,10 +340,13 @@ def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
     page.get_by_role("link", name=re.compile("^网上签约记录")).tap()
     card = page.locator(f'article[data-agreement-id="{aid}"]')
     expect(card.locator(".anju-badge")).to_have_text("已盖章")  # the agreement's own words
+    expect(card).to_contain_text("合同验证码")  # a lease is a 合同, as on its own page
     card.get_by_role("button", name="查看详情").tap()
     expect(page).to_have_url(f"{live_url}/h5/signing/{aid}/view/?from=records")
     expect(page.get_by_role("link", name=re.compile("^打印"))).to_be_visible()
     page.goto(f"/h5/lease/{lid}/")
+    expect(page.locator("#stepper li").last).to_have_text("审核通过")  # no longer 待审核
+    expect(page.locator("#stepper .anju-flowbar__item_done")).to_have_count(5)
     contract = page.get_by_role("button", name="下载合同")
     receipt = page.get_by_role("button", name="下载押金收据")
     expect(contract).to_have_attribute(

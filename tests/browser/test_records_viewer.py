@@ -90,7 +90,6 @@ def test_records_list_every_agreement_and_open_the_viewer(page, live_url, orm, s
     )
     expect(page.locator("body")).not_to_contain_text("请在签约期限内")
     _shot(page, "records")
-    page.screenshot(path="/tmp/helper_d-records.png", full_page=True)
 
     # ---- 查看详情 → the viewer: pages as images, 打印 and 保存
     subsidy_card.get_by_role("button", name="查看详情").tap()
@@ -117,8 +116,6 @@ def test_records_list_every_agreement_and_open_the_viewer(page, live_url, orm, s
         save_link.tap()
     assert saved.value.suggested_filename.endswith(".pdf")
     _shot(page, "viewer")
-    page.screenshot(path="/tmp/helper_d-viewer.png")
-    page.screenshot(path="/tmp/helper_d-viewer-full.png", full_page=True)
     page.get_by_role("link", name="‹ 签约记录").tap()
     expect(page).to_have_url(f"{live_url}/h5/me/leases/")
 
@@ -137,7 +134,6 @@ def test_records_list_every_agreement_and_open_the_viewer(page, live_url, orm, s
     receipt = page.locator(".anju-viewer__page img").first
     expect(receipt).to_have_js_property("complete", True)
     assert receipt.evaluate("img => img.naturalWidth") > 1000
-    page.screenshot(path="/tmp/helper_d-receipt.png", full_page=True)
     page.get_by_role("link", name="查看合同").tap()
     expect(page.locator("#viewer-title")).to_have_text(re.compile("租赁合同$"))
     expect(page.locator("#viewer-status")).to_have_text("已盖章")
@@ -151,7 +147,6 @@ def test_records_list_every_agreement_and_open_the_viewer(page, live_url, orm, s
     expect(page.locator("#signing-tips")).to_contain_text(
         "请拨打咨询电话 0755-23619344、0755-82559564"
     )
-    page.screenshot(path="/tmp/helper_d-signing.png", full_page=True)
 
 
 def test_the_pages_time_format_is_the_servers(page, live_url):

@@ -36,7 +36,7 @@ function card(agreement, lease) {
   if (lease && lease.submitted_at) rows.push(row("提交时间", dateTime(lease.submitted_at)));
   if (agreement.sealed_at) rows.push(row("盖章时间", dateTime(agreement.sealed_at)));
   if (agreement.status === "signed" || agreement.status === "sealed") {
-    rows.push(row("协议验证码", agreement.verification_code, CODE));
+    rows.push(row(lease ? "合同验证码" : "协议验证码", agreement.verification_code, CODE));
   }
 
   const ops = [];
