@@ -11,8 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
 from core.errors import DomainError
-from h5.signing_views import _to_login
-from h5.views import _applicant
+from h5.views import _applicant, _to_login
 from signing.agreements.preview import ViewedPdf, agreement_pdf_for_view
 from signing.lease.deposit import receipt_pdf_for_view
 from signing.models import Agreement, Lease
@@ -89,7 +88,7 @@ def agreement_view(request, agreement_id: int):
     """The agreement's current PDF (the sealed one once sealed)."""
     agreement = _own_agreement(request, agreement_id)
     if agreement is None:
-        return _to_login(request, request.get_full_path())
+        return _to_login(request)
     return _viewer(
         request,
         agreement,
@@ -104,7 +103,7 @@ def receipt_view(request, agreement_id: int):
     """A lease's 押金收据 (once the lease is approved)."""
     agreement = _own_agreement(request, agreement_id)
     if agreement is None:
-        return _to_login(request, request.get_full_path())
+        return _to_login(request)
     lease = Lease.objects.filter(agreement=agreement).first()
     if lease is None:
         raise Http404

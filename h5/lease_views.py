@@ -11,8 +11,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from core.errors import DomainError
-from h5.signing_views import _to_login, phone_page
-from h5.views import _applicant
+from h5.signing_views import phone_page
+from h5.views import _applicant, _to_login
 from mobile_api.signer import signer_for
 from signing.models import Lease
 
@@ -31,7 +31,7 @@ def _own_lease(applicant, **lookup) -> Lease:
 def _page(request, template: str, lease_id: int | None = None, **context):
     applicant = _applicant(request)
     if applicant is None:
-        return _to_login(request, request.get_full_path())
+        return _to_login(request)
     if lease_id is not None:
         context["lease"] = _own_lease(applicant, pk=lease_id)
     return render(request, f"h5/lease/{template}", {"applicant": applicant, **context})
@@ -88,7 +88,7 @@ def lease_deposit_by_agreement(request, agreement_id: int):
     """The deposit QR code names an agreement: its lease's deposit page."""
     applicant = _applicant(request)
     if applicant is None:
-        return _to_login(request, request.get_full_path())
+        return _to_login(request)
     lease = _own_lease(applicant, agreement_id=agreement_id)
     return HttpResponseRedirect(f"/h5/lease/{lease.pk}/deposit/")
 

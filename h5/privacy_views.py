@@ -4,13 +4,12 @@ page shows the current text; 「同意并继续」 acknowledges it through the A
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.privacy import _request_applicant, privacy_current
+from h5.views import _to_login
 
 
 @never_cache
@@ -18,7 +17,7 @@ from accounts.privacy import _request_applicant, privacy_current
 def privacy_page(request):
     applicant = _request_applicant(request)
     if applicant is None:
-        return HttpResponseRedirect(settings.LOGIN_URL)
+        return _to_login(request)
     notice = privacy_current()
     return render(
         request,

@@ -6,16 +6,14 @@ views only decide who may open a page (an agreement of another family looks like
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urlencode
 
-from django.conf import settings
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from core.errors import DomainError
-from h5.views import _applicant
+from h5.views import _applicant, _to_login
 from mobile_api.errors import KIND_STATUS
 from mobile_api.signer import phone_session_of, signer_for
 from signing.models import Agreement
@@ -24,21 +22,12 @@ from signing.models import Agreement
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
-def _to_login(request, next_path: str) -> HttpResponseRedirect:
-    """The login page, coming back to `next_path` (a path on this site) afterwards."""
-    query = {"next": next_path}
-    reason = getattr(request, "anju_session_ended", None)
-    if reason:
-        query["reason"] = reason
-    return HttpResponseRedirect(f"{settings.LOGIN_URL}?{urlencode(query, quote_via=quote)}")
-
-
 def _page(request, template: str, agreement_id: int | None = None, **context):
     """A page of the applicant's own login (`template` under h5/signing/, or under h5/ when it
     starts with lease/)."""
     applicant = _applicant(request)
     if applicant is None:
-        return _to_login(request, request.path)
+        return _to_login(request)
     if agreement_id is not None:
         agreement = Agreement.objects.filter(
             pk=agreement_id, family__main_applicant=applicant
@@ -78,7 +67,7 @@ def phone_page(request, template: str, *, agreement_id: int, action: str, **cont
         signer = signer_for(request, agreement_id=agreement_id, action=action)
     except DomainError as error:
         if error.code == "not_authenticated":
-            return _to_login(request, request.get_full_path())
+            return _to_login(request)
         return render(
             request,
             "h5/signing/open.html",

@@ -3,9 +3,12 @@ the API (mobile_api), so no business rule lives here."""
 
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
 from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
@@ -20,10 +23,48 @@ def _applicant(request) -> Applicant | None:
     return Applicant.objects.filter(user=request.user).select_related("family").first()
 
 
-def _to_login(request) -> HttpResponseRedirect:
+HOME_PATH = "/h5/"
+OIDC_START = "/auth/oidc/start/"
+
+
+def _to_login(request, next_path: str | None = None) -> HttpResponseRedirect:
+    """The login page for a visitor to a page that needs a login, coming back to `next_path`
+    afterwards (a path on this site; by default the page asked for, with its query, so an SMS
+    link to a selection or signing page still leads there once logged in). The home page is
+    where a login goes anyway, so it is not named. Every H5 page sends its visitors here;
+    the login page follows `next` only to a path on this site (`safe_next`, lib/api.js)."""
+    if next_path is None:
+        next_path = request.get_full_path()
+    query = {}
+    if next_path and next_path != HOME_PATH:
+        query["next"] = next_path
     reason = getattr(request, "anju_session_ended", None)
-    url = settings.LOGIN_URL + (f"?reason={reason}" if reason else "")
+    if reason:
+        query["reason"] = reason
+    url = settings.LOGIN_URL
+    if query:
+        url += "?" + urlencode(query, quote_via=quote)
     return HttpResponseRedirect(url)
+
+
+def safe_next(next_url: str) -> str:
+    """`next_url` when it is a path on this site, else the home page: only "/…", never
+    "//host" or "/\\host" (which browsers read as another host), nor a scheme."""
+    if (
+        not next_url.startswith("/")
+        or next_url.startswith("//")
+        or any(c == "\\" or c.isspace() for c in next_url)
+        or not url_has_allowed_host_and_scheme(next_url, allowed_hosts=None)
+    ):
+        return HOME_PATH
+    return next_url
+
+
+def _oidc_start(next_url: str) -> str:
+    next_url = safe_next(next_url)
+    if next_url == HOME_PATH:
+        return OIDC_START
+    return f"{OIDC_START}?{urlencode({'next': next_url}, quote_via=quote)}"
 
 
 # never_cache: a login page holds the CSRF token, and after logout (or a login on another
@@ -34,7 +75,8 @@ def login_page(request):
     reason = request.GET.get("reason", "")
     notice = SESSION_ENDED[reason][1] if reason in SESSION_ENDED else ""
     if _applicant(request) is not None:
-        return HttpResponseRedirect("/h5/")
+        # Already logged in (another tab, the back button): on to where the login would go.
+        return HttpResponseRedirect(safe_next(request.GET.get("next", "")))
     return render(
         request,
         "h5/login.html",
@@ -42,6 +84,8 @@ def login_page(request):
             "notice": notice,
             "dev_login": settings.DEV_LOGIN_ENABLED,
             "oidc_enabled": bool(settings.OIDC["ISSUER"]),
+            # The platform's login comes back to `next` too (mobile_api/oidc_views.py).
+            "oidc_start": _oidc_start(request.GET.get("next", "")),
             "debug": settings.DEBUG,
         },
     )

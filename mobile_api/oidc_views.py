@@ -1,7 +1,8 @@
 """Login through the province's unified identity platform (广东省统一身份认证平台).
 
 Browser redirects rather than JSON: `start` sends the browser to the platform, `callback`
-receives it back, logs the applicant in and sends it to the H5 home page. Every refusal
+receives it back, logs the applicant in and sends it on to the page the login page was
+opened for (its `?next=`, a path on this site, kept in the session) or the H5 home page. Every refusal
 renders the H5 error page with the Chinese message as its title and the stable code.
 
 When another device is logged in to the account, `callback` does not finish: it holds the
@@ -25,6 +26,7 @@ from accounts.identity.oidc import OidcProvider, OidcProviderError
 from accounts.services import DeviceActive
 from core.errors import DomainError
 from core.urls import absolute_url
+from h5.views import safe_next
 from mobile_api.auth import session_login_applicant, session_login_cancel, session_login_confirm
 from mobile_api.errors import KIND_STATUS
 
@@ -32,6 +34,12 @@ logger = logging.getLogger("anju.identity")
 
 HOME_URL = "/h5/"
 LOGIN_URL = "/h5/login/"
+NEXT_KEY = "anju_oidc_next"  # where the browser goes once logged in (session)
+
+
+def _next_url(request) -> str:
+    """Where `start` was asked to come back to (checked again: a path on this site)."""
+    return safe_next(request.session.pop(NEXT_KEY, HOME_URL))
 
 
 def _error_page(request, exc: DomainError):
@@ -54,18 +62,19 @@ def _redirect_uri(request) -> str:
 @never_cache
 @require_GET
 def oidc_start(request):
-    """Remember a pending login in the session and redirect to the platform."""
+    """Remember a pending login (and `?next=`) in the session and redirect to the platform."""
     try:
         url = OidcProvider().begin(store=request.session, redirect_uri=_redirect_uri(request))
     except DomainError as exc:
         return _error_page(request, exc)
+    request.session[NEXT_KEY] = safe_next(request.GET.get("next", ""))
     return HttpResponseRedirect(url)
 
 
 @never_cache
 @require_GET
 def oidc_callback(request):
-    """Check the platform's answer, log the applicant in on this device, go home.
+    """Check the platform's answer, log the applicant in on this device, go on to `next`.
 
     The platform is called before any database write, so no transaction is open while it
     answers; the session's pending state is consumed even when the login then fails.
@@ -81,7 +90,7 @@ def oidc_callback(request):
     except DeviceActive as exc:
         # Held for this browser: the page below confirms or cancels it.
         return render(request, "h5/login_confirm.html", {"code": exc.code})
-    return HttpResponseRedirect(HOME_URL)
+    return HttpResponseRedirect(_next_url(request))
 
 
 @never_cache
@@ -92,7 +101,7 @@ def oidc_confirm(request):
         session_login_confirm(request)
     except DomainError as exc:
         return _error_page(request, exc)
-    return HttpResponseRedirect(HOME_URL)
+    return HttpResponseRedirect(_next_url(request))
 
 
 @never_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -66,8 +67,8 @@ def family(settings, issuer):
     return family
 
 
-def start(client: Client) -> str:
-    response = client.get(START)
+def start(client: Client, next_url: str = "") -> str:
+    response = client.get(START, {"next": next_url} if next_url else {})
     assert response.status_code == 302, response.status_code
     return response["Location"]
 
@@ -142,6 +143,27 @@ def test_login_through_the_platform_ends_logged_in_on_this_device(settings, clie
         assert client.get("/h5/").status_code == 200
     finally:
         fake.stop()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "next_url, goes_to",
+    [
+        ("/h5/selection/1/formal/?from=sms", "/h5/selection/1/formal/?from=sms"),
+        ("//evil.example/steal", "/h5/"),
+        ("https://evil.example/", "/h5/"),
+    ],
+)
+def test_the_login_page_s_next_survives_the_platform(client, issuer, family, next_url, goes_to):
+    """An SMS link to a selection page, then the login page, then the platform: back to that
+    page, not home (h5/views.py `_to_login`); a `next` elsewhere is home."""
+    page = client.get("/h5/login/", {"next": next_url}).content.decode()
+    button = urlsplit(re.search(r'href="([^"]*)"[^>]*id="oidc-login"', page).group(1))
+    assert button.path == START
+    assert parse_qs(button.query) == ({} if goes_to == "/h5/" else {"next": [goes_to]})
+    response = client.get(authorize(start(client, next_url)))
+    assert response.status_code == 302 and response["Location"] == goes_to
+    assert_logged_in(client, family)
 
 
 @pytest.mark.django_db

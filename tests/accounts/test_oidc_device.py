@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import DeviceSession
 from accounts.services import PENDING_LOGIN_SECONDS
 from tests.accounts import test_oidc
-from tests.accounts.test_oidc import assert_logged_in, login
+from tests.accounts.test_oidc import assert_logged_in, authorize, login, start
 
 # The fake platform and its family, as in test_oidc.py.
 _fresh_oidc_cache = test_oidc._fresh_oidc_cache
@@ -57,11 +57,11 @@ def test_a_second_device_sees_the_confirmation_page_and_nothing_changes(desktop,
 
 def test_confirming_logs_this_device_in_and_the_other_out(desktop, family):
     phone = Client()
-    login(phone)
+    phone.get(authorize(start(phone, "/h5/signing/")))  # from the login page's `next`
 
     response = phone.post(CONFIRM)
 
-    assert response.status_code == 302 and response["Location"] == "/h5/"
+    assert response.status_code == 302 and response["Location"] == "/h5/signing/"
     assert_logged_in(phone, family)
     told = desktop.get(ME)
     assert told.status_code == 401 and told.json()["error"]["code"] == "session_replaced"

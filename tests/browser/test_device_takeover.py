@@ -134,7 +134,9 @@ def test_a_confirmed_login_on_the_phone_ends_the_desktop_at_once(page, desktop, 
     box = notice.bounding_box()
     assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 800
     expect(notice).to_be_in_viewport(ratio=1)
-    expect(notice.get_by_role("link", name="重新登录")).to_have_attribute("href", "/h5/login/")
+    # 重新登录 comes back to this page (h5/static/h5/lib/api.js `loginUrl`).
+    login_href = f"/h5/login/?next=%2Fh5%2Fselection%2F{rid}%2Fformal%2F"
+    expect(notice.get_by_role("link", name="重新登录")).to_have_attribute("href", login_href)
     # Live updates stopped: the badge says so, the page was not reloaded or sent away.
     expect(desktop.locator("#live-state")).to_have_text("已退出")
     expect(desktop).to_have_url(f"{live_url}/h5/selection/{rid}/formal/")
@@ -145,7 +147,7 @@ def test_a_confirmed_login_on_the_phone_ends_the_desktop_at_once(page, desktop, 
     # The phone is the one device now; the desktop's next request is refused with the reason.
     expect(phone.get_by_role("heading", name=re.compile("您好"))).to_be_visible()
     desktop.get_by_role("link", name="重新登录").click()
-    expect(desktop).to_have_url(f"{live_url}/h5/login/")
+    expect(desktop).to_have_url(f"{live_url}{login_href}")
 
 
 def test_cancelling_on_the_phone_leaves_the_desktop_alone(page, desktop, live_url, orm):

@@ -377,6 +377,9 @@ def test_visitor_watches_the_broadcast_without_logging_in(page, live_url, orm):
     # No family data on the public board.
     expect(page.locator("body")).not_to_contain_text(setup.applicant.real_name)
 
-    # The selection pages themselves are the family's: a visitor is sent to log in.
+    # The selection pages themselves are the family's: a visitor is sent to log in, and
+    # comes back to the page afterwards.
     page.goto(f"/h5/selection/{setup.round_id}/pre/")
-    expect(page).to_have_url(f"{live_url}/h5/login/")
+    expect(page).to_have_url(
+        f"{live_url}/h5/login/?next=%2Fh5%2Fselection%2F{setup.round_id}%2Fpre%2F"
+    )

@@ -10,7 +10,7 @@
  * Any other close (network, server restart, 4503): reconnect with backoff; a socket of a
  * login that ended meanwhile is closed with the code at once. */
 
-import { LOGIN_URL } from "./lib/api.js";
+import { loginUrl } from "./lib/api.js";
 import { el } from "./lib/dom.js";
 
 const PATH = "/ws/account/";
@@ -39,7 +39,7 @@ function sessionEnded(reported) {
     { class: "anju-session-ended", id: "session-ended", role: "alert", dataset: { code } },
     el("i", { class: "weui-icon-warn anju-session-ended__icon", "aria-hidden": "true" }),
     el("p", { class: "anju-session-ended__text", text: NOTICES[code] }),
-    el("a", { class: "anju-session-ended__login", href: LOGIN_URL, text: "重新登录" }),
+    el("a", { class: "anju-session-ended__login", href: loginUrl(), text: "重新登录" }),
   );
   // The rest of the page stays readable but can no longer be used.
   for (const node of document.body.children) {

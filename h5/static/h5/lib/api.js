@@ -5,6 +5,21 @@ import { alert } from "./dialogs.js";
 import { el } from "./dom.js";
 
 export const LOGIN_URL = "/h5/login/";
+const HOME_URL = "/h5/";
+
+/* The login page, coming back to this page afterwards (as the server's h5/views.py
+ * `_to_login`): `next` is the current path and query, unless it is the home page (where a
+ * login goes anyway) or the login page itself; `reason` says why the session ended. */
+export function loginUrl({ reason = "" } = {}) {
+  const query = new URLSearchParams();
+  const here = window.location.pathname + window.location.search;
+  if (window.location.pathname !== HOME_URL && !window.location.pathname.startsWith(LOGIN_URL)) {
+    query.set("next", here);
+  }
+  if (reason) query.set("reason", reason);
+  const search = query.toString();
+  return search ? `${LOGIN_URL}?${search}` : LOGIN_URL;
+}
 
 /* Where to go after the login or the privacy notice: `?next=` when it is a path on this site
  * (for example the signing QR code's /s/<token>), else the home page. Only "/…", never
@@ -12,13 +27,13 @@ export const LOGIN_URL = "/h5/login/";
  * elsewhere. */
 export function nextUrl() {
   const next = new URLSearchParams(window.location.search).get("next") || "";
-  if (!next.startsWith("/") || next.startsWith("//") || /[\\\s]/.test(next)) return "/h5/";
+  if (!next.startsWith("/") || next.startsWith("//") || /[\\\s]/.test(next)) return HOME_URL;
   try {
     const url = new URL(next, window.location.origin);
-    if (url.origin !== window.location.origin) return "/h5/";
+    if (url.origin !== window.location.origin) return HOME_URL;
     return url.pathname + url.search + url.hash;
   } catch {
-    return "/h5/";
+    return HOME_URL;
   }
 }
 
@@ -132,7 +147,7 @@ async function request(method, url, body) {
   failure.retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10) || null;
   if (response.status === 401 && failure.error.code === "session_replaced") {
     failure.redirecting = true;
-    window.location.replace(`${LOGIN_URL}?reason=replaced`);
+    window.location.replace(loginUrl({ reason: "replaced" }));
   }
   throw failure;
 }
@@ -142,8 +157,7 @@ async function request(method, url, body) {
 export async function showFailure(failure, { title = "" } = {}) {
   if (failure && failure.redirecting) return;
   if (failure && failure.status === 401) {
-    const next = window.location.pathname + window.location.search;
-    window.location.assign(`${LOGIN_URL}?next=${encodeURIComponent(next)}`);
+    window.location.assign(loginUrl());
     return;
   }
   const message = (failure && failure.error && failure.error.message) || "系统繁忙，请稍后再试";
