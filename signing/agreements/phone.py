@@ -33,7 +33,7 @@ from django.db import transaction
 
 from accounts.models import Applicant
 from core.context import RequestContext
-from core.errors import DomainError, NotAllowed
+from core.errors import Conflict, DomainError, NotAllowed
 from core.locking import lock_first
 from events.services import event_record
 from events.streams import qr_stream
@@ -123,13 +123,33 @@ def _stage_of_lease(agreement: Agreement) -> str | None:
     return LEASE_QR_PURPOSE.get(lease_stage(lease, agreement))
 
 
+# A code scanned when nothing is left to sign (a screenshot opened again after signing) is
+# said in the words of a scan, not the signing steps' 「…，不能签署」: same rule, same code
+# and status (`agreement_signable_check`), so the page shows it as information.
+SCAN_NOT_PENDING: dict[str, str] = {
+    Agreement.Status.SIGNED: "该协议已签字，无需再次扫码",
+    Agreement.Status.SEALED: "该协议已签字盖章，无需再次扫码",
+    Agreement.Status.ABANDONED: "该协议已放弃签约，无需扫码",
+    Agreement.Status.VOID: "该协议已作废，无需扫码",
+}
+
+
+def _signable_for_scan(agreement: Agreement, *, signed_too: bool = False) -> None:
+    try:
+        agreement_signable_check(agreement, signed_too=signed_too)
+    except Conflict as error:
+        if error.code != "agreement_not_pending" or agreement.status not in SCAN_NOT_PENDING:
+            raise
+        raise Conflict(error.code, SCAN_NOT_PENDING[agreement.status]) from error
+
+
 def _check_ticket_current(ticket: QrTicket, agreement: Agreement) -> None:
     """A ticket of a stage that is over (a face code after the face check passed) is
     refused: the desktop shows the code of the current stage."""
-    agreement_signable_check(agreement, signed_too=True)
+    _signable_for_scan(agreement, signed_too=True)
     current = _stage_of_lease(agreement)
     if current is None:  # an agreement of guide 001: one code for the whole flow
-        agreement_signable_check(agreement)
+        _signable_for_scan(agreement)
         return
     if current != ticket.purpose:
         raise NotAllowed(

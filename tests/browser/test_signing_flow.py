@@ -289,7 +289,9 @@ def test_desktop_qr_then_the_phone_signs_step_by_step(page, desktop, live_url, o
     assert qr_url == f"{live_url}/s/{ticket.token}"
     code = f"{ticket.short_code[:4]} {ticket.short_code[4:]}"
     expect(desktop.locator("#qr-code")).to_have_text(code)
-    expect(desktop.locator(".anju-qr__code")).to_contain_text("手机打开后会显示同一识别码，请核对一致")
+    expect(desktop.locator(".anju-qr__code")).to_contain_text(
+        "手机打开后会显示同一识别码，请核对一致"
+    )
     expect(desktop.get_by_text("请截图保存二维码，使用微信扫描相册中的二维码")).to_be_visible()
     expect(desktop.locator("#qr-deadline")).to_contain_text("二维码有效期至")
     png = desktop.locator("#qr-img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
@@ -521,6 +523,13 @@ def test_desktop_qr_then_the_phone_signs_step_by_step(page, desktop, live_url, o
     # The phone has no login at all.
     assert page.request.get("/api/v1/me/").status == 401
 
+    # The same code opened again on the phone: nothing left to do, said as information (the
+    # info icon), not as an error.
+    page.goto(decoded)
+    expect(page.locator("#open-title")).to_have_text("无需扫码")
+    expect(page.locator("#open-desc")).to_have_text("该协议已签字，无需再次扫码")
+    expect(page.locator("#open-icon")).to_have_class("weui-icon-info weui-icon_msg")
+
 
 def _ticket_for(agreement_id: int) -> str:
     """The token of a QR code the agreement's applicant had shown on some desktop."""
@@ -556,6 +565,7 @@ def test_the_code_opens_only_for_its_own_applicant(page, live_url, orm):
     expect(page.locator("#open-desc")).to_have_text(
         "您当前登录的账号不是该协议的主申请人，只有主申请人本人可以扫码签约"
     )
+    expect(page.locator("#open-icon")).to_have_class("weui-icon-warn weui-icon_msg")  # an error
     expect(page).to_have_url(f"{live_url}/s/{token}")
     refused = orm(lambda: list(QrScan.objects.values_list("accepted", "reason")))
     assert refused == [(False, "not_owner")]

@@ -123,6 +123,28 @@ def test_another_applicants_login_is_refused_and_recorded():
     assert not SigningSession.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "status, message",
+    [
+        ("signed", "该协议已签字，无需再次扫码"),
+        ("abandoned", "该协议已放弃签约，无需扫码"),
+    ],
+)
+def test_a_code_with_nothing_left_to_sign_says_so_in_the_words_of_a_scan(status, message):
+    # Not the signing steps' 「协议当前状态为「已签字」，不能签署」: same code, scan's words.
+    agreement, applicant = make_agreement()
+    ticket = _issue(agreement, applicant)
+    Agreement.objects.filter(pk=agreement.pk).update(status=status)
+    with pytest.raises(DomainError) as caught:
+        _open(ticket)
+    assert (caught.value.code, caught.value.kind) == ("agreement_not_pending", "conflict")
+    assert caught.value.message == message
+    assert list(QrScan.objects.values_list("accepted", "reason")) == [
+        (False, "agreement_not_pending")
+    ]
+    assert not SigningSession.objects.exists()
+
+
 def test_a_second_phone_takes_over_and_the_first_is_told():
     agreement, applicant = make_agreement()
     ticket = _issue(agreement, applicant)

@@ -9,8 +9,12 @@ import { badge } from "./lib/signing.js";
 
 const UNDER_WAY = new Set(["info", "face", "contract", "deposit", "review"]);
 
-/* The lease's card; `action` is [label, href] for its button. */
-export function card(lease, { title = "租赁合同签约", action } = {}) {
+/* The contract's name (the lease template's), for a card under the 「租赁合同签约」 heading. */
+export const LEASE_TITLE = "公共租赁住房租赁合同";
+
+/* The lease's card, titled with its contract's name; `action` is [label, href] for its
+ * button. */
+export function card(lease, { title = lease.agreement.title || LEASE_TITLE, action } = {}) {
   const id = lease.id;
   const rows = [row("承租住房", lease.unit.label), row("月租金", `${lease.monthly_rent}元`)];
   if (UNDER_WAY.has(lease.stage)) rows.push(row("签约进度", lease.stage_label, { id: `lease-${id}-stage` }));

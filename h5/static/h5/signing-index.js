@@ -9,7 +9,7 @@ import { fill } from "./lib/consult.js";
 import { CODE, el, row } from "./lib/dom.js";
 import { dateTime, range } from "./lib/format.js";
 import { badge } from "./lib/signing.js";
-import { card as leaseCard } from "./lease-common.js";
+import { card as leaseCard, LEASE_TITLE } from "./lease-common.js";
 
 const root = document.getElementById("agreements");
 const loading = document.getElementById("loading");
@@ -80,8 +80,9 @@ function card(agreement) {
 }
 
 /* 租赁合同签约: the family's lease (its own page, stage by stage), or 「去签约」 when the
- * family holds an allocation and has not started yet. Its agreement is not listed again
- * below. Returns the agreement ids of the leases.
+ * family holds an allocation and has not started yet; each card is titled with the
+ * contract's name (the section heading says 租赁合同签约 once). Its agreement is not listed
+ * again below. Returns the agreement ids of the leases, or null when the section is empty.
  * The rounds are read beside the leases, not after them: a family without a lease (every
  * family until its lease starts) would otherwise wait one more round trip for the page. A
  * family with a lease does not need them, and a failed read of them is then ignored. */
@@ -118,7 +119,7 @@ async function leaseEntry() {
         el(
           "div",
           { class: "anju-agreement__head" },
-          el("h3", { class: "anju-agreement__title", id: "lease-new-title", text: "租赁合同签约" }),
+          el("h3", { class: "anju-agreement__title", id: "lease-new-title", text: LEASE_TITLE }),
           el("span", { class: "anju-badge anju-badge_pending", text: "待签约" }),
         ),
         el(
@@ -134,9 +135,9 @@ async function leaseEntry() {
       ),
     );
     section.hidden = false;
-    break;
+    return new Set();
   }
-  return new Set();
+  return null;
 }
 
 /* The tips under the list: the deadline sentence only while an agreement waits to be
@@ -153,23 +154,23 @@ async function load() {
   try {
     // The lease entry (its two reads) and the agreements side by side. A lease
     // entry that cannot be read leaves the agreements listed; an ended session goes to login.
-    const [leaseAgreements, all] = await Promise.all([
-      leaseEntry().catch((failure) => (failure && failure.redirecting ? null : new Set())),
+    // `leases`: the lease section's agreement ids (null: the section is empty, or unread).
+    const [leases, all] = await Promise.all([
+      leaseEntry().catch((failure) => (failure && failure.redirecting ? undefined : null)),
       api("GET", "/api/v1/signing/agreements/"),
     ]);
-    if (leaseAgreements === null) return;
+    if (leases === undefined) return;
     tips(all);
-    const agreements = all.filter((agreement) => !leaseAgreements.has(agreement.id));
-    root.replaceChildren(
-      ...(agreements.length
-        ? agreements.map(card)
-        : [
-            el("p", {
-              class: "anju-empty",
-              text: leaseAgreements.size ? "暂无其他需要签署的协议" : "暂无需要签署的协议",
-            }),
-          ]),
-    );
+    const agreements = all.filter((agreement) => !leases || !leases.has(agreement.id));
+    if (agreements.length) {
+      root.replaceChildren(...agreements.map(card));
+    } else if (leases) {
+      // The lease above is the one thing to sign: no 「暂无…」 under it to contradict it.
+      root.replaceChildren();
+      document.getElementById("agreement-list").hidden = true;
+    } else {
+      root.replaceChildren(el("p", { class: "anju-empty", text: "暂无需要签署的协议" }));
+    }
   } catch (failure) {
     root.replaceChildren(el("p", { class: "anju-empty", text: "加载失败，请刷新页面重试" }));
     await showFailure(failure);

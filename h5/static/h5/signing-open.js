@@ -16,8 +16,13 @@ const TITLES = {
   agreement_not_pending: "无需扫码",
 };
 
-function show(title, desc) {
-  document.getElementById("open-icon").className = "weui-icon-warn weui-icon_msg";
+/* Nothing left to do with this code (the agreement was signed, or its step is over): said
+ * with the neutral info icon, not as an error. */
+const NOTHING_TO_DO = new Set(["qr_stage_mismatch", "agreement_not_pending"]);
+
+function show(title, desc, { info = false } = {}) {
+  const icon = info ? "weui-icon-info" : "weui-icon-warn";
+  document.getElementById("open-icon").className = `${icon} weui-icon_msg`;
   document.getElementById("open-title").textContent = title;
   document.getElementById("open-desc").textContent = desc;
   const back = document.getElementById("open-back");
@@ -31,7 +36,9 @@ async function open() {
   } catch (failure) {
     if (failure.redirecting) return;
     const error = failure.error || {};
-    show(TITLES[error.code] || "无法打开签约", error.message || "系统繁忙，请稍后再试");
+    show(TITLES[error.code] || "无法打开签约", error.message || "系统繁忙，请稍后再试", {
+      info: NOTHING_TO_DO.has(error.code),
+    });
   }
 }
 
