@@ -171,9 +171,13 @@ def phone_session_open(
     first accepted scan, 已扫码 to the desktop. `applicant` is whoever is logged in on the
     phone, if anyone: logging in is not needed, but another applicant's login is refused.
 
-    Locks the agreement row (serialises scans and takeovers with the phone steps). Publishes
-    `qr.scanned` and, on a takeover, `qr.taken_over` on the ticket's stream. Raises
-    `qr_invalid`, `qr_expired`, `qr_not_yours`, `qr_stage_mismatch`, `agreement_not_pending`.
+    Only the agreement's newest code of a purpose opens (the one on the desktop's screen,
+    whose 识别码 the phone then shows); an earlier one is refused with `qr_superseded`.
+
+    Locks the agreement row (serialises scans and takeovers with the phone steps and with
+    issuing a code). Publishes `qr.scanned` on the ticket's stream and, on a takeover,
+    `qr.taken_over` on the ended session's. Raises `qr_invalid`, `qr_expired`,
+    `qr_superseded`, `qr_not_yours`, `qr_stage_mismatch`, `agreement_not_pending`.
     Every refusal of a known ticket is recorded with its reason."""
     ticket = QrTicket.objects.filter(token=token or "").first()
     if ticket is None:
@@ -189,6 +193,11 @@ def phone_session_open(
                 "您当前登录的账号不是该协议的主申请人，只有主申请人本人可以扫码签约",
             )
         _check_ticket_current(ticket, agreement)
+        newer = QrTicket.objects.filter(
+            agreement_id=agreement.pk, purpose=ticket.purpose, pk__gt=ticket.pk
+        )
+        if newer.exists():  # under the agreement's lock, which issuing a code takes too
+            raise NotAllowed("qr_superseded", "该二维码已更新，请扫描电脑端当前显示的二维码")
 
     try:
         return _open_locked(ticket, applicant, device_hash, check, ctx, now)
@@ -212,8 +221,12 @@ def _open_locked(ticket, applicant, device_hash, check, ctx, now) -> PhoneOpen:
     with transaction.atomic():
         agreement = agreement_lock(ticket.agreement_id)
         check(agreement)
+        # One phone at a time for the agreement's stage, whichever of its codes it opened
+        # (a phone still signing through the code the desktop showed before a reload).
         previous = lock_first(
-            SigningSession.objects.filter(ticket=ticket, ended_at__isnull=True).order_by("pk")
+            SigningSession.objects.filter(
+                agreement_id=agreement.pk, purpose=ticket.purpose, ended_at__isnull=True
+            ).order_by("pk")
         )
         took_over = False
         if previous is not None:
@@ -277,7 +290,7 @@ def _open_locked(ticket, applicant, device_hash, check, ctx, now) -> PhoneOpen:
                 },
             )
             event_record(
-                stream=stream,
+                stream=qr_stream(str(previous.ticket_id)),  # where the ended phone listens
                 type="qr.taken_over",
                 data={"label": "已在另一部手机上打开", "ended_session": previous.pk},
                 now=now,

@@ -15,6 +15,7 @@ import secrets
 from datetime import datetime
 
 import qrcode
+from django.db import transaction
 from qrcode.constants import ERROR_CORRECT_M
 
 from accounts.models import Applicant
@@ -56,18 +57,24 @@ def qr_ticket_create(
 ) -> QrTicket:
     """A ticket for `purpose`, valid for its bounded lifetime (never past the agreement's
     window); the caller checked that the agreement is the applicant's and that this code may
-    be shown now."""
+    be shown now. It replaces the agreement's earlier codes of that purpose: only the newest
+    one opens (phone.py `phone_session_open`), so the code on the screen, and its 识别码, is
+    the one the phone signs through. Made under the agreement's lock, which an open takes
+    too: an open either sees this ticket or came before it."""
     from signing.agreements.phone import qr_ticket_expiry
+    from signing.agreements.services import agreement_lock
 
-    return QrTicket.objects.create(
-        agreement=agreement,
-        purpose=purpose,
-        token=secrets.token_urlsafe(24),
-        short_code="".join(secrets.choice(SHORT_ALPHABET) for _ in range(8)),
-        created_at=now,
-        expires_at=qr_ticket_expiry(agreement=agreement, purpose=purpose, now=now),
-        created_session_hash=hashlib.sha256(session_key.encode()).hexdigest(),
-    )
+    with transaction.atomic():
+        agreement_lock(agreement.pk)
+        return QrTicket.objects.create(
+            agreement=agreement,
+            purpose=purpose,
+            token=secrets.token_urlsafe(24),
+            short_code="".join(secrets.choice(SHORT_ALPHABET) for _ in range(8)),
+            created_at=now,
+            expires_at=qr_ticket_expiry(agreement=agreement, purpose=purpose, now=now),
+            created_session_hash=hashlib.sha256(session_key.encode()).hexdigest(),
+        )
 
 
 def qr_png(ticket: QrTicket) -> bytes:

@@ -165,8 +165,14 @@ def test_the_whole_lease_journey_through_the_api(world, notify, settings):
         face_qr = desktop.post(f"{lbase}/qr/")
         assert face_qr.status_code == 201 and face_qr.json()["purpose"] == "face"
         # The agreement's own QR endpoint shows the lease stage's code too, never another.
-        assert desktop.post(f"{base}/qr/").json()["purpose"] == "face"
-        token = face_qr.json()["url"].rsplit("/", 1)[1]
+        shown = desktop.post(f"{base}/qr/").json()
+        assert shown["purpose"] == "face"
+        # The newest code is the one on the screen; the one before it no longer opens.
+        stale = face_qr.json()["url"].rsplit("/", 1)[1]
+        assert error_code(phone.post("/api/v1/signing/qr/open/", {"token": stale})) == (
+            "qr_superseded"
+        )
+        token = shown["url"].rsplit("/", 1)[1]
         opened = phone.post("/api/v1/signing/qr/open/", {"token": token}).json()
         assert (opened["agreement"], opened["purpose"]) == (aid, "face")
         versions = {

@@ -166,6 +166,35 @@ def test_a_second_phone_takes_over_and_the_first_is_told():
     assert Evidence.objects.filter(kind="phone_taken_over").count() == 1
 
 
+def test_only_the_newest_code_opens_and_one_phone_signs_across_codes():
+    """The desktop reloaded: a new code (another 识别码) replaces the one shown before. The
+    old code no longer opens (a phone comparing 识别码 would see the screen's); a phone
+    already signing through it goes on until the new code is opened, which takes over."""
+    agreement, applicant = make_agreement()
+    old = _issue(agreement, applicant)
+    signing = _open(old, device="first-phone-device")
+    new = _issue(agreement, applicant, now=NOW + S)
+    with pytest.raises(DomainError) as caught:
+        _open(old, device="second-phone-device", now=NOW + 2 * S)
+    assert (caught.value.code, caught.value.kind) == ("qr_superseded", "forbidden")
+    assert "电脑端当前显示的二维码" in caught.value.message
+    refused = QrScan.objects.filter(ticket=old, accepted=False)
+    assert list(refused.values_list("reason", flat=True)) == ["qr_superseded"]
+    # The phone that opened the old code is still signing …
+    assert phone.phone_session_get(secret=signing.secret, now=NOW + 2 * S) == signing.session
+    # … until another phone opens the code on the screen: a takeover, told on the old stream.
+    second = _open(new, device="second-phone-device", now=NOW + 3 * S)
+    assert second.took_over
+    with pytest.raises(phone.SigningSessionTakenOver):
+        phone.phone_session_get(secret=signing.secret, now=NOW + 4 * S)
+    told = Event.objects.get(type="qr.taken_over")
+    assert told.stream == f"qr.{old.pk}"
+    assert SigningSession.objects.filter(agreement=agreement, ended_at__isnull=True).count() == 1
+    # Control: the newest code still opens, again and again (the same phone: no takeover).
+    again = _open(new, device="second-phone-device", now=NOW + 5 * S)
+    assert again.session.ticket == new and not again.took_over
+
+
 def test_a_session_ends_with_its_ticket():
     agreement, applicant = make_agreement()
     ticket = _issue(agreement, applicant)

@@ -11,6 +11,7 @@ const token = root.dataset.token;
 const TITLES = {
   qr_not_yours: "无法签约",
   qr_expired: "二维码已过期",
+  qr_superseded: "二维码已更新",
   qr_invalid: "二维码无效",
   qr_stage_mismatch: "该环节已完成",
   agreement_not_pending: "无需扫码",
