@@ -8,11 +8,11 @@ from urllib.parse import quote, urlencode
 from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.models import Applicant
+from core.http import HOME_PATH, safe_next
 from mobile_api.errors import SESSION_ENDED
 from selection import selectors
 
@@ -23,7 +23,6 @@ def _applicant(request) -> Applicant | None:
     return Applicant.objects.filter(user=request.user).select_related("family").first()
 
 
-HOME_PATH = "/h5/"
 OIDC_START = "/auth/oidc/start/"
 
 
@@ -45,19 +44,6 @@ def _to_login(request, next_path: str | None = None) -> HttpResponseRedirect:
     if query:
         url += "?" + urlencode(query, quote_via=quote)
     return HttpResponseRedirect(url)
-
-
-def safe_next(next_url: str) -> str:
-    """`next_url` when it is a path on this site, else the home page: only "/…", never
-    "//host" or "/\\host" (which browsers read as another host), nor a scheme."""
-    if (
-        not next_url.startswith("/")
-        or next_url.startswith("//")
-        or any(c == "\\" or c.isspace() for c in next_url)
-        or not url_has_allowed_host_and_scheme(next_url, allowed_hosts=None)
-    ):
-        return HOME_PATH
-    return next_url
 
 
 def _oidc_start(next_url: str) -> str:

@@ -25,8 +25,8 @@ from accounts.identity.base import applicant_for_identity
 from accounts.identity.oidc import OidcProvider, OidcProviderError
 from accounts.services import DeviceActive
 from core.errors import DomainError
+from core.http import safe_next
 from core.urls import absolute_url
-from h5.views import safe_next
 from mobile_api.auth import session_login_applicant, session_login_cancel, session_login_confirm
 from mobile_api.errors import KIND_STATUS
 
