@@ -95,6 +95,9 @@ def test_approve_seals_with_an_incremental_signature_and_tells_the_applicant(sta
     assert page.status_code == 200 and page.content.decode().count("data:image/png;base64,") == len(
         agreement.signer_name
     )
+    # The admin's own button look (a bare <button> is unstyled), the main action marked.
+    assert 'value="approve" class="button default"' in page.content.decode()
+    assert 'value="reject" class="button"' in page.content.decode()
     response = reviewer.post(
         f"/admin/signing/agreement/{agreement.pk}/review/",
         {"action": "approve", "confirm_seal": "1"},
@@ -175,6 +178,9 @@ def test_staff_submit_the_abandonment_declaration_on_the_applicants_behalf(staff
     agreement = Agreement.objects.get()
     reviewer = staff("reviewer")
     url = f"/admin/signing/agreement/{agreement.pk}/review/"
+    # Nothing written yet: said so, not an empty table of characters.
+    page = reviewer.get(url).content.decode()
+    assert "申请人尚未手写签名。" in page and "应写的字" not in page
     reviewer.post(url, {"action": "abandon", "declaration_version": "0" * 64})
     agreement.refresh_from_db()
     assert agreement.status == "pending"  # a stale declaration changes nothing
