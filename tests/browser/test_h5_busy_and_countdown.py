@@ -319,4 +319,5 @@ def test_round_page_says_closing_at_zero_then_moves_on(page, live_url, orm):
     released.append(True)
     for route in held:
         route.continue_()
-    expect(tips).to_have_text("您的选房场次已结束，可查看选房结果。")
+    # Ended without a unit, within the 补选 application window: what to do next.
+    expect(tips).to_contain_text("您的选房场次已结束，未选定房源。如需补选，请于")

@@ -25,7 +25,9 @@ from tests.worlds import declare
 pytestmark = pytest.mark.browser
 
 
-def _missed_and_applied(*, preselected: bool = True):
+def _missed_and_applied(
+    *, preselected: bool = True, applied: bool = True, ended_ago: timedelta = timedelta(minutes=10)
+):
     now = timezone.now()
     rnd = Round.objects.create(
         name="2026年第二批公共租赁住房网上选房",
@@ -51,8 +53,8 @@ def _missed_and_applied(*, preselected: bool = True):
     formal = Session.objects.create(
         round=rnd,
         order=1,
-        starts_at=now - timedelta(minutes=12),
-        ends_at=now - timedelta(minutes=10),
+        starts_at=now - ended_ago - timedelta(minutes=2),
+        ends_at=now - ended_ago,
     )
     Seat.objects.create(session=formal, family=family)
     pre_at = now - timedelta(minutes=30)
@@ -60,7 +62,10 @@ def _missed_and_applied(*, preselected: bool = True):
     if preselected:
         carts.cart_add(family=family, round_id=rnd.pk, kind="pre", unit_id=units[0].pk, now=pre_at)
     allocation.session_close(session_id=formal.pk, now=formal.ends_at)
-    supplementary.supplementary_apply(family=family, round_id=rnd.pk, ctx=CTX, now=formal.ends_at)
+    if applied:
+        supplementary.supplementary_apply(
+            family=family, round_id=rnd.pk, ctx=CTX, now=formal.ends_at
+        )
     return rnd.pk, family.pk, family.main_applicant, [u.pk for u in units]
 
 
@@ -203,3 +208,15 @@ def test_a_unit_confirmed_in_supplementary_is_not_shown_with_the_formal_miss(pag
     expect(sessions.locator(".anju-explanation")).to_have_text(["您未在正选时间内进入选房。"])
     expect(page.get_by_text("预选结果作废")).to_have_count(0)
     screenshot("supplementary-confirmed-result")
+
+
+def test_a_family_that_missed_its_session_is_told_how_to_apply(page, orm):
+    """The round page of a family whose session ended without a unit, while 补选 may still
+    be applied for: what to do and until when, not only 「可查看选房结果」."""
+    rid, _, applicant, _ = orm(_missed_and_applied, applied=False, ended_ago=timedelta(seconds=20))
+    log_in(page, orm, applicant)
+    page.goto(f"/h5/selection/{rid}/")
+    tips = page.locator("#phase-tips")
+    expect(tips).to_contain_text("您的选房场次已结束，未选定房源。如需补选，请于")
+    expect(tips).to_contain_text("前点击下方「补选申请」提交申请。")
+    expect(page.get_by_role("button", name="补选申请")).to_be_visible()

@@ -40,7 +40,7 @@ function sessionOf(state, result) {
   return sessions.length ? sessions[sessions.length - 1] : null;
 }
 
-function tips(state) {
+function tips(state, result) {
   const next = state.next_session;
   /* Past a boundary by the server's clock, until the state read there answers: say so,
    * never 「剩余 00:00」 or a start time already gone. */
@@ -63,8 +63,15 @@ function tips(state) {
       return "您已选定房源，可查看选房结果并办理签约。";
     case "gave_up":
       return "您已主动放弃本次选房。";
-    default:
+    default: {
+      const supplementary = result && result.supplementary;
+      if (supplementary && supplementary.can_apply) {
+        // No unit, and 补选 may still be applied for: what to do next, and until when.
+        const until = supplementary.deadline ? `请于${fmt.dateTime(supplementary.deadline)}前` : "可";
+        return `您的选房场次已结束，未选定房源。如需补选，${until}点击下方「补选申请」提交申请。`;
+      }
       return "您的选房场次已结束，可查看选房结果。";
+    }
   }
 }
 
@@ -85,7 +92,7 @@ function render(result) {
     : "暂未安排";
   $("window-length").textContent = `${Math.round(state.round.window_seconds / 60)}分钟`;
   $("cart-limit").textContent = `${state.round.cart_limit}套`;
-  $("phase-tips").textContent = tips(state);
+  $("phase-tips").textContent = tips(state, result);
   const start = $("start-btn");
   const target = startTarget(state);
   start.disabled = !target;
