@@ -178,9 +178,17 @@ class AgreementTemplateAdmin(admin.ModelAdmin):
                 "versions": versions,
                 "in_use": Agreement.objects.filter(template=base).count() if base else 0,
                 "can_publish": can_publish,
-                "variables": sorted(
-                    services.TEMPLATE_VARIABLES[base.kind] if base else services.COMMON_VARIABLES
-                ),
+                # (name, its Chinese label), in the labels' order: what each one fills in.
+                "variables": [
+                    (name, label)
+                    for name, label in CONTEXT_LABELS.items()
+                    if name
+                    in (
+                        services.TEMPLATE_VARIABLES[base.kind]
+                        if base
+                        else services.COMMON_VARIABLES
+                    )
+                ],
             },
         )
 

@@ -677,6 +677,8 @@ def test_admin_edit_publishes_a_new_version_through_the_service():
     html = page.content.decode()
     for label in ("甲方（出租人）名称", "咨询电话", "咨询时间", "正文", "发布新版本", "版本记录"):
         assert label in html, label
+    # Each variable with what it fills in, not its English name alone.
+    assert "<code>monthly_rent</code>（月租金" in html and "<code>name</code>（" in html
     listing = client.get(reverse("admin:signing_agreementtemplate_changelist")).content.decode()
     for label in ("标题", "类型", "版本", "甲方", "已用于协议（份）", "最新版本", "创建时间"):
         assert label in listing, label
