@@ -55,7 +55,7 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
 
 def error_json(code: str, message: str, *, status: int) -> JsonResponse:
     """The error body outside DRF's views (CSRF, 404/500 handlers), as DRF writes it: UTF-8,
-    the Chinese message readable as it is (JsonResponse would escape it as \\uXXXX)."""
+    the Chinese message readable as it is (JsonResponse escapes non-ASCII by default)."""
     return JsonResponse(
         error_body(code, message), status=status, json_dumps_params={"ensure_ascii": False}
     )

@@ -101,7 +101,7 @@ def test_api_errors_keep_the_json_error_body(status):
     error = response.json()["error"]
     assert error["code"] == API_CODES[status]
     assert error["message"] and error["fields"] == {}
-    # Written as DRF writes its errors: the Chinese readable in the bytes, not \\uXXXX.
+    # Written as DRF writes its errors: the Chinese readable in the bytes, not escaped.
     assert error["message"].encode() in response.content and b"\\u" not in response.content
 
 
