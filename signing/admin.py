@@ -39,10 +39,12 @@ from signing.models import (
     DepositPayment,
     Evidence,
     Lease,
+    LeaseStage,
     PaymentNotification,
     SignatureCharacter,
     TemplateKind,
     lease_stage,
+    lease_stage_filter,
 )
 from signing.templatetags.money import fen_to_yuan
 
@@ -635,6 +637,19 @@ class AgreementAdmin(ReviewLinkColumn, ReadOnlyAdmin):
         )
 
 
+class LeaseStageFilter(admin.SimpleListFilter):
+    title = "阶段"
+    parameter_name = "stage"
+
+    def lookups(self, request, model_admin):
+        return LeaseStage.choices
+
+    def queryset(self, request, queryset):
+        if self.value() not in LeaseStage.values:
+            return queryset
+        return queryset.filter(lease_stage_filter(self.value()))
+
+
 @admin.register(Lease)
 class LeaseAdmin(ReviewLinkColumn, ReadOnlyAdmin):
     """租赁签约: the queue of leases; review happens on the agreement's review page."""
@@ -652,7 +667,7 @@ class LeaseAdmin(ReviewLinkColumn, ReadOnlyAdmin):
         "=agreement__family__rank",
         "agreement__family__main_applicant__real_name",
     )
-    list_filter = ("agreement__status",)
+    list_filter = (LeaseStageFilter,)  # the stages the 阶段 column shows
     exclude = ("account_number", "deposit_fen")
     readonly_fields = ("deposit_yuan",)
 
@@ -666,8 +681,6 @@ class LeaseAdmin(ReviewLinkColumn, ReadOnlyAdmin):
 
     @admin.display(description="阶段")
     def stage(self, obj):
-        from signing.models import LeaseStage
-
         return LeaseStage(lease_stage(obj)).label
 
     @admin.display(description="审核")

@@ -518,6 +518,25 @@ def lease_stage(lease: Lease, agreement: Agreement | None = None) -> str:
     return LeaseStage.FACE if agreement.step < Agreement.Step.FACE_VERIFIED else LeaseStage.CONTRACT
 
 
+def lease_stage_filter(stage: str) -> Q:
+    """The leases at `stage`, as a filter on Lease: the same facts `lease_stage` reads, so
+    staff can list the leases of a stage (the admin's 阶段 filter)."""
+    status = Agreement.Status
+    pending = Q(agreement__status=status.PENDING)
+    info_done = Q(bank_attempt=F("agreement__attempt"))
+    face_done = Q(agreement__step__gte=Agreement.Step.FACE_VERIFIED)
+    filters: dict[str, Q] = {
+        LeaseStage.APPROVED: Q(agreement__status=status.SEALED),
+        LeaseStage.CLOSED: Q(agreement__status__in=[status.VOID, status.ABANDONED]),
+        LeaseStage.REVIEW: Q(agreement__status=status.SIGNED, deposit_paid_at__isnull=False),
+        LeaseStage.DEPOSIT: Q(agreement__status=status.SIGNED, deposit_paid_at__isnull=True),
+        LeaseStage.INFO: pending & ~info_done,
+        LeaseStage.FACE: pending & info_done & ~face_done,
+        LeaseStage.CONTRACT: pending & info_done & face_done,
+    }
+    return filters[stage]
+
+
 # The QR code the desktop shows at each stage a phone does (guide 000: face, contract, deposit).
 LEASE_QR_PURPOSE: dict[str, str] = {
     LeaseStage.FACE: QrTicket.Purpose.FACE,

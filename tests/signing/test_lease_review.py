@@ -224,3 +224,40 @@ def test_card_photos_are_not_for_applicants_or_the_anonymous(staff_client):
     applicant = Client()
     applicant.force_login(world.applicant.user)
     assert applicant.get(url).status_code == 302  # not staff
+
+
+# (agreement fields, lease fields) that put a lease at each stage, as the services leave it
+STAGED = {
+    "info": ({}, {}),  # as lease_start leaves it: no bank account yet
+    "face": ({"step": 2}, {}),
+    "contract": ({"step": 5}, {}),
+    "deposit": ({"status": "signed", "step": 7, "signed_at": NOW}, {}),
+    "review": ({"status": "signed", "step": 7, "signed_at": NOW}, {"deposit_paid_at": NOW}),
+    "approved": (
+        {"status": "sealed", "step": 7, "signed_at": NOW, "sealed_at": NOW},
+        {"deposit_paid_at": NOW},
+    ),
+    "closed": ({"status": "void"}, {}),
+}
+
+
+@pytest.mark.parametrize("stage", list(STAGED))
+def test_the_lease_list_filters_by_the_stage_its_column_shows(staff_client, stage):
+    """The admin's 阶段 filter (signing.models.lease_stage_filter) finds a lease exactly
+    at the stage `lease_stage` gives it, and at no other: the filter and the column agree."""
+    from signing.models import LeaseStage, lease_stage, lease_stage_filter
+
+    world = make_lease_world()
+    lease = lease_start(applicant=world.applicant, ctx=RequestContext(), now=NOW)
+    agreement_fields, lease_fields = STAGED[stage]
+    if stage != "info":  # the bank account confirmed for this attempt
+        bank = {"bank": "ICBC", "account_number": ACCOUNT, "account_holder": "王小明"}
+        Lease.objects.filter(pk=lease.pk).update(bank_attempt=1, **bank, **lease_fields)
+    Agreement.objects.filter(pk=lease.agreement_id).update(**agreement_fields)
+    lease = Lease.objects.select_related("agreement").get(pk=lease.pk)
+    assert lease_stage(lease) == stage
+    matched = [s for s in LeaseStage.values if Lease.objects.filter(lease_stage_filter(s)).exists()]
+    assert matched == [stage]
+    page = staff_client("reviewer").get("/admin/signing/lease/", {"stage": stage})
+    assert page.status_code == 200 and lease.unit_label in page.content.decode()
+    assert page.context["cl"].result_count == 1
