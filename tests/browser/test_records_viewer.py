@@ -123,6 +123,14 @@ def test_records_list_every_agreement_and_open_the_viewer(page, live_url, orm, s
     orm(_approve, setup["lease_agreement"])
     page.reload()
     expect(lease_card.locator(".anju-badge")).to_have_text("已盖章")
+    # Three buttons: each label on one line, inside its button (a fourth row if need be).
+    buttons = lease_card.locator(".anju-agreement__ops .weui-btn")
+    expect(buttons).to_have_text(["查看详情", "押金收据", "签约证据包"])
+    for fits in buttons.evaluate_all(
+        "bs => bs.map(b => b.scrollWidth <= b.clientWidth && b.getClientRects().length === 1"
+        " && b.offsetHeight < 2 * parseFloat(getComputedStyle(b).lineHeight))"
+    ):
+        assert fits
     lease_card.get_by_role("button", name="押金收据").tap()
     expect(page).to_have_url(
         f"{live_url}/h5/signing/{setup['lease_agreement']}/receipt/?from=records"
