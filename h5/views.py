@@ -26,16 +26,15 @@ def _applicant(request) -> Applicant | None:
 OIDC_START = "/auth/oidc/start/"
 
 
-def _to_login(request, next_path: str | None = None) -> HttpResponseRedirect:
-    """The login page for a visitor to a page that needs a login, coming back to `next_path`
-    afterwards (a path on this site; by default the page asked for, with its query, so an SMS
-    link to a selection or signing page still leads there once logged in). The home page is
-    where a login goes anyway, so it is not named. Every H5 page sends its visitors here;
-    the login page follows `next` only to a path on this site (`safe_next`, lib/api.js)."""
-    if next_path is None:
-        next_path = request.get_full_path()
+def _to_login(request) -> HttpResponseRedirect:
+    """The login page for a visitor to a page that needs a login, coming back to the page
+    asked for (with its query) afterwards, so an SMS link to a selection or signing page
+    still leads there once logged in. The home page is where a login goes anyway, so it is
+    not named. Every H5 page sends its visitors here; the login page follows `next` only to
+    a path on this site (`safe_next`, lib/api.js)."""
+    next_path = request.get_full_path()
     query = {}
-    if next_path and next_path != HOME_PATH:
+    if next_path != HOME_PATH:
         query["next"] = next_path
     reason = getattr(request, "anju_session_ended", None)
     if reason:

@@ -2,8 +2,9 @@
 
 Browser redirects rather than JSON: `start` sends the browser to the platform, `callback`
 receives it back, logs the applicant in and sends it on to the page the login page was
-opened for (its `?next=`, a path on this site, kept in the session) or the H5 home page. Every refusal
-renders the H5 error page with the Chinese message as its title and the stable code.
+opened for (its `?next=`, a path on this site, kept in the session) or the H5 home page.
+Every refusal renders the H5 error page with the Chinese message as its title and the
+stable code.
 
 When another device is logged in to the account, `callback` does not finish: it holds the
 login for this browser and shows a page asking whether to end the other device; `confirm`

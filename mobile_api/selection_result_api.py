@@ -27,7 +27,7 @@ from mobile_api.selection_common import (
     _server_time,
 )
 from selection import allocation, selectors, supplementary, translog
-from selection.models import Allocation, Orientation, Seat, Session, Unit, unit_name
+from selection.models import Allocation, Orientation, Unit, unit_name
 
 
 class ConfirmApi(APIView):
@@ -158,13 +158,6 @@ class ResultAllocationSerializer(AllocationSerializer):
     session = serializers.IntegerField(source="session_id")
 
 
-def outcome_label(seat: Seat) -> str:
-    """The seat's outcome as the family reads it, in its session's own word (补选)."""
-    if seat.outcome == Seat.Outcome.ABSENT and seat.session.kind == Session.Kind.SUPPLEMENTARY:
-        return "未参加补选"
-    return seat.get_outcome_display()
-
-
 class ResultSupplementarySerializer(serializers.Serializer):
     can_apply = serializers.BooleanField()
     deadline = IsoDateTimeField(allow_null=True)
@@ -200,7 +193,7 @@ class ResultApi(APIView):
                         **SessionSerializer(seat.session).data,
                         "entered": seat.entered_at is not None,
                         "outcome": seat.outcome,
-                        "outcome_label": outcome_label(seat),
+                        "outcome_label": seat.outcome_label,
                         "explanation": result.explanations.get(seat.session_id, ""),
                     }
                     for seat in result.seats

@@ -67,8 +67,9 @@ def results_table(*, round_id: int) -> list[list[Any]]:
             )
         else:
             seat = last_seat[family.pk]
-            outcome = seat.get_outcome_display() if seat.outcome else "未结束"
             rows.append(
-                head + [_session_label(seat.session), "", "", None, None, outcome, None, None]
+                head
+                + [_session_label(seat.session), "", "", None, None, seat.outcome_label]
+                + [None, None]
             )
     return rows

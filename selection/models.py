@@ -159,6 +159,14 @@ class Seat(models.Model):
     def __str__(self) -> str:
         return str(self.family)
 
+    @property
+    def outcome_label(self) -> str:
+        """The outcome as a family and staff read it, in its session's own word: a missed
+        supplementary session is 「未参加补选」 (the choice's label names the formal one)."""
+        if self.outcome == self.Outcome.ABSENT and self.session.kind == Session.Kind.SUPPLEMENTARY:
+            return "未参加补选"
+        return self.get_outcome_display()
+
 
 def unit_name(building: str, number: str) -> str:
     """A unit as a family reads it: 「2栋 201」 (Unit.name)."""

@@ -89,6 +89,11 @@ def test_a_family_that_missed_its_supplementary_session_is_told_in_its_words(
         "未参加补选",
         "您未在补选时间内进入选房。",
     )
+    # Staff read the same word in the results export (Seat.outcome_label).
+    from selection.exports import results_table
+
+    (row,) = results_table(round_id=rid)
+    assert "未参加补选" in row and "未参加正选" not in row
 
 
 def test_result_api_refuses_anonymous_callers():
