@@ -99,13 +99,19 @@ def bench_env(db_name: str, *, conn_max_age: int = 0) -> dict[str, str]:
 
 
 def recreate_database(name: str) -> None:
-    if not name.startswith("anju_bench"):
-        raise SystemExit(f"refusing to drop {name!r}: bench databases are named anju_bench*")
+    """Drop and create the bench's database. With ANJU_BENCH_TEMPLATE_DB (a migrated
+    `anju_bench*` database nobody is connected to) it is created as a copy of that one, and
+    the migrate that follows has nothing to apply: the suite migrates once for all its
+    benches instead of once per bench (~9 s of CPU each on a 2-core VM)."""
+    template = os.environ.get("ANJU_BENCH_TEMPLATE_DB", "")
+    for each in (name, template):
+        if each and not each.startswith("anju_bench"):
+            raise SystemExit(f"refusing {each!r}: bench databases are named anju_bench*")
     import psycopg
 
     with psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5, **PG) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
 
 
 def bootstrap(db_name: str, *, conn_max_age: int = 0, fresh: bool = True) -> float:
