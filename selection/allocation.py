@@ -26,7 +26,7 @@ from core.hashchain import canonical_json
 from core.locking import Busy, is_lock_timeout, lock_first, lock_rows, lock_timeout_ms
 from events.services import event_record
 from events.streams import family_stream, round_stream
-from selection.carts import UnitNotFound, session_open_recheck
+from selection.carts import UnitNotFound, not_entered, session_open_recheck
 from selection.events import (
     LAST_CALL_SECONDS,
     allocation_events,
@@ -80,11 +80,11 @@ def selection_confirm(
         return _repeat(state.allocation, unit_id, idempotency_key)
     seat = require_formal(state)
     if seat.entered_at is None:
-        raise NotAllowed("not_entered", "请先勾选声明并进入正选页面")
+        raise not_entered(seat)
     earlier_sessions_close_due(session=seat.session, now=now)
     in_cart = _cart_line(family_id=family.pk, round_id=round_id, unit_id=unit_id).first()
     if in_cart is None:
-        raise NotAllowed("unit_not_in_cart", "只能从正选购物车中选择房源")
+        raise NotAllowed("unit_not_in_cart", f"只能从{seat.session.word}购物车中选择房源")
     if in_cart.unit.status != Unit.Status.AVAILABLE:
         # Most losers arrive after the winner committed: answer them without a transaction.
         # The locked re-check in the claim still decides every race.
@@ -163,7 +163,7 @@ def _claim_orm(
         if locked.status != Unit.Status.AVAILABLE:
             raise _unit_taken(locked)
         if Session.objects.filter(pk=seat.session_id, status=Session.Status.CLOSED).exists():
-            raise _window_closed()
+            raise _window_closed(seat.session)
         allocation = _confirmed(
             family=family, seat=seat, unit=locked, idempotency_key=idempotency_key, now=now
         )
@@ -229,7 +229,7 @@ def _claimed(allocation: Allocation, row: tuple) -> ConfirmResult | int:
     if outcome == "unit_taken":
         raise _unit_taken(allocation.unit)
     if outcome == "window_closed":
-        raise _window_closed()
+        raise _window_closed(allocation.session)
     allocation.ledger_entry.pk, allocation.pk = entry_id, allocation_id
     allocation.unit.status = Unit.Status.TAKEN  # as written: the answer shows the unit taken
     return ConfirmResult(allocation, True)
@@ -333,8 +333,8 @@ async def selection_confirm_plain(
     return None if isinstance(result, int) else result
 
 
-def _window_closed() -> NotAllowed:
-    return NotAllowed("window_closed", "您的正选时间已结束")
+def _window_closed(session: Session) -> NotAllowed:
+    return NotAllowed("window_closed", f"您的{session.word}时间已结束")
 
 
 def _repeat(existing: Allocation, unit_id: int, key: str) -> ConfirmResult:

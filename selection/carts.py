@@ -25,12 +25,9 @@ class UnitNotFound(DomainError):
 def declaration_current(*, state: FamilyState, phase: str) -> tuple[str, str]:
     seat = state.current or state.upcoming
     words = phase
-    if (
-        phase == Declaration.Phase.FORMAL
-        and seat
-        and seat.session.kind == Session.Kind.SUPPLEMENTARY
-    ):
-        words = "supplementary"  # 补选声明: the same rules, said as 补选
+    if seat and seat.session.kind == Session.Kind.SUPPLEMENTARY:
+        # the same rules, said as 补选
+        words = "supplementary" if phase == Declaration.Phase.FORMAL else "supplementary_pre"
     text = declaration_text(
         words, cart_limit=state.round.cart_limit, window_seconds=state.round.window_seconds
     )
@@ -82,9 +79,15 @@ def session_open_recheck(*, session_id: int, now: datetime) -> None:
     has ended. The close locks every family of the session before it reads their state, so a
     write that passes this check commits before the close reads it, and one that comes after
     the close sees it closed: an answer of 200 is always what the close used."""
-    session = Session.objects.filter(pk=session_id).values("status", "ends_at").first()
+    session = Session.objects.filter(pk=session_id).values("status", "ends_at", "kind").first()
     if session is None or session["status"] == Session.Status.CLOSED or now >= session["ends_at"]:
-        raise NotAllowed("window_closed", "您的正选时间已结束")
+        word = Session.word_of(session["kind"]) if session else "正选"
+        raise NotAllowed("window_closed", f"您的{word}时间已结束")
+
+
+def not_entered(seat: Seat) -> NotAllowed:
+    """The family opened its window's page without entering it (the declaration first)."""
+    return NotAllowed("not_entered", f"请先勾选声明并进入{seat.session.word}页面")
 
 
 def formal_enter(*, family: Family, round_id: int, now: datetime) -> Seat:
@@ -113,7 +116,7 @@ def _editable(state: FamilyState, kind: str) -> None:
     elif kind == CartItem.Kind.FORMAL:
         seat = require_formal(state)
         if seat.entered_at is None:
-            raise NotAllowed("not_entered", "请先勾选声明并进入正选页面")
+            raise not_entered(seat)
     else:
         raise ValidationFailed("invalid_cart", "购物车类型不正确")
 

@@ -124,6 +124,16 @@ class Session(models.Model):
     def __str__(self) -> str:
         return f"{self.round.name} 第{self.order}场（{self.get_kind_display()}）"
 
+    @staticmethod
+    def word_of(kind: str) -> str:
+        """What a family's window in a session of `kind` is called: 正选, or 补选 in a
+        supplementary session (a 补选 family is never told of its 正选时间)."""
+        return "补选" if kind == Session.Kind.SUPPLEMENTARY else "正选"
+
+    @property
+    def word(self) -> str:
+        return Session.word_of(self.kind)
+
 
 class Seat(models.Model):
     """A family's place in a session, and how the session ended for it."""
@@ -163,8 +173,8 @@ class Seat(models.Model):
     def outcome_label(self) -> str:
         """The outcome as a family and staff read it, in its session's own word: a missed
         supplementary session is 「未参加补选」 (the choice's label names the formal one)."""
-        if self.outcome == self.Outcome.ABSENT and self.session.kind == Session.Kind.SUPPLEMENTARY:
-            return "未参加补选"
+        if self.outcome == self.Outcome.ABSENT:
+            return f"未参加{self.session.word}"
         return self.get_outcome_display()
 
 

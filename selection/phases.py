@@ -137,8 +137,9 @@ def require_formal(state: FamilyState) -> Seat:
         raise NotAllowed("gave_up", "您已主动放弃本次选房")
     if state.current is None:
         if state.upcoming is not None:
-            raise NotAllowed("window_not_open", "您的正选时间尚未开始")
-        raise NotAllowed("window_closed", "您的正选时间已结束")
+            raise NotAllowed("window_not_open", f"您的{state.upcoming.session.word}时间尚未开始")
+        word = state.seats[-1].session.word if state.seats else "正选"
+        raise NotAllowed("window_closed", f"您的{word}时间已结束")
     return state.current
 
 

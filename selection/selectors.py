@@ -193,7 +193,7 @@ def seat_explanations(*, family: Family, round_id: int, seats: list[Seat]) -> di
         ).order_by("id")
     }
     for seat in seats:
-        kind = "补选" if seat.session.kind == Session.Kind.SUPPLEMENTARY else "正选"
+        kind = seat.session.word
         entry = closing.get(seat.session_id)
         if seat.outcome == Seat.Outcome.ABSENT:
             voided = entry is not None and bool(entry.payload.get("voided_pre_cart"))

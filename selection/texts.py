@@ -24,6 +24,18 @@ DECLARATION = {
         "四、正选时间结束时仍未确认的，系统将自动为您选定意向房源中未被其他家庭选定的第一序位房源。\n"
         "五、主动放弃选房的，不能申请补选。"
     ),
+    # Pre-selection before a supplementary session (补选): the same rules in its words.
+    "supplementary_pre": (
+        "网上选房声明\n"
+        "一、补选分为预选和补选两个环节。预选时间开始后至本家庭补选时间开始前，可登录系统预选房源；"
+        "每个选房家庭最多预选{cart_limit}套房源。\n"
+        "二、预选房源后，须在本家庭补选场次的补选时间内确认预选结果；未在规定时间内参与补选的，"
+        "预选结果作废。\n"
+        "三、请慎重选择意向排序。补选时间内一直停留在选房界面且未选定房源的，补选时间结束时，"
+        "系统将按同步预选房源后的意向排序，自动选定未被其他家庭选定的第一序位意向房源。\n"
+        "四、已被其他家庭选定的房源，可从购物车中删除，另行预选其他可选房源。\n"
+        "五、选房以系统服务器时间为准。"
+    ),
     # The formal declaration of a supplementary session (补选): the same rules in its words.
     "supplementary": (
         "补选声明\n"
@@ -37,7 +49,8 @@ DECLARATION = {
 
 
 def declaration_text(phase: str, *, cart_limit: int, window_seconds: int) -> str:
-    """`phase` is "pre", "formal" or "supplementary" (the formal phase of a 补选 session)."""
+    """`phase` is "pre", "formal", or "supplementary_pre" / "supplementary" (the two phases
+    before and in a 补选 session)."""
     return DECLARATION[phase].format(
         cart_limit=cart_limit, window_minutes=max(1, window_seconds // 60)
     )
