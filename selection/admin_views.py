@@ -22,7 +22,7 @@ from django.utils.http import content_disposition_header
 from accounts.services import audit_record
 from core.errors import DomainError
 from selection import exports, imports, scheduling, sheets
-from selection.models import Allocation, Round, Session
+from selection.models import Allocation, Round, Session, SupplementaryApplication
 from selection.selectors import session_live
 from selection.supplementary import supplementary_session_schedule
 
@@ -302,9 +302,13 @@ def supplementary_view(model_admin, request, object_id):
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
-            messages.success(
-                request, f"已安排补选场次：第{session.order}场，共{session.seats.count()}户家庭"
-            )
+            said = f"已安排补选场次：第{session.order}场，共{session.seats.count()}户家庭"
+            waiting = SupplementaryApplication.objects.filter(
+                round=rnd, session__isnull=True
+            ).count()
+            if waiting:  # families of a day whose applications have not closed yet
+                said += f"；另有{waiting}户家庭的补选申请尚未截止，截止后可再安排"
+            messages.success(request, said)
             return HttpResponseRedirect(_sessions_url(rnd))
     return _page(
         model_admin,

@@ -335,11 +335,12 @@ def session_reschedule(
     `reason_required`, `session_started` (open, closed, or its start has passed),
     `invalid_start` (not in the future, before pre-selection opens), `session_overlap`,
     `rank_order` (a formal session moved past the previous or next formal session: earlier
-    ranks select first), `applications_open` (a supplementary session before the
-    supplementary application deadline), `supplementary_too_early` (a formal session moved so
-    late that a scheduled supplementary session would start before applications close).
+    ranks select first), `applications_open` (a supplementary session before its
+    families' application deadline), `supplementary_too_early` (a formal session moved so
+    late that a scheduled supplementary session would start before its families' applications
+    close).
     The session's families get an SMS with the new time; its pages get an event."""
-    from selection.supplementary import supplementary_applications_deadline
+    from selection.supplementary import supplementary_earliest_start
 
     reason = reason_clean(reason)
     round_id = Session.objects.filter(pk=session_id).values_list("round_id", flat=True).first()
@@ -373,15 +374,18 @@ def session_reschedule(
                 )
         session.starts_at, session.ends_at = starts_at, ends_at
         _save_with_history(session, ["starts_at", "ends_at"], actor=actor, reason=reason)
-        deadline = supplementary_applications_deadline(round_id=round_id)
         if session.kind == Session.Kind.SUPPLEMENTARY:
+            deadline = supplementary_earliest_start(session)
             if deadline is not None and starts_at < deadline:
                 raise NotAllowed(
                     "applications_open",
                     f"补选场次须在补选申请截止（{_local(deadline)}）之后开始",
                 )
-        elif deadline is not None and any(
-            s.kind == Session.Kind.SUPPLEMENTARY and s.starts_at < deadline for s in others
+        elif any(
+            s.kind == Session.Kind.SUPPLEMENTARY
+            and (earliest := supplementary_earliest_start(s)) is not None
+            and s.starts_at < earliest
+            for s in others
         ):
             raise NotAllowed(
                 "supplementary_too_early",

@@ -85,6 +85,45 @@ def supplementary_applications_deadline(*, round_id: int) -> datetime | None:
     )
 
 
+def application_deadlines(*, round_id: int, family_ids) -> dict[int, datetime]:
+    """Each family's own supplementary-application deadline (what its result page and SMS
+    say): the end of the last formal session of the day of the family's formal session, plus
+    the round's grace. A round over several days has one deadline per day, so the 补选 of
+    one day's families is scheduled once that day's applications have closed."""
+    rnd = Round.objects.get(pk=round_id)
+    seats = Seat.objects.filter(
+        session__round_id=round_id, session__kind=Session.Kind.FORMAL, family_id__in=family_ids
+    ).select_related("session")
+    by_day: dict = {}
+    out: dict[int, datetime] = {}
+    for seat in seats:
+        key = seat.session_id
+        if key not in by_day:
+            by_day[key] = formal_day_deadline(
+                session=seat.session, grace_seconds=rnd.supplementary_grace_seconds
+            )
+        out[seat.family_id] = by_day[key]
+    return out
+
+
+def supplementary_earliest_start(session: Session) -> datetime | None:
+    """The earliest a supplementary session may start: when the last of its families' days
+    closes its applications (the round's last day for a session without families)."""
+    families = list(session.seats.values_list("family_id", flat=True))
+    if not families:
+        return supplementary_applications_deadline(round_id=session.round_id)
+    return max(application_deadlines(round_id=session.round_id, family_ids=families).values())
+
+
+def _open_refusal(deadline: datetime) -> NotAllowed:
+    from django.utils import timezone
+
+    local = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M:%S")
+    return NotAllowed(
+        "applications_open", f"补选申请尚未截止（截止时间 {local}），截止后方可安排补选场次"
+    )
+
+
 def supplementary_session_schedule(
     *,
     round_id: int,
@@ -96,12 +135,13 @@ def supplementary_session_schedule(
     family_ranks: list[int] | None = None,
 ) -> Session:
     """Staff: a supplementary session at `starts_at` for every application not yet scheduled
-    (or only for `family_ids` / the families of `family_ranks`), in rank order, with the round's window length. Audited; each
-    family is sent an SMS with the session's time and place after commit.
+    whose day's application window has closed (or only for `family_ids` / the families of
+    `family_ranks`), in rank order, with the round's window length. Audited; each family is
+    sent an SMS with the session's time and place after commit.
 
-    Refused (nothing changed) with `applications_open` while any family of the round can still
-    apply (before the application window closes, `supplementary_applications_deadline`),
-    `invalid_start` (not in the future), `no_applications`, `not_applied` (a family in
+    Refused (nothing changed) with `applications_open` while the families' day can still
+    apply (`application_deadlines`: a named family's, or every pending one's when none is
+    named), `invalid_start` (not in the future), `no_applications`, `not_applied` (a family in
     `family_ids` with no unscheduled application), `gave_up` (a family that gave up) and
     `already_allocated` (a family that holds a unit)."""
     if family_ranks is not None:
@@ -117,17 +157,6 @@ def supplementary_session_schedule(
         rnd = lock_first(Round.objects.filter(pk=round_id))
         if rnd is None:
             raise ValidationFailed("no_applications", "没有待安排的补选申请")
-        # Under the round lock: a formal session rescheduled at the same moment (which takes
-        # this lock too) moves the deadline either before this read or after this commit.
-        deadline = supplementary_applications_deadline(round_id=round_id)
-        if deadline is not None and now < deadline:
-            from django.utils import timezone
-
-            local = timezone.localtime(deadline).strftime("%Y-%m-%d %H:%M:%S")
-            raise NotAllowed(
-                "applications_open",
-                f"补选申请尚未截止（截止时间 {local}），截止后方可安排补选场次",
-            )
         # the round row serialises two staff scheduling at once; the applications are
         # locked too so a concurrent apply cannot slip between the read and the update
         lock_rows(SupplementaryApplication.objects.filter(round_id=round_id, session__isnull=True))
@@ -146,6 +175,18 @@ def supplementary_session_schedule(
         applications = list(
             pending.select_related("family__main_applicant", "round").order_by("family__rank")
         )
+        # Under the round lock: a formal session rescheduled at the same moment (which takes
+        # this lock too) moves a deadline either before this read or after this commit.
+        deadlines = application_deadlines(
+            round_id=round_id, family_ids=[a.family_id for a in applications]
+        )
+        closes = {a.family_id: deadlines.get(a.family_id, now) for a in applications}
+        still_open = [closes[a.family_id] for a in applications if now < closes[a.family_id]]
+        if still_open and family_ids is not None:
+            raise _open_refusal(max(still_open))
+        applications = [a for a in applications if now >= closes[a.family_id]]
+        if still_open and not applications:
+            raise _open_refusal(min(still_open))
         if not applications:
             raise ValidationFailed("no_applications", "没有待安排的补选申请")
         ids = [a.family_id for a in applications]

@@ -95,3 +95,32 @@ def test_a_reviewer_may_not_schedule(setup):
     response = post(setup, setup.deadline)
     assert response.status_code == 403
     assert nothing_scheduled()
+
+
+def test_the_page_says_which_applications_wait_for_their_days_close(world):
+    """A round over two days: day 1's families are scheduled while day 2's applications are
+    still open, and the operator is told that some wait."""
+    s1, s2 = world.sessions
+    Session.objects.filter(pk=s2.pk).update(
+        starts_at=s2.starts_at + timedelta(days=1), ends_at=s2.ends_at + timedelta(days=1)
+    )
+    s2.refresh_from_db()
+    for session, family in ((s1, world.families[0]), (s2, world.families[2])):
+        allocation.session_close(session_id=session.pk, now=session.ends_at)
+        supplementary.supplementary_apply(
+            family=family, round_id=world.round.pk, ctx=CTX, now=session.ends_at
+        )
+    user = User.objects.create(username="staff-op2", is_staff=True)
+    user.groups.set([Group.objects.get(name="operator")])
+    world.client = Client()
+    world.client.force_login(user)
+    world.url = f"/admin/selection/round/{world.round.pk}/supplementary/"
+    world.deadline = s2.ends_at + timedelta(minutes=3)
+    response = post(world, world.deadline - S)  # day 2 still open
+    assert response.status_code == 302
+    session = Session.objects.get(kind=Session.Kind.SUPPLEMENTARY)
+    assert list(session.seats.values_list("family", flat=True)) == [world.families[0].pk]
+    said = [m.message for m in response.wsgi_request._messages]
+    assert said == [
+        f"已安排补选场次：第{session.order}场，共1户家庭；另有1户家庭的补选申请尚未截止，截止后可再安排"
+    ]

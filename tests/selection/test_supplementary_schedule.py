@@ -47,7 +47,8 @@ def counts():
 
 
 def schedule(w, now, **kwargs):
-    kwargs.setdefault("starts_at", w.deadline + timedelta(minutes=30))
+    if "starts_at" not in kwargs:
+        kwargs["starts_at"] = w.deadline + timedelta(minutes=30)
     with time_machine.travel(now, tick=False):
         return supplementary.supplementary_session_schedule(
             round_id=w.round.pk, actor=w.staff, now=now, **kwargs
@@ -199,3 +200,63 @@ def test_formal_scheduling_tells_each_family_its_session_time(django_user_model)
             now=datetime(2026, 3, 1, 12, 0, tzinfo=TZ),
         )
     assert SmsMessage.objects.filter(kind="session_scheduled").count() == 3
+
+
+@pytest.fixture
+def two_days(world, django_user_model):
+    """Session 2 on the next day: family 0 (day 1) and family 2 (day 2) missed theirs and
+    applied. Each day's applications close 3 minutes after that day's last formal session."""
+    s1, s2 = world.sessions
+    Session.objects.filter(pk=s2.pk).update(
+        starts_at=s2.starts_at + timedelta(days=1), ends_at=s2.ends_at + timedelta(days=1)
+    )
+    s2.refresh_from_db()
+    grace = timedelta(seconds=world.round.supplementary_grace_seconds)
+    world.day1, world.day2 = s1.ends_at + grace, s2.ends_at + grace
+    world.staff = django_user_model.objects.create(username="op3", is_staff=True)
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)
+    supplementary.supplementary_apply(
+        family=world.families[0], round_id=world.round.pk, ctx=CTX, now=s1.ends_at
+    )
+    return world
+
+
+def test_a_days_families_are_scheduled_once_that_day_has_closed(two_days):
+    w = two_days
+    start = w.day1 + timedelta(hours=1)
+    # control: one second before day 1's applications close
+    error = refused("applications_open", w, w.day1 - S, starts_at=start)
+    assert "截止时间 2026-03-03 09:35:00" in error.message  # day 1's, not the round's last
+    session = schedule(w, w.day1, starts_at=start)
+    assert list(session.seats.values_list("family_id", flat=True)) == [w.families[0].pk]
+
+
+def test_a_day_still_open_is_left_for_later_or_refused_by_name(two_days):
+    w = two_days
+    s2 = w.sessions[1]
+    allocation.session_close(session_id=s2.pk, now=s2.ends_at)
+    supplementary.supplementary_apply(
+        family=w.families[2], round_id=w.round.pk, ctx=CTX, now=s2.ends_at
+    )
+    now = w.day2 - S  # day 1 closed, day 2 still open
+    start = w.day2 + timedelta(hours=1)
+    refused("applications_open", w, now, starts_at=start, family_ids=[w.families[2].pk])
+    session = schedule(w, now, starts_at=start)
+    assert list(session.seats.values_list("family_id", flat=True)) == [w.families[0].pk]
+    assert SupplementaryApplication.objects.get(family=w.families[2]).session is None
+    refused("applications_open", w, now, starts_at=start)  # only day 2's left, still open
+    later = schedule(w, w.day2, starts_at=start + timedelta(minutes=10))
+    assert list(later.seats.values_list("family_id", flat=True)) == [w.families[2].pk]
+
+
+def test_a_days_supplementary_session_moves_only_after_its_own_days_deadline(two_days):
+    from selection import staff_ops
+
+    w = two_days
+    session = schedule(w, w.day1, starts_at=w.day1 + timedelta(hours=1))
+    kw = {"reason": "系统维护，调整补选时间", "actor": w.staff, "now": w.day1}
+    # Day 2's applications are still open then; the session's families are all day 1's.
+    moved = staff_ops.session_reschedule(
+        session_id=session.pk, starts_at=w.day1 + timedelta(minutes=1), **kw
+    )
+    assert w.day1 < moved.starts_at < w.day2
