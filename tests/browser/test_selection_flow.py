@@ -297,6 +297,8 @@ def test_family_preselects_then_confirms_a_unit_in_its_window(page, live_url, or
     expect(page.locator("#receipt-index")).to_have_text(
         re.compile(r"^第\d+条（共\d+条）$"), timeout=10_000
     )
+    # the log's latest signature, which moves on: not read as the family's own record's
+    expect(receipt.locator("dt")).to_have_text(["日志序号", "最近签名时间"])
     expect(receipt).not_to_contain_text("哈希")  # no jargon; the 核验码 once, on the card above
     expect(page.get_by_text(code, exact=True)).to_have_count(1)
     expect(page.locator("#receipt-download")).to_have_text("下载凭证文件")

@@ -7,6 +7,7 @@ its unit."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -220,3 +221,15 @@ def test_a_family_that_missed_its_session_is_told_how_to_apply(page, orm):
     expect(tips).to_contain_text("您的选房场次已结束，未选定房源。如需补选，请于")
     expect(tips).to_contain_text("前点击下方「补选申请」提交申请。")
     expect(page.get_by_role("button", name="补选申请")).to_be_visible()
+
+
+def test_after_the_deadline_the_result_says_the_application_closed(page, orm, screenshot):
+    """A family that did not apply before its day's deadline is told so, not left with a
+    result page whose 补选 part is gone without a word."""
+    rid, _, applicant, _ = orm(_missed_and_applied, applied=False, ended_ago=timedelta(minutes=10))
+    log_in(page, orm, applicant)
+    page.goto(f"/h5/selection/{rid}/result/")
+    section = page.locator("#supplementary")
+    expect(section).to_contain_text(re.compile(r"补选申请\s*未申请（已于.+截止）"))
+    expect(page.get_by_role("button", name="补选申请")).to_have_count(0)
+    screenshot("result-supplementary-closed")

@@ -85,13 +85,14 @@ async function showReceipt(attempt = 0) {
     return; // no result entry yet (404): nothing to show
   }
   const old = document.getElementById("receipt");
-  // In the family's words: where the result is in the log and when the system signed it.
+  // In the family's words: where the result is in the log, and when the system last signed
+  // the log (the head moves on as later results are written: 「最近」, not the family's own).
   // The 核验码 is on the result card above; the signed head and the inclusion proof are in
   // the downloaded file, for the verification tools (docs/TRANSPARENCY.md).
   const rows = receipt.head
     ? [
         row("日志序号", `第${receipt.index + 1}条（共${receipt.head.size}条）`, { id: "receipt-index" }),
-        row("系统签名时间", fmt.dateTime(receipt.head.time)),
+        row("最近签名时间", fmt.dateTime(receipt.head.time), { id: "receipt-signed" }),
       ]
     : [row("状态", "正在写入选房日志，请稍候…", { id: "receipt-pending" })];
   const card = el(
@@ -216,6 +217,9 @@ function supplementary(result) {
     ]);
   } else if (info.can_apply) {
     cells.push(["申请截止", fmt.dateTime(info.deadline)]);
+  } else if (!result.allocation && !result.gave_up && info.deadline && Date.parse(info.deadline) <= clock.now()) {
+    // The window closed without an application: said, not left out without a word.
+    cells.push(["补选申请", `未申请（已于${fmt.dateTime(info.deadline)}截止）`]);
   }
   if (!cells.length) return null;
   const section = el(
