@@ -3,6 +3,7 @@ families, schedule sessions, supplementary sessions, export results) and the ses
 live view; the pages themselves live in selection.admin_views."""
 
 from django.contrib import admin
+from django.db.models.functions import Length
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -20,13 +21,17 @@ class SeatInline(admin.TabularInline):
     edited here."""
 
     model = Seat
-    fields = ("family", "entered_at", "outcome")
+    fields = ("family", "entered_at", "result")
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("family__main_applicant")
+        return super().get_queryset(request).select_related("family__main_applicant", "session")
+
+    @admin.display(description="结果")
+    def result(self, seat: Seat) -> str:
+        return seat.outcome_label
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -117,6 +122,8 @@ class UnitAdmin(StaffOpsMixin, HistoryAdmin):
     list_display = ("__str__", "floor", "layout", "orientation", "area", "monthly_rent", "status")
     list_filter = ("round", "building", "layout", "orientation", "status")
     search_fields = ("building", "number")
+    # As a family reads a building: 2栋 before 10栋, 201 before 1001 (the columns are text).
+    ordering = ("round", Length("building"), "building", "floor", Length("number"), "number")
 
     def has_add_permission(self, request):
         return False  # units come from the import tool on the round page

@@ -42,7 +42,7 @@ class Round(models.Model):
         "补选申请截止（当天最后一场正选结束后，秒）", default=180
     )
     preselect_announced_at = models.DateTimeField(
-        null=True, blank=True, verbose_name="预选结果公布时间"
+        null=True, blank=True, verbose_name="预选开始播报时间"
     )
     deposit_months = models.PositiveSmallIntegerField("押金（月租金倍数）", default=2)
     lease_years = models.PositiveSmallIntegerField("租期（年）", default=3)
@@ -172,9 +172,15 @@ class Seat(models.Model):
     @property
     def outcome_label(self) -> str:
         """The outcome as a family and staff read it, in its session's own word: a missed
-        supplementary session is 「未参加补选」 (the choice's label names the formal one)."""
+        supplementary session is 「未参加补选」 (the choice's label names the formal one); a
+        session not yet run is 「未开始」 or 「进行中」, not 「未结束」."""
         if self.outcome == self.Outcome.ABSENT:
             return f"未参加{self.session.word}"
+        if self.outcome == self.Outcome.PENDING:
+            if self.session.status == Session.Status.SCHEDULED:
+                return "未开始"
+            if self.session.status == Session.Status.OPEN:
+                return "进行中"
         return self.get_outcome_display()
 
 

@@ -93,6 +93,13 @@ def test_session_times_status_and_seats_are_read_only(staff):
     assert operator.get("/admin/selection/session/add/").status_code == 403
 
 
+def test_a_session_not_yet_run_shows_its_families_as_not_started(staff):
+    session = Session.objects.filter(seats__isnull=False, status="scheduled").last()
+    page = change_page(staff("operator"), f"/admin/selection/session/{session.pk}/change/")
+    results = re.findall(r'<td class="field-result">\s*<p>([^<]*)</p>', page)
+    assert results and set(results) == {"未开始"}, results
+
+
 def test_family_rank_and_layouts_are_read_only(staff):
     operator = staff("operator")
     family = Family.objects.get(rank=2)
@@ -128,10 +135,13 @@ def test_applicant_mobile_and_id_number_are_read_only(staff):
 
 
 def test_round_announcement_time_is_read_only(staff):
-    names = inputs(
-        change_page(staff("operator"), f"/admin/selection/round/{Round.objects.first().pk}/change/")
+    page = change_page(
+        staff("operator"), f"/admin/selection/round/{Round.objects.first().pk}/change/"
     )
+    names = inputs(page)
     assert "name" in names and "preselect_announced_at_0" not in names
+    # what it is: when the board was told pre-selection had opened (no results are published)
+    assert "预选开始播报时间" in page and "预选结果公布" not in page
 
 
 def test_allocations_and_agreements_offer_no_form(staff):
@@ -284,3 +294,10 @@ def test_roles_are_shown_in_chinese_and_not_edited(admin_client):
     assert Group.objects.filter(pk=role.pk, name="operator").exists()
     assert role.permissions.count() > 0
     assert admin_client.get("/admin/auth/group/").status_code == 404
+
+
+def test_the_unit_list_is_in_building_and_floor_order(staff):
+    page = change_page(staff("operator"), "/admin/selection/unit/?building=1&all=")
+    names = re.findall(r'<th class="field-__str__"><a [^>]*>([^<]*)</a>', page)
+    numbers = [int(name.split("栋")[1]) for name in names]
+    assert len(numbers) > 10 and numbers == sorted(numbers), names

@@ -255,7 +255,7 @@ def test_export_results_to_xlsx(staff, world):
     assert first[9] == timezone.localtime(now).replace(tzinfo=None)
     assert first[10] == Allocation.objects.get(family=a).ledger_entry.leaf_hash[:10]  # 核验码
     assert rows[2][4] == "3栋1202" and rows[2][8] == "系统自动选定"
-    assert rows[3][4] is None and rows[3][8] == "未结束"  # session 2 has not run
+    assert rows[3][4] is None and rows[3][8] == "未开始"  # session 2 has not run
     assert rows[4][1] == "=HYPERLINK(1)"
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         assert b"<f>" not in archive.read("xl/worksheets/sheet1.xml")  # text, never a formula
