@@ -294,7 +294,10 @@ def agreement_read(
     if not scrolled_to_end:
         raise ValidationFailed("read_to_end", "请阅读完整协议后再确认")
     if reading_seconds < MIN_READING_SECONDS:
-        raise ValidationFailed("read_too_fast", "请仔细阅读协议内容")
+        # says how long: the button is enabled at the end, which a short text reaches at once
+        raise ValidationFailed(
+            "read_too_fast", f"请仔细阅读协议内容，阅读时间不少于{MIN_READING_SECONDS}秒"
+        )
 
     return _advance(
         agreement_id=agreement_id,

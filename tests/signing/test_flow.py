@@ -146,6 +146,10 @@ def test_reading_needs_the_end_and_some_time():
         code_of(flow.agreement_read, scrolled_to_end=True, reading_seconds=2, **kw)
         == "read_too_fast"
     )
+    with pytest.raises(DomainError) as refused:  # it says how long a reading takes
+        flow.agreement_read(scrolled_to_end=True, reading_seconds=4, **kw)
+    assert refused.value.message == "请仔细阅读协议内容，阅读时间不少于5秒"
+    flow.agreement_read(scrolled_to_end=True, reading_seconds=5, **kw)  # the boundary
 
 
 @pytest.mark.parametrize(
