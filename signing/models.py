@@ -9,6 +9,7 @@ ends unsigned; 已放弃 abandoned by the abandonment declaration 《放弃签�
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 from django.db import models
 from django.db.models import F, Q
@@ -516,6 +517,21 @@ def lease_stage(lease: Lease, agreement: Agreement | None = None) -> str:
     if lease.bank_attempt != agreement.attempt:
         return LeaseStage.INFO
     return LeaseStage.FACE if agreement.step < Agreement.Step.FACE_VERIFIED else LeaseStage.CONTRACT
+
+
+def lease_submitted_at(lease: Lease, agreement: Agreement | None = None) -> datetime | None:
+    """When the family's signing application was last submitted (提交时间), from the facts, as
+    the stage is: once the contract is signed with the deposit paid, the later of the two.
+    The first attempt is submitted by the payment; an attempt signed again after a staff
+    rejection, by its signature (the paid deposit is kept). None before it is submitted."""
+    agreement = agreement or lease.agreement
+    paid_at = lease.deposit_paid_at
+    if paid_at is None or agreement.status not in (
+        Agreement.Status.SIGNED,
+        Agreement.Status.SEALED,
+    ):
+        return None
+    return max(paid_at, agreement.signed_at) if agreement.signed_at else paid_at
 
 
 def lease_stage_filter(stage: str) -> Q:

@@ -24,6 +24,7 @@ from signing.models import (
     LeaseStage,
     SignatureCharacter,
     lease_stage,
+    lease_submitted_at,
 )
 
 LEASE_STAGES = (
@@ -304,9 +305,7 @@ def _lease_view(
         )
         if payment
         else None,
-        submitted_at=lease.deposit_paid_at
-        if lease.deposit_paid_at and stage in (LeaseStage.REVIEW, LeaseStage.APPROVED)
-        else None,
+        submitted_at=lease_submitted_at(lease, agreement),
         materials={
             "contract": approved and document_latest(agreement=agreement) is not None,
             "receipt": approved and payment is not None,

@@ -346,15 +346,35 @@ def card_photo_create(*, lease: Lease, side: str, clean: CleanImage, now: dateti
     )
 
 
+def _account_number_invalid() -> ValidationFailed:
+    return ValidationFailed(
+        "account_number_invalid",
+        "银行卡号不正确，请核对后重新输入",
+        fields={"account_number": ["请输入16至19位银行卡号"]},
+    )
+
+
 def _account_number(raw: str) -> str:
     number = re.sub(r"[\s-]", "", raw or "")
     if not re.fullmatch(r"[0-9]{16,19}", number) or not luhn.is_valid(number):
-        raise ValidationFailed(
-            "account_number_invalid",
-            "银行卡号不正确，请核对后重新输入",
-            fields={"account_number": ["请输入16至19位银行卡号"]},
-        )
+        raise _account_number_invalid()
     return number
+
+
+def _account_kept(raw: str) -> bool:
+    """The masked number the page shows back (`Lease.account_masked`): the family keeps the
+    account already stored, e.g. after a staff rejection that was about something else."""
+    return "*" in (raw or "")
+
+
+def _stored_account_number(lease: Lease, raw: str) -> str:
+    """The stored account that `raw` (its masked form) names; `account_number_invalid` when
+    none is stored or the masked digits are another account's."""
+    if not lease.account_number or re.sub(r"[\s-]", "", raw) != re.sub(
+        r"\s", "", lease.account_masked
+    ):
+        raise _account_number_invalid()
+    return lease.account_number
 
 
 def lease_bank_confirm(
@@ -368,13 +388,16 @@ def lease_bank_confirm(
     now: datetime,
 ) -> Lease:
     """租金托收: bank from the list, account number (16-19 digits with its Luhn check digit,
-    as UnionPay cards carry), holder = the main applicant, both card photos uploaded. Done
-    for the current attempt, this opens the face check. Raises `bank_unknown`,
+    as UnionPay cards carry), holder = the main applicant, both card photos uploaded. The
+    stored account's masked form (what the page shows back after a staff rejection) keeps
+    that account, so the family retypes nothing that was not the problem. Done for the
+    current attempt, this opens the face check. Raises `bank_unknown`,
     `account_number_invalid`, `holder_not_main_applicant`, `card_photos_required`,
     `step_out_of_order`, `signing_closed`."""
     if bank not in Bank.values:
         raise ValidationFailed("bank_unknown", "请选择托收银行", fields={"bank": ["请选择"]})
-    number = _account_number(account_number)
+    kept = _account_kept(account_number)
+    number = "" if kept else _account_number(account_number)
     holder = re.sub(r"\s", "", account_holder or "")
     if holder != applicant.real_name:
         raise ValidationFailed(
@@ -386,6 +409,8 @@ def lease_bank_confirm(
         lease, agreement = _locked(lease.pk)
         signing_window_check(agreement, now)
         _stage_required(lease, agreement, LeaseStage.INFO)
+        if kept:
+            number = _stored_account_number(lease, account_number)
         found = {side: card_photo_current(lease=lease, side=side) for side in CardPhoto.Side}
         photos = {side: photo for side, photo in found.items() if photo is not None}
         if len(photos) != len(found):

@@ -496,3 +496,111 @@ def test_the_desktop_shows_the_payment_code_and_a_phone_pays_it(page, desktop, l
     expect(desktop.locator("#live-state")).to_be_hidden()
     assert desktop.evaluate("window.notReloaded") is True
     desktop.screenshot(path=str(RESULTS / "lease-deposit-desktop-paid.png"), full_page=True)
+
+
+@dataclass(frozen=True)
+class Returned:
+    lease_id: int
+    paid_at: Any  # when the deposit was paid: the first submission
+
+
+def _returned_for_the_signature(applicant_pk: int, lease_id: int) -> Returned:
+    """The lease's first attempt walked to the end (card photos and 租金托收 through the
+    services, the contract signed, the deposit paid ten minutes ago), then returned by staff
+    for the signature only."""
+    from core.context import RequestContext
+    from signing.lease.services import lease_bank_confirm, lease_card_photo_upload
+    from signing.models import CardPhoto
+
+    applicant = Applicant.objects.get(pk=applicant_pk)
+    lease = Lease.objects.get(pk=lease_id)
+    ctx = RequestContext(ip="10.0.0.8", user_agent="pytest")
+    now = timezone.now()
+    for side in CardPhoto.Side.values:
+        lease_card_photo_upload(
+            lease=lease,
+            applicant=applicant,
+            side=side,
+            data=photo_bytes(),
+            filename="card.jpg",
+            declared_type="image/jpeg",
+            ctx=ctx,
+            now=now,
+        )
+    lease_bank_confirm(
+        lease=lease,
+        applicant=applicant,
+        bank="ICBC",
+        account_number=ACCOUNT,
+        account_holder=NAME,
+        ctx=ctx,
+        now=now,
+    )
+    paid_at = now - timedelta(minutes=10)
+    Agreement.objects.filter(pk=lease.agreement_id).update(
+        status="signed", step=Agreement.Step.SUBMITTED, signed_at=paid_at - timedelta(minutes=1)
+    )
+    Lease.objects.filter(pk=lease_id).update(deposit_paid_at=paid_at)
+    reviewer = User.objects.create_user(username="reviewer-return", is_staff=True)
+    services.agreement_reject(
+        agreement_id=lease.agreement_id,
+        actor=reviewer,
+        reason="签名笔画不完整，请重新签署",
+        now=now,
+    )
+    return Returned(lease_id=lease_id, paid_at=paid_at)
+
+
+def _signed_again(agreement_id: int) -> Any:
+    """The second attempt's contract signed on the phone (walked in the test above): with the
+    deposit already paid, the application is submitted at once."""
+    signed_at = timezone.now()
+    Agreement.objects.filter(pk=agreement_id).update(
+        status="signed", step=Agreement.Step.SUBMITTED, signed_at=signed_at
+    )
+    return signed_at
+
+
+def test_after_a_return_for_the_signature_the_bank_details_stay_and_the_new_submission_shows(
+    page, live_url, orm
+):
+    """A reviewer returns the lease for its signature only: 完善承租信息 shows the bank, the
+    account (masked, as stored) and the holder already filled in, so 「提交，下一步」 confirms
+    them again without retyping; once signed again, 提交时间 is the new submission's."""
+    from django.conf import settings
+
+    from tests.browser.test_signing_flow import _logged_in_session
+
+    setup = orm(_allocated_just_now)
+    lid = orm(_lease_started, setup.applicant.pk)
+    returned = orm(_returned_for_the_signature, setup.applicant.pk, lid)
+    page.context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": orm(_logged_in_session, setup.applicant.pk),
+                "url": live_url,
+            }
+        ]
+    )
+    page.goto(f"/h5/lease/{lid}/")
+    expect(page.locator("#reject-bar")).to_contain_text("签名笔画不完整")
+    expect(page.locator("#stepper .anju-flowbar__item_on")).to_have_text("完善承租信息")
+    expect(page.get_by_label("托收银行")).to_have_value("ICBC")
+    masked = f"{ACCOUNT[:4]} **** **** {ACCOUNT[-4:]}"
+    expect(page.get_by_label("银行卡号")).to_have_value(masked)
+    expect(page.get_by_label("账户名")).to_have_value(NAME)
+    expect(page.locator("#photo-front-state")).to_have_text("已上传，点击可重新上传")
+    page.screenshot(path=str(RESULTS / "lease-returned-info.png"), full_page=True)
+    page.get_by_role("button", name="提交，下一步").tap()
+    _qr_shown(page, "人脸识别")
+    lease = orm(_lease_of, setup.applicant.pk)
+    assert (lease.bank, lease.account_number, lease.bank_attempt) == ("ICBC", ACCOUNT, 2)
+
+    signed_at = orm(_signed_again, lease.agreement_id)
+    page.goto(f"/h5/lease/{lid}/")
+    expect(page.locator("#stepper .anju-flowbar__item_on")).to_have_text("待审核")
+    submitted = page.locator("#summary-rows").get_by_text("提交时间", exact=True).locator("..")
+    shown = timezone.localtime(signed_at).strftime("%H:%M")
+    expect(submitted).to_contain_text(shown)
+    assert timezone.localtime(returned.paid_at).strftime("%H:%M") != shown

@@ -3,28 +3,32 @@ window's end for a lease signed but unpaid."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import hashlib
+from datetime import datetime, timedelta
 
 import pytest
 
 from accounts.models import User
 from core.context import RequestContext
 from core.errors import DomainError
+from signing import selectors
 from signing.agreements import services
 from signing.agreements.documents import document_sign
 from signing.agreements.signature import character_clean
 from signing.lease import deposit
 from signing.lease.payments.base import PaymentNotice
-from signing.lease.services import lease_start
+from signing.lease.services import lease_bank_confirm, lease_start
 from signing.models import (
     Agreement,
     DepositPayment,
+    Evidence,
     Lease,
     LeaseStage,
     SignatureCharacter,
     lease_stage,
 )
 from sms.models import SmsMessage
+from tests.mobile_api.conftest import ApiClient
 from tests.signing.lease_worlds import ACCOUNT, NOW, make_lease_world, signing_ca_from_before
 from tests.signing.worlds import strokes
 
@@ -128,6 +132,116 @@ def test_rejection_sends_the_family_back_to_the_rental_information_keeping_the_d
     with pytest.raises(DomainError) as again:
         deposit.deposit_order_prepare(lease_id=lease.pk, now=NOW)
     assert again.value.code == "deposit_paid"
+
+
+MASKED = f"{ACCOUNT[:4]} **** **** {ACCOUNT[-4:]}"
+
+
+def returned(lease: Lease, reason: str = "签名笔画不完整，请重新签署") -> None:
+    services.agreement_reject(
+        agreement_id=lease.agreement_id, actor=reviewer(), reason=reason, now=NOW
+    )
+
+
+def signed_again(lease: Lease, at) -> None:
+    """The second attempt's 提交 (signing/agreements/flow.py): 已签字 with its own signed_at."""
+    Lease.objects.filter(pk=lease.pk).update(bank_attempt=2)
+    Agreement.objects.filter(pk=lease.agreement_id).update(
+        status="signed", step=Agreement.Step.SUBMITTED, signed_at=at
+    )
+
+
+def test_the_submitted_time_is_the_latest_submission_after_a_return():
+    """提交时间 is the first attempt's payment, then the second attempt's signature: with the
+    deposit kept, signing again is what submits the application again."""
+    world, lease = signed_lease(paid=True)  # signed and paid at NOW
+    assert selectors.lease_view(lease_id=lease.pk).details.submitted_at == NOW
+    returned(lease)
+    assert selectors.lease_view(lease_id=lease.pk).details.submitted_at is None  # 完善承租信息
+    again = NOW + timedelta(minutes=4)
+    signed_again(lease, again)
+
+    assert selectors.lease_view(lease_id=lease.pk).details.submitted_at == again
+    [listed] = selectors.lease_views(applicant=world.applicant)  # 网上签约记录
+    assert listed.details.submitted_at == again
+    api = ApiClient()
+    api.client.force_login(world.applicant.user)
+    data = api.get(f"/api/v1/lease/{lease.pk}/").json()
+    assert data["stage"] == "review"
+    assert datetime.fromisoformat(data["submitted_at"]) == again
+    # the payment's own time stays
+    assert datetime.fromisoformat(data["payment"]["paid_at"]) == NOW
+
+
+def test_a_return_keeps_the_bank_details_and_the_masked_account_confirms_them_again():
+    """A return about the signature only: the API still gives the bank, the holder and the
+    masked account, and sending the masked account back keeps the stored one."""
+    world, lease = signed_lease(paid=True)
+    with_card_photos(lease)
+    returned(lease)
+    api = ApiClient()
+    api.client.force_login(world.applicant.user)
+    bank = api.get(f"/api/v1/lease/{lease.pk}/").json()["bank"]
+    assert bank == {
+        "bank": "ICBC",
+        "bank_label": "中国工商银行",
+        "account_masked": MASKED,
+        "account_holder": "王小明",
+        "confirmed": False,
+    }
+
+    later = NOW + timedelta(minutes=2)
+    lease_bank_confirm(
+        lease=lease,
+        applicant=world.applicant,
+        bank=bank["bank"],
+        account_number=bank["account_masked"],
+        account_holder=bank["account_holder"],
+        ctx=RequestContext(),
+        now=later,
+    )
+    lease.refresh_from_db()
+    assert (lease.bank, lease.account_number, lease.bank_attempt) == ("ICBC", ACCOUNT, 2)
+    assert lease_stage(lease) == LeaseStage.FACE
+    confirmed = Evidence.objects.filter(
+        agreement_id=lease.agreement_id, kind="bank_details_confirmed"
+    ).latest("id")
+    assert confirmed.data["attempt"] == 2
+    assert confirmed.data["account_sha256"] == hashlib.sha256(ACCOUNT.encode()).hexdigest()
+
+
+def test_a_masked_account_names_only_the_stored_one():
+    world, lease = signed_lease(paid=True)
+    with_card_photos(lease)
+    returned(lease)
+    for other in (f"{ACCOUNT[:4]} **** **** 0000", "**** **** **** ****"):
+        with pytest.raises(DomainError) as refused:
+            lease_bank_confirm(
+                lease=lease,
+                applicant=world.applicant,
+                bank="ICBC",
+                account_number=other,
+                account_holder="王小明",
+                ctx=RequestContext(),
+                now=NOW,
+            )
+        assert refused.value.code == "account_number_invalid"
+    # Nothing stored yet: a masked number names no account.
+    fresh = make_lease_world(name="李四")
+    new = lease_start(applicant=fresh.applicant, ctx=RequestContext(), now=NOW)
+    with_card_photos(new)
+    with pytest.raises(DomainError) as refused:
+        lease_bank_confirm(
+            lease=new,
+            applicant=fresh.applicant,
+            bank="ICBC",
+            account_number=MASKED,
+            account_holder="李四",
+            ctx=RequestContext(),
+            now=NOW,
+        )
+    assert refused.value.code == "account_number_invalid"
+    assert Lease.objects.get(pk=new.pk).bank_attempt == 0
 
 
 def test_the_window_end_voids_a_signed_unpaid_lease_but_not_a_paid_one():

@@ -203,6 +203,7 @@ async function load() {
 const bankForm = $("bank-form");
 const bankSelect = $("bank");
 const holder = $("account-holder");
+const account = $("account-number");
 let banksLoaded = null;
 
 function loadBanks() {
@@ -236,9 +237,13 @@ function fillInfo() {
   for (const side of ["front", "back"]) showPhoto(side, lease.photos[side]);
 }
 
+/* The details stored before (a staff rejection starts a new attempt, to be confirmed again)
+ * are filled in: the account as the masked number, which the server takes as "keep the
+ * stored account"; typing replaces it. */
 async function enterInfo() {
   fillInfo();
   holder.value = lease.bank.account_holder || lease.name;
+  if (!account.value) account.value = lease.bank.account_masked || "";
   try {
     await loadBanks();
   } catch (failure) {
@@ -404,6 +409,10 @@ for (const input of document.querySelectorAll('input[type="file"][data-side]')) 
   });
 }
 
+account.addEventListener("focus", () => {
+  if (account.value.includes("*")) account.select(); // the stored account: typing replaces it
+});
+
 bankForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const button = $("bank-submit");
@@ -413,7 +422,7 @@ bankForm.addEventListener("submit", async (event) => {
   try {
     lease = await api("POST", `${base}/bank/`, {
       bank: bankSelect.value,
-      account_number: $("account-number").value.trim(),
+      account_number: account.value.trim(),
       account_holder: holder.value.trim(),
     });
     setBusy(button, false);
