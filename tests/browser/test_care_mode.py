@@ -1,7 +1,10 @@
 """关怀模式 (issue 16 item 4) on a phone: switched on from the home page, remembered on the
 device (a cookie the server reads, so each page is drawn in it from its first paint), applied
 to every H5 page, measured on the formal selection page against the normal mode, switched off;
-and offered on the login page, where older applicants arrive first."""
+and offered on the login page, where older applicants arrive first. Then the pages found wanting
+on the demo walk, measured at 390 px in care mode: labels and title-bar links on one line (the
+lease page, the viewer), the filters' selected text clear of the arrow, and the inline links
+(咨询电话, 在线核验, 查看押金收据) and the formal cart's radios at least 44 px to tap."""
 
 from __future__ import annotations
 
@@ -9,18 +12,24 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from selection.models import Session
 from tests.browser.conftest import CLIPPED
+from tests.browser.test_lease_flow import _allocated_just_now, _lease_started
 from tests.browser.test_login import log_in
+from tests.browser.test_records_viewer import _approve, _family_with_a_lease_and_a_sealed_subsidy
 from tests.browser.test_selection_flow import _round_in_preselection
+from tests.browser.test_signing_flow import _logged_in_session
+from tests.signing.viewer_worlds import ca_for
 
 pytestmark = pytest.mark.browser
 
 CARE_HTML = re.compile(r'<html lang="zh-Hans" class="anju-care">')
 TOUCH_MIN = 48  # CSS px, WCAG 2.5.5 (AAA) and the 适老化 guidance for main controls
+LINK_MIN = 44  # CSS px, the least for a link inside a sentence (WCAG 2.5.5's 44 px)
 
 MEASURE = """() => {
   const size = (node) => parseFloat(getComputedStyle(node).fontSize);
@@ -38,12 +47,43 @@ MEASURE = """() => {
 
 
 # Visible buttons and links-as-buttons smaller than `min` CSS px either way.
-SMALL_TARGETS = """(min) => [...document.querySelectorAll("button, [role=button], select")]
+SMALL_TARGETS = """(min) => [...document.querySelectorAll(
+    "button, [role=button], select, input[type=radio]")]
   .filter((node) => node.offsetParent !== null || getComputedStyle(node).position === "fixed")
   .map((node) => [node.textContent.trim() || node.getAttribute("aria-label"),
                   node.getBoundingClientRect()])
   .filter(([, box]) => box.width && (box.width < min || box.height < min))
   .map(([name, box]) => `${name}: ${Math.round(box.width)}x${Math.round(box.height)}`)"""
+
+# The lines each node's text is drawn on: the distinct tops of its text's line boxes (a label
+# broken inside a word, 「登记 / 手机 / 号码」, is drawn on three).
+LINES = """(nodes) => nodes.map((node) => {
+  const range = document.createRange();
+  range.selectNodeContents(node);
+  const tops = new Set([...range.getClientRects()].filter((r) => r.width && r.height)
+    .map((r) => Math.round(r.top)));
+  return [node.textContent.trim(), tops.size];
+})"""
+
+# Each node's box to tap, width x height.
+BOXES = """(nodes) => nodes.map((node) => {
+  const box = node.getBoundingClientRect();
+  return [node.textContent.trim() || node.getAttribute("aria-label"),
+          Math.round(box.width), Math.round(box.height)];
+})"""
+
+# A select's selected text against the room the select leaves it: its content box, that is
+# without the padding on the right, where the arrow is drawn.
+SELECTS = """(nodes) => nodes.map((node) => {
+  const style = getComputedStyle(node);
+  const text = node.selectedOptions[0].textContent;
+  const canvas = document.createElement("canvas").getContext("2d");
+  canvas.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+  const room = node.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return {text, width: Math.ceil(canvas.measureText(text).width), room,
+          arrow: parseFloat(style.paddingRight)};
+})"""
+ARROW_MIN = 24  # CSS px the arrow takes at the select's right, beside its text
 
 
 def _open_window_now(session_id: int) -> None:
@@ -171,3 +211,132 @@ def test_care_mode_is_offered_on_the_login_page(page, live_url, screenshot):
     cookie = next(c for c in page.context.cookies() if c["name"] == "anju_care")
     assert cookie["value"] == "1" and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     assert cookie["expires"] > timezone.now().timestamp() + 300 * 24 * 3600
+
+
+def _care_cookie(page, live_url) -> None:
+    """Care mode on this phone, as the switch leaves it (the switch itself is tested above)."""
+    page.context.add_cookies([{"name": "anju_care", "value": "1", "url": live_url}])
+
+
+def _one_line(page, selector: str) -> None:
+    found = page.locator(selector).evaluate_all(LINES)
+    assert found, selector
+    assert all(lines == 1 for _, lines in found), found
+
+
+def _big_enough(page, selector: str, *, width: int = 0) -> None:
+    found = page.locator(selector).evaluate_all(BOXES)
+    assert found, selector
+    assert all(w >= width and h >= LINK_MIN for _, w, h in found), found
+
+
+def test_care_mode_selection_filters_radios_and_the_receipt_link(page, live_url, orm, screenshot):
+    """Pre-selection's filters: the selected 「我家可选」 / 「全部户型」 fits beside the arrow.
+    The formal cart's radio (选定) and the result page's 「在线核验」 are big enough to tap."""
+    setup = orm(_round_in_preselection)
+    rid = setup.round_id
+    log_in(page, orm, setup.applicant)
+    _care_cookie(page, live_url)
+
+    page.goto(f"/h5/selection/{rid}/pre/")
+    expect(page).to_have_url(f"{live_url}/h5/selection/{rid}/declaration/pre/")
+    page.get_by_label("上述条款，我已阅知").tap()
+    page.get_by_role("button", name="开始预选").tap()
+    expect(page).to_have_url(f"{live_url}/h5/selection/{rid}/pre/")
+    assert _care_on(page)
+    expect(page.locator("#units li button").first).to_be_visible()
+    screenshot("care-pre-filters")
+    layout = page.locator("select[name=layout]")
+    for choice in ("我家可选", "全部户型"):
+        layout.select_option(label=choice)
+        for select in page.locator(".anju-filter__select").evaluate_all(SELECTS):
+            assert select["arrow"] >= ARROW_MIN, select
+            assert select["width"] <= select["room"], select
+    assert page.evaluate(CLIPPED) == []
+    screenshot("care-pre-filters-all")
+
+    orm(_open_window_now, setup.session_id)
+    _enter_formal(page, live_url, rid)
+    page.get_by_role("button", name=re.compile("^选择 1栋")).first.tap()
+    radio = page.locator("#cart input[type=radio]")
+    expect(radio).to_have_count(1)
+    screenshot("care-formal-radio")
+    for _, width, height in radio.evaluate_all(BOXES):
+        assert width >= TOUCH_MIN and height >= TOUCH_MIN, (width, height)
+    assert page.evaluate(CLIPPED) == []
+    radio.tap()
+    page.locator("#confirm-btn").tap()
+    page.get_by_role("dialog", name="确认正选").get_by_role("button", name="确认选定").tap()
+    expect(page).to_have_url(f"{live_url}/h5/selection/{rid}/result/")
+    expect(page.locator("#receipt-verify")).to_have_text("在线核验", timeout=15_000)
+    screenshot("care-result-receipt")
+    _big_enough(page, "#receipt p a")
+    _one_line(page, "#receipt p a")
+    assert page.evaluate(CLIPPED) == []
+
+
+def test_care_mode_lease_page_labels_on_one_line(page, live_url, orm, screenshot):
+    """租赁合同签约 at 完善承租信息: 「登记手机号码」 and every stage of the stepper on one line."""
+    setup = orm(_allocated_just_now)
+    lid = orm(_lease_started, setup.applicant.pk)
+    log_in(page, orm, setup.applicant)
+    _care_cookie(page, live_url)
+    page.goto(f"/h5/lease/{lid}/")
+    assert _care_on(page)
+    expect(page.locator("#stage-info")).to_be_visible()
+    expect(page.locator("#mobile-masked")).not_to_be_empty()
+    screenshot("care-lease-info")
+    mobile_label = "#stage-info .weui-cell__bd:text-is('登记手机号码')"
+    _one_line(page, mobile_label)
+    _one_line(page, "#stepper li")
+    expect(page.locator("#stepper li").first).to_have_text("完善承租信息")
+    _one_line(page, ".anju-titlebar__back")
+    assert page.evaluate(CLIPPED) == []
+
+
+def test_care_mode_records_viewer_and_receipt(page, live_url, orm, settings, tmp_path, screenshot):
+    """网上签约记录, the viewer and the deposit receipt, the lease approved: the title bar's
+    「‹ 签约记录」 on one line, the 咨询电话 numbers (also on 网上签约) and 「查看押金收据」 /
+    「查看合同」 big enough to tap."""
+    settings.PAYMENT = {**settings.PAYMENT, "PLATFORM_KEY_DIR": tmp_path / "pay"}
+    ca_for(settings, tmp_path / "ca")
+    setup = orm(_family_with_a_lease_and_a_sealed_subsidy)
+    orm(_approve, setup["lease_agreement"])
+    page.context.add_cookies(
+        [
+            {
+                "name": django_settings.SESSION_COOKIE_NAME,
+                "value": orm(_logged_in_session, setup["applicant"]),
+                "url": live_url,
+            }
+        ]
+    )
+    _care_cookie(page, live_url)
+    tel = "a[href^='tel:']"
+
+    page.goto("/h5/me/leases/")
+    assert _care_on(page)
+    expect(page.locator("article[data-agreement-id]")).to_have_count(2)
+    screenshot("care-records")
+    _big_enough(page, f"#records-tips {tel}")
+    _one_line(page, f"#records-tips {tel}")
+    assert page.evaluate(CLIPPED) == []
+
+    page.goto("/h5/signing/")
+    expect(page.locator(".anju-loading")).to_be_hidden()
+    screenshot("care-signing-tips")
+    _big_enough(page, f"#signing-tips {tel}")
+    _one_line(page, f"#signing-tips {tel}")
+    assert page.evaluate(CLIPPED) == []
+
+    agreement = setup["lease_agreement"]
+    for path, other in (("view", "查看押金收据"), ("receipt", "查看合同")):
+        page.goto(f"/h5/signing/{agreement}/{path}/?from=records")
+        expect(page.locator(".anju-viewer__page img").first).to_have_js_property("complete", True)
+        expect(page.locator(".anju-titlebar__back")).to_have_text("‹ 签约记录")
+        screenshot(f"care-viewer-{path}")
+        _one_line(page, ".anju-titlebar__back")
+        _one_line(page, ".anju-titlebar__title")
+        expect(page.locator("#viewer-other")).to_have_text(other)
+        _big_enough(page, "#viewer-other", width=LINK_MIN)
+        assert page.evaluate(CLIPPED) == []
