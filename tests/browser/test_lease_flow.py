@@ -44,7 +44,7 @@ from tests.browser.test_signing_flow import (
     write_lin_an,
 )
 from tests.factories import FamilyFactory
-from tests.signing.lease_worlds import ACCOUNT, make_lease_world, photo_bytes
+from tests.signing.lease_worlds import ACCOUNT, lease_info_filled, make_lease_world, photo_bytes
 
 pytestmark = pytest.mark.browser
 
@@ -509,32 +509,13 @@ def _returned_for_the_signature(applicant_pk: int, lease_id: int) -> Returned:
     services, the contract signed, the deposit paid ten minutes ago), then returned by staff
     for the signature only."""
     from core.context import RequestContext
-    from signing.lease.services import lease_bank_confirm, lease_card_photo_upload
-    from signing.models import CardPhoto
 
     applicant = Applicant.objects.get(pk=applicant_pk)
     lease = Lease.objects.get(pk=lease_id)
     ctx = RequestContext(ip="10.0.0.8", user_agent="pytest")
     now = timezone.now()
-    for side in CardPhoto.Side.values:
-        lease_card_photo_upload(
-            lease=lease,
-            applicant=applicant,
-            side=side,
-            data=photo_bytes(),
-            filename="card.jpg",
-            declared_type="image/jpeg",
-            ctx=ctx,
-            now=now,
-        )
-    lease_bank_confirm(
-        lease=lease,
-        applicant=applicant,
-        bank="ICBC",
-        account_number=ACCOUNT,
-        account_holder=NAME,
-        ctx=ctx,
-        now=now,
+    lease_info_filled(
+        applicant=applicant, lease=lease, account_number=ACCOUNT, ctx=ctx, now=now, holder=NAME
     )
     paid_at = now - timedelta(minutes=10)
     Agreement.objects.filter(pk=lease.agreement_id).update(

@@ -93,16 +93,26 @@ class NotifyTransport(httpx.BaseTransport):
 
 
 def lease_info_filled(
-    *, world: LeaseWorld, lease, account_number: str, ctx, now, bank: str = "ICBC", holder=None
+    *,
+    world: LeaseWorld | None = None,
+    applicant=None,
+    lease,
+    account_number: str,
+    ctx,
+    now,
+    bank: str = "ICBC",
+    holder=None,
 ):
-    """完善承租信息 as the applicant does it: both card photos, then the bank account."""
+    """完善承租信息 as the applicant does it (`world`'s, or `applicant`): both card photos,
+    then the bank account."""
     from signing.lease.services import lease_bank_confirm, lease_card_photo_upload
     from signing.models import CardPhoto
 
+    applicant = applicant or world.applicant
     for side in CardPhoto.Side.values:
         lease_card_photo_upload(
             lease=lease,
-            applicant=world.applicant,
+            applicant=applicant,
             side=side,
             data=photo_bytes(),
             filename="card.jpg",
@@ -112,10 +122,10 @@ def lease_info_filled(
         )
     return lease_bank_confirm(
         lease=lease,
-        applicant=world.applicant,
+        applicant=applicant,
         bank=bank,
         account_number=account_number,
-        account_holder=holder or world.applicant.real_name,
+        account_holder=holder or applicant.real_name,
         ctx=ctx,
         now=now,
     )
