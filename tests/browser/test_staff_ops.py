@@ -174,3 +174,81 @@ def test_operator_reschedules_and_the_familys_page_shows_the_new_time(page, desk
     # the family's open page moves to the new time by itself
     expect(page.locator("#phasebar")).to_contain_text(f"{s1['new_hm']}–")
     page.screenshot(path="test-results/staff_rescheduled_phone.png")
+
+
+def _two_days_missed() -> dict:
+    """A round whose first day (yesterday) and second day (today) each had a family that
+    missed its session and applied for 补选: yesterday's applications have closed, today's
+    close 3 minutes after today's session, 2 minutes from now."""
+    from decimal import Decimal
+
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+    from django.contrib.auth.models import Group
+
+    from accounts.models import Layout, User
+    from core.context import RequestContext
+    from selection import allocation, supplementary
+    from selection.demo import STAFF_PASSWORD
+    from selection.models import Round, Seat, Session, Unit
+    from tests.factories import FamilyFactory
+
+    now = timezone.now()
+    rnd = Round.objects.create(
+        name="2026年第三批公共租赁住房网上选房", preselect_starts_at=now - timedelta(days=2)
+    )
+    Unit.objects.create(
+        round=rnd,
+        building="1",
+        number="1201",
+        floor=12,
+        layout=Layout.ONE_BED,
+        orientation="S",
+        area=Decimal("45.20"),
+        monthly_rent=Decimal("1469"),
+    )
+    ends = [now - timedelta(days=1), now - timedelta(minutes=1)]
+    families = [FamilyFactory(rank=rank, eligible_layouts=[Layout.ONE_BED]) for rank in (11, 12)]
+    for order, (end, family) in enumerate(zip(ends, families, strict=True), start=1):
+        session = Session.objects.create(
+            round=rnd, order=order, starts_at=end - timedelta(minutes=2), ends_at=end
+        )
+        Seat.objects.create(session=session, family=family)
+        allocation.session_close(session_id=session.pk, now=end)
+        supplementary.supplementary_apply(
+            family=family, round_id=rnd.pk, ctx=RequestContext(ip="10.0.0.7"), now=end
+        )
+    hasher = PBKDF2PasswordHasher()  # the live server hashes with the project's hasher
+    operator = User.objects.create(
+        username="operator", is_staff=True, password=hasher.encode(STAFF_PASSWORD, hasher.salt())
+    )
+    operator.groups.set([Group.objects.get(name="operator")])
+    start = timezone.localtime(now + timedelta(hours=1))
+    return {
+        "round": rnd.pk,
+        "applicant": families[0].main_applicant,
+        "start": start.strftime("%Y-%m-%dT%H:%M"),
+    }
+
+
+def test_operator_schedules_the_closed_days_buxuan_and_the_family_reads_its_declaration(
+    page, desktop, orm
+):
+    """The operator schedules 补选 for yesterday's family while today's can still apply (the
+    page says one more waits); yesterday's family, on its phone, reads a pre-selection
+    declaration that speaks of its 补选时间, not a 正选 it already missed."""
+    world = orm(_two_days_missed)
+    url = f"/admin/selection/round/{world['round']}/supplementary/"
+    _staff_login(desktop, "operator", url)
+    desktop.fill("#id_starts_at", world["start"])
+    desktop.get_by_role("button", name=re.compile("安排补选场次")).click()
+    expect(desktop.locator(".messagelist")).to_have_text(
+        "已安排补选场次：第3场，共1户家庭；另有1户家庭的补选申请尚未截止，截止后可再安排"
+    )
+    desktop.screenshot(path="test-results/staff_supplementary_by_day.png", full_page=True)
+
+    log_in(page, orm, world["applicant"])
+    page.goto(f"/h5/selection/{world['round']}/declaration/pre/")
+    declaration = page.locator("#declaration")
+    expect(declaration).to_contain_text("预选时间开始后至本家庭补选时间开始前")
+    expect(declaration).not_to_contain_text("正选")
+    page.screenshot(path="test-results/supplementary_pre_declaration.png", full_page=True)
