@@ -160,6 +160,7 @@ class ResultAllocationSerializer(AllocationSerializer):
 
 class ResultSupplementarySerializer(serializers.Serializer):
     can_apply = serializers.BooleanField()
+    closed = serializers.BooleanField(help_text="the application window closed unused")
     deadline = IsoDateTimeField(allow_null=True)
     applied_at = IsoDateTimeField(allow_null=True)
     session = SessionSerializer(allow_null=True)
@@ -201,6 +202,7 @@ class ResultApi(APIView):
                 "gave_up": result.state.gave_up,
                 "supplementary": {
                     "can_apply": result.can_apply_supplementary,
+                    "closed": result.supplementary_closed,
                     "deadline": result.supplementary_deadline.isoformat()
                     if result.supplementary_deadline
                     else None,

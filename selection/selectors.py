@@ -126,6 +126,8 @@ class MyResult:
     application: SupplementaryApplication | None
     supplementary_session: Session | None  # shown as soon as staff scheduled it
     can_apply_supplementary: bool
+    # the window closed with no application from a family that could have made one
+    supplementary_closed: bool
     supplementary_deadline: datetime | None
     # per session id: why the family got (or did not get) a unit there, in Chinese
     explanations: dict[int, str]
@@ -149,14 +151,17 @@ def my_result(*, family: Family, round_id: int, now: datetime) -> MyResult:
     # Staff can schedule only once the application window closed (supplementary.py), so a
     # scheduled session is shown at once.
     scheduled = application.session if application and application.session else None
-    can_apply = bool(
+    could_apply = bool(
         formal
         and application is None
         and state.allocation is None
         and not state.gave_up
         and deadline is not None
-        and formal.session.ends_at <= now < deadline
     )
+    can_apply = bool(
+        could_apply and formal and deadline and formal.session.ends_at <= now < deadline
+    )
+    closed = bool(could_apply and deadline and now >= deadline)
     return MyResult(
         state=state,
         allocation=state.allocation,
@@ -164,6 +169,7 @@ def my_result(*, family: Family, round_id: int, now: datetime) -> MyResult:
         application=application,
         supplementary_session=scheduled,
         can_apply_supplementary=can_apply,
+        supplementary_closed=closed,
         supplementary_deadline=deadline,
         explanations=seat_explanations(family=family, round_id=round_id, seats=state.seats),
     )

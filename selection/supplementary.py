@@ -94,15 +94,15 @@ def application_deadlines(*, round_id: int, family_ids) -> dict[int, datetime]:
     seats = Seat.objects.filter(
         session__round_id=round_id, session__kind=Session.Kind.FORMAL, family_id__in=family_ids
     ).select_related("session")
-    by_day: dict = {}
+    by_session: dict = {}
     out: dict[int, datetime] = {}
     for seat in seats:
         key = seat.session_id
-        if key not in by_day:
-            by_day[key] = formal_day_deadline(
+        if key not in by_session:
+            by_session[key] = formal_day_deadline(
                 session=seat.session, grace_seconds=rnd.supplementary_grace_seconds
             )
-        out[seat.family_id] = by_day[key]
+        out[seat.family_id] = by_session[key]
     return out
 
 

@@ -102,3 +102,18 @@ def test_result_api_refuses_anonymous_callers():
 
     response = ApiClient().get(f"/api/v1/selection/{w.round.pk}/result/")
     assert response.status_code in (401, 403) and error_code(response)
+
+
+def test_the_application_window_says_when_it_closed_unused():
+    """`closed`: the window ended with no application from a family that could have made
+    one (the page says so); not for a family that applied, nor before the deadline."""
+    w = make_world(families=2, units=4, sessions=1)
+    missed, applied, rid, s1 = w.families[0], w.families[1], w.round.pk, w.sessions[0]
+    allocation.session_close(session_id=s1.pk, now=s1.ends_at)
+    supplementary.supplementary_apply(family=applied, round_id=rid, ctx=CTX, now=s1.ends_at)
+    deadline = s1.ends_at + timedelta(minutes=3)
+    open_ = result_of(missed, rid, deadline - S)["supplementary"]
+    assert (open_["can_apply"], open_["closed"]) == (True, False)
+    shut = result_of(missed, rid, deadline)["supplementary"]
+    assert (shut["can_apply"], shut["closed"]) == (False, True)
+    assert result_of(applied, rid, deadline)["supplementary"]["closed"] is False

@@ -217,7 +217,7 @@ function supplementary(result) {
     ]);
   } else if (info.can_apply) {
     cells.push(["申请截止", fmt.dateTime(info.deadline)]);
-  } else if (!result.allocation && !result.gave_up && info.deadline && Date.parse(info.deadline) <= clock.now()) {
+  } else if (info.closed) {
     // The window closed without an application: said, not left out without a word.
     cells.push(["补选申请", `未申请（已于${fmt.dateTime(info.deadline)}截止）`]);
   }
