@@ -42,12 +42,15 @@ FINE = {200, 302, 403, 404}
 
 def english(page: str, names: set[str]) -> set[str]:
     """English words in the page's text. Not words: what is in <code> (template variables,
-    hashes, codes, column names), template syntax, tokens with a digit (keys, masked numbers)
-    and `names` (user names)."""
+    hashes, codes, column names), template syntax, tokens with a digit (keys, masked numbers),
+    masked values and `names` (user names)."""
     page = re.sub(r'id="otp-secret">[^<]*<', "<", page)  # the TOTP secret, base32
     page = re.sub(r"<code\b.*?</code>", " ", page, flags=re.S)
     text = re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", page, flags=re.S)
     text = re.sub(r"\{\{.*?\}\}|\{%.*?%\}", " ", html.unescape(text))
+    # a masked value is a code: the password's salt and hash 「fffbaa**********」 (random hex:
+    # one page in a few hundred drew six letters and no digit), masked numbers
+    text = re.sub(r"[A-Za-z0-9+/=_.-]*\*{3,}", " ", text)
     tokens = set(re.findall(r"[A-Za-z0-9_.@-]+", text)) - names
     return {
         word
@@ -246,3 +249,10 @@ def test_every_sms_and_evidence_kind_has_a_chinese_label():
                 written.add(kind.group(1))
     assert {"created", "character_drawn", "deposit_paid", "sealed"} <= written
     assert sorted(written - set(KIND_LABELS)) == []
+
+
+def test_a_masked_value_is_no_word_and_a_word_beside_it_still_is():
+    """The user page shows the password's salt and hash masked; six random hex letters with
+    no digit are a code, not English (this failed one crawl in a few hundred)."""
+    page = "<p><strong>盐</strong>: <bdi>fffbaa**********</bdi> Save</p>"
+    assert english(page, set()) == {"Save"}
