@@ -180,8 +180,6 @@ def _two_days_missed() -> dict:
     """A round whose first day (yesterday) and second day (today) each had a family that
     missed its session and applied for 补选: yesterday's applications have closed, today's
     close 3 minutes after today's session, 2 minutes from now."""
-    from decimal import Decimal
-
     from django.contrib.auth.hashers import PBKDF2PasswordHasher
     from django.contrib.auth.models import Group
 
@@ -189,22 +187,12 @@ def _two_days_missed() -> dict:
     from core.context import RequestContext
     from selection import allocation, supplementary
     from selection.demo import STAFF_PASSWORD
-    from selection.models import Round, Seat, Session, Unit
+    from selection.models import Round, Seat, Session
     from tests.factories import FamilyFactory
 
     now = timezone.now()
     rnd = Round.objects.create(
         name="2026年第三批公共租赁住房网上选房", preselect_starts_at=now - timedelta(days=2)
-    )
-    Unit.objects.create(
-        round=rnd,
-        building="1",
-        number="1201",
-        floor=12,
-        layout=Layout.ONE_BED,
-        orientation="S",
-        area=Decimal("45.20"),
-        monthly_rent=Decimal("1469"),
     )
     ends = [now - timedelta(days=1), now - timedelta(minutes=1)]
     families = [FamilyFactory(rank=rank, eligible_layouts=[Layout.ONE_BED]) for rank in (11, 12)]
