@@ -9,9 +9,10 @@
 - `live_url`: the server's base URL for one test, with `transactional_db`, so that what the
   test writes is committed (visible to the server) and what the server writes is visible to
   the test; the tables are flushed after each test.
-- `page`: a phone (390×844 @3x, touch, zh-CN, Asia/Shanghai) in a fresh browser. The test
-  fails if the page raised an uncaught JavaScript error, asked anything of another host or
-  broke the Content-Security-Policy (`csp_watch`: every page, every context of the test).
+- `page`: a phone (390×844 @3x, touch, zh-CN, Asia/Shanghai) in a fresh browser context of
+  the worker's one Chromium (`shared_browser`). The test fails if the page raised an uncaught
+  JavaScript error, asked anything of another host or broke the Content-Security-Policy
+  (`csp_watch`: every page, every context of the test).
 - `orm`: runs Django ORM code while Playwright is active (see its docstring).
 - Accessibility (issue 16 item 3): every screenshot a test takes of an H5 page (the
   `screenshot` fixture or any page's own `.screenshot()`, in any context of the test) first
@@ -547,9 +548,78 @@ def orm(transactional_db) -> Iterator[Callable[..., Any]]:
         executor.shutdown(wait=True)
 
 
+class _SharedBrowser:
+    """One Playwright driver and one Chromium per worker's run of browser tests (package
+    scope), a fresh context per test. Starting the driver and the browser cost ~1.25 s of CPU
+    per test, ~100 s over the suite on two cores (measured here: 0.57 s the driver, ~0.7 s
+    the browser).
+
+    Playwright's sync API marks its asyncio loop as running on the thread between its calls,
+    and Django then refuses ORM calls there (SynchronousOnlyOperation: see `orm`). Each test
+    had its own driver, so the mark lasted as long as the test's `page`. With one driver the
+    loop is marked only while a test holds `page` (`attach`) and cleared after (`detach`), so
+    fixtures and tests without a browser keep their synchronous thread."""
+
+    def __init__(self) -> None:
+        self.manager: Any = None
+        self.loop: Any = None
+        self.browser: Any = None
+        self.new_context: Callable[..., Any] | None = None
+
+    def attach(self) -> Any:
+        import asyncio
+
+        from playwright.sync_api import sync_playwright
+
+        if self.loop is not None:
+            asyncio._set_running_loop(self.loop)
+        if self.browser is not None and not self.browser.is_connected():
+            self.close()  # a crashed browser: start again
+        if self.manager is None:
+            self.manager = sync_playwright()
+            self.browser = chromium_launch(self.manager.start())
+            self.loop = asyncio.get_running_loop()
+            self.new_context = self.browser.new_context
+        return self.browser
+
+    def detach(self) -> None:
+        import asyncio
+
+        try:
+            if self.browser.is_connected():
+                for context in list(self.browser.contexts):
+                    context.close()  # contexts a test opened and left open
+        finally:
+            asyncio._set_running_loop(None)
+
+    def close(self) -> None:
+        import asyncio
+
+        if self.manager is None:
+            return
+        if self.loop is not None:
+            asyncio._set_running_loop(self.loop)
+        try:
+            if self.browser.is_connected():
+                self.browser.close()
+        finally:
+            self.manager.__exit__(None, None, None)
+            self.manager = self.loop = self.browser = self.new_context = None
+            asyncio._set_running_loop(None)
+
+
+@pytest.fixture(scope="package")
+def shared_browser() -> Iterator[_SharedBrowser]:
+    shared = _SharedBrowser()
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
 @pytest.fixture
-def page(live_url, oidc_issuer) -> Iterator[Any]:
-    from playwright.sync_api import expect, sync_playwright
+def page(live_url, oidc_issuer, shared_browser) -> Iterator[Any]:
+    from playwright.sync_api import expect
 
     # Assertions wait as long as actions do (10 s; Playwright's own default for expect is 5 s):
     # a step that does a server-to-server callback, on two busy cores, once took over 5 s.
@@ -561,10 +631,10 @@ def page(live_url, oidc_issuer) -> Iterator[Any]:
     foreign: list[str] = []
     errors: list[str] = []
     violations: list[str] = []
-    with sync_playwright() as playwright:
-        browser = chromium_launch(playwright)
+    browser = shared_browser.attach()
+    try:
         # Contexts a test opens itself (browser.new_context) are watched too.
-        original_new_context = browser.new_context
+        original_new_context = shared_browser.new_context
         browser.new_context = lambda **options: _new_context_with(
             original_new_context, violations, **options
         )
@@ -580,11 +650,9 @@ def page(live_url, oidc_issuer) -> Iterator[Any]:
             ),
         )
         tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            yield tab
-        finally:
-            context.close()
-            browser.close()
+        yield tab
+    finally:
+        shared_browser.detach()
     assert not errors, f"uncaught JavaScript errors: {errors}"
     assert not foreign, f"the page requested other hosts (CDN, fonts?): {foreign}"
     assert not violations, f"Content-Security-Policy violations: {violations}"
