@@ -34,6 +34,7 @@ from tests.browser.conftest import (
     csp_watch,
 )
 from tests.browser.test_care_mode import _enter_formal, _open_window_now
+from tests.browser.test_lease_flow import _allocated_just_now, _lease_started
 from tests.browser.test_login import log_in
 from tests.browser.test_selection_flow import _round_in_preselection
 from tests.browser.test_signing_flow import _agreement_open_now, _ticket_for
@@ -58,6 +59,25 @@ def _at_largest_text(page, label: str, screenshot) -> None:
     problems = page.evaluate(CLIPPED)
     screenshot(f"large-text-{label}")
     assert not problems, f"{label} at {TEXT_ZOOM:.0%} text:\n" + "\n".join(problems)
+
+
+# Each step label of the page's flowbar, as the lines it is drawn in (characters grouped by the
+# top of their box).
+FLOWBAR_LINES = """() => [...document.querySelectorAll(".anju-flowbar__item")].map((item) => {
+  const lines = new Map();
+  const walker = document.createTreeWalker(item, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    for (let i = 0; i < node.length; i++) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const top = Math.round(range.getBoundingClientRect().top);
+      lines.set(top, (lines.get(top) || "") + node.data[i]);
+    }
+  }
+  return [...lines.keys()].sort((a, b) => a - b).map((top) => lines.get(top));
+})"""
 
 
 def _no_family_applicant():
@@ -197,3 +217,28 @@ def test_the_signing_page_at_the_largest_text_size(page, live_url, orm, screensh
     expect(page.get_by_role("heading", name="电子合同", level=2)).to_be_visible()
     assert urlsplit(page.url).path.endswith("/sign/")
     _at_largest_text(page, "sign", screenshot)
+    # The steps' names break between their words only (电子合 / 同 before).
+    assert page.evaluate(FLOWBAR_LINES) == [
+        ["电子", "合同"],
+        ["身份", "核验"],
+        ["阅读", "签署"],
+        ["短信", "提交"],
+    ]
+
+
+def test_the_lease_page_at_the_largest_text_size(page, live_url, orm, screenshot):
+    """租赁合同签约's five stages at 200 % text: each name breaks between its words only
+    (完善 / 承租 / 信息: Intl.Segmenter's words, a one-character word kept with the next)."""
+    setup = orm(_allocated_just_now)
+    lid = orm(_lease_started, setup.applicant.pk)
+    log_in(page, orm, setup.applicant)
+    page.goto(f"/h5/lease/{lid}/")
+    expect(page.locator("#stage-info")).to_be_visible()
+    _at_largest_text(page, "lease", screenshot)
+    assert page.evaluate(FLOWBAR_LINES) == [
+        ["完善", "承租", "信息"],
+        ["人脸", "识别"],
+        ["签订", "合同"],
+        ["押金", "缴纳"],
+        ["待审核"],
+    ]

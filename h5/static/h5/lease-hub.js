@@ -20,7 +20,18 @@
  * (one active device per family), which must not take the page away from the code. */
 
 import { api, csrfToken, LOGIN_URL, showFailure } from "./lib/api.js";
-import { $, CODE, el, row, setBusy, countdown, clearErrors, showErrors, toast } from "./lib/dom.js";
+import {
+  $,
+  CODE,
+  el,
+  row,
+  setBusy,
+  countdown,
+  clearErrors,
+  showErrors,
+  toast,
+  words,
+} from "./lib/dom.js";
 import { dateTime } from "./lib/format.js";
 import { nodes as consultNodes } from "./lib/consult.js";
 import { qrProgress } from "./lib/qr-progress.js";
@@ -129,19 +140,22 @@ function renderStepper() {
   if (lease.stage === "approved") current = stages.length; // all done
   $("stepper").replaceChildren(
     ...lease.stages.map((s, index) =>
-      el("li", {
-        class: [
-          "anju-flowbar__item",
-          index < current ? "anju-flowbar__item_done" : "",
-          index === current ? "anju-flowbar__item_on" : "",
-        ]
-          .filter(Boolean)
-          .join(" "),
-        "aria-current": index === current ? "step" : null,
-        dataset: { stage: s.stage },
+      el(
+        "li",
+        {
+          class: [
+            "anju-flowbar__item",
+            index < current ? "anju-flowbar__item_done" : "",
+            index === current ? "anju-flowbar__item_on" : "",
+          ]
+            .filter(Boolean)
+            .join(" "),
+          "aria-current": index === current ? "step" : null,
+          dataset: { stage: s.stage },
+        },
         // The guide's last step reads 「待审核」 until the review is done.
-        text: lease.stage === "approved" && s.stage === "review" ? "审核通过" : s.label,
-      }),
+        words(lease.stage === "approved" && s.stage === "review" ? "审核通过" : s.label),
+      ),
     ),
   );
   $("stepper").hidden = lease.stage === "closed";
