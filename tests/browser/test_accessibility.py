@@ -80,6 +80,17 @@ FLOWBAR_LINES = """() => [...document.querySelectorAll(".anju-flowbar__item")].m
 })"""
 
 
+# The title bar's lines: the tops of its line boxes (closer than the font size: lines drawn
+# over each other).
+TITLE_LINES = """() => {
+  const title = document.querySelector(".anju-titlebar__title");
+  const range = document.createRange();
+  range.selectNodeContents(title);
+  const tops = [...new Set([...range.getClientRects()].map((r) => Math.round(r.top)))];
+  return { size: parseFloat(getComputedStyle(title).fontSize), tops: tops.sort((a, b) => a - b) };
+}"""
+
+
 def _no_family_applicant():
     return ApplicantFactory(real_name="林无家")
 
@@ -191,6 +202,18 @@ def test_a_full_broadcast_board(page, live_url, orm, screenshot):
     screenshot("a11y-broadcast")
     page.goto("/h5/broadcast/")
     screenshot("a11y-broadcast-index")
+
+
+def test_the_board_at_the_largest_text_size(page, live_url, orm, screenshot):
+    """The broadcast board at 200 % text: nothing clipped or off the screen, and the title's
+    two lines are not drawn over each other (they were, at a 24 px line height)."""
+    rid = orm(_board_round)
+    page.goto(f"/h5/broadcast/{rid}/")
+    expect(page.locator("li[title$='已选']").first).to_be_visible()
+    _at_largest_text(page, "board", screenshot)
+    title = page.evaluate(TITLE_LINES)
+    assert len(title["tops"]) == 2, title  # 房源信息播报 at 34 px does not fit one line
+    assert title["tops"][1] - title["tops"][0] >= title["size"], title
 
 
 def test_key_pages_at_the_largest_text_size(page, live_url, orm, screenshot):
