@@ -550,9 +550,9 @@ def orm(transactional_db) -> Iterator[Callable[..., Any]]:
 
 class _SharedBrowser:
     """One Playwright driver and one Chromium per worker's run of browser tests (package
-    scope), a fresh context per test. Starting the driver and the browser cost ~1.25 s of CPU
-    per test, ~100 s over the suite on two cores (measured here: 0.57 s the driver, ~0.7 s
-    the browser).
+    scope), a fresh context per test. Starting them for each test cost CPU on a machine the
+    suite keeps busy (0.57 s the driver, ~0.7 s the browser, measured alone); on 13 browser
+    tests the machine's CPU fell from 100 to 91 s with one of each.
 
     Playwright's sync API marks its asyncio loop as running on the thread between its calls,
     and Django then refuses ORM calls there (SynchronousOnlyOperation: see `orm`). Each test
