@@ -84,6 +84,23 @@ def _layouts_for(size: int) -> list[str]:
     return [Layout.THREE_BED]
 
 
+def demo_staff_accounts() -> dict[str, str]:
+    """The demo's staff: one account per role (operator, reviewer, supervisor), each with
+    STAFF_PASSWORD, in its role's group. Returns {username: label}."""
+    staff = {}
+    with transaction.atomic():
+        for role, label in ROLE_LABELS.items():
+            user, created = User.objects.get_or_create(
+                username=role, defaults={"is_staff": True, "first_name": label}
+            )
+            if created:
+                user.set_password(STAFF_PASSWORD)
+                user.save(update_fields=["password"])
+            user.groups.set([Group.objects.get(name=role)])
+            staff[role] = label
+    return staff
+
+
 def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
     now = now or timezone.now()
     with transaction.atomic():
@@ -145,16 +162,7 @@ def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
                 Session.objects.filter(pk=session.pk).update(**window)
             for family in families[start : start + SESSION_SIZE]:
                 Seat.objects.get_or_create(session=session, family=family)
-        staff = {}
-        for role, label in ROLE_LABELS.items():
-            user, created = User.objects.get_or_create(
-                username=role, defaults={"is_staff": True, "first_name": label}
-            )
-            if created:
-                user.set_password(STAFF_PASSWORD)
-                user.save(update_fields=["password"])
-            user.groups.set([Group.objects.get(name=role)])
-            staff[role] = label
+        staff = demo_staff_accounts()
     return DemoSummary(
         round=rnd,
         units=rnd.units.count(),

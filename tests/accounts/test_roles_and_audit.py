@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import AuditEntry, Family
-from selection.demo import STAFF_PASSWORD, demo_data_load
+from selection.demo import STAFF_PASSWORD, demo_staff_accounts
 
 pytestmark = pytest.mark.django_db
 
@@ -66,6 +66,6 @@ def test_staff_change_is_audited(staff):
 
 
 def test_failed_staff_login_is_audited():
-    demo_data_load()
+    demo_staff_accounts()
     assert not Client().login(username="operator", password="wrong")
     assert AuditEntry.objects.filter(action="staff.login_failed", target="operator").exists()
