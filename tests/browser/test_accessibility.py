@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings as django_settings
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import Layout
@@ -35,7 +36,7 @@ from tests.browser.conftest import (
     csp_watch,
 )
 from tests.browser.test_care_mode import _enter_formal, _open_window_now
-from tests.browser.test_lease_flow import _allocated_just_now, _lease_started
+from tests.browser.test_lease_flow import _allocated_just_now, _lease_started, _signed_at_deposit
 from tests.browser.test_login import log_in
 from tests.browser.test_records_viewer import _approve, _family_with_a_lease_and_a_sealed_subsidy
 from tests.browser.test_selection_flow import _round_in_preselection
@@ -252,9 +253,25 @@ def test_the_signing_page_at_the_largest_text_size(page, live_url, orm, screensh
     ]
 
 
+def _lease_info_done(applicant_pk: int, lease_id: int) -> None:
+    from accounts.models import Applicant
+    from core.context import RequestContext
+    from signing.models import Lease
+    from tests.signing.lease_worlds import lease_info_filled
+
+    lease_info_filled(
+        applicant=Applicant.objects.get(pk=applicant_pk),
+        lease=Lease.objects.get(pk=lease_id),
+        account_number="6222021234567890128",
+        ctx=RequestContext(ip="10.0.0.8", user_agent="pytest"),
+        now=timezone.now(),
+    )
+
+
 def test_the_lease_page_at_the_largest_text_size(page, live_url, orm, screenshot):
-    """租赁合同签约's five stages at 200 % text: each name breaks between its words only
-    (完善 / 承租 / 信息: Intl.Segmenter's words, a one-character word kept with the next)."""
+    """租赁合同签约 at 200 % text, at 完善承租信息, 人脸识别 and 押金缴纳: nothing clipped, and
+    each stage's name breaks between its words only (完善 / 承租 / 信息: Intl.Segmenter's
+    words, a one-character word kept with the next)."""
     setup = orm(_allocated_just_now)
     lid = orm(_lease_started, setup.applicant.pk)
     log_in(page, orm, setup.applicant)
@@ -268,6 +285,21 @@ def test_the_lease_page_at_the_largest_text_size(page, live_url, orm, screenshot
         ["押金", "缴纳"],
         ["待审核"],
     ]
+
+    orm(_lease_info_done, setup.applicant.pk, lid)
+    page.reload()
+    expect(page.locator("#stepper .anju-flowbar__item_on")).to_have_attribute("data-stage", "face")
+    expect(page.locator("#qr-img")).to_be_visible()
+    _at_largest_text(page, "lease-face", screenshot)
+
+    orm(_signed_at_deposit, lid)
+    page.reload()
+    expect(page.locator("#stepper .anju-flowbar__item_on")).to_have_attribute(
+        "data-stage", "deposit"
+    )
+    expect(page.locator("#deposit-amount")).to_have_text("¥2938.00")
+    expect(page.locator("#qr-img")).to_be_visible()
+    _at_largest_text(page, "lease-deposit", screenshot)
 
 
 def test_the_records_and_the_approved_lease_at_the_largest_text_size(

@@ -485,7 +485,8 @@ function stopLive() {
  * closed), with the stage's ticket for the progress stream only. */
 async function depositIssue() {
   const [ticket, order] = await Promise.all([api("POST", `${base}/qr/`), api("POST", `${base}/deposit/`)]);
-  $("deposit-amount").replaceChildren(el("small", { text: "¥" }), order.amount);
+  // At 200 % text the sign may go above the figure; the figure itself never breaks.
+  $("deposit-amount").replaceChildren(el("small", { text: "¥" }), el("wbr"), order.amount);
   $("deposit-expiry").textContent = `请于 ${dateTime(order.expires_at)} 前完成支付，逾期订单将关闭`;
   $("continue-here").href = order.pay_url;
   $("deposit-info").hidden = false;
