@@ -235,6 +235,24 @@ def test_key_pages_at_the_largest_text_size(page, live_url, orm, screenshot):
     expect(page.locator("#cart li").first).to_be_visible()
     _at_largest_text(page, "formal", screenshot)
 
+    # The question before the choice counts, enlarged with the page once it is open (a
+    # dialog made after the enlargement would keep its own px sizes), then the result.
+    page.reload()
+    page.locator("#cart input[type=radio]").first.tap()
+    page.locator("#confirm-btn").tap()
+    asking = page.get_by_role("dialog", name="确认正选")
+    expect(asking).to_be_visible()
+    _at_largest_text(page, "formal-confirm", screenshot)
+    # Nothing under the taller bar: the page keeps room below its last line as tall as the bar.
+    page.wait_for_function(
+        """() => parseFloat(getComputedStyle(document.getElementById("main")).paddingBottom)
+          >= document.querySelector(".anju-bottom-bar").offsetHeight"""
+    )
+    asking.get_by_role("button", name="确认选定").tap()
+    expect(page.locator("#result-title")).to_have_text("选房成功")
+    expect(page.locator("#receipt")).to_contain_text("选房记录凭证")
+    _at_largest_text(page, "result", screenshot)
+
 
 def test_the_signing_page_at_the_largest_text_size(page, live_url, orm, screenshot):
     setup = orm(_agreement_open_now)
