@@ -21,7 +21,6 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -38,11 +37,10 @@ from tests.browser.conftest import (
 from tests.browser.test_care_mode import _enter_formal, _open_window_now
 from tests.browser.test_lease_flow import _allocated_just_now, _lease_started, _signed_at_deposit
 from tests.browser.test_login import log_in
-from tests.browser.test_records_viewer import _approve, _family_with_a_lease_and_a_sealed_subsidy
+from tests.browser.test_records_viewer import records_world
 from tests.browser.test_selection_flow import _round_in_preselection
-from tests.browser.test_signing_flow import _agreement_open_now, _logged_in_session, _ticket_for
+from tests.browser.test_signing_flow import _agreement_open_now, _ticket_for
 from tests.factories import ApplicantFactory
-from tests.signing.viewer_worlds import ca_for
 
 pytestmark = pytest.mark.browser
 
@@ -325,19 +323,7 @@ def test_the_records_and_the_approved_lease_at_the_largest_text_size(
 ):
     """After signing, at 200 % text: 网上签约记录, 网上签约, the viewer and the receipt, and the
     approved lease's page."""
-    settings.PAYMENT = {**settings.PAYMENT, "PLATFORM_KEY_DIR": tmp_path / "pay"}
-    ca_for(settings, tmp_path / "ca")
-    setup = orm(_family_with_a_lease_and_a_sealed_subsidy)
-    orm(_approve, setup["lease_agreement"])
-    page.context.add_cookies(
-        [
-            {
-                "name": django_settings.SESSION_COOKIE_NAME,
-                "value": orm(_logged_in_session, setup["applicant"]),
-                "url": live_url,
-            }
-        ]
-    )
+    setup = records_world(page, live_url, orm, settings, tmp_path, approved=True)
     page.goto("/h5/me/leases/")
     expect(page.locator("article[data-agreement-id]")).to_have_count(2)
     _at_largest_text(page, "records", screenshot)

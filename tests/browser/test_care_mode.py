@@ -12,7 +12,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -20,10 +19,8 @@ from selection.models import Session
 from tests.browser.conftest import CLIPPED
 from tests.browser.test_lease_flow import _allocated_just_now, _lease_started
 from tests.browser.test_login import log_in
-from tests.browser.test_records_viewer import _approve, _family_with_a_lease_and_a_sealed_subsidy
+from tests.browser.test_records_viewer import records_world
 from tests.browser.test_selection_flow import _round_in_preselection
-from tests.browser.test_signing_flow import _logged_in_session
-from tests.signing.viewer_worlds import ca_for
 
 pytestmark = pytest.mark.browser
 
@@ -298,19 +295,7 @@ def test_care_mode_records_viewer_and_receipt(page, live_url, orm, settings, tmp
     """网上签约记录, the viewer and the deposit receipt, the lease approved: the title bar's
     「‹ 签约记录」 on one line, the 咨询电话 numbers (also on 网上签约) and 「查看押金收据」 /
     「查看合同」 big enough to tap."""
-    settings.PAYMENT = {**settings.PAYMENT, "PLATFORM_KEY_DIR": tmp_path / "pay"}
-    ca_for(settings, tmp_path / "ca")
-    setup = orm(_family_with_a_lease_and_a_sealed_subsidy)
-    orm(_approve, setup["lease_agreement"])
-    page.context.add_cookies(
-        [
-            {
-                "name": django_settings.SESSION_COOKIE_NAME,
-                "value": orm(_logged_in_session, setup["applicant"]),
-                "url": live_url,
-            }
-        ]
-    )
+    setup = records_world(page, live_url, orm, settings, tmp_path, approved=True)
     _care_cookie(page, live_url)
     tel = "a[href^='tel:']"
 

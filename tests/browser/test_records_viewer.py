@@ -51,15 +51,14 @@ def _approve(agreement_id: int) -> None:
     services.agreement_approve(agreement_id=agreement_id, actor=reviewer(), now=NOW)
 
 
-def _shot(page, name: str) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(RESULTS / f"{name}.png"), full_page=True)
-
-
-def test_records_list_every_agreement_and_open_the_viewer(page, live_url, orm, settings, tmp_path):
+def records_world(page, live_url, orm, settings, tmp_path, *, approved: bool = False) -> dict:
+    """A family with a signed, paid lease (approved when asked) and a sealed 租金补贴协议,
+    logged in on `page`; the payment platform's keys and the signing CA in `tmp_path`."""
     settings.PAYMENT = {**settings.PAYMENT, "PLATFORM_KEY_DIR": tmp_path / "pay"}
     ca_for(settings, tmp_path / "ca")
     setup = orm(_family_with_a_lease_and_a_sealed_subsidy)
+    if approved:
+        orm(_approve, setup["lease_agreement"])
     page.context.add_cookies(
         [
             {
@@ -69,6 +68,16 @@ def test_records_list_every_agreement_and_open_the_viewer(page, live_url, orm, s
             }
         ]
     )
+    return setup
+
+
+def _shot(page, name: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(RESULTS / f"{name}.png"), full_page=True)
+
+
+def test_records_list_every_agreement_and_open_the_viewer(page, live_url, orm, settings, tmp_path):
+    setup = records_world(page, live_url, orm, settings, tmp_path)
     page.goto("/h5/")
     page.get_by_role("link", name="我的", exact=True).tap()
     page.get_by_role("link", name=re.compile("^网上签约记录")).tap()
