@@ -53,7 +53,7 @@ let busy = false;
 const keys = new Map(); // unit id → idempotency key, reused on a retry of the same unit
 
 // The page keeps room below its last line for the fixed bottom bar, as tall as the bar is
-// drawn: at the largest text size its button's 「确认正选 1栋 1201」 takes two lines.
+// drawn (app.css adds a gap): at the largest text size 「确认正选 1栋 1201」 takes two lines.
 const bottomBar = document.querySelector(".anju-bottom-bar");
 new ResizeObserver(() =>
   document.body.style.setProperty("--anju-bar-height", `${bottomBar.offsetHeight}px`),
