@@ -108,11 +108,13 @@ def application_deadlines(*, round_id: int, family_ids) -> dict[int, datetime]:
 
 def supplementary_earliest_start(session: Session) -> datetime | None:
     """The earliest a supplementary session may start: when the last of its families' days
-    closes its applications (the round's last day for a session without families)."""
+    closes its applications (the round's last day for a session whose families have no
+    formal session)."""
     families = list(session.seats.values_list("family_id", flat=True))
-    if not families:
+    deadlines = application_deadlines(round_id=session.round_id, family_ids=families)
+    if not deadlines:  # no family, or none seated in a formal session (seated by hand)
         return supplementary_applications_deadline(round_id=session.round_id)
-    return max(application_deadlines(round_id=session.round_id, family_ids=families).values())
+    return max(deadlines.values())
 
 
 def _open_refusal(deadline: datetime) -> NotAllowed:

@@ -260,3 +260,22 @@ def test_a_days_supplementary_session_moves_only_after_its_own_days_deadline(two
         session_id=session.pk, starts_at=w.day1 + timedelta(minutes=1), **kw
     )
     assert w.day1 < moved.starts_at < w.day2
+
+
+def test_earliest_start_of_a_session_whose_family_had_no_formal_session(world):
+    """A 补选 session holding only a family without a formal seat (seated by hand) takes the
+    round's last deadline; it had raised ValueError (max of nothing), a 500 on reschedule."""
+    from tests.factories import FamilyFactory
+
+    s1, s2 = world.sessions
+    extra = Session.objects.create(
+        round=world.round,
+        order=9,
+        kind=Session.Kind.SUPPLEMENTARY,
+        starts_at=s2.ends_at + timedelta(hours=1),
+        ends_at=s2.ends_at + timedelta(hours=1, minutes=2),
+    )
+    Seat.objects.create(session=extra, family=FamilyFactory(rank=900))
+    assert supplementary.supplementary_earliest_start(
+        extra
+    ) == supplementary.supplementary_applications_deadline(round_id=world.round.pk)
