@@ -438,7 +438,8 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "static"
+# ANJU_STATIC_ROOT: another collected set (the browser tests collect one per run).
+STATIC_ROOT = Path(os.environ.get("ANJU_STATIC_ROOT") or VAR_DIR / "static")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
 # Front-end packages come from the npm registry (`npm ci` in the Makefile), never a CDN.
 NODE_MODULES = BASE_DIR / "node_modules"
@@ -446,20 +447,20 @@ STATICFILES_DIRS = [
     ("vendor/weui", NODE_MODULES / "weui" / "dist" / "style"),
     ("vendor/signature_pad", NODE_MODULES / "signature_pad" / "dist"),
 ]
-# Development serves static files straight from the finders (no collectstatic) and looks
-# them up per request instead of indexing every file when the middleware starts.
-WHITENOISE_USE_FINDERS = DEBUG
-WHITENOISE_AUTOREFRESH = DEBUG
 # Hashed, gzipped static files (issue 16 item 1; core/staticfiles.py): collectstatic writes
 # name.<hash>.ext and its .gz; pages link the hashed names when STATIC_HASHED_URLS is on
-# (production; `make demo`, which collects first), served as immutable for a year by
-# WhiteNoise or nginx. Off with DEBUG unless ANJU_STATIC_HASHED=1: development and the tests
-# serve the sources through the finders, never a stale collected copy.
+# (production; `make demo` and the browser tests, which collect first), served as immutable
+# for a year by WhiteNoise or nginx. Off with DEBUG unless ANJU_STATIC_HASHED=1: development
+# serves the sources through the finders, never a stale collected copy.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "core.staticfiles.HashedStaticFilesStorage"},
 }
 STATIC_HASHED_URLS = env_bool("ANJU_STATIC_HASHED", not DEBUG)
+# Development without hashed names serves static files straight from the finders and looks
+# them up per request instead of indexing every file when the middleware starts. With hashed
+# names the pages link only what collectstatic wrote: that set is indexed once at start.
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG and not STATIC_HASHED_URLS
 MEDIA_ROOT = VAR_DIR / "private"  # never served by the web server; views check ownership
 
 # Sessions: cookie-based auth for the H5 pages, CSRF and origin checks kept on. Django's

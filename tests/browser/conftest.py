@@ -1,7 +1,8 @@
 """Browser tests: Debian's Chromium, driven by Playwright's sync API, against a live daphne.
 
 - `daphne_server` (session): daphne in a subprocess on a free port, pointed at pytest-django's
-  test database, started once and stopped before the test database is dropped. Beside it,
+  test database, started once and stopped before the test database is dropped. It serves
+  the static files collected for the run (`collected_static`), hashed as in production. Beside it,
   in the same environment, the event relay (`manage.py realtime_relay`) and the allocation
   log's sequencer (`manage.py ledger_sequencer`): the server uses
   Redis as its channel layer, so events reach the pages' sockets only through the relay.
@@ -421,10 +422,36 @@ def oidc_issuer() -> Iterator[Any]:
         fake.stop()
 
 
+@pytest.fixture(scope="session")
+def collected_static(tmp_path_factory, worker_id: str) -> Path:
+    """The static files as production serves them: collectstatic's hashed and gzipped set,
+    collected once per run into a directory the xdist workers share (the first worker to get
+    the lock collects; the manifest, written last, says the set is complete). The pages then
+    load what the demo and nginx serve — hashed module imports included — and keep each file
+    for the test's whole browser context (immutable) instead of asking again on every page."""
+    import fcntl
+
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    base = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        base = base.parent  # pytest's root for this run, above every worker's own
+    root = base / "browser-static"
+    with (base / "browser-static.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "staticfiles.json").exists():
+            with override_settings(STATIC_ROOT=root):
+                call_command("collectstatic", interactive=False, verbosity=0)
+    return root
+
+
 # Package scope: the server and its relay stop when the browser tests are done. A relay left
 # running would claim events that later tests (realtime, deploy) publish themselves.
 @pytest.fixture(scope="package")
-def daphne_server(django_db_setup, tmp_path_factory, oidc_issuer) -> Iterator[str]:
+def daphne_server(
+    django_db_setup, tmp_path_factory, oidc_issuer, collected_static
+) -> Iterator[str]:
     """Start daphne on the test database; yield its base URL; stop it."""
     if not shutil.which(CHROMIUM):
         _unavailable(f"Chromium at {CHROMIUM} (apt-get install chromium)")
@@ -455,6 +482,8 @@ def daphne_server(django_db_setup, tmp_path_factory, oidc_issuer) -> Iterator[st
         "OIDC_CLIENT_ID": oidc_issuer.client_id,
         "OIDC_CLIENT_SECRET": oidc_issuer.client_secret,
         "PYTHONUNBUFFERED": "1",
+        "ANJU_STATIC_ROOT": str(collected_static),
+        "ANJU_STATIC_HASHED": "1",
     }
     log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
     command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
