@@ -6,9 +6,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 from django.db import OperationalError, close_old_connections
+
+from core.wakeup import Wakeup
 
 
 def run_until_signalled(loop: Callable[[threading.Event], None]) -> None:
@@ -20,6 +23,10 @@ def run_until_signalled(loop: Callable[[threading.Event], None]) -> None:
     loop(stop)
 
 
+# How long a loop woken by its rows' commits (`wake_on`) waits before it looks anyway.
+IDLE_SECONDS = 1.0
+
+
 def loop_every(
     *,
     stop: threading.Event,
@@ -27,18 +34,45 @@ def loop_every(
     step: Callable[[], object],
     logger: logging.Logger,
     what: str,
+    wake_on: str | None = None,
+    idle: float | None = None,
 ) -> None:
     """Call `step` every `tick` seconds until `stop` is set. A failing pass (the database away,
-    a deadlock victim) is logged and retried on the next one: every step is idempotent."""
-    while not stop.is_set():
-        try:
-            close_old_connections()
-            step()
-        except OperationalError as exc:
-            logger.warning("%s failed, retrying: %s", what, exc)
-        except Exception:
-            logger.exception("%s crashed, retrying", what)
-        stop.wait(tick)
+    a deadlock victim) is logged and retried on the next one: every step is idempotent.
+
+    With `wake_on`, a channel of core/wakeup.py, on PostgreSQL: between passes the loop waits
+    for the commit of the rows its step works on, up to `idle` seconds, instead of looking
+    every `tick` — no query while nothing happens, the next pass as the rows commit — and
+    never starts passes closer than `tick`, so a burst is still taken in batches. `idle`
+    defaults to IDLE_SECONDS."""
+    idle = IDLE_SECONDS if idle is None else idle
+    wakeup = Wakeup.open(wake_on) if wake_on else None
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                close_old_connections()
+                step()
+            except OperationalError as exc:
+                logger.warning("%s failed, retrying: %s", what, exc)
+            except Exception:
+                logger.exception("%s crashed, retrying", what)
+            pace(stop, wakeup, started=started, tick=tick, idle=idle)
+    finally:
+        if wakeup is not None:
+            wakeup.close()
+
+
+def pace(
+    stop: threading.Event, wakeup: Wakeup | None, *, started: float, tick: float, idle: float
+) -> None:
+    """The wait after a pass that began at `started`: `tick` without a wake-up; with one, until
+    a notification (or `idle`), then whatever is left of `tick` since `started`."""
+    if wakeup is not None:
+        wakeup.wait(stop, idle)
+    rest = started + tick - time.monotonic()
+    if rest > 0:
+        stop.wait(rest)
 
 
 _in_process: dict[str, threading.Thread] = {}

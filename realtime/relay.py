@@ -1,8 +1,8 @@
 """The relay: publishes committed events from the outbox to the channel layer.
 
-Each tick (100 ms) it takes the unpublished events, groups them by stream and sends ONE
-message per stream with the whole seq range, so a burst of 50 takeovers reaches a watcher
-as one or two messages, not 50. Every few seconds it also sends each recently active
+Each pass (as events commit, at most one per 100 ms tick) takes the unpublished events, groups
+them by stream and sends ONE message per stream with the whole seq range, so a burst of 50
+takeovers reaches a watcher as one or two messages, not 50. Every few seconds it also sends each recently active
 stream's head, so a client that missed a message (delivery is at most once) notices the gap
 and catches up over HTTP. If the layer is down (Redis stopped) the events stay unpublished
 and go out when it returns; the pages poll meanwhile.
@@ -26,6 +26,8 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from core.loops import IDLE_SECONDS, pace
+from core.wakeup import EVENTS_CHANNEL, Wakeup
 from events.models import Event
 from events.services import streams_active
 from realtime.protocol import events_frame, group_name, heads_frame
@@ -143,15 +145,20 @@ FAILURE_LOG_EVERY_SECONDS = 60.0
 
 
 def relay_run(*, stop: threading.Event, tick: float = TICK_SECONDS) -> None:
-    """Tick until `stop`. While Redis or the database is away it backs off to one try every
-    2 s and logs once a minute, then says how many events went out when it recovers."""
+    """Tick until `stop`. On PostgreSQL a pass starts as events commit (their NOTIFY, core/
+    wakeup.py), at most one per `tick` so that a burst still goes out coalesced, and at least
+    one per second; elsewhere one every `tick`. While Redis or the database is away it backs
+    off to one try every 2 s and logs once a minute, then says how many events went out when
+    it recovers."""
     layer = get_channel_layer()
     loop = asyncio.new_event_loop()  # one loop for the process: the layer's connections stay
+    wakeup = Wakeup.open(EVENTS_CHANNEL)
     next_heads = time.monotonic()
     failing_since: float | None = None
     last_log = 0.0
     wait = tick
     while not stop.is_set():
+        started = time.monotonic()
         try:
             if failing_since is not None:
                 close_old_connections()  # after a failure only: not a reconnect every tick
@@ -174,5 +181,11 @@ def relay_run(*, stop: threading.Event, tick: float = TICK_SECONDS) -> None:
                 logger.warning("relay cannot publish, retrying: %s", exc)
                 last_log = now
             wait = min(MAX_BACKOFF_SECONDS, wait * 2)
-        stop.wait(wait)
+        if failing_since is None:
+            idle = max(0.0, min(IDLE_SECONDS, next_heads - time.monotonic()))
+            pace(stop, wakeup, started=started, tick=tick, idle=idle)
+        else:
+            stop.wait(wait)
+    if wakeup is not None:
+        wakeup.close()
     loop.close()

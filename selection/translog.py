@@ -28,6 +28,7 @@ from core.errors import Conflict, DomainError, ValidationFailed
 from core.hashchain import utc_iso
 from core.locking import lock_first
 from core.loops import loop_every, start_in_process
+from core.wakeup import LEDGER_CHANNEL
 from selection.ledger import CODE_LENGTH, log_name, stored_entry
 from selection.models import LedgerEntry, LedgerLog, LedgerNode, TreeHead
 
@@ -205,15 +206,24 @@ def sequence_pending(*, now: datetime | None = None) -> list[TreeHead]:
 
 
 def sequencer_run(*, stop: threading.Event, tick: float = TICK_SECONDS) -> None:
-    """Sequence until `stop` is set: a tick that finds pending entries signs a head, so a
-    committed allocation is in a signed head within about `tick` seconds. A failing tick is
-    logged and retried; nothing half-done survives a rollback."""
+    """Sequence until `stop` is set: a pass that finds pending entries signs a head. On
+    PostgreSQL the pass starts as the entries commit (their NOTIFY), at most one per `tick`;
+    elsewhere every `tick`. Either way a committed allocation is in a signed head within
+    about `tick` seconds. A failing pass is logged and retried; nothing half-done survives a
+    rollback."""
 
     def step() -> None:
         for head in sequence_pending():
             logger.info("round %s: signed head size %s", head.round_id, head.size)
 
-    loop_every(stop=stop, tick=tick, step=step, logger=logger, what="sequencer tick")
+    loop_every(
+        stop=stop,
+        tick=tick,
+        step=step,
+        logger=logger,
+        what="sequencer tick",
+        wake_on=LEDGER_CHANNEL,
+    )
 
 
 def sequencer_start_in_process() -> None:

@@ -1,0 +1,191 @@
+"""The background loops' wake-up (core/wakeup.py): a trigger NOTIFYs at the commit of the
+rows a loop works on, so the relay and the sequencer look as rows commit instead of asking the
+database ten times a second.
+
+The loop tests set the loops' idle look to a minute: whatever they see within the test's
+10 s bound came from a notification. Their one observation window (0.5 s with nothing
+committed) is the control: the loops before the wake-up looked every tick (25 times in it)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections, transaction
+
+from core import loops
+from core.wakeup import EVENTS_CHANNEL, LEDGER_CHANNEL, Wakeup
+from events.models import Event
+from realtime import relay
+from selection import allocation, carts, translog
+from selection.models import Allocation, LedgerEntry, TreeHead
+from tests.realtime.test_outbox_relay import ping_event, record  # noqa: F401 (a fixture)
+from tests.worlds import enter, make_world, preselect
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+NEVER = threading.Event()  # a stop that is never set: waits end by notification or timeout
+TICK = 0.02
+BOUND = 10  # seconds: how long a test waits for what a notification brings
+
+
+class Rollback(Exception):
+    pass
+
+
+def ready_to_confirm():
+    """A family in its formal window with the round's one unit in its cart."""
+    world = make_world(families=1, units=1, sessions=1)
+    family, rnd, session = world.families[0], world.round, world.sessions[0]
+    preselect(family, rnd, world.units)
+    enter(family, rnd, session)
+    carts.cart_sync(family=family, round_id=rnd.pk, now=session.starts_at)
+    return world
+
+
+def confirm(world, key: str = "wakeup-0001") -> None:
+    session = world.sessions[0]
+    allocation.selection_confirm(
+        family=world.families[0],
+        round_id=world.round.pk,
+        unit_id=world.units[0].pk,
+        idempotency_key=key,
+        now=session.starts_at + timedelta(seconds=5),
+    )
+
+
+def test_a_confirm_wakes_the_relay_and_the_sequencer_at_its_commit_and_not_before():
+    world = ready_to_confirm()
+    events, ledger = Wakeup.open(EVENTS_CHANNEL), Wakeup.open(LEDGER_CHANNEL)
+    try:
+        # Control: a confirm rolled back notifies nobody.
+        with pytest.raises(Rollback), transaction.atomic():
+            confirm(world)
+            raise Rollback
+        assert not Allocation.objects.exists()
+        assert events.wait(NEVER, 0.3) is False
+        assert ledger.wait(NEVER, 0.3) is False
+
+        with transaction.atomic():
+            confirm(world)
+            # Inserted, not yet committed: nothing is delivered yet.
+            assert events.wait(NEVER, 0.3) is False
+            assert ledger.wait(NEVER, 0.3) is False
+        assert events.wait(NEVER, BOUND) is True
+        assert ledger.wait(NEVER, BOUND) is True
+        # Everything that commit sent was taken with that one wake-up.
+        assert events.wait(NEVER, 0.3) is False
+    finally:
+        events.close()
+        ledger.close()
+
+
+def test_a_dropped_listening_connection_listens_again_and_hears_the_next_commit():
+    waker = Wakeup.open(EVENTS_CHANNEL)
+    try:
+        pid = waker._db.connection.info.backend_pid
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        # Lost: the caller is told to look now (what was committed meanwhile).
+        assert waker.wait(NEVER, BOUND) is True
+        assert not waker.listening
+        assert waker.wait(NEVER, BOUND) is True  # listening again: look once more
+        assert waker.listening
+        record("round.1", 1)
+        assert waker.wait(NEVER, BOUND) is True
+    finally:
+        waker.close()
+
+
+def test_sqlite_has_no_wakeup():
+    class SqliteLike:
+        vendor = "sqlite"
+
+    original = connections["default"]
+    try:
+        connections["default"] = SqliteLike()
+        assert Wakeup.open(EVENTS_CHANNEL) is None
+    finally:
+        connections["default"] = original
+
+
+def run_in_thread(loop, **kwargs):
+    """`loop(stop=..., **kwargs)` on a thread, its database connection closed when it ends."""
+    stop = threading.Event()
+
+    def target() -> None:
+        try:
+            loop(stop=stop, **kwargs)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def test_an_idle_relay_does_not_look_until_an_event_commits_then_publishes_it(monkeypatch):
+    record("round.1", 2)  # committed before the relay starts
+    monkeypatch.setattr(relay, "IDLE_SECONDS", 60)
+    monkeypatch.setattr(relay, "HEADS_EVERY_SECONDS", 600)
+    passes: list[int] = []
+    first, published = threading.Event(), threading.Event()
+    real_once = relay.relay_once
+
+    def counted(**kwargs):
+        sent = real_once(**kwargs)
+        passes.append(sent)
+        first.set()
+        if len(passes) > 1 and sent:
+            published.set()
+        return sent
+
+    monkeypatch.setattr(relay, "relay_once", counted)
+    stop, thread = run_in_thread(relay.relay_run, tick=TICK)
+    try:
+        assert first.wait(BOUND)
+        assert passes == [2]  # what was committed before it started
+        assert not published.wait(0.5)  # the control window: nothing committed, no look
+        assert len(passes) == 1
+        record("round.1", 1)
+        assert published.wait(BOUND)
+        assert not Event.objects.filter(published_at__isnull=True).exists()
+        assert passes == [2, 1]
+    finally:
+        stop.set()
+        thread.join(BOUND)
+    assert not thread.is_alive()
+
+
+def test_an_idle_sequencer_signs_a_confirm_as_it_commits(monkeypatch):
+    world = ready_to_confirm()
+    monkeypatch.setattr(loops, "IDLE_SECONDS", 60)
+    passes: list[int] = []
+    first, signed = threading.Event(), threading.Event()
+    real_pending = translog.sequence_pending
+
+    def counted(**kwargs):
+        heads = real_pending(**kwargs)
+        passes.append(len(heads))
+        first.set()
+        if heads:
+            signed.set()
+        return heads
+
+    monkeypatch.setattr(translog, "sequence_pending", counted)
+    stop, thread = run_in_thread(translog.sequencer_run, tick=TICK)
+    try:
+        assert first.wait(BOUND)
+        assert not signed.wait(0.5)  # the control window: nothing committed, no look
+        assert passes == [0]
+        confirm(world)
+        assert signed.wait(BOUND)
+        assert passes == [0, 1]
+        entry = LedgerEntry.objects.get(round_id=world.round.pk)
+        assert entry.index == 0
+        assert TreeHead.objects.get(round_id=world.round.pk).size == 1
+    finally:
+        stop.set()
+        thread.join(BOUND)
+    assert not thread.is_alive()
