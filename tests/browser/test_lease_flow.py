@@ -297,7 +297,7 @@ def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
     expect(page.locator("#qr-code-line")).to_be_hidden()  # a payment code has no 识别码
     expect(page.locator("#deposit-amount")).to_have_text("¥2938.00")
     expect(page.locator("#deposit-expiry")).to_contain_text("前完成支付，逾期订单将关闭")
-    code_url = decode_qr(page.locator("#qr-img").screenshot())
+    code_url = decode_qr(page.locator("#qr-img"))
     assert re.fullmatch(rf"{live_url}/dev/pay/wx\d{{14}}[0-9a-f]{{20}}/", code_url), code_url
     expect(page.get_by_role("link", name="在手机上支付")).to_have_attribute("href", code_url)
     page.screenshot(path=str(RESULTS / "lease-deposit.png"), full_page=True)
@@ -470,7 +470,7 @@ def test_the_desktop_shows_the_payment_code_and_a_phone_pays_it(page, desktop, l
     expect(desktop.locator("#live-state")).to_have_text("实时")
     expect(desktop.locator("#progress li")).to_have_text(["微信支付押金"])
     expect(desktop.locator("#progress li.anju-progress__item_done")).to_have_count(0)
-    code_url = decode_qr(desktop.locator("#qr-img").screenshot())
+    code_url = decode_qr(desktop.locator("#qr-img"))
     payment = orm(DepositPayment.objects.get, lease_id=lid)
     assert code_url == f"{live_url}/dev/pay/{payment.prepay_id}/"
     expect(desktop.get_by_role("link", name="在手机上支付")).to_have_attribute("href", code_url)

@@ -88,7 +88,7 @@ def _scan(desktop, phone, live_url: str, title: str) -> str:
     code = desktop.locator("#qr-img")
     expect(code).to_be_visible()
     expect(code).to_have_js_property("complete", True)
-    url = decode_qr(code.screenshot())
+    url = decode_qr(code)
     assert url.startswith(f"{live_url}/s/"), url
     phone.goto(url)
     return url
@@ -166,7 +166,7 @@ def test_the_lease_on_a_desktop_and_a_phone_that_never_logs_in(page, desktop, li
     code = desktop.locator("#qr-img")
     expect(code).to_be_visible()
     expect(code).to_have_js_property("complete", True)
-    code_url = decode_qr(code.screenshot())
+    code_url = decode_qr(code)
     payment = orm(DepositPayment.objects.get, lease_id=lid)
     assert code_url == f"{live_url}/dev/pay/{payment.prepay_id}/", code_url
     phone.goto(code_url)
@@ -212,7 +212,7 @@ def test_a_leaked_screenshot_a_takeover_an_expired_code(page, desktop, live_url,
     _log_in_desktop(desktop, orm, live_url, setup.applicant.pk)
     desktop.goto(f"/h5/signing/{aid}/qr/")
     expect(desktop.locator("#live-state")).to_have_text("实时")
-    url = decode_qr(desktop.locator("#qr-img").screenshot())
+    url = decode_qr(desktop.locator("#qr-img"))
 
     # A stranger's phone with the screenshot: masked details, and the face check fails.
     stranger = _new_phone(page, live_url)
