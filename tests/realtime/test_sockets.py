@@ -248,10 +248,13 @@ async def test_frames_that_come_while_the_heads_are_read_follow_the_hello(
 async def test_the_qr_progress_socket_closes_when_its_ticket_expires(flushed_layer):
     await aio(open_session_world)()
     # The wall clock stands still from the token's making to the socket's check, so the token
-    # has exactly 1 s left when the consumer schedules its close, however slow this machine
-    # is; the close then comes 1 s later on the event loop's own (monotonic) clock.
+    # has exactly 3 s left when the consumer schedules its close, however slow this machine
+    # is; the close then comes 3 s later on the event loop's own (monotonic) clock. The
+    # socket's opening (the join, the heads' read) must finish within those 3 s: with 1 s it
+    # once did not, on a machine running three test workers, and the socket closed (4410)
+    # before it was accepted.
     with time_machine.travel(timezone.now(), tick=False):
-        live = qr_stream_token(ticket_id="T7", expires_at=timezone.now() + timedelta(seconds=1))
+        live = qr_stream_token(ticket_id="T7", expires_at=timezone.now() + timedelta(seconds=3))
         ws, hello = await connected(f"/ws/qr/{live}/")
     assert hello["streams"] == ["qr.T7"]
     closed = await ws.receive_output(timeout=10)  # the close the consumer schedules
