@@ -126,6 +126,12 @@ def parse_args() -> argparse.Namespace:
         help="extra environment for the daphne processes (repeatable)",
     )
     parser.add_argument(
+        "--without-notify",
+        action="store_true",
+        help="drop the outbox's and the log's NOTIFY triggers (core/wakeup.py) after migrating: "
+        "the confirm's cost without them, to set against a run with them",
+    )
+    parser.add_argument(
         "--backlog",
         type=int,
         default=0,
@@ -571,6 +577,12 @@ def main() -> int:
     args = parse_args()
     started = time.perf_counter()
     migrate_s = _lib.bootstrap(DB_NAME, conn_max_age=args.conn_max_age)
+    if args.without_notify:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            for table in ("events_event", "selection_ledgerentry"):
+                cursor.execute(f"DROP TRIGGER {table}_notify ON {table}")
     env = {**os.environ, "ANJU_BENCH_FLOOR": "1"}  # the floor views (mobile_api/floor.py)
     if args.pool:
         env["DATABASE_POOL_MAX_SIZE"] = str(args.pool)
@@ -592,6 +604,7 @@ def main() -> int:
         f"pool {env.get('DATABASE_POOL_MAX_SIZE') or 'off'}, "
         f"backlog {args.backlog or 'daphne default (50)'}"
         + (f", server env {args.server_env}" if args.server_env else "")
+        + (", NOTIFY triggers dropped" if args.without_notify else "")
         + f"; database {DB_NAME} on {_lib.PG['host']}:{_lib.PG['port']} created and migrated "
         f"in {migrate_s:.1f} s; Redis {_lib.REDIS_URL}; server-side binding "
         f"{env.get('DATABASE_SERVER_SIDE_BINDING') or 'default'}, prepare threshold "
