@@ -20,6 +20,7 @@ import threading
 import time
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 logger = logging.getLogger("anju.wakeup")
 
@@ -37,7 +38,7 @@ class Wakeup:
     def __init__(self, channel: str, *, using: str = DEFAULT_DB_ALIAS) -> None:
         self.channel = channel
         self.using = using
-        self._db = None
+        self._db: BaseDatabaseWrapper | None = None
         self._listen()  # before the caller's first look: nothing falls between the two
 
     @classmethod
