@@ -101,3 +101,32 @@ class Wakeup:
             except Exception:  # already broken: nothing to release
                 logger.debug("closing the listening connection failed", exc_info=True)
             self._db = None
+
+
+def notify_on_insert(table: str, channel: str):
+    """The migration operation that makes every statement inserting into `table` NOTIFY
+    `channel` (PostgreSQL; nothing on SQLite, whose loops poll). Used by migrations: change
+    it only by adding a migration, never by editing what an applied one did."""
+    from django.db import migrations
+
+    function = f"{table}_notify_fn"
+
+    def create(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        schema_editor.execute(
+            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN PERFORM pg_notify('{channel}', ''); RETURN NULL; END $$"
+        )
+        schema_editor.execute(
+            f"CREATE TRIGGER {table}_notify AFTER INSERT ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        )
+
+    def drop(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_notify ON {table}")
+        schema_editor.execute(f"DROP FUNCTION IF EXISTS {function}()")
+
+    return migrations.RunPython(create, drop)

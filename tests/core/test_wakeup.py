@@ -125,33 +125,42 @@ def run_in_thread(loop, **kwargs):
     return stop, thread
 
 
+class Passes:
+    """Each pass of a loop, as the size of what its step (`module.name`, wrapped) returned:
+    `first` is set by the first pass, `worked` by any later pass that found work."""
+
+    def __init__(self, monkeypatch, module, name: str) -> None:
+        self.sizes: list[int] = []
+        self.first, self.worked = threading.Event(), threading.Event()
+        real = getattr(module, name)
+
+        def counted(**kwargs):
+            result = real(**kwargs)
+            size = result if isinstance(result, int) else len(result)
+            self.sizes.append(size)
+            self.first.set()
+            if len(self.sizes) > 1 and size:
+                self.worked.set()
+            return result
+
+        monkeypatch.setattr(module, name, counted)
+
+
 def test_an_idle_relay_does_not_look_until_an_event_commits_then_publishes_it(monkeypatch):
     record("round.1", 2)  # committed before the relay starts
     monkeypatch.setattr(relay, "IDLE_SECONDS", 60)
     monkeypatch.setattr(relay, "HEADS_EVERY_SECONDS", 600)
-    passes: list[int] = []
-    first, published = threading.Event(), threading.Event()
-    real_once = relay.relay_once
-
-    def counted(**kwargs):
-        sent = real_once(**kwargs)
-        passes.append(sent)
-        first.set()
-        if len(passes) > 1 and sent:
-            published.set()
-        return sent
-
-    monkeypatch.setattr(relay, "relay_once", counted)
+    passes = Passes(monkeypatch, relay, "relay_once")
     stop, thread = run_in_thread(relay.relay_run, tick=TICK)
     try:
-        assert first.wait(BOUND)
-        assert passes == [2]  # what was committed before it started
-        assert not published.wait(0.5)  # the control window: nothing committed, no look
-        assert len(passes) == 1
+        assert passes.first.wait(BOUND)
+        assert passes.sizes == [2]  # what was committed before it started
+        assert not passes.worked.wait(0.5)  # the control window: nothing committed, no look
+        assert passes.sizes == [2]
         record("round.1", 1)
-        assert published.wait(BOUND)
+        assert passes.worked.wait(BOUND)
         assert not Event.objects.filter(published_at__isnull=True).exists()
-        assert passes == [2, 1]
+        assert passes.sizes == [2, 1]
     finally:
         stop.set()
         thread.join(BOUND)
@@ -161,27 +170,15 @@ def test_an_idle_relay_does_not_look_until_an_event_commits_then_publishes_it(mo
 def test_an_idle_sequencer_signs_a_confirm_as_it_commits(monkeypatch):
     world = ready_to_confirm()
     monkeypatch.setattr(loops, "IDLE_SECONDS", 60)
-    passes: list[int] = []
-    first, signed = threading.Event(), threading.Event()
-    real_pending = translog.sequence_pending
-
-    def counted(**kwargs):
-        heads = real_pending(**kwargs)
-        passes.append(len(heads))
-        first.set()
-        if heads:
-            signed.set()
-        return heads
-
-    monkeypatch.setattr(translog, "sequence_pending", counted)
+    passes = Passes(monkeypatch, translog, "sequence_pending")
     stop, thread = run_in_thread(translog.sequencer_run, tick=TICK)
     try:
-        assert first.wait(BOUND)
-        assert not signed.wait(0.5)  # the control window: nothing committed, no look
-        assert passes == [0]
+        assert passes.first.wait(BOUND)
+        assert not passes.worked.wait(0.5)  # the control window: nothing committed, no look
+        assert passes.sizes == [0]
         confirm(world)
-        assert signed.wait(BOUND)
-        assert passes == [0, 1]
+        assert passes.worked.wait(BOUND)
+        assert passes.sizes == [0, 1]
         entry = LedgerEntry.objects.get(round_id=world.round.pk)
         assert entry.index == 0
         assert TreeHead.objects.get(round_id=world.round.pk).size == 1
