@@ -1,10 +1,10 @@
 """The relay: publishes committed events from the outbox to the channel layer.
 
-Each pass (as events commit, at most one per 100 ms tick) takes the unpublished events, groups
-them by stream and sends ONE message per stream with the whole seq range, so a burst of 50
-takeovers reaches a watcher as one or two messages, not 50. Every few seconds it also sends each recently active
-stream's head, so a client that missed a message (delivery is at most once) notices the gap
-and catches up over HTTP. If the layer is down (Redis stopped) the events stay unpublished
+Each pass (as events commit, at most one per 100 ms tick) takes the unpublished events,
+groups them by stream and sends ONE message per stream with the whole seq range, so a burst
+of 50 takeovers reaches a watcher as one or two messages, not 50. Every few seconds it also
+sends each recently active stream's head, so a client that missed a message (delivery is at
+most once) notices the gap and catches up over HTTP. If the layer is down (Redis stopped) the events stay unpublished
 and go out when it returns; the pages poll meanwhile.
 
 Runs as `manage.py realtime_relay` (several may run: rows are claimed with SKIP LOCKED) or,

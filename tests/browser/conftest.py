@@ -2,9 +2,9 @@
 
 - `daphne_server` (session): daphne in a subprocess on a free port, pointed at pytest-django's
   test database, started once and stopped before the test database is dropped. It serves
-  the static files collected for the run (`collected_static`), hashed as in production. Beside it,
-  in the same environment, the event relay (`manage.py realtime_relay`) and the allocation
-  log's sequencer (`manage.py ledger_sequencer`): the server uses
+  the static files collected for the run (`collected_static`), hashed as in production.
+  Beside it, in the same environment, the event relay (`manage.py realtime_relay`) and the
+  allocation log's sequencer (`manage.py ledger_sequencer`): the server uses
   Redis as its channel layer, so events reach the pages' sockets only through the relay.
   Its identity platform (OIDC) is `oidc_issuer`, the adapter tests' fake issuer.
 - `live_url`: the server's base URL for one test, with `transactional_db`, so that what the
