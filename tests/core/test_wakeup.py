@@ -98,6 +98,37 @@ def test_a_dropped_listening_connection_listens_again_and_hears_the_next_commit(
         waker.close()
 
 
+def test_a_database_that_cannot_be_reached_leaves_the_loop_to_its_own_pace(monkeypatch):
+    """The listening connection cannot open (PostgreSQL away): `wait` returns at once, so the
+    loop keeps its tick as without a wake-up; once the database answers it listens again."""
+    from django.db import OperationalError
+
+    real_create = connections.create_connection
+    down = True
+
+    def create(alias):
+        db = real_create(alias)
+        if down:
+
+            def refuse():
+                raise OperationalError("connection refused")
+
+            db.ensure_connection = refuse
+        return db
+
+    monkeypatch.setattr(connections, "create_connection", create)
+    waker = Wakeup.open(EVENTS_CHANNEL)
+    try:
+        assert not waker.listening
+        assert waker.wait(NEVER, 60) is False  # at once, not after a minute
+        assert not waker.listening
+        down = False
+        assert waker.wait(NEVER, 60) is True  # listening again: look now
+        assert waker.listening
+    finally:
+        waker.close()
+
+
 def test_sqlite_has_no_wakeup():
     class SqliteLike:
         vendor = "sqlite"
