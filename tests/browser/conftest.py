@@ -139,7 +139,7 @@ def _new_context_with(
 # still waiting (or was never sent) looks the same there; the browser's side tells them apart.
 class _Journal:
     def __init__(self) -> None:
-        self.lines: deque[str] = deque(maxlen=60)
+        self.lines: deque[str] = deque(maxlen=80)
         self.reset()
 
     def reset(self) -> None:
@@ -149,24 +149,38 @@ class _Journal:
 
     def watch(self, context: Any) -> None:
         """Note each of `context`'s requests: sent, answered (status) or failed; static
-        files only when they fail. c1 is the test's phone, c2… a desktop or another phone."""
+        files only when they fail; its pages' websockets (opened, failed, closed) and console
+        errors and warnings (the browser reports a socket's network failure there). c1 is
+        the test's phone, c2… a desktop or another phone."""
         self.contexts += 1
         tag = f"c{self.contexts}"
+
+        def line(text: str) -> None:
+            self.lines.append(f"+{time.monotonic() - self.start:7.3f}s {tag} {text}")
 
         def note(mark: str, request: Any, after: str = "") -> None:
             parts = urlsplit(request.url)
             query = f"?{parts.query}" if parts.query else ""
-            at = time.monotonic() - self.start
-            self.lines.append(
-                f"+{at:7.3f}s {tag} {mark} {request.method} {parts.path}{query}{after}"
-            )
+            line(f"{mark} {request.method} {parts.path}{query}{after}")
 
         def wanted(request: Any) -> bool:
             return not request.url.startswith("data:") and "/static/" not in request.url
 
+        def websocket(ws: Any) -> None:
+            path = urlsplit(ws.url).path
+            line(f"⇄ WS {path}")
+            ws.on("socketerror", lambda error: line(f"✗ WS {path} ({error})"))
+            ws.on("close", lambda _ws: line(f"⇥ WS {path} closed"))
+
+        def console(message: Any) -> None:
+            if message.type in ("error", "warning"):
+                line(f"! console {message.type}: {message.text[:200]}")
+
         context.on("request", lambda r: wanted(r) and note("→", r))
         context.on("requestfinished", lambda r: wanted(r) and note("←", r, f" {_status(r)}"))
         context.on("requestfailed", lambda r: note("✗", r, f" ({r.failure})"))
+        context.on("page", lambda tab: tab.on("websocket", websocket))
+        context.on("console", console)
 
 
 def _status(request: Any) -> str:
