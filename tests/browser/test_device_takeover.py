@@ -45,13 +45,19 @@ RECORD_CLOSES = """
 """
 
 
-def closed_with(tab, prefix: str, code: int | None, *, timeout: float = 3_000):
-    """Wait until a socket of the page under `prefix` has closed with `code` (None: any)."""
+def closed_with(tab, prefix: str, code: int | None):
+    """Wait until a socket of the page under `prefix` has closed with `code` (None: any).
+
+    Ten seconds, not three: once on CI both of a desktop's sockets dropped (no code of ours,
+    nothing in the server's log) between the phone's 409 and its confirmation. The page then
+    reconnects with backoff (1, 2, 4 s ±30 %), and the server closes a socket of an ended
+    login with its code as it connects: still no request of the page's, still on screen
+    without a reload. A failed test's journal shows the sockets' own events."""
     tab.wait_for_function(
         "([prefix, code]) => window.socketCloses.some("
         "(c) => c.path.startsWith(prefix) && (code === null || c.code === code))",
         arg=[prefix, code],
-        timeout=timeout,
+        timeout=10_000,
     )
 
 
@@ -123,14 +129,9 @@ def test_a_confirmed_login_on_the_phone_ends_the_desktop_at_once(page, desktop, 
     # (tests/realtime/test_device_sockets.py), unless the page got there first: on the
     # account's 4409 the page stops its live updates and closes that socket itself. Either
     # way it is closed and, below, stays closed.
-    # Ten seconds, not three: once on CI both of the desktop's sockets dropped (no code of
-    # ours, nothing in the server's log) between the phone's 409 and its confirmation. The
-    # page then reconnects with backoff (1, 2, 4 s ±30 %), and the server closes the socket
-    # of the ended login with 4409 as it connects: still no request of the page's, still on
-    # screen without a reload. The journal of a failure now shows the sockets' own events.
     dialog.get_by_role("button", name="继续登录").tap()
     expect(phone).to_have_url(f"{live_url}/h5/")
-    closed_with(desktop, "/ws/account/", 4409, timeout=10_000)
+    closed_with(desktop, "/ws/account/", 4409)
     closed_with(desktop, "/ws/selection/", None)
     notice = desktop.locator("#session-ended")
     expect(notice).to_be_visible(timeout=3_000)
