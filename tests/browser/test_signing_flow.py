@@ -106,7 +106,9 @@ def decode_qr(code) -> str:
     locator `code` is: the page's screenshot clipped to it, scrolled into the screen first
     if it is not there. (Playwright's element screenshot and its scroll_into_view_if_needed
     each took 2–3 s in the lease journey, waiting on the element; the clip of the screen
-    takes ~0.2 s.)"""
+    takes ~0.2 s.) An image is read once the browser has decoded it: a code shown a moment
+    ago (its data URL just set) may not be painted yet."""
+    code.evaluate("el => el.tagName === 'IMG' ? el.decode() : null")
     box = code.bounding_box()
     if box["y"] < 0 or box["y"] + box["height"] > code.page.viewport_size["height"]:
         code.evaluate("el => el.scrollIntoView({ block: 'center' })")
