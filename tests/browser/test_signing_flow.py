@@ -102,18 +102,18 @@ def _logged_in_session(applicant_pk: int) -> str:
 
 
 def decode_qr(code) -> str:
-    """What a phone's scanner reads (zxing-cpp) from a picture of the screen where the
-    locator `code` is: the page's screenshot clipped to it, scrolled into the screen first
-    if it is not there. (Playwright's element screenshot and its scroll_into_view_if_needed
-    each took 2–3 s in the lease journey, waiting on the element; the clip of the screen
-    takes ~0.2 s.) An image is read once the browser has decoded it: a code shown a moment
-    ago (its data URL just set) may not be painted yet."""
+    """What a phone's scanner reads (zxing-cpp) from a picture of the screen showing the
+    locator `code`: the viewport's screenshot, scrolled first to bring the code on screen if
+    it is not. The whole screen, not a clip to the code's box: a notice that comes in above
+    it (the live client's clock-drift banner, once its pings are back) moves the code between
+    a box's measure and the picture, and a clip then cuts it. (Playwright's element
+    screenshot waits for a stable box but took 2–3 s each in the lease journey.) An image is
+    read once the browser has decoded it: a code shown a moment ago may not be painted yet."""
     code.evaluate("el => el.tagName === 'IMG' ? el.decode() : null")
     box = code.bounding_box()
     if box["y"] < 0 or box["y"] + box["height"] > code.page.viewport_size["height"]:
         code.evaluate("el => el.scrollIntoView({ block: 'center' })")
-        box = code.bounding_box()
-    png = code.page.screenshot(clip=box)
+    png = code.page.screenshot()
     codes = [
         c.text
         for c in zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
