@@ -39,6 +39,7 @@ class Wakeup:
         self.channel = channel
         self.using = using
         self._db: BaseDatabaseWrapper | None = None
+        self._unreachable = False  # said so once; the caller tries again on every tick
         self._listen()  # before the caller's first look: nothing falls between the two
 
     @classmethod
@@ -60,8 +61,14 @@ class Wakeup:
             db.connection.execute(f'LISTEN "{self.channel}"')
         except Exception as exc:
             db.close()
-            logger.warning("cannot listen on %s (looking on every tick): %s", self.channel, exc)
+            # Once per outage: the caller's loop tries again on each of its ticks.
+            log = logger.debug if self._unreachable else logger.warning
+            log("cannot listen on %s (looking on every tick): %s", self.channel, exc)
+            self._unreachable = True
             return False
+        if self._unreachable:
+            logger.warning("listening on %s again", self.channel)
+            self._unreachable = False
         self._db = db
         return True
 

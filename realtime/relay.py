@@ -4,8 +4,8 @@ Each pass (as events commit, at most one per 100 ms tick) takes the unpublished 
 groups them by stream and sends ONE message per stream with the whole seq range, so a burst
 of 50 takeovers reaches a watcher as one or two messages, not 50. Every few seconds it also
 sends each recently active stream's head, so a client that missed a message (delivery is at
-most once) notices the gap and catches up over HTTP. If the layer is down (Redis stopped) the events stay unpublished
-and go out when it returns; the pages poll meanwhile.
+most once) notices the gap and catches up over HTTP. If the layer is down (Redis stopped) the
+events stay unpublished and go out when it returns; the pages poll meanwhile.
 
 Runs as `manage.py realtime_relay` (several may run: rows are claimed with SKIP LOCKED) or,
 in the embedded quick start, as a task on the server's event loop."""
@@ -157,35 +157,37 @@ def relay_run(*, stop: threading.Event, tick: float = TICK_SECONDS) -> None:
     failing_since: float | None = None
     last_log = 0.0
     wait = tick
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            if failing_since is not None:
-                close_old_connections()  # after a failure only: not a reconnect every tick
-            sent = relay_once(layer=layer, loop=loop)
-            if time.monotonic() >= next_heads:
-                heads_once(layer=layer, loop=loop)
-                next_heads = time.monotonic() + HEADS_EVERY_SECONDS
-            if failing_since is not None:
-                logger.warning(
-                    "relay recovered after %.0f s; published %d events",
-                    time.monotonic() - failing_since,
-                    sent,
-                )
-            failing_since, wait = None, tick
-        except Exception as exc:  # Redis or the database away: events stay in the outbox
-            now = time.monotonic()
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                if failing_since is not None:
+                    close_old_connections()  # after a failure only: not a reconnect every tick
+                sent = relay_once(layer=layer, loop=loop)
+                if time.monotonic() >= next_heads:
+                    heads_once(layer=layer, loop=loop)
+                    next_heads = time.monotonic() + HEADS_EVERY_SECONDS
+                if failing_since is not None:
+                    logger.warning(
+                        "relay recovered after %.0f s; published %d events",
+                        time.monotonic() - failing_since,
+                        sent,
+                    )
+                failing_since, wait = None, tick
+            except Exception as exc:  # Redis or the database away: events stay in the outbox
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                if now - last_log >= FAILURE_LOG_EVERY_SECONDS:
+                    logger.warning("relay cannot publish, retrying: %s", exc)
+                    last_log = now
+                wait = min(MAX_BACKOFF_SECONDS, wait * 2)
             if failing_since is None:
-                failing_since = now
-            if now - last_log >= FAILURE_LOG_EVERY_SECONDS:
-                logger.warning("relay cannot publish, retrying: %s", exc)
-                last_log = now
-            wait = min(MAX_BACKOFF_SECONDS, wait * 2)
-        if failing_since is None:
-            idle = max(0.0, min(IDLE_SECONDS, next_heads - time.monotonic()))
-            pace(stop, wakeup, started=started, tick=tick, idle=idle)
-        else:
-            stop.wait(wait)
-    if wakeup is not None:
-        wakeup.close()
-    loop.close()
+                idle = max(0.0, min(IDLE_SECONDS, next_heads - time.monotonic()))
+                pace(stop, wakeup, started=started, tick=tick, idle=idle)
+            else:
+                stop.wait(wait)
+    finally:
+        if wakeup is not None:
+            wakeup.close()
+        loop.close()

@@ -8,6 +8,7 @@ committed) is the control: the loops before the wake-up looked every tick (25 ti
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import timedelta
 
@@ -98,9 +99,10 @@ def test_a_dropped_listening_connection_listens_again_and_hears_the_next_commit(
         waker.close()
 
 
-def test_a_database_that_cannot_be_reached_leaves_the_loop_to_its_own_pace(monkeypatch):
+def test_a_database_that_cannot_be_reached_leaves_the_loop_to_its_own_pace(monkeypatch, caplog):
     """The listening connection cannot open (PostgreSQL away): `wait` returns at once, so the
-    loop keeps its tick as without a wake-up; once the database answers it listens again."""
+    loop keeps its tick as without a wake-up; once the database answers it listens again.
+    The outage is logged once, not on each of the loop's ten tries a second, and its end."""
     from django.db import OperationalError
 
     real_create = connections.create_connection
@@ -117,14 +119,20 @@ def test_a_database_that_cannot_be_reached_leaves_the_loop_to_its_own_pace(monke
         return db
 
     monkeypatch.setattr(connections, "create_connection", create)
+    caplog.set_level(logging.WARNING, logger="anju.wakeup")
     waker = Wakeup.open(EVENTS_CHANNEL)
     try:
         assert not waker.listening
         assert waker.wait(NEVER, 60) is False  # at once, not after a minute
+        assert waker.wait(NEVER, 60) is False
         assert not waker.listening
+        assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+            f"cannot listen on {EVENTS_CHANNEL} (looking on every tick)"
+        ]
         down = False
         assert waker.wait(NEVER, 60) is True  # listening again: look now
         assert waker.listening
+        assert caplog.records[-1].getMessage() == f"listening on {EVENTS_CHANNEL} again"
     finally:
         waker.close()
 
