@@ -418,9 +418,16 @@ class BankApi(APIView):
     permission_classes = [IsApplicant]
 
     class InputSerializer(serializers.Serializer):
-        bank = serializers.CharField(max_length=10)
-        account_number = serializers.CharField(max_length=40)
-        account_holder = serializers.CharField(max_length=50)
+        # What the page says under each field, as its own check does before sending.
+        bank = serializers.CharField(
+            max_length=10, error_messages={"required": "请选择托收银行", "blank": "请选择托收银行"}
+        )
+        account_number = serializers.CharField(
+            max_length=40, error_messages={"required": "请输入银行卡号", "blank": "请输入银行卡号"}
+        )
+        account_holder = serializers.CharField(
+            max_length=50, error_messages={"required": "请输入账户名", "blank": "请输入账户名"}
+        )
 
     @extend_schema(request=InputSerializer, responses=_responses(LeaseSerializer))
     def post(self, request, lease_id: int):

@@ -199,13 +199,24 @@ def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
     expect(page.locator("#mobile-form")).to_be_hidden()
     assert orm(Applicant.objects.get, pk=applicant.pk).mobile == NEW_MOBILE
 
-    # 租金托收: the holder is the applicant; without the card photos the API says so.
+    # 租金托收: the holder is the applicant. Submitted empty, the page names everything still
+    # missing at once, each under its own field, without asking the server.
     expect(page.get_by_label("账户名")).to_have_value(NAME)
+    submit = page.get_by_role("button", name="提交，下一步")
+    bank_posts: list[str] = []
+    page.on("request", lambda r: r.url.endswith("/bank/") and bank_posts.append(r.url))
+    submit.tap()
+    expect(page.locator("#bank-error")).to_have_text("请选择托收银行")
+    expect(page.locator("#account-number-error")).to_have_text("请输入银行卡号")
+    expect(page.locator("[data-error-for=file]")).to_have_text("请上传银行卡正面和反面照片")
+    expect(page.locator("#form-error")).to_have_text("请补全以上信息后再提交")
+    expect(page.get_by_label("托收银行")).to_be_focused()
     page.get_by_label("托收银行").select_option(label="中国工商银行")
     page.get_by_label("银行卡号").fill(ACCOUNT)
-    submit = page.get_by_role("button", name="提交，下一步")
     submit.tap()
-    expect(page.locator("#form-error")).to_have_text("请上传银行卡正反面照片")
+    expect(page.locator("[data-error-for=file]")).to_have_text("请上传银行卡正面和反面照片")
+    expect(page.locator("#bank-error")).to_be_hidden()
+    assert bank_posts == []
 
     for side, label in (("front", "银行卡正面"), ("back", "银行卡反面")):
         page.get_by_label(label, exact=True).set_input_files(

@@ -152,6 +152,13 @@ def test_the_whole_lease_journey_through_the_api(world, notify, settings):
         assert error_code(phone.post(f"{lbase}/bank/", {**bank, "account_number": "12ab"})) == (
             "account_number_invalid"
         )
+        empty = phone.post(f"{lbase}/bank/", {"bank": "", "account_number": "  "})
+        assert empty.status_code == 400
+        assert empty.json()["error"]["fields"] == {
+            "bank": ["请选择托收银行"],
+            "account_number": ["请输入银行卡号"],
+            "account_holder": ["请输入账户名"],
+        }
         assert Lease.objects.get(pk=lid).bank_attempt == 0  # nothing changed
         confirmed = phone.post(
             f"{lbase}/bank/", {**bank, "account_number": "6222 0212 3456 7890 128"}
