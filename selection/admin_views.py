@@ -24,7 +24,10 @@ from core.errors import DomainError
 from selection import exports, imports, scheduling, sheets
 from selection.models import Allocation, Round, Session, SupplementaryApplication
 from selection.selectors import session_live
-from selection.supplementary import supplementary_session_schedule
+from selection.supplementary import (
+    pending_applications_overview,
+    supplementary_session_schedule,
+)
 
 IMPORT_STASH_SECONDS = 30 * 60
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -318,6 +321,7 @@ def supplementary_view(model_admin, request, object_id):
         "安排补选场次",
         form=form,
         overview=scheduling.schedule_overview(round_id=rnd.pk),
+        pending=pending_applications_overview(round_id=rnd.pk, now=timezone.now()),
         kind="supplementary",
     )
 

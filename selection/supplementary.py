@@ -106,6 +106,24 @@ def application_deadlines(*, round_id: int, family_ids) -> dict[int, datetime]:
     return out
 
 
+def pending_applications_overview(*, round_id: int, now: datetime) -> dict:
+    """For the scheduling page, before staff try: how many unscheduled applications can be
+    scheduled now, how many wait for their day's applications to close (the same test as
+    `supplementary_session_schedule`), and the first of those days' deadlines."""
+    pending = list(
+        SupplementaryApplication.objects.filter(
+            round_id=round_id, session__isnull=True
+        ).values_list("family_id", flat=True)
+    )
+    deadlines = application_deadlines(round_id=round_id, family_ids=pending)
+    still_open = sorted(d for f in pending if now < (d := deadlines.get(f, now)))
+    return {
+        "ready": len(pending) - len(still_open),
+        "waiting": len(still_open),
+        "first_deadline": still_open[0] if still_open else None,
+    }
+
+
 def supplementary_earliest_start(session: Session) -> datetime | None:
     """The earliest a supplementary session may start: when the last of its families' days
     closes its applications (the round's last day for a session whose families have no

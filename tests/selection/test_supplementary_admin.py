@@ -61,6 +61,23 @@ def test_refused_on_the_page_one_second_before_the_window_closes(setup):
     assert nothing_scheduled()
 
 
+def test_the_page_says_before_any_try_that_the_applications_are_still_open(setup):
+    """The operator reads the deadline on the page itself, not only in a refusal; at the
+    deadline the same family is counted as ready."""
+    local = timezone.localtime(setup.deadline).strftime("%Y-%m-%d %H:%M:%S")
+    with time_machine.travel(setup.deadline - S, tick=False):
+        before = setup.client.get(setup.url).content.decode()
+    with time_machine.travel(setup.deadline, tick=False):
+        at = setup.client.get(setup.url).content.decode()
+    assert (
+        f"其中 <strong>1</strong> 户的补选申请尚未截止（截止时间 {local}），截止后方可安排"
+        in before
+    )
+    assert "申请已截止的" not in before
+    assert "尚未截止" not in at
+    assert "申请已截止的 <strong>1</strong> 户将按排位号顺序全部安排在同一补选场次" in at
+
+
 @pytest.mark.parametrize("offset", [0, 1])
 def test_scheduled_from_the_page_at_and_after_the_deadline(setup, offset):
     response = post(setup, setup.deadline + offset * S)
