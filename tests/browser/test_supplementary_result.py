@@ -138,6 +138,7 @@ def test_supplementary_family_result_page_before_during_and_after(page, orm, scr
     page.goto(f"/h5/selection/{rid}/")
     expect(page.locator("#session-label")).to_have_text("我的补选场次")
     expect(page.locator("#session-time")).to_contain_text("补选场次")
+    expect(page.get_by_role("button", name="开始选房")).to_be_enabled()  # back with the session
     screenshot("supplementary-round-scheduled")
 
     orm(_preselect, session_id, family_id, unit_ids[0])
@@ -221,6 +222,7 @@ def test_a_family_that_missed_its_session_is_told_how_to_apply(page, orm):
     expect(tips).to_contain_text("您的选房场次已结束，未选定房源。如需补选，请于")
     expect(tips).to_contain_text("前点击下方「补选申请」提交申请。")
     expect(page.get_by_role("button", name="补选申请")).to_be_visible()
+    expect(page.get_by_role("button", name="开始选房")).to_be_hidden()
 
 
 def test_after_the_deadline_the_result_says_the_application_closed(page, orm, screenshot):

@@ -30,6 +30,8 @@ const PHASES = {
   ended: "选房场次已结束",
 };
 
+const ENDED = ["allocated", "gave_up", "ended"];
+
 let state = null;
 let refreshTimer = null;
 
@@ -98,6 +100,9 @@ function render(result) {
   start.disabled = !target;
   start.classList.toggle("weui-btn_disabled", !target);
   start.dataset.target = target;
+  // A family whose session is over has nothing to start (a 补选 session brings it back): its
+  // next step is the result or 补选申请, not a grey button with no reason on it.
+  start.hidden = ENDED.includes(state.phase);
   $("supplementary-btn").hidden = !(result && result.supplementary.can_apply);
 }
 
