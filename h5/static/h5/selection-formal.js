@@ -12,6 +12,7 @@ import { $, el, setBusy, toast } from "./lib/dom.js";
 import { now } from "./lib/live.js";
 import {
   call,
+  cartUnitWithdrawn,
   fmt,
   isSupplementary,
   live,
@@ -179,7 +180,7 @@ async function unitWithdrawn(unit, mine) {
     await showFailure(failure);
     return;
   }
-  if (mine) toast(`${unitName(unit)} 已被工作人员撤回，已从购物车移除`, { ms: 3000 });
+  if (mine) cartUnitWithdrawn(unit);
 }
 
 function onLive(event, stream) {

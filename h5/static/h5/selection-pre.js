@@ -8,6 +8,7 @@ import { countdownAnnouncer } from "./lib/announce.js";
 import { $, toast } from "./lib/dom.js";
 import {
   call,
+  cartUnitWithdrawn,
   clock,
   fmt,
   live,
@@ -169,7 +170,7 @@ async function unitWithdrawn(unit, mine) {
     await showFailure(failure);
     return;
   }
-  if (mine) toast(`${unitName(unit)} 已被工作人员撤回，已从购物车移除`, { ms: 3000 });
+  if (mine) cartUnitWithdrawn(unit);
 }
 
 function onLive(event, stream) {

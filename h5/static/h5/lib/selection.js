@@ -4,7 +4,7 @@
  * who wins) is the server's. The unit list is lib/unit-list.js. */
 
 import { api, showFailure } from "./api.js";
-import { el } from "./dom.js";
+import { el, toast } from "./dom.js";
 import { TZ, dateTime as fullDateTime, hex } from "./format.js";
 import { clock, connect } from "./live.js";
 
@@ -223,6 +223,17 @@ export function renderCart(container, cart, { onMove, onRemove, pick = null, sel
       }),
     ),
   );
+}
+
+/* Staff withdrew (撤回) a unit the family had in its cart: a toast now, which a screen reader
+ * announces, and a line above the cart that stays (#cart-news), for a family that looked
+ * away or was scrolled down the list while the 3-second toast came and went. */
+export function cartUnitWithdrawn(unit) {
+  const text = `${unitName(unit)} 已被工作人员撤回，已从购物车移除`;
+  toast(text, { ms: 3000 });
+  const news = document.getElementById("cart-news");
+  news.append(el("p", { text }));
+  news.hidden = false;
 }
 
 /* A page's unit list requests. Answers arrive out of order (a live refresh and a withdrawal
