@@ -115,13 +115,19 @@ def pending_applications_overview(*, round_id: int, now: datetime) -> dict:
             round_id=round_id, session__isnull=True
         ).values_list("family_id", flat=True)
     )
-    deadlines = application_deadlines(round_id=round_id, family_ids=pending)
-    still_open = sorted(d for f in pending if now < (d := deadlines.get(f, now)))
+    still_open = _still_open(round_id=round_id, family_ids=pending, now=now)
     return {
         "ready": len(pending) - len(still_open),
         "waiting": len(still_open),
-        "first_deadline": still_open[0] if still_open else None,
+        "first_deadline": min(still_open.values(), default=None),
     }
+
+
+def _still_open(*, round_id: int, family_ids: list[int], now: datetime) -> dict[int, datetime]:
+    """The families among `family_ids` whose day still takes applications at `now`, with
+    that day's deadline (a family without a formal seat has no day to wait for)."""
+    deadlines = application_deadlines(round_id=round_id, family_ids=family_ids)
+    return {family: deadline for family, deadline in deadlines.items() if now < deadline}
 
 
 def supplementary_earliest_start(session: Session) -> datetime | None:
@@ -197,16 +203,14 @@ def supplementary_session_schedule(
         )
         # Under the round lock: a formal session rescheduled at the same moment (which takes
         # this lock too) moves a deadline either before this read or after this commit.
-        deadlines = application_deadlines(
-            round_id=round_id, family_ids=[a.family_id for a in applications]
+        still_open = _still_open(
+            round_id=round_id, family_ids=[a.family_id for a in applications], now=now
         )
-        closes = {a.family_id: deadlines.get(a.family_id, now) for a in applications}
-        still_open = [closes[a.family_id] for a in applications if now < closes[a.family_id]]
         if still_open and family_ids is not None:
-            raise _open_refusal(max(still_open))
-        applications = [a for a in applications if now >= closes[a.family_id]]
+            raise _open_refusal(max(still_open.values()))
+        applications = [a for a in applications if a.family_id not in still_open]
         if still_open and not applications:
-            raise _open_refusal(min(still_open))
+            raise _open_refusal(min(still_open.values()))
         if not applications:
             raise ValidationFailed("no_applications", "没有待安排的补选申请")
         ids = [a.family_id for a in applications]
