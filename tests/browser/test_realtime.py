@@ -72,7 +72,7 @@ def _enter_with_cart(family: Family, round_id: int, unit_ids: list[int]) -> None
 
 def _open_session_with_two_families() -> Setup:
     """One session open since a second ago for ten minutes; A (rank 1) has X in its formal
-    cart, B (rank 2) has X then Y."""
+    cart, B (rank 2) has X, Y, then 2栋 801."""
     now = timezone.now()
     rnd = Round.objects.create(
         name="2026年第二批公共租赁住房网上选房",
@@ -105,7 +105,7 @@ def _open_session_with_two_families() -> Setup:
     Seat.objects.create(session=session, family=b)
     allocation.sessions_open_due(now=now)  # as the clock would: status open, event recorded
     _enter_with_cart(a, rnd.pk, [units[X].pk])
-    _enter_with_cart(b, rnd.pk, [units[X].pk, units[Y].pk])
+    _enter_with_cart(b, rnd.pk, [units[X].pk, units[Y].pk, units["2-801"].pk])
     return Setup(
         round_id=rnd.pk,
         session_id=session.pk,
@@ -273,6 +273,11 @@ def test_a_unit_taken_by_another_family_shows_at_once(page, other_page, live_url
     expect(board.get_by_label("2栋 801 一房一厅 已撤回")).to_have_attribute(
         "data-status", "withdrawn"
     )
+    # It was last in B's formal cart: gone from it, and said above the cart, where it stays
+    # (the toast is gone in 3 s).
+    expect(page.locator("#cart-news")).to_have_text("2栋 801 已被工作人员撤回，已从购物车移除")
+    expect(cart_item(page, "2栋 801")).to_have_count(0)
+    expect(cart_item(page, "1栋 1202")).to_have_count(1)
 
     # The clock's last-30-seconds call reaches B (the phone's own countdown says ~10 min).
     expect(page.locator("#last-call")).to_be_hidden()
