@@ -32,6 +32,10 @@ from tests.factories import FamilyFactory
 pytestmark = pytest.mark.browser
 
 CTX = RequestContext(ip="10.0.0.9", user_agent="pytest")
+# The pages' brand green (--weui-BRAND in app.css), the colour of a running phase or a chosen
+# unit, and the class of the button that is the family's next step.
+BRAND_GREEN = "rgb(1, 137, 66)"
+PRIMARY = re.compile(r"\bweui-btn_primary\b")
 # (building, number, layout, orientation)
 UNITS = [
     ("1", "1201", Layout.ONE_BED, "S"),
@@ -312,6 +316,13 @@ def test_family_preselects_then_confirms_a_unit_in_its_window(page, live_url, or
     expect(page.get_by_label("1栋 1203 一房一厅 已选")).to_have_attribute("data-status", "taken")
     screenshot("selection-broadcast")
 
+    # Back on the round page the next step is the result (where 去签约 is), in green.
+    page.goto(f"/h5/selection/{rid}/")
+    expect(page.locator("#phase")).to_have_text("已选定房源")
+    expect(page.locator("#phase")).to_have_css("color", BRAND_GREEN)
+    expect(page.get_by_role("button", name="我的选房结果")).to_have_class(PRIMARY)
+    expect(page.get_by_role("button", name="开始选房")).to_be_hidden()
+
 
 def _code(family_id: int) -> str:
     return (
@@ -357,6 +368,13 @@ def test_family_gives_up_after_two_askings(page, live_url, orm):
     expect(page.get_by_role("button", name="补选申请")).to_have_count(0)
     expect(page.get_by_role("button", name="去签约")).to_have_count(0)
     assert orm(_gave_up, setup.family_id)
+
+    # The round page says so without the green of a running phase or a chosen unit, and
+    # offers nothing as the next step.
+    page.goto(f"/h5/selection/{rid}/")
+    expect(page.locator("#phase")).to_have_text("已主动放弃")
+    expect(page.locator("#phase")).not_to_have_css("color", BRAND_GREEN)
+    expect(page.locator(".anju-btn-stack .weui-btn_primary:visible")).to_have_count(0)
 
 
 def test_visitor_watches_the_broadcast_without_logging_in(page, live_url, orm):

@@ -19,7 +19,7 @@ from accounts.models import Layout, User
 from selection import allocation, carts, supplementary
 from selection.models import Round, Seat, Session, Unit
 from tests.browser.test_login import log_in
-from tests.browser.test_selection_flow import CTX
+from tests.browser.test_selection_flow import BRAND_GREEN, CTX, PRIMARY
 from tests.factories import FamilyFactory
 from tests.worlds import declare
 
@@ -223,6 +223,11 @@ def test_a_family_that_missed_its_session_is_told_how_to_apply(page, orm):
     expect(tips).to_contain_text("前点击下方「补选申请」提交申请。")
     expect(page.get_by_role("button", name="补选申请")).to_be_visible()
     expect(page.get_by_role("button", name="开始选房")).to_be_hidden()
+    # 补选申请 is the next step: the green button; the ended phase is not in success green.
+    expect(page.get_by_role("button", name="补选申请")).to_have_class(PRIMARY)
+    expect(page.get_by_role("button", name="我的选房结果")).not_to_have_class(PRIMARY)
+    expect(page.locator("#phase")).to_have_text("选房场次已结束")
+    expect(page.locator("#phase")).not_to_have_css("color", BRAND_GREEN)
 
 
 def test_after_the_deadline_the_result_says_the_application_closed(page, orm, screenshot):

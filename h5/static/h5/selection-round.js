@@ -103,7 +103,19 @@ function render(result) {
   // A family whose session is over has nothing to start (a 补选 session brings it back): its
   // next step is the result or 补选申请, not a grey button with no reason on it.
   start.hidden = ENDED.includes(state.phase);
-  $("supplementary-btn").hidden = !(result && result.supplementary.can_apply);
+  const canApply = Boolean(result && result.supplementary.can_apply);
+  $("supplementary-btn").hidden = !canApply;
+  // The family's next step is the green button: 开始选房 while a phase is open, 补选申请
+  // while it may be applied for, the result (and 去签约 on it) once a unit is chosen.
+  primary($("supplementary-btn"), canApply);
+  primary($("result-btn"), state.phase === "allocated");
+  // Green says a phase runs or a unit is chosen; a session over without one is not success.
+  $("phase").classList.toggle("anju-phase_over", ["gave_up", "ended"].includes(state.phase));
+}
+
+function primary(button, on) {
+  button.classList.toggle("weui-btn_primary", on);
+  button.classList.toggle("weui-btn_default", !on);
 }
 
 /* At the next boundary (pre-selection opens, the session opens or closes) read the
