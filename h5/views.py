@@ -8,11 +8,13 @@ from urllib.parse import quote, urlencode
 from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.models import Applicant
 from core.http import HOME_PATH, safe_next
+from h5.home import next_steps
 from mobile_api.errors import SESSION_ENDED
 from selection import selectors
 
@@ -86,10 +88,11 @@ def home_page(request):
     family = getattr(applicant, "family", None)
     latest = selectors.family_rounds(family=family).first() if family else None
     broadcast_url = f"/h5/broadcast/{latest.pk}/" if latest else "/h5/broadcast/"
+    steps = next_steps(applicant=applicant, family=family, now=timezone.now()) if family else None
     return render(
         request,
         "h5/home.html",
-        {"applicant": applicant, "family": family, "broadcast_url": broadcast_url},
+        {"applicant": applicant, "family": family, "broadcast_url": broadcast_url, "next": steps},
     )
 
 

@@ -1,6 +1,7 @@
 """Stale selection notices, on a phone against the live server's clock: the formal declaration
 page says when the family's window opens and opens 【去选房】 by itself at that time; the
-pre-selection page's 「…时间已开始…去选房」 notice moves on once the session is over."""
+pre-selection page's 「…时间已开始…去选房」 notice moves on once the session is over; the home
+page's 当前事项 moves on at the opening."""
 
 from __future__ import annotations
 
@@ -77,6 +78,30 @@ def test_the_round_page_moves_on_at_the_opening_with_its_button_in_place(page, o
     expect(tips).to_contain_text("请立即开始选房")
     assert start.bounding_box() == at
     screenshot("round-open")
+
+
+def test_the_home_page_says_the_next_step_and_moves_on_at_the_opening(page, orm, screenshot):
+    """当前事项 on the home page: the family's session and what to do before it, the way
+    there in green; at the window's start the page reads again by itself (no tap, no
+    refresh) and says the window is open."""
+    rid, applicant = orm(_session_soon, 12, 120)
+    log_in(page, orm, applicant)
+    page.goto("/h5/")
+    card = page.get_by_role("article", name="网上选房 · 2026年第三批公共租赁住房网上选房")
+    expect(card).to_contain_text("预选进行中")
+    expect(card).to_contain_text(
+        re.compile(r"您的正选场次：第1场 \d+月\d+日 \d\d:\d\d–\d\d:\d\d，请在正选开始前完成预选。")
+    )
+    expect(card.get_by_role("button", name="去预选")).to_have_class(
+        re.compile(r"\bweui-btn_primary\b")
+    )
+    screenshot("home-next-step-pre")
+    expect(card).to_contain_text("正选进行中", timeout=25_000)
+    expect(card).to_contain_text("请立即进入选房。")
+    screenshot("home-next-step-formal")
+    card.get_by_role("button", name="去选房").tap()
+    expect(page).to_have_url(re.compile(rf"/h5/selection/{rid}/$"))
+    expect(page.locator("#phase")).to_have_text("正选进行中")
 
 
 def test_pre_page_notice_moves_on_after_the_session(page, orm, screenshot):

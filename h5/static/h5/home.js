@@ -1,5 +1,5 @@
-/* Home page: log out through the API. (The 关怀模式 switch is a plain form:
- * h5/_care_switch.html.) */
+/* Home page: log out through the API, and reload when 当前事项 would change. (The 关怀模式
+ * switch is a plain form: h5/_care_switch.html.) */
 
 import { api, LOGIN_URL } from "./lib/api.js";
 import { $, setBusy } from "./lib/dom.js";
@@ -26,3 +26,12 @@ button.addEventListener("click", async () => {
     error.hidden = false;
   }
 });
+
+/* 当前事项 says where the family stands as of this page's load; when a line would change by
+ * the clock alone (a session opens or closes, 补选 applications close) the server says in
+ * how many seconds, and the page reloads itself a moment after. */
+const steps = document.getElementById("next-steps");
+const refreshIn = steps ? Number.parseInt(steps.dataset.refreshIn, 10) : Number.NaN;
+if (Number.isFinite(refreshIn) && refreshIn < 6 * 3600) {
+  setTimeout(() => window.location.reload(), refreshIn * 1000 + 1000);
+}
