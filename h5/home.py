@@ -92,7 +92,7 @@ def _selection_step(family: Family, round_id: int, now: datetime) -> Step:
         href = f"{page}result/#supplementary"
         return line("可申请补选", "todo", desc, href, "补选申请", changes_at=deadline)
     if result.application is not None:
-        desc = "您已提交补选申请，补选场次请于当天正选场次结束后登录查看。"
+        desc = "您已提交补选申请，补选场次待工作人员安排，安排后将以短信通知您。"
         return line("已申请补选", "wait", desc, f"{page}result/", "查看")
     return line("选房场次已结束", "over", "您未选定房源。", f"{page}result/", "查看结果")
 

@@ -90,7 +90,7 @@ def test_an_application_for_supplementary_selection_waits_for_its_session():
     supplementary.supplementary_apply(family=family, round_id=world.round.pk, ctx=CTX, now=S1_END)
     step = only(steps_at(world, S1_END + timedelta(seconds=1)))
     assert (step.status, step.tone) == ("已申请补选", "wait")
-    assert step.desc == "您已提交补选申请，补选场次请于当天正选场次结束后登录查看。"
+    assert step.desc == "您已提交补选申请，补选场次待工作人员安排，安排后将以短信通知您。"
 
 
 def test_a_scheduled_supplementary_session_is_named_as_such(django_user_model):
