@@ -29,9 +29,11 @@ button.addEventListener("click", async () => {
 
 /* 当前事项 says where the family stands as of this page's load; when a line would change by
  * the clock alone (a session opens or closes, 补选 applications close) the server says in
- * how many seconds, and the page reloads itself a moment after. */
+ * how many seconds, and the page reloads itself 1–4 s after: spread, so that the families
+ * who left a home page open (pre-selection opens for a whole round at once) do not all ask
+ * in the same second as the selection pages. */
 const steps = document.getElementById("next-steps");
 const refreshIn = steps ? Number.parseInt(steps.dataset.refreshIn, 10) : Number.NaN;
 if (Number.isFinite(refreshIn) && refreshIn < 6 * 3600) {
-  setTimeout(() => window.location.reload(), refreshIn * 1000 + 1000);
+  setTimeout(() => window.location.reload(), refreshIn * 1000 + 1000 + Math.random() * 3000);
 }
