@@ -94,7 +94,10 @@ def _selection_step(family: Family, round_id: int, now: datetime) -> Step:
     if result.application is not None:
         desc = "您已提交补选申请，补选场次待工作人员安排，安排后将以短信通知您。"
         return line("已申请补选", "wait", desc, f"{page}result/", "查看")
-    return line("选房场次已结束", "over", "您未选定房源。", f"{page}result/", "查看结果")
+    desc = "您未选定房源。"
+    if result.supplementary_closed and deadline:
+        desc = f"您未选定房源，补选申请已于{_md_hm(deadline)}截止。"
+    return line("选房场次已结束", "over", desc, f"{page}result/", "查看结果")
 
 
 LEASE_TITLE = "租赁合同签约"

@@ -123,6 +123,13 @@ def test_supplementary_family_result_page_before_during_and_after(page, orm, scr
     expect(page.get_by_text("您未在正选时间内进入选房，预选结果作废。")).to_have_count(1)
     expect(page.locator("#supplementary")).to_contain_text("待工作人员安排")
     screenshot("supplementary-result-before")
+    # The round page says the application waits for staff, not only 「可查看选房结果」.
+    page.goto(f"/h5/selection/{rid}/")
+    expect(page.locator("#phase-tips")).to_have_text(
+        "您的选房场次已结束，未选定房源。您已提交补选申请，补选场次待工作人员安排，"
+        "安排后将以短信通知您。"
+    )
+    page.goto(f"/h5/selection/{rid}/result/")
 
     session_id = orm(_schedule, rid)
     page.reload()
@@ -240,3 +247,7 @@ def test_after_the_deadline_the_result_says_the_application_closed(page, orm, sc
     expect(section).to_contain_text(re.compile(r"补选申请\s*未申请（已于.+截止）"))
     expect(page.get_by_role("button", name="补选申请")).to_have_count(0)
     screenshot("result-supplementary-closed")
+    page.goto(f"/h5/selection/{rid}/")
+    expect(page.locator("#phase-tips")).to_have_text(
+        re.compile(r"^您的选房场次已结束，未选定房源。补选申请已于.+截止。$")
+    )

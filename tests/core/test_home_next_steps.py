@@ -78,7 +78,8 @@ def test_each_boundary_of_the_day_changes_the_line_and_says_when_to_read_again()
 
     closed = steps_at(world, DEADLINE)
     step = only(closed)
-    assert (step.status, step.tone, step.desc) == ("选房场次已结束", "over", "您未选定房源。")
+    assert (step.status, step.tone) == ("选房场次已结束", "over")
+    assert step.desc == "您未选定房源，补选申请已于3月3日 09:40截止。"
     assert step.href == f"{page}result/"
     assert closed.refresh_in is None
 

@@ -72,6 +72,13 @@ function tips(state, result) {
         const until = supplementary.deadline ? `请于${fmt.dateTime(supplementary.deadline)}前` : "可";
         return `您的选房场次已结束，未选定房源。如需补选，${until}点击下方「补选申请」提交申请。`;
       }
+      if (supplementary && supplementary.applied_at && !supplementary.session) {
+        // Applied, waiting for staff: the result page's words, not 「可查看选房结果」 alone.
+        return "您的选房场次已结束，未选定房源。您已提交补选申请，补选场次待工作人员安排，安排后将以短信通知您。";
+      }
+      if (supplementary && supplementary.closed && supplementary.deadline) {
+        return `您的选房场次已结束，未选定房源。补选申请已于${fmt.dateTime(supplementary.deadline)}截止。`;
+      }
       return "您的选房场次已结束，可查看选房结果。";
     }
   }
