@@ -83,7 +83,12 @@ def _selection_step(family: Family, round_id: int, now: datetime) -> Step:
             opens = state.round.preselect_starts_at
             desc = f"预选将于{_md_hm(opens)}开始；您的{word}场次：{_window(session)}。"
             return line("预选未开始", "wait", desc, page, "查看", changes_at=opens)
-        desc = f"您的{word}场次：{_window(session)}，请在{word}开始前完成预选。"
+        chosen = len(selection_selectors.cart_list(family=family, round_id=round_id, kind="pre"))
+        desc = f"您的{word}场次：{_window(session)}，" + (
+            f"已预选{chosen}套，{word}开始前仍可调整。"
+            if chosen
+            else f"请在{word}开始前完成预选（最多{state.round.cart_limit}套）。"
+        )
         return line("预选进行中", "todo", desc, page, "去预选", changes_at=session.starts_at)
     # The session is over without a unit.
     deadline = result.supplementary_deadline

@@ -90,7 +90,9 @@ def test_the_home_page_says_the_next_step_and_moves_on_at_the_opening(page, orm,
     card = page.get_by_role("article", name="网上选房 · 2026年第三批公共租赁住房网上选房")
     expect(card).to_contain_text("预选进行中")
     expect(card).to_contain_text(
-        re.compile(r"您的正选场次：第1场 \d+月\d+日 \d\d:\d\d–\d\d:\d\d，请在正选开始前完成预选。")
+        re.compile(
+            r"您的正选场次：第1场 \d+月\d+日 \d\d:\d\d–\d\d:\d\d，请在正选开始前完成预选（最多5套）。"
+        )
     )
     expect(card.get_by_role("button", name="去预选")).to_have_class(
         re.compile(r"\bweui-btn_primary\b")

@@ -17,7 +17,7 @@ from signing.models import Agreement, Lease
 from tests.signing.lease_worlds import ACCOUNT, make_lease_world
 from tests.signing.lease_worlds import NOW as LEASE_NOW
 from tests.signing.worlds import OPENS, make_agreement
-from tests.worlds import CTX, PRE_START, S1_START, WINDOW, family_client, make_world
+from tests.worlds import CTX, PRE_START, S1_START, WINDOW, family_client, make_world, preselect
 
 pytestmark = pytest.mark.django_db
 
@@ -52,9 +52,15 @@ def test_each_boundary_of_the_day_changes_the_line_and_says_when_to_read_again()
     opened = steps_at(world, PRE_START)
     step = only(opened)
     assert (step.status, step.tone, step.action) == ("预选进行中", "todo", "去预选")
-    assert step.desc == "您的正选场次：第1场 3月3日 09:30–09:32，请在正选开始前完成预选。"
+    assert (
+        step.desc == "您的正选场次：第1场 3月3日 09:30–09:32，请在正选开始前完成预选（最多5套）。"
+    )
     assert opened.refresh_in == (S1_START - PRE_START).total_seconds()
     assert steps_at(world, S1_START - second).refresh_in == 1
+    preselect(world.families[0], world.round, world.units[:2])
+    assert only(steps_at(world, PRE_START)).desc == (
+        "您的正选场次：第1场 3月3日 09:30–09:32，已预选2套，正选开始前仍可调整。"
+    )
 
     running = steps_at(world, S1_START)
     step = only(running)
@@ -107,7 +113,7 @@ def test_a_scheduled_supplementary_session_is_named_as_such(django_user_model):
     waiting = steps_at(world, DEADLINE)
     step = only(waiting)
     assert (step.status, step.tone, step.action) == ("预选进行中", "todo", "去预选")
-    assert step.desc == "您的补选场次：3月3日 09:50–09:52，请在补选开始前完成预选。"
+    assert step.desc == "您的补选场次：3月3日 09:50–09:52，请在补选开始前完成预选（最多5套）。"
     assert waiting.refresh_in == 600
     step = only(steps_at(world, starts))
     assert (step.status, step.desc) == (
