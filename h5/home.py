@@ -17,6 +17,7 @@ from functools import partial
 from django.utils import timezone
 
 from accounts.models import Applicant, Family
+from core.fmt import clause, datetime_zh
 from selection import selectors as selection_selectors
 from selection.models import Session
 from signing import selectors as signing_selectors
@@ -49,14 +50,11 @@ class NextSteps:
     refresh_in: int | None
 
 
-def _md_hm(value: datetime) -> str:
-    local = timezone.localtime(value)
-    return f"{local.month}月{local.day}日 {local:%H:%M}"
-
-
 def _window(session: Session) -> str:
-    """「第1场 12月8日 11:17–11:19」 (a 补选 session has no number to say: 「12月8日 11:47–11:49」)."""
-    times = f"{_md_hm(session.starts_at)}–{timezone.localtime(session.ends_at):%H:%M}"
+    """「第1场 12月8日 11:17–11:19」, as the round page's card (a 补选 session has no number to
+    say: 「12月8日 11:47–11:49」). A point in time is core.fmt's 「2026年12月8日 11:57」."""
+    starts, ends = timezone.localtime(session.starts_at), timezone.localtime(session.ends_at)
+    times = f"{starts.month}月{starts.day}日 {starts:%H:%M}–{ends:%H:%M}"
     return times if session.kind == Session.Kind.SUPPLEMENTARY else f"第{session.order}场 {times}"
 
 
@@ -81,7 +79,7 @@ def _selection_step(family: Family, round_id: int, now: datetime) -> Step:
         word = session.word
         if phase == "not_started":
             opens = state.round.preselect_starts_at
-            desc = f"预选将于{_md_hm(opens)}开始；您的{word}场次：{_window(session)}。"
+            desc = f"预选将于{datetime_zh(opens)}开始；您的{word}场次：{_window(session)}。"
             return line("预选未开始", "wait", desc, page, "查看", changes_at=opens)
         chosen = len(selection_selectors.cart_list(family=family, round_id=round_id, kind="pre"))
         desc = f"您的{word}场次：{_window(session)}，" + (
@@ -93,7 +91,7 @@ def _selection_step(family: Family, round_id: int, now: datetime) -> Step:
     # The session is over without a unit.
     deadline = result.supplementary_deadline
     if result.can_apply_supplementary and deadline:
-        desc = f"您未选定房源。如需补选，请于{_md_hm(deadline)}前提交补选申请。"
+        desc = f"您未选定房源。如需补选，请于{datetime_zh(deadline)}前提交补选申请。"
         href = f"{page}result/#supplementary"
         return line("可申请补选", "todo", desc, href, "补选申请", changes_at=deadline)
     if result.application is not None:
@@ -101,7 +99,7 @@ def _selection_step(family: Family, round_id: int, now: datetime) -> Step:
         return line("已申请补选", "wait", desc, f"{page}result/", "查看")
     desc = "您未选定房源。"
     if result.supplementary_closed and deadline:
-        desc = f"您未选定房源，补选申请已于{_md_hm(deadline)}截止。"
+        desc = f"您未选定房源，补选申请已于{datetime_zh(deadline)}截止。"
     return line("选房场次已结束", "over", desc, f"{page}result/", "查看结果")
 
 
@@ -120,9 +118,9 @@ def _lease_step(lease: signing_selectors.LeaseView) -> Step | None:
         return Step(LEASE_TITLE, "审核通过", "done", desc, href, "查看详情")
     if stage == LeaseStage.CLOSED:
         return None
-    before = f"请于{_md_hm(agreement.window_ends_at)}前完成签约。"
+    before = f"请于{datetime_zh(agreement.window_ends_at)}前完成签约。"
     if agreement.reject_reason:
-        desc = f"工作人员退回：{agreement.reject_reason}。{before}"
+        desc = f"工作人员退回：{clause(agreement.reject_reason)}。{before}"
     else:
         desc = f"下一步：{lease.stage_label}。{before}"
     return Step(LEASE_TITLE, "待签约", "todo", desc, href, "去签约")
@@ -131,7 +129,7 @@ def _lease_step(lease: signing_selectors.LeaseView) -> Step | None:
 def _agreement_step(agreement: signing_selectors.AgreementSummary) -> Step | None:
     if agreement.status != Agreement.Status.PENDING:
         return None
-    desc = f"请于{_md_hm(agreement.window_ends_at)}前完成签约。"
+    desc = f"请于{datetime_zh(agreement.window_ends_at)}前完成签约。"
     return Step(agreement.title, "待签字", "todo", desc, "/h5/signing/", "去签约")
 
 

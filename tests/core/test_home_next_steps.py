@@ -46,7 +46,7 @@ def test_each_boundary_of_the_day_changes_the_line_and_says_when_to_read_again()
     step = only(before)
     assert (step.status, step.tone, step.action, step.href) == ("预选未开始", "wait", "查看", page)
     assert step.title == f"网上选房 · {world.round.name}"
-    assert step.desc == "预选将于3月2日 09:00开始；您的正选场次：第1场 3月3日 09:30–09:32。"
+    assert step.desc == "预选将于2026年3月2日 09:00开始；您的正选场次：第1场 3月3日 09:30–09:32。"
     assert before.refresh_in == 1
 
     opened = steps_at(world, PRE_START)
@@ -78,14 +78,14 @@ def test_each_boundary_of_the_day_changes_the_line_and_says_when_to_read_again()
     step = only(missed)
     assert (step.status, step.tone, step.action) == ("可申请补选", "todo", "补选申请")
     assert step.href == f"{page}result/#supplementary"
-    assert step.desc == "您未选定房源。如需补选，请于3月3日 09:40前提交补选申请。"
+    assert step.desc == "您未选定房源。如需补选，请于2026年3月3日 09:40前提交补选申请。"
     assert missed.refresh_in == (DEADLINE - S1_END).total_seconds()
     assert steps_at(world, DEADLINE - second).steps[0].status == "可申请补选"
 
     closed = steps_at(world, DEADLINE)
     step = only(closed)
     assert (step.status, step.tone) == ("选房场次已结束", "over")
-    assert step.desc == "您未选定房源，补选申请已于3月3日 09:40截止。"
+    assert step.desc == "您未选定房源，补选申请已于2026年3月3日 09:40截止。"
     assert step.href == f"{page}result/"
     assert closed.refresh_in is None
 
@@ -153,12 +153,12 @@ def test_a_chosen_unit_leads_to_signing_stage_by_stage():
     _, signing = steps()
     assert (signing.status, signing.tone, signing.action) == ("待签约", "todo", "去签约")
     assert signing.href == f"/h5/lease/{lease.pk}/"
-    assert signing.desc == "下一步：完善承租信息。请于3月10日 18:00前完成签约。"
+    assert signing.desc == "下一步：完善承租信息。请于2026年3月10日 18:00前完成签约。"
 
     # Staff sent it back (the review's facts, as test_lease_review makes them).
-    Agreement.objects.filter(pk=lease.agreement_id).update(reject_reason="银行卡照片不清晰")
+    Agreement.objects.filter(pk=lease.agreement_id).update(reject_reason="银行卡照片不清晰。")
     _, signing = steps()
-    assert signing.desc == "工作人员退回：银行卡照片不清晰。请于3月10日 18:00前完成签约。"
+    assert signing.desc == "工作人员退回：银行卡照片不清晰。请于2026年3月10日 18:00前完成签约。"
 
     Agreement.objects.filter(pk=lease.agreement_id).update(
         status="signed", step=Agreement.Step.SUBMITTED, signed_at=LEASE_NOW, reject_reason=""
@@ -190,7 +190,7 @@ def test_the_home_page_shows_the_lines_and_when_it_reloads():
         html = client.get("/h5/").content.decode()
     assert "当前事项" in html
     assert 'data-refresh-in="30"' in html
-    assert "预选将于3月2日 09:00开始；您的正选场次：第1场 3月3日 09:30–09:32。" in html
+    assert "预选将于2026年3月2日 09:00开始；您的正选场次：第1场 3月3日 09:30–09:32。" in html
     assert f'href="/h5/selection/{world.round.pk}/">查看</a>' in html
 
 
@@ -211,6 +211,6 @@ def test_an_agreement_to_sign_by_itself_is_a_line_until_it_is_signed():
     [step] = steps()
     assert (step.title, step.status, step.tone) == (agreement.title, "待签字", "todo")
     assert (step.href, step.action) == ("/h5/signing/", "去签约")
-    assert step.desc == "请于1月23日 18:00前完成签约。"
+    assert step.desc == "请于2026年1月23日 18:00前完成签约。"
     Agreement.objects.filter(pk=agreement.pk).update(status="signed", signed_at=OPENS)
     assert steps() == []
