@@ -1,11 +1,11 @@
 """当前事项 on the home page: where the family stands in each of its rounds and in its signing,
 and the one thing to do next, read from the same selectors as the pages they link to.
 
-The home page is a plain document (no script reads it), so each line says its times in full
-(「第1场 12月8日 11:17–11:19」) and `refresh_at` is the next moment a line would change by
-the clock alone (pre-selection opens, a session opens or closes, 补选 applications close):
-the page reloads itself then (home.js, from `refresh_in`, so the phone's own clock does not
-matter)."""
+The home page is a plain document (no script reads data for it), so each line says its
+times in full (「第1场 12月8日 11:17–11:19」), and `refresh_in` says in how many seconds a line
+would change by the clock alone (pre-selection opens, a session opens or closes, 补选
+applications close): the page reloads itself then (home.js; counted from the response, so
+the phone's own clock does not matter)."""
 
 from __future__ import annotations
 
