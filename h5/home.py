@@ -21,6 +21,7 @@ from core.fmt import clause, datetime_zh
 from selection import selectors as selection_selectors
 from selection.models import Session
 from signing import selectors as signing_selectors
+from signing.lease.services import lease_window_end, newest_allocation
 from signing.models import Agreement, LeaseStage
 
 
@@ -141,9 +142,14 @@ def next_steps(*, applicant: Applicant, family: Family, now: datetime) -> NextSt
     moments = [step.changes_at for step in steps if step.changes_at and step.changes_at > now]
     leases = signing_selectors.lease_views(applicant=applicant)
     steps.extend(step for step in map(_lease_step, leases) if step)
-    # A unit chosen and no lease started yet (the lease page starts it): the way there.
-    if not leases and selection_selectors.family_allocated_units(family=family):
-        desc = "请尽快办理网上签约：完善承租信息、人脸识别、签订合同、押金缴纳。"
+    # A unit chosen and no lease started yet (the lease page starts it): the way there, and
+    # the deadline the lease will have.
+    allocation = None if leases else newest_allocation(family)
+    if allocation is not None:
+        desc = (
+            f"请于{datetime_zh(lease_window_end(allocation))}前完成网上签约："
+            "完善承租信息、人脸识别、签订合同、押金缴纳。"
+        )
         steps.append(Step(LEASE_TITLE, "待签约", "todo", desc, "/h5/lease/", "去签约"))
     in_leases = {lease.agreement.id for lease in leases}
     others = signing_selectors.agreement_list(applicant=applicant)

@@ -92,9 +92,21 @@ def card_photo_current(*, lease: Lease, side: str) -> CardPhoto | None:
 # ------------------------------------------------------------------------------ start
 
 
-def _window_end(allocated_at: datetime, days: int) -> datetime:
-    local = timezone.localtime(allocated_at) + timedelta(days=days)
+def lease_window_end(allocation: Allocation) -> datetime:
+    """When the lease of `allocation` must be signed by: 18:00 (Shenzhen) on the round's
+    `lease_signing_days`-th day after the allocation; known before the lease is started."""
+    local = timezone.localtime(allocation.at) + timedelta(days=allocation.round.lease_signing_days)
     return local.replace(hour=WINDOW_CLOSES_AT_HOUR, minute=0, second=0, microsecond=0)
+
+
+def newest_allocation(family: Family) -> Allocation | None:
+    """The allocation a lease is started for (`lease_start`): the family's newest."""
+    return (
+        Allocation.objects.select_related("unit", "round")
+        .filter(family=family)
+        .order_by("-at", "-pk")
+        .first()
+    )
 
 
 def _yuan(value: Decimal) -> str:
@@ -126,12 +138,7 @@ def lease_start(*, applicant: Applicant, ctx: RequestContext, now: datetime) -> 
         raise NotAllowed("no_allocation", "您还没有选定房源，暂不能签约")
     with transaction.atomic():
         lock_get(Family.objects.filter(pk=family.pk).values_list("pk"))
-        allocation = (
-            Allocation.objects.select_related("unit", "round")
-            .filter(family=family)
-            .order_by("-at", "-pk")
-            .first()
-        )
+        allocation = newest_allocation(family)
         if allocation is None:
             raise NotAllowed("no_allocation", "您还没有选定房源，暂不能签约")
         existing = Lease.objects.filter(allocation=allocation).first()
@@ -154,7 +161,7 @@ def lease_start(*, applicant: Applicant, ctx: RequestContext, now: datetime) -> 
             family=family,
             template=template,
             window_starts_at=min(allocation.at, now),
-            window_ends_at=_window_end(allocation.at, rules.lease_signing_days),
+            window_ends_at=lease_window_end(allocation),
             context={
                 "unit_label": unit_label,
                 "building": unit.building,

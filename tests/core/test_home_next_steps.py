@@ -147,7 +147,10 @@ def test_a_chosen_unit_leads_to_signing_stage_by_stage():
         "选定房源：3栋 1201。",
     )
     assert (signing.title, signing.status, signing.href) == ("租赁合同签约", "待签约", "/h5/lease/")
-    assert signing.desc == "请尽快办理网上签约：完善承租信息、人脸识别、签订合同、押金缴纳。"
+    # The deadline the lease will have, before it is started (make_lease_world: WINDOW_ENDS).
+    assert signing.desc == (
+        "请于2026年3月10日 18:00前完成网上签约：完善承租信息、人脸识别、签订合同、押金缴纳。"
+    )
 
     lease = lease_start(applicant=applicant, ctx=RequestContext(), now=LEASE_NOW)
     _, signing = steps()
