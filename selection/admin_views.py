@@ -410,7 +410,7 @@ def session_live_view(model_admin, request, object_id):
         clock = None
     feed = (
         Allocation.objects.filter(session=session)
-        .select_related("unit", "family", "ledger_entry")
+        .select_related("unit", "family", "ledger_entry", "session")
         .order_by("-ledger_entry_id")[:20]
     )
     return _page(

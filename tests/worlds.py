@@ -108,3 +108,19 @@ def family_client(family: Family):
     client = Client()
     client.force_login(applicant_user_ensure(applicant=family.main_applicant).user)
     return client
+
+
+def supplementary_world():
+    """One family with a formal session and, two hours after it, a 补选 session."""
+    world = make_world(families=1, units=2, sessions=1)
+    s1 = world.sessions[0]
+    start = s1.ends_at + timedelta(hours=2)
+    supp = Session.objects.create(
+        round=world.round,
+        order=2,
+        kind=Session.Kind.SUPPLEMENTARY,
+        starts_at=start,
+        ends_at=start + timedelta(seconds=120),
+    )
+    Seat.objects.create(session=supp, family=world.families[0])
+    return world, s1, supp

@@ -67,7 +67,9 @@ def test_a_family_checks_its_code_on_a_phone(page, live_url, orm, screenshot):
     expect(page.locator("#verify-title")).to_have_text("核验通过")
     building, number = label.rsplit("-", 1)
     expect(page.locator("#verify-unit")).to_have_text(f"{building}栋 {number}")  # as elsewhere
-    expect(page.get_by_text("家庭确认正选", exact=True)).to_be_visible()  # as the admin says it
+    # From the signed entry alone, which does not name the session's kind: true of a 正选
+    # and of a 补选 confirmation alike.
+    expect(page.get_by_text("家庭确认选定", exact=True)).to_be_visible()
     checks = page.locator("#verify-checks")
     expect(checks).to_contain_text("✓ 记录内容完整，未被改动")
     expect(checks).to_contain_text("✓ 记录在已签名的选房日志中")

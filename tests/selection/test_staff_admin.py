@@ -19,7 +19,7 @@ from selection import allocation, carts, translog
 from selection.exports import RESULT_HEADERS
 from selection.models import Allocation, Seat, Session, SupplementaryApplication, Unit
 from tests.factories import FamilyFactory, id_number_for
-from tests.worlds import enter, preselect
+from tests.worlds import enter, preselect, supplementary_world
 
 pytestmark = pytest.mark.django_db
 
@@ -283,6 +283,32 @@ def test_live_view_numbers(staff, world):
     assert AuditEntry.objects.filter(action="selection.session_live_view").count() == 1
     change = staff("operator").get(f"/admin/selection/session/{s1.pk}/change/")
     assert f"/admin/selection/session/{s1.pk}/live/" in change.content.decode()
+
+
+def test_live_view_of_a_supplementary_session_says_buxuan(staff):
+    """实时监控 of a 补选 session: its columns and its feed in the session's word (「已进入补
+    选」, 「家庭确认补选」), as the family's own result page says it; a formal session's the
+    control."""
+    world, s1, supp = supplementary_world()
+    family = world.families[0]
+    now = supp.starts_at + timedelta(seconds=5)
+    enter(family, world.round, supp, now=now)
+    carts.cart_add(
+        family=family, round_id=world.round.pk, kind="formal", unit_id=world.units[0].pk, now=now
+    )
+    allocation.selection_confirm(
+        family=family,
+        round_id=world.round.pk,
+        unit_id=world.units[0].pk,
+        idempotency_key="live-supp-1",
+        now=now,
+    )
+    operator = staff("operator")
+    text = operator.get(f"/admin/selection/session/{supp.pk}/live/").content.decode()
+    assert "<th>已进入补选</th>" in text and "<th>未参加补选</th>" in text
+    assert "<td>家庭确认补选</td>" in text and "正选" not in text
+    control = operator.get(f"/admin/selection/session/{s1.pk}/live/").content.decode()
+    assert "<th>已进入正选</th>" in control and "<th>未参加正选</th>" in control
 
 
 def test_live_view_after_the_close(staff, world):

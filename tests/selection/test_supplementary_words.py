@@ -10,28 +10,13 @@ import pytest
 
 from core.errors import NotAllowed
 from selection import allocation, carts
-from selection.models import CartItem, Seat, Session
+from selection.models import CartItem
 from selection.phases import family_state
-from tests.worlds import declare, enter, make_world
+from tests.worlds import declare, enter, supplementary_world
 
 MIN = timedelta(minutes=1)
 
 pytestmark = pytest.mark.django_db
-
-
-def supplementary_world():
-    world = make_world(families=1, units=2, sessions=1)
-    s1 = world.sessions[0]
-    start = s1.ends_at + timedelta(hours=2)
-    supp = Session.objects.create(
-        round=world.round,
-        order=2,
-        kind=Session.Kind.SUPPLEMENTARY,
-        starts_at=start,
-        ends_at=start + timedelta(seconds=120),
-    )
-    Seat.objects.create(session=supp, family=world.families[0])
-    return world, s1, supp
 
 
 def test_the_declaration_and_the_result_say_buxuan_in_a_supplementary_session():

@@ -14,7 +14,9 @@ const input = document.getElementById("code");
 const error = document.getElementById("code-error");
 const out = document.getElementById("verify-out");
 // Allocation.How's labels, as the admin and the family's result page say them.
-const HOW = { confirmed: "家庭确认正选", auto: "系统自动选定", staff: "工作人员分配" };
+/* How the unit was decided, from the signed entry alone: it does not say whether the session
+ * was a 正选 or a 补选 one, so a family's own confirmation is 「家庭确认选定」 in both. */
+const HOW = { confirmed: "家庭确认选定", auto: "系统自动选定", staff: "工作人员分配" };
 const enc = new TextEncoder();
 
 /* Python's json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False). */
