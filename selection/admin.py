@@ -138,8 +138,12 @@ class UnitAdmin(StaffOpsMixin, HistoryAdmin):
 class AllocationAdmin(ReadOnlyAdmin):
     """选房结果: written only by the selection services, with its ledger entry."""
 
-    list_display = ("ledger_entry", "round", "family", "unit", "session", "how", "at")
+    list_display = ("ledger_entry", "round", "family", "unit", "session", "how_label", "at")
     list_filter = ("round", "how")
+    # How it was decided in its session's word (家庭确认补选 in a 补选 session), not the stored
+    # choice's label, which names 正选 for both.
+    exclude = ("how",)
+    readonly_fields = ("how_label",)
     search_fields = ("=family__rank", "unit__building", "unit__number")
     list_select_related = (
         "ledger_entry",
@@ -148,6 +152,10 @@ class AllocationAdmin(ReadOnlyAdmin):
         "unit",
         "session__round",
     )
+
+    @admin.display(description="确定方式", ordering="how")
+    def how_label(self, allocation: Allocation) -> str:
+        return allocation.how_label
 
 
 @admin.register(SupplementaryApplication)

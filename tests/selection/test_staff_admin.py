@@ -309,6 +309,13 @@ def test_live_view_of_a_supplementary_session_says_buxuan(staff):
     assert "<td>家庭确认补选</td>" in text and "正选" not in text
     control = operator.get(f"/admin/selection/session/{s1.pk}/live/").content.decode()
     assert "<th>已进入正选</th>" in control and "<th>未参加正选</th>" in control
+    # The results list and the result's own page say it the same way.
+    made = Allocation.objects.get(family=family)
+    reviewer = staff("reviewer")
+    listed = reviewer.get("/admin/selection/allocation/").content.decode()
+    assert '<td class="field-how_label">家庭确认补选</td>' in listed
+    shown = reviewer.get(f"/admin/selection/allocation/{made.pk}/change/").content.decode()
+    assert "家庭确认补选" in shown and "家庭确认正选" not in shown
 
 
 def test_live_view_after_the_close(staff, world):
