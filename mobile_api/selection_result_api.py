@@ -28,6 +28,7 @@ from mobile_api.selection_common import (
 )
 from selection import allocation, selectors, supplementary, translog
 from selection.models import Allocation, Orientation, Unit, unit_name
+from signing.selectors import allocation_signing
 
 
 class ConfirmApi(APIView):
@@ -166,8 +167,18 @@ class ResultSupplementarySerializer(serializers.Serializer):
     session = SessionSerializer(allow_null=True)
 
 
+class ResultSigningSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["todo", "submitted", "approved", "closed"],
+        help_text="todo: to be signed by `deadline`; submitted: under review; approved; "
+        "closed: void or abandoned",
+    )
+    deadline = IsoDateTimeField(allow_null=True)
+
+
 class ResultApi(APIView):
-    """我的选房结果: the allocation, each session's outcome, supplementary status."""
+    """我的选房结果: the allocation, each session's outcome, supplementary status, and where
+    the signing of the allocated unit's lease stands."""
 
     permission_classes = [IsApplicant]
 
@@ -177,11 +188,13 @@ class ResultApi(APIView):
         sessions = ResultSeatSerializer(many=True)
         gave_up = serializers.BooleanField()
         supplementary = ResultSupplementarySerializer()
+        signing = ResultSigningSerializer(allow_null=True, help_text="null without a unit")
 
     @extend_schema(responses={200: OutputSerializer, **ERROR_RESPONSES})
     def get(self, request, round_id: int):
         now = timezone.now()
         result = selectors.my_result(family=_family(request), round_id=round_id, now=now)
+        signing = allocation_signing(allocation=result.allocation) if result.allocation else None
         # Built from serializers' output already: OutputSerializer documents the shape.
         return Response(
             {
@@ -213,6 +226,12 @@ class ResultApi(APIView):
                     if result.supplementary_session
                     else None,
                 },
+                "signing": {
+                    "status": signing.status,
+                    "deadline": signing.deadline.isoformat() if signing.deadline else None,
+                }
+                if signing
+                else None,
                 **_server_time(now),
             }
         )

@@ -16,6 +16,7 @@ from django.db.models import OuterRef, Subquery
 from accounts.validators import mask_name
 from signing.agreements.consult import ConsultHelp, consult_help
 from signing.agreements.documents import document_latest
+from signing.lease.services import lease_window_end
 from signing.models import (
     Agreement,
     CardPhoto,
@@ -348,3 +349,27 @@ def lease_views(*, applicant) -> list[LeaseView]:
         )
         for lease in leases
     ]
+
+
+@dataclass(frozen=True)
+class AllocationSigning:
+    """Where the signing of an allocation's lease stands, for the result page's sentence:
+    "todo" (with the deadline: the lease's, or the one `lease_start` will give it),
+    "submitted" (under review), "approved", "closed" (void or abandoned)."""
+
+    status: str
+    deadline: datetime | None
+
+
+def allocation_signing(*, allocation) -> AllocationSigning:
+    lease = Lease.objects.select_related("agreement").filter(allocation=allocation).first()
+    if lease is None:
+        return AllocationSigning("todo", lease_window_end(allocation))
+    stage = lease_stage(lease, lease.agreement)
+    if stage == LeaseStage.REVIEW:
+        return AllocationSigning("submitted", None)
+    if stage == LeaseStage.APPROVED:
+        return AllocationSigning("approved", None)
+    if stage == LeaseStage.CLOSED:
+        return AllocationSigning("closed", None)
+    return AllocationSigning("todo", lease.agreement.window_ends_at)

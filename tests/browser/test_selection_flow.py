@@ -289,6 +289,12 @@ def test_family_preselects_then_confirms_a_unit_in_its_window(page, live_url, or
     # The result.
     expect(page).to_have_url(f"{live_url}/h5/selection/{rid}/result/")
     expect(page.locator("#result-title")).to_have_text("选房成功")
+    # The lease's deadline, not 「请尽快」: 18:00 on the round's 7th day after the allocation.
+    allocated_at = orm(lambda: Allocation.objects.get(family_id=setup.family_id).at)
+    deadline = timezone.localtime(allocated_at) + timedelta(days=7)
+    expect(page.locator("#result-title + .weui-msg__desc")).to_have_text(
+        f"请于{deadline.year}年{deadline.month}月{deadline.day}日 18:00前完成网上签约。"
+    )
     expect(page.locator("#allocated-unit")).to_have_text("1栋 1203")
     expect(page.locator("#allocation-how")).to_have_text("家庭确认正选")
     expect(page.get_by_role("button", name="去签约")).to_have_attribute("href", "/h5/lease/")

@@ -211,7 +211,9 @@ def test_a_unit_confirmed_in_supplementary_is_not_shown_with_the_formal_miss(pag
     log_in(page, orm, applicant)
     page.goto(f"/h5/selection/{rid}/result/")
     expect(page.locator("#result-title")).to_have_text("选房成功")
-    expect(page.locator("#result-title + .weui-msg__desc")).to_have_text("请尽快办理网上签约。")
+    expect(page.locator("#result-title + .weui-msg__desc")).to_have_text(
+        re.compile(r"^请于\d{4}年\d{1,2}月\d{1,2}日 18:00前完成网上签约。$")
+    )
     # The formal session keeps its own explanation, in the list, once; nothing was voided.
     sessions = page.locator("section[aria-labelledby=sessions-title]")
     expect(sessions.locator(".anju-explanation")).to_have_text(["您未在正选时间内进入选房。"])

@@ -3,6 +3,7 @@
  * family's result (confirmed, auto-assigned at the close, staff) appears without a refresh. */
 import { dialog } from "./lib/dialogs.js";
 import { CODE, el, row, setBusy, toast } from "./lib/dom.js";
+import { dateTime } from "./lib/format.js";
 import {
   call,
   clock,
@@ -158,12 +159,27 @@ function toldSession(result) {
   return done.length ? done[done.length - 1] : null;
 }
 
+/* What the family has to do about its lease now: the deadline while it is to be signed, not
+ * 「请尽快办理网上签约」 for ever (the page is still read after the lease is approved). */
+function signingSentence(signing) {
+  switch (signing && signing.status) {
+    case "todo":
+      return `请于${dateTime(signing.deadline)}前完成网上签约。`;
+    case "submitted":
+      return "签约申请已提交，等待工作人员审核。";
+    case "approved":
+      return "网上签约已完成，审核已通过。";
+    default:
+      return "";
+  }
+}
+
 function headline(result, told) {
   const session = currentSession(result);
   const word = selectingWord(session);
   const explanation = told ? told.explanation : "";
   if (result.allocation) {
-    return message("weui-icon-success", "选房成功", explanation || "请尽快办理网上签约。");
+    return message("weui-icon-success", "选房成功", explanation || signingSentence(result.signing));
   }
   if (result.gave_up) return message("weui-icon-info", "您已主动放弃本次选房", "主动放弃选房的家庭不能申请补选。");
   switch (result.phase) {
