@@ -344,8 +344,25 @@ def test_from_the_result_page_to_the_submitted_lease(page, live_url, orm):
     )
     expect(page.locator(f'#agreements article[data-agreement-id="{aid}"]')).to_have_count(0)
 
+    # ---- submitted: 首页's 当前事项 and the result page say so, no longer 「去签约」
+    page.goto("/h5/")
+    lease_card = page.get_by_role("article", name="租赁合同签约")
+    expect(lease_card).to_contain_text("待审核")
+    expect(lease_card).to_contain_text("签约申请已提交，等待工作人员审核，审核结果将以短信通知。")
+    page.get_by_role("link", name="我的选房结果").tap()
+    expect(page.locator("#result-title + .weui-msg__desc")).to_have_text(
+        "签约申请已提交，等待工作人员审核。"
+    )
+    expect(page.locator("#lease-go")).to_have_text("查看签约")
+
     # ---- 「我的」 → 网上签约记录 → 「查看详情」; once approved, the materials
     orm(_approve, aid)
+    page.goto("/h5/")
+    expect(page.get_by_role("article", name="租赁合同签约")).to_contain_text("审核通过")
+    page.goto(f"/h5/selection/{setup.round_id}/result/")
+    expect(page.locator("#result-title + .weui-msg__desc")).to_have_text(
+        "网上签约已完成，审核已通过。"
+    )
     page.goto("/h5/")
     page.get_by_role("link", name="我的", exact=True).tap()
     page.get_by_role("link", name=re.compile("^网上签约记录")).tap()

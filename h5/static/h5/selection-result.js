@@ -296,10 +296,18 @@ async function apply(button, deadline) {
 
 function actions(result) {
   if (result.allocation) {
+    // 去签约 while the lease is to be signed; its page (the stage, the materials) after.
+    const todo = !result.signing || result.signing.status === "todo";
     return el(
       "div",
       { class: "weui-btn-area anju-btn-area" },
-      el("a", { role: "button", class: "weui-btn weui-btn_primary", href: "/h5/lease/", id: "lease-go", text: "去签约" }),
+      el("a", {
+        role: "button",
+        class: `weui-btn ${todo ? "weui-btn_primary" : "weui-btn_default"}`,
+        href: "/h5/lease/",
+        id: "lease-go",
+        text: todo ? "去签约" : "查看签约",
+      }),
     );
   }
   if (result.phase === "formal") {
