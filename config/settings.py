@@ -541,6 +541,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets of fields that share a name ("status") get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "AgreementStatusEnum": "signing.models.Agreement.Status",
+        "SigningStatusEnum": "signing.selectors.SIGNING_STATUSES",
+    },
 }
 
 # SMS: provider "console" (development) or "tencent" (Tencent Cloud SMS API 3.0).

@@ -28,7 +28,7 @@ from mobile_api.selection_common import (
 )
 from selection import allocation, selectors, supplementary, translog
 from selection.models import Allocation, Orientation, Unit, unit_name
-from signing.selectors import allocation_signing
+from signing.selectors import SIGNING_STATUSES, allocation_signing
 
 
 class ConfirmApi(APIView):
@@ -169,7 +169,7 @@ class ResultSupplementarySerializer(serializers.Serializer):
 
 class ResultSigningSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
-        choices=["todo", "submitted", "approved", "closed"],
+        choices=SIGNING_STATUSES,
         help_text="todo: to be signed by `deadline`; submitted: under review; approved; "
         "closed: void or abandoned",
     )

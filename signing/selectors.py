@@ -351,6 +351,9 @@ def lease_views(*, applicant) -> list[LeaseView]:
     ]
 
 
+SIGNING_STATUSES = ("todo", "submitted", "approved", "closed")  # AllocationSigning.status
+
+
 @dataclass(frozen=True)
 class AllocationSigning:
     """Where the signing of an allocation's lease stands, for the result page's sentence:
