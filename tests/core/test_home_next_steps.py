@@ -13,9 +13,9 @@ from core.context import RequestContext
 from h5.home import next_steps
 from selection import allocation, supplementary
 from signing.lease.services import lease_start
-from signing.models import Agreement, Lease
-from tests.signing.lease_worlds import ACCOUNT, make_lease_world
+from signing.models import Agreement
 from tests.signing.lease_worlds import NOW as LEASE_NOW
+from tests.signing.lease_worlds import lease_submitted, make_lease_world
 from tests.signing.worlds import OPENS, make_agreement
 from tests.worlds import CTX, PRE_START, S1_START, WINDOW, family_client, make_world, preselect
 
@@ -163,16 +163,7 @@ def test_a_chosen_unit_leads_to_signing_stage_by_stage():
     _, signing = steps()
     assert signing.desc == "工作人员退回：银行卡照片不清晰。请于2026年3月10日 18:00前完成签约。"
 
-    Agreement.objects.filter(pk=lease.agreement_id).update(
-        status="signed", step=Agreement.Step.SUBMITTED, signed_at=LEASE_NOW, reject_reason=""
-    )
-    Lease.objects.filter(pk=lease.pk).update(
-        bank="ICBC",
-        account_number=ACCOUNT,
-        account_holder="王小明",
-        bank_attempt=1,
-        deposit_paid_at=LEASE_NOW,
-    )
+    lease_submitted(lease, now=LEASE_NOW)
     _, signing = steps()
     assert (signing.status, signing.tone, signing.action) == ("待审核", "wait", "查看详情")
     assert signing.desc == "签约申请已提交，等待工作人员审核，审核结果将以短信通知。"

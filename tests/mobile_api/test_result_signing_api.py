@@ -12,9 +12,9 @@ import time_machine
 
 from core.context import RequestContext
 from signing.lease.services import lease_start
-from signing.models import Agreement, Lease
+from signing.models import Agreement
 from tests.mobile_api.test_selection_api import as_family
-from tests.signing.lease_worlds import ACCOUNT, NOW, WINDOW_ENDS, make_lease_world
+from tests.signing.lease_worlds import NOW, WINDOW_ENDS, lease_submitted, make_lease_world
 from tests.worlds import make_world
 
 pytestmark = pytest.mark.django_db
@@ -39,16 +39,7 @@ def test_the_signing_of_the_unit_stage_by_stage():
     lease = lease_start(applicant=world.applicant, ctx=RequestContext(), now=NOW)
     assert signing_of(family, rid) == todo
 
-    Agreement.objects.filter(pk=lease.agreement_id).update(
-        status="signed", step=Agreement.Step.SUBMITTED, signed_at=NOW
-    )
-    Lease.objects.filter(pk=lease.pk).update(
-        bank="ICBC",
-        account_number=ACCOUNT,
-        account_holder="王小明",
-        bank_attempt=1,
-        deposit_paid_at=NOW,
-    )
+    lease_submitted(lease, now=NOW)
     assert signing_of(family, rid) == {"status": "submitted", "deadline": None}
     Agreement.objects.filter(pk=lease.agreement_id).update(status="sealed", sealed_at=NOW)
     assert signing_of(family, rid) == {"status": "approved", "deadline": None}

@@ -63,6 +63,23 @@ def make_lease_world(*, name: str = "王小明") -> LeaseWorld:
     )
 
 
+def lease_submitted(lease, *, now: datetime) -> None:
+    """The facts of a lease signed with its deposit paid (待审核), written directly: the steps
+    themselves are walked in test_lease_journey and the browser tests."""
+    from signing.models import Agreement, Lease
+
+    Agreement.objects.filter(pk=lease.agreement_id).update(
+        status="signed", step=Agreement.Step.SUBMITTED, signed_at=now, reject_reason=""
+    )
+    Lease.objects.filter(pk=lease.pk).update(
+        bank="ICBC",
+        account_number=ACCOUNT,
+        account_holder="王小明",
+        bank_attempt=1,
+        deposit_paid_at=now,
+    )
+
+
 def photo_bytes(fmt: str = "JPEG", size: tuple[int, int] = (856, 540)) -> bytes:
     """A plausible card photo (a bank card is 85.6 × 54 mm)."""
     image = Image.new("RGB", size, (30, 90, 160))
