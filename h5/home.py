@@ -21,7 +21,7 @@ from core.fmt import clause, datetime_zh
 from selection import selectors as selection_selectors
 from selection.models import Session
 from signing import selectors as signing_selectors
-from signing.lease.services import lease_window_end, newest_allocation
+from signing.lease.services import newest_allocation
 from signing.models import Agreement, LeaseStage
 
 
@@ -146,8 +146,9 @@ def next_steps(*, applicant: Applicant, family: Family, now: datetime) -> NextSt
     # the deadline the lease will have.
     allocation = None if leases else newest_allocation(family)
     if allocation is not None:
+        deadline = signing_selectors.allocation_signing(allocation=allocation).deadline
         desc = (
-            f"请于{datetime_zh(lease_window_end(allocation))}前完成网上签约："
+            f"请于{datetime_zh(deadline)}前完成网上签约："
             "完善承租信息、人脸识别、签订合同、押金缴纳。"
         )
         steps.append(Step(LEASE_TITLE, "待签约", "todo", desc, "/h5/lease/", "去签约"))

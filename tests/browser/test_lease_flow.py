@@ -396,6 +396,28 @@ def _lease_started(applicant_pk: int) -> int:
     return leases.lease_start(applicant=applicant, ctx=ctx, now=timezone.now()).pk
 
 
+def _void(applicant_pk: int) -> None:
+    """The window's end voided the lease's agreement (its status, as the clock leaves it)."""
+    Agreement.objects.filter(pk=_lease_of(applicant_pk).agreement_id).update(status="void")
+
+
+def test_a_closed_lease_is_not_urged_on_the_result_page(page, orm):
+    """A lease voided (or abandoned): the result page neither urges signing nor offers a
+    green 去签约; it sends the family to the lease's page, which says why."""
+    setup = orm(_allocated_just_now)
+    orm(_lease_started, setup.applicant.pk)
+    orm(_void, setup.applicant.pk)
+    log_in(page, orm, setup.applicant)
+    page.goto(f"/h5/selection/{setup.round_id}/result/")
+    expect(page.locator("#result-title")).to_have_text("选房成功")
+    expect(page.locator("#result-title + .weui-msg__desc")).to_have_text(
+        "本次签约已结束，详情请查看签约页面。"
+    )
+    expect(page.locator("#lease-go")).to_have_text("查看签约")
+    page.locator("#lease-go").tap()
+    expect(page.locator("#closed-title")).to_have_text("签约已作废")
+
+
 def test_back_from_the_cashier_before_the_result_is_known(page, live_url, orm):
     """The cashier sent the phone back (?out_trade_no=…) but the payment is not known yet:
     the page asks a few times, then offers 「刷新」. The API's answers are held back here

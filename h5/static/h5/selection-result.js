@@ -169,6 +169,8 @@ function signingSentence(signing) {
       return "签约申请已提交，等待工作人员审核。";
     case "approved":
       return "网上签约已完成，审核已通过。";
+    case "closed": // void or abandoned: the lease's page says which, and whom to call
+      return "本次签约已结束，详情请查看签约页面。";
     default:
       return "";
   }
